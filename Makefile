@@ -1,0 +1,44 @@
+# One target per routine task. Needs only Python 3.11+, Node 18+ and make.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+POWERX := $(VENV)/bin/powerx
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+NODE_EXAMPLE := examples/hello-node
+NODE_STAMP   := $(NODE_EXAMPLE)/node_modules/.installed
+
+.PHONY: setup demo test check lint typecheck schemas clean
+
+setup: $(STAMP) $(NODE_STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+$(NODE_STAMP): $(NODE_EXAMPLE)/package-lock.json
+	cd $(NODE_EXAMPLE) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+## demo: the simulator with both example plugins, in mock mode (Ctrl-C stops it)
+demo: setup
+	$(POWERX) login --mock --if-missing
+	$(POWERX) host start --mock examples/hello-python examples/hello-node
+
+## test: lint, type-check and the whole test suite (real simulator and plugin processes)
+test: setup lint typecheck
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests scripts examples
+	$(VENV)/bin/ruff format --check src tests scripts examples
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+schemas: $(STAMP)
+	$(PY) scripts/write_schemas.py
+
+clean:
+	rm -rf $(VENV) $(NODE_EXAMPLE)/node_modules .powerx test-output

@@ -1,0 +1,1 @@
+"""The ``powerx`` command line: parse, call a service, render with rich."""

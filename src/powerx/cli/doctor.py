@@ -1,0 +1,50 @@
+"""`powerx doctor`: check runtimes, flags, login and plugins against the image."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from powerx.cli.render import console
+from powerx.doctor import diagnose
+
+_MARK = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]"}
+
+
+def doctor(
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Plugin folders to check (default: this folder).")
+    ] = None,
+    config_path: Annotated[
+        Path | None, typer.Option("--config", help="host_simulator.yaml to use.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON.")] = False,
+) -> None:
+    """Check that everything needed to run your plugins is in place.
+
+    Exits non-zero when something blocks (a ✗ line); each line says how to fix it.
+
+    Examples:
+
+      powerx doctor examples/hello-python examples/hello-node
+
+      powerx doctor --json
+    """
+    checks = diagnose(list(paths or []), config_path)
+    if as_json:
+        print(json.dumps([c.to_dict() for c in checks], indent=2))
+    else:
+        table = Table(show_header=False, show_edge=False, box=None, padding=(0, 1))
+        for check in checks:
+            detail = escape(check.detail) + (
+                f"\n[dim]fix: {escape(check.fix)}[/]" if check.fix else ""
+            )
+            table.add_row(_MARK[check.status], check.name, detail)
+        console.print(table)
+    if any(c.status == "fail" for c in checks):
+        raise typer.Exit(1)

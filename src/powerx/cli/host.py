@@ -1,0 +1,200 @@
+"""`powerx host ...`: start, inspect and stop the local host simulator."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from powerx import auth
+from powerx.build.artefact import Artefact
+from powerx.cli.render import console, err_console, warn
+from powerx.config import SIMULATOR_FLAG, load_config
+from powerx.errors import PowerXError
+from powerx.host import client
+from powerx.host.preflight import PluginPlan, plan_plugins
+from powerx.host.run import read_host_info, run_foreground
+from powerx.host.simulator import Simulator
+from powerx.host.supervisor import Generation, LogLine
+from powerx.paths import state_dir
+
+app = typer.Typer(help="Run the local host simulator.", no_args_is_help=True)
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="host_simulator.yaml to use.")]
+
+
+class ConsoleReporter:
+    """Progress and plugin output of a foreground simulator, for a person at a terminal."""
+
+    def building(self, plan: PluginPlan) -> None:
+        err_console.print(f"[dim]building[/] {plan.manifest.id} ({plan.manifest.runtime}) ...")
+
+    def built(self, artefact: Artefact) -> None:
+        err_console.print(
+            f"[dim]built[/] {artefact.manifest.id} in {artefact.build_ms:.0f} ms "
+            f"[dim]artefact {artefact.digest[:12]}[/]"
+        )
+
+    def mounted(self, plan: PluginPlan, generation: Generation) -> None:
+        err_console.print(
+            f"[green]✓[/] mounted {plan.manifest.id} generation {generation.number} "
+            f"(pid {generation.pid}, ready in {generation.start_ms:.0f} ms)"
+        )
+
+    def ready(self, url: str, simulator: Simulator) -> None:
+        console.print(
+            f"\n[bold green]PowerX host simulator[/] {simulator.image.name} "
+            f"(host API {simulator.image.api_version}) is up"
+        )
+        console.print(f"  dashboard: [bold]{url}/dashboard[/]")
+        for plugin_id in simulator.supervisor.slots:
+            console.print(f"  plugin:    {url}/plugins/{plugin_id}/")
+        console.print("  [dim]stop with Ctrl-C or `powerx host stop`[/]\n")
+
+    def log(self, line: LogLine) -> None:
+        style = {"stderr": "yellow", "system": "red"}.get(line.stream, "dim")
+        err_console.print(
+            f"[{style}]{escape(line.plugin)}#{line.generation}[/] {escape(line.line)}"
+        )
+
+    def stopping(self) -> None:
+        err_console.print("[dim]stopping plugins ...[/]")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _refuse_if_running() -> None:
+    info = read_host_info()
+    if info is None:
+        return
+    try:
+        httpx.get(f"{info['url']}/healthz", timeout=1.0, trust_env=False)
+    except httpx.HTTPError:
+        return  # a stale file from a simulator that died; it is overwritten on start
+    raise PowerXError(
+        "host_already_running",
+        f"A simulator is already running at {info['url']}.",
+        "stop it with `powerx host stop`, or use it as it is.",
+    )
+
+
+@app.command()
+def start(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Plugin folders (each holds powerx.plugin.yaml).")
+    ],
+    mock: Annotated[
+        bool, typer.Option("--mock/--live", help="Mock the PowerX platform's host APIs.")
+    ] = True,
+    image: Annotated[
+        str | None, typer.Option(help="Host image, e.g. 2.4.0 or powerx/host-simulator:3.0.0.")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="HTTP port (default 8787; 0 picks a free one).")
+    ] = None,
+    bind: Annotated[
+        str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")
+    ] = None,
+    config_path: ConfigOption = None,
+) -> None:
+    """Start the simulator in the foreground and mount the plugins.
+
+    Every manifest is checked against the image first; nothing starts unless all pass.
+
+    Examples:
+
+      powerx host start --mock examples/hello-python examples/hello-node
+
+      powerx host start --mock ./my-plugin --image 3.0.0 --port 9000
+    """
+    if not mock:
+        raise PowerXError(
+            "live_unavailable",
+            "Live mode (host APIs from the PowerX platform) is not available in this version.",
+            "use --mock.",
+        )
+    overrides = {
+        "POWERX_IMAGE": image,
+        "POWERX_HTTP_PORT": None if port is None else str(port),
+        "POWERX_BIND": bind,
+    }
+    env = dict(os.environ) | {k: v for k, v in overrides.items() if v is not None}
+    config = load_config(config_path, env)
+    if not config.flag(SIMULATOR_FLAG):
+        raise PowerXError(
+            "simulator_disabled",
+            f"The host simulator is switched off (flag {SIMULATOR_FLAG}).",
+            f"set {SIMULATOR_FLAG}=1 in the environment or flags.{SIMULATOR_FLAG}: true in "
+            "host_simulator.yaml.",
+        )
+    auth.require_credential()
+    plans = plan_plugins(paths, config)
+    for plan in plans:
+        for text in plan.warnings:
+            warn(text)
+    _refuse_if_running()
+    # Ctrl-C and SIGTERM both end the run cleanly (plugins are stopped on the way out).
+    signal.signal(signal.SIGTERM, _interrupt)
+    with contextlib.suppress(KeyboardInterrupt):
+        run_foreground(config, plans, state_dir(), ConsoleReporter())
+    err_console.print("[dim]simulator stopped[/]")
+
+
+def _render_status(data: dict[str, Any]) -> None:
+    host = data["host"]
+    console.print(
+        f"[bold]{host['url']}[/]  {host['image']} (host API {host['api_version']})  "
+        f"tenant {host['tenant']}"
+    )
+    table = Table(show_edge=False, header_style="bold")
+    for column in ("plugin", "runtime", "version", "state", "gen", "artefact", "pid"):
+        table.add_column(column)
+    for plugin in data["plugins"]:
+        state = plugin["state"]
+        color = "green" if state == "running" else "red"
+        table.add_row(
+            plugin["id"],
+            plugin["runtime"],
+            plugin["version"],
+            f"[{color}]{state}[/]",
+            str(plugin["generation"]),
+            (plugin["digest"] or "")[:12],
+            str(plugin["pid"]),
+        )
+    console.print(table)
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw status as JSON.")] = False,
+) -> None:
+    """Show the running simulator and its plugins (generation, artefact, pid, state).
+
+    Examples:
+
+      powerx host status
+
+      powerx host status --json | jq '.plugins[].state'
+    """
+    data = client.request("GET", "/internal/debug/status")
+    if as_json:
+        print(json.dumps(data, indent=2))
+    else:
+        _render_status(data)
+
+
+@app.command()
+def stop() -> None:
+    """Stop the running simulator and its plugin processes."""
+    url = client.stop()
+    console.print(f"[green]✓[/] stopped the simulator at {url}")

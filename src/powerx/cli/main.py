@@ -1,0 +1,55 @@
+"""Entry point of the ``powerx`` command."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import typer
+
+from powerx import __version__
+from powerx.cli import host
+from powerx.cli.doctor import doctor
+from powerx.cli.login import login
+from powerx.cli.render import err_console, render_error
+from powerx.errors import PowerXError
+
+app = typer.Typer(
+    name="powerx",
+    help="PowerX DevKit: run, reload and debug PowerX plugins on your machine.\n\n"
+    "Start here:  powerx login --mock  &&  powerx host start --mock ./my-plugin",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command()(login)
+app.command()(doctor)
+app.add_typer(host.app, name="host")
+
+
+@app.command()
+def version() -> None:
+    """Print the DevKit version."""
+    print(__version__)
+
+
+def run() -> None:
+    """Console-script entry: render user errors as message + fix, never as a traceback."""
+    try:
+        app()
+    except PowerXError as error:
+        render_error(error)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # a bug of ours, not the user's: say so, hide the noise
+        if os.environ.get("POWERX_DEBUG"):
+            traceback.print_exc()
+        err_console.print(f"[bold red]internal error[/] {type(exc).__name__}: {exc}")
+        err_console.print("  [bold]fix:[/] rerun with POWERX_DEBUG=1 for details and report it.")
+        sys.exit(70)
+
+
+if __name__ == "__main__":
+    run()

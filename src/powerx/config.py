@@ -1,0 +1,157 @@
+"""The simulator's configuration: one pydantic model, loaded from YAML, then env overrides.
+
+Lookup of the file: ``--config PATH``, else ``$POWERX_CONFIG``, else
+``./config/plugins/debug/host_simulator.yaml`` when present, else the built-in defaults
+(which equal the shipped file; a test keeps the two in step).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from powerx.errors import PowerXError, Problem
+from powerx.host.images import DEFAULT_IMAGE, IMAGES
+
+DEFAULT_CONFIG_PATH = Path("config/plugins/debug/host_simulator.yaml")
+SIMULATOR_FLAG = "PX_PLUGIN_HOST_SIMULATOR"
+OBSERVABILITY_FLAG = "debug-observability-v2"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class Ports(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    http: int = Field(default=8787, ge=0, le=65535)
+
+
+class PermissionPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["enforce", "warn"] = "enforce"
+    deny: list[str] = Field(default_factory=list)
+
+
+class SimulatorConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    image: str = DEFAULT_IMAGE
+    bind: str = "127.0.0.1"
+    ports: Ports = Field(default_factory=Ports)
+    tenant: str = "acme"
+    permission_policy: PermissionPolicy = Field(default_factory=PermissionPolicy)
+    production_hosts: list[str] = Field(
+        default_factory=lambda: ["api.powerx.io", "*.powerx.io", "*.powerx.cloud"]
+    )
+    flags: dict[str, bool] = Field(
+        default_factory=lambda: {SIMULATOR_FLAG: True, OBSERVABILITY_FLAG: False}
+    )
+    plugin_start_timeout_s: float = Field(default=15.0, gt=0)
+
+    @field_validator("image")
+    @classmethod
+    def _known_image(cls, value: str) -> str:
+        full = value if value in IMAGES else f"powerx/host-simulator:{value}"
+        if full not in IMAGES:
+            raise ValueError(f"unknown image; available: {', '.join(IMAGES)}")
+        return full
+
+    def flag(self, name: str) -> bool:
+        return self.flags.get(name, False)
+
+
+def flag_env_name(flag: str) -> str:
+    """``debug-observability-v2`` -> ``POWERX_FLAG_DEBUG_OBSERVABILITY_V2``; PX_* kept as is."""
+    name = flag.upper().replace("-", "_")
+    return name if name.startswith("PX_") else f"POWERX_FLAG_{name}"
+
+
+def _env_bool(name: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise PowerXError(
+        "config_invalid",
+        f"Environment variable {name}={raw!r} is not a boolean.",
+        f"set {name} to 1 or 0 (true/false, on/off also work).",
+    )
+
+
+def _apply_env(data: dict[str, object], env: Mapping[str, str]) -> None:
+    simple = {"POWERX_IMAGE": "image", "POWERX_BIND": "bind", "POWERX_TENANT": "tenant"}
+    for var, key in simple.items():
+        if env.get(var):
+            data[key] = env[var]
+    if env.get("POWERX_HTTP_PORT"):
+        ports = dict(data.get("ports") or {})  # type: ignore[call-overload]
+        ports["http"] = env["POWERX_HTTP_PORT"]
+        data["ports"] = ports
+    flags = dict(data.get("flags") or {})  # type: ignore[call-overload]
+    for flag in set(flags) | {SIMULATOR_FLAG, OBSERVABILITY_FLAG}:
+        var = flag_env_name(flag)
+        if var in env:
+            flags[flag] = _env_bool(var, env[var])
+    if flags:
+        data["flags"] = flags
+
+
+def resolve_config_path(explicit: Path | None, env: Mapping[str, str]) -> Path | None:
+    if explicit is not None:
+        return explicit
+    if env.get("POWERX_CONFIG"):
+        return Path(env["POWERX_CONFIG"])
+    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
+
+
+def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> SimulatorConfig:
+    """Defaults, then the YAML file, then environment overrides."""
+    env = os.environ if env is None else env
+    source = resolve_config_path(path, env)
+    data: dict[str, object] = {}
+    if source is not None:
+        if not source.is_file():
+            raise PowerXError(
+                "config_missing",
+                f"Config file {source} does not exist.",
+                "pass an existing file with --config, or unset POWERX_CONFIG.",
+            )
+        try:
+            loaded = yaml.safe_load(source.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{source}:{mark.line + 1}" if mark else str(source)
+            raise PowerXError(
+                "config_yaml",
+                f"{where}: the config is not valid YAML.",
+                "fix the YAML syntax at that line.",
+            ) from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise PowerXError(
+                "config_invalid",
+                f"{source}: the config must be a mapping.",
+                "see config/plugins/debug/host_simulator.yaml for the layout.",
+            )
+        data = dict(loaded or {})
+    _apply_env(data, env)
+    try:
+        return SimulatorConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            Problem(".".join(map(str, e["loc"])), f"{'.'.join(map(str, e['loc']))}: {e['msg']}")
+            for e in exc.errors()
+        ]
+        raise PowerXError(
+            "config_invalid",
+            f"{source or 'environment'}: {len(problems)} problem(s) in the simulator config.",
+            "fix each key listed below "
+            "(env overrides: POWERX_IMAGE, POWERX_BIND, POWERX_HTTP_PORT).",
+            problems=problems,
+        ) from None

@@ -1,0 +1,158 @@
+"""`powerx doctor`: is this machine ready to run these plugins? Each check says how to fix it."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+from powerx import auth
+from powerx.build.node import node_executable
+from powerx.config import OBSERVABILITY_FLAG, SIMULATOR_FLAG, SimulatorConfig, load_config
+from powerx.errors import PowerXError
+from powerx.host.images import get_image
+from powerx.host.preflight import check_plugin, check_runtime
+from powerx.manifest import MANIFEST_FILE
+
+Status = Literal["ok", "warn", "fail"]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: Status
+    detail: str
+    fix: str | None = None
+
+    def to_dict(self) -> dict[str, str | None]:
+        return asdict(self)
+
+
+def _runtimes(needs_node: bool) -> list[Check]:
+    checks = [Check("python", "ok", f"Python {sys.version.split()[0]} ({sys.executable})")]
+    try:
+        node = check_runtime("node18")
+        checks.append(
+            Check(
+                "node",
+                "warn" if node.warning else "ok",
+                node.warning or f"Node {node.found} ({node_executable()})",
+            )
+        )
+    except PowerXError as error:
+        checks.append(Check("node", "fail" if needs_node else "warn", error.message, error.fix))
+    return checks
+
+
+def _login() -> Check:
+    try:
+        credential = auth.load_credential()
+    except PowerXError as error:
+        return Check("login", "fail", error.message, error.fix)
+    if credential is None:
+        return Check("login", "fail", "not logged in", "run `powerx login --mock`")
+    if not credential.has_scope(auth.DEBUG_SCOPE):
+        return Check(
+            "login",
+            "fail",
+            f"credential lacks {auth.DEBUG_SCOPE}",
+            "run `powerx login --mock` again",
+        )
+    return Check("login", "ok", f"{credential.mode} credential with {', '.join(credential.scopes)}")
+
+
+def _flags(config: SimulatorConfig) -> list[Check]:
+    sim = config.flag(SIMULATOR_FLAG)
+    return [
+        Check(
+            f"flag {SIMULATOR_FLAG}",
+            "ok" if sim else "fail",
+            "on" if sim else "off",
+            None if sim else f"set {SIMULATOR_FLAG}=1",
+        ),
+        Check(
+            f"flag {OBSERVABILITY_FLAG}", "ok", "on" if config.flag(OBSERVABILITY_FLAG) else "off"
+        ),
+    ]
+
+
+def _port(config: SimulatorConfig) -> Check:
+    with socket.socket(socket.AF_INET6 if ":" in config.bind else socket.AF_INET) as sock:
+        try:
+            sock.bind((config.bind, config.ports.http))
+        except OSError:
+            return Check(
+                "port",
+                "warn",
+                f"{config.bind}:{config.ports.http} is in use",
+                "stop what holds it, or use --port / POWERX_HTTP_PORT",
+            )
+    return Check("port", "ok", f"{config.bind}:{config.ports.http} is free")
+
+
+def _plugins(paths: list[Path], config: SimulatorConfig) -> list[Check]:
+    image = get_image(config.image)
+    checks = []
+    for path in paths:
+        try:
+            plan = check_plugin(path, image, config)
+        except PowerXError as error:
+            detail = error.message + "".join(f"\n{p.message}" for p in error.problems)
+            checks.append(Check(f"plugin {path}", "fail", f"[{error.code}] {detail}", error.fix))
+            continue
+        manifest = plan.manifest
+        if manifest.needs_esbuild:
+            try:
+                import subprocess
+
+                subprocess.run(
+                    [node_executable(), "-e", "require.resolve('esbuild')"],
+                    cwd=path,
+                    check=True,
+                    capture_output=True,
+                    timeout=20,
+                )
+            except (PowerXError, OSError, subprocess.SubprocessError):
+                checks.append(
+                    Check(
+                        f"plugin {path}",
+                        "fail",
+                        f"{manifest.id}: esbuild is not installed",
+                        f"run `npm install` in {path}",
+                    )
+                )
+                continue
+        status: Status = "warn" if plan.warnings else "ok"
+        checks.append(
+            Check(
+                f"plugin {path}",
+                status,
+                "; ".join(plan.warnings)
+                or f"{manifest.id} {manifest.version} ({manifest.runtime}) fits {image.name}",
+            )
+        )
+    return checks
+
+
+def diagnose(paths: list[Path], config_path: Path | None = None) -> list[Check]:
+    """Run every check; never raises for a problem it can describe."""
+    if not paths and (Path.cwd() / MANIFEST_FILE).is_file():
+        paths = [Path.cwd()]
+    try:
+        config = load_config(config_path)
+    except PowerXError as error:
+        return [Check("config", "fail", error.message, error.fix)]
+    needs_node = any(_is_node(p) for p in paths)
+    checks = [Check("config", "ok", f"image {config.image}, {config.bind}:{config.ports.http}")]
+    checks += _runtimes(needs_node) + _flags(config) + [_login(), _port(config)]
+    checks += _plugins(paths, config)
+    return checks
+
+
+def _is_node(path: Path) -> bool:
+    try:
+        return "node18" in (path / MANIFEST_FILE).read_text(encoding="utf-8")
+    except OSError:
+        return False

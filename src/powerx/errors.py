@@ -1,0 +1,70 @@
+"""One exception hierarchy for every error a user can cause.
+
+Each error carries a stable ``code`` (part of the HTTP and CLI contract), a one-sentence
+``message`` and, where one exists, a ``fix``. HTTP handlers and the CLI render it the
+same way; a traceback never reaches the user.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a piece of input (a manifest field, a config key...)."""
+
+    where: str
+    message: str
+    fix: str | None = None
+
+    def to_dict(self) -> dict[str, str]:
+        data = {"where": self.where, "message": self.message}
+        if self.fix:
+            data["fix"] = self.fix
+        return data
+
+
+@dataclass
+class PowerXError(Exception):
+    """Base of all user-facing errors."""
+
+    code: str
+    message: str
+    fix: str | None = None
+    status: int = 400
+    problems: list[Problem] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": self.code, "message": self.message}
+        if self.fix:
+            body["fix"] = self.fix
+        if self.problems:
+            body["problems"] = [p.to_dict() for p in self.problems]
+        body.update(self.details)
+        return body
+
+    @classmethod
+    def from_dict(cls, body: dict[str, Any], status: int = 400) -> PowerXError:
+        """Rebuild an error from a JSON body the simulator sent."""
+        known = {"error", "message", "fix", "problems"}
+        return cls(
+            code=str(body.get("error", "unknown_error")),
+            message=str(body.get("message", "The simulator reported an error.")),
+            fix=body.get("fix"),
+            status=status,
+            problems=[
+                Problem(p.get("where", "?"), p.get("message", ""), p.get("fix"))
+                for p in body.get("problems", [])
+                if isinstance(p, dict)
+            ],
+            details={k: v for k, v in body.items() if k not in known},
+        )

@@ -1,0 +1,1 @@
+"""The host simulator: an ASGI app that mounts plugins and emulates the PowerX host."""

@@ -1,0 +1,131 @@
+"""The simulator's HTTP surface (Starlette): plugin routing, host API, internal debug API."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from powerx.auth import check_bearer
+from powerx.dashboard import render_dashboard
+from powerx.errors import PowerXError
+from powerx.host.gateway import TENANT_HEADER
+from powerx.host.simulator import Simulator
+
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+    }
+)
+
+
+def error_response(error: PowerXError) -> JSONResponse:
+    return JSONResponse(error.to_dict(), status_code=error.status)
+
+
+async def _on_powerx_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, PowerXError)
+    return error_response(exc)
+
+
+def create_app(
+    simulator: Simulator, on_shutdown: Callable[[], Awaitable[None]] | None = None
+) -> Starlette:
+    """The ASGI app; ``on_shutdown`` runs before the server exits (plugins stop there)."""
+    client = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0), trust_env=False)
+
+    def require_debug(request: Request) -> None:
+        check_bearer(request.headers.get("authorization"))
+
+    async def status(request: Request) -> Response:
+        require_debug(request)
+        return JSONResponse(simulator.status())
+
+    async def shutdown(request: Request) -> Response:
+        require_debug(request)
+        simulator.shutdown_requested.set()
+        return JSONResponse({"ok": True, "message": "The simulator is stopping."}, status_code=202)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"ok": True, "image": simulator.image.name})
+
+    async def host_api(request: Request) -> Response:
+        return await simulator.gateway.handle(request)
+
+    async def plugin_proxy(request: Request) -> Response:
+        plugin_id = request.path_params["plugin_id"]
+        generation = simulator.serving(plugin_id)
+        path = request.path_params.get("path", "")
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP]
+        if TENANT_HEADER not in request.headers:
+            headers.append((TENANT_HEADER, simulator.config.tenant))
+        headers.append(("x-forwarded-prefix", f"/plugins/{plugin_id}"))
+        url = httpx.URL(
+            f"http://127.0.0.1:{generation.port}/{path}", query=request.url.query.encode()
+        )
+        try:
+            upstream = await client.request(
+                request.method, url, headers=headers, content=await request.body()
+            )
+        except httpx.HTTPError as exc:
+            raise PowerXError(
+                "plugin_unavailable",
+                f"Plugin '{plugin_id}' (generation {generation.number}) did not answer: {exc!r}.",
+                "see the simulator's output for the plugin's error.",
+                status=502,
+            ) from None
+        response_headers = {
+            k: v
+            for k, v in upstream.headers.items()
+            if k.lower() not in _HOP_BY_HOP and k.lower() != "content-encoding"
+        }
+        response_headers["x-powerx-generation"] = str(generation.number)
+        return Response(
+            upstream.content, status_code=upstream.status_code, headers=response_headers
+        )
+
+    async def dashboard(request: Request) -> Response:
+        return HTMLResponse(render_dashboard(simulator.status()))
+
+    async def root(request: Request) -> Response:
+        return RedirectResponse("/dashboard")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if on_shutdown is not None:
+                await on_shutdown()
+            await client.aclose()
+
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+    app = Starlette(
+        routes=[
+            Route("/", root),
+            Route("/dashboard", dashboard),
+            Route("/healthz", healthz),
+            Route("/internal/debug/status", status),
+            Route("/internal/debug/shutdown", shutdown, methods=["POST"]),
+            Route("/host/api/{path:path}", host_api, methods=methods),
+            Route("/plugins/{plugin_id}", plugin_proxy, methods=methods),
+            Route("/plugins/{plugin_id}/{path:path}", plugin_proxy, methods=methods),
+        ],
+        exception_handlers={PowerXError: _on_powerx_error},
+        lifespan=lifespan,
+    )
+    return app

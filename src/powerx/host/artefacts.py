@@ -1,0 +1,162 @@
+"""The content-addressed artefact store and the per-plugin active pointer.
+
+Artefacts are written once under ``artefacts/<sha256>`` and never changed; each is
+unpacked once under ``run/<sha256>/``. Which artefact serves a plugin is recorded in
+``plugins/<id>/active.json``, changed only by ``os.replace`` so that a crash at any
+point leaves either the old or the new pointer, never a torn one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from powerx.build.pack import digest as sha256_of
+from powerx.errors import PowerXError
+
+MAX_ARCHIVE_BYTES = 64 * 1024 * 1024
+MAX_UNPACKED_BYTES = 256 * 1024 * 1024
+MAX_MEMBERS = 10_000
+
+
+def _unsafe(message: str) -> PowerXError:
+    return PowerXError(
+        "unsafe_archive",
+        message,
+        "pack the plugin with `powerx dev`/`host start`; archives must hold only "
+        "regular files and folders with relative paths inside the root.",
+        status=400,
+    )
+
+
+def check_archive(data: bytes) -> list[tarfile.TarInfo]:
+    """Refuse archives that could escape the root or exhaust the disk; return the members."""
+    if len(data) > MAX_ARCHIVE_BYTES:
+        raise PowerXError(
+            "archive_too_large",
+            f"The archive is {len(data)} bytes; the cap is {MAX_ARCHIVE_BYTES}.",
+            "leave node_modules and build caches out of the plugin folder.",
+            status=413,
+        )
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
+            members = archive.getmembers()
+    except (tarfile.TarError, EOFError) as exc:
+        raise _unsafe(f"The archive is not a readable tar ({exc}).") from None
+    if len(members) > MAX_MEMBERS:
+        raise _unsafe(f"The archive holds {len(members)} entries; the cap is {MAX_MEMBERS}.")
+    total = 0
+    for member in members:
+        name = PurePosixPath(member.name)
+        if name.is_absolute() or member.name.startswith(("/", "\\")) or ":" in name.parts[0]:
+            raise _unsafe(f"Archive entry '{member.name}' has an absolute path.")
+        if ".." in name.parts:
+            raise _unsafe(f"Archive entry '{member.name}' leaves the root with '..'.")
+        if member.issym() or member.islnk():
+            raise _unsafe(f"Archive entry '{member.name}' is a link; links are not allowed.")
+        if not (member.isfile() or member.isdir()):
+            raise _unsafe(f"Archive entry '{member.name}' is a device, fifo or other special file.")
+        total += member.size
+        if total > MAX_UNPACKED_BYTES:
+            raise _unsafe(f"The archive unpacks to more than {MAX_UNPACKED_BYTES} bytes.")
+    return members
+
+
+@dataclass(frozen=True)
+class ActiveRecord:
+    digest: str
+    previous: str | None
+
+
+class ArtefactStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.blobs = root / "artefacts"
+        self.unpacked = root / "run"
+        self.pointers = root / "plugins"
+
+    def put(self, data: bytes, expected_digest: str | None = None) -> str:
+        """Store an archive (after the safety checks) and return its digest; idempotent."""
+        actual = sha256_of(data)
+        if expected_digest is not None and expected_digest != actual:
+            raise PowerXError(
+                "digest_mismatch",
+                f"The archive's SHA-256 is {actual}, not the declared {expected_digest}.",
+                "the upload was damaged; retry it.",
+            )
+        target = self.blobs / actual
+        if target.is_file():
+            return actual
+        check_archive(data)
+        self.blobs.mkdir(parents=True, exist_ok=True)
+        _write_atomically(target, data)
+        return actual
+
+    def read(self, digest: str) -> bytes:
+        path = self.blobs / digest
+        if not path.is_file():
+            raise PowerXError(
+                "artefact_not_found",
+                f"No artefact {digest[:12]} in the store.",
+                "build and push the plugin again.",
+                status=404,
+            )
+        return path.read_bytes()
+
+    def unpack(self, digest: str) -> Path:
+        """The artefact's files, unpacked once; a half-unpacked tree is never visible."""
+        target = self.unpacked / digest
+        if target.is_dir():
+            return target
+        data = self.read(digest)
+        check_archive(data)
+        self.unpacked.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{digest[:12]}-", dir=self.unpacked))
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
+            archive.extractall(staging, filter="data")
+        try:
+            os.replace(staging, target)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)  # another writer won the race
+        return target
+
+    def active(self, plugin_id: str) -> ActiveRecord | None:
+        path = self.pointers / plugin_id / "active.json"
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        return ActiveRecord(digest=raw["digest"], previous=raw.get("previous"))
+
+    def set_active(self, plugin_id: str, digest: str) -> ActiveRecord:
+        """Point the plugin at ``digest``, remembering the one it replaces (for rollback)."""
+        current = self.active(plugin_id)
+        previous = (
+            current.digest
+            if current and current.digest != digest
+            else (current.previous if current else None)
+        )
+        record = ActiveRecord(digest=digest, previous=previous)
+        path = self.pointers / plugin_id / "active.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomically(path, json.dumps({"digest": digest, "previous": previous}).encode())
+        return record
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,68 @@
+"""Talk to a running simulator over HTTP (status, stop) with the developer credential."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from powerx.auth import require_credential
+from powerx.errors import PowerXError
+from powerx.host.run import read_host_info
+
+_NOT_RUNNING_FIX = "start one with `powerx host start --mock PATH` (in this project folder)."
+
+
+def running_url() -> str:
+    info = read_host_info()
+    if info is None:
+        raise PowerXError(
+            "host_not_running", "No simulator is running for this project.", _NOT_RUNNING_FIX
+        )
+    return str(info["url"])
+
+
+def request(method: str, path: str, timeout: float = 10.0) -> Any:
+    url = running_url()
+    credential = require_credential()
+    try:
+        response = httpx.request(
+            method,
+            url + path,
+            timeout=timeout,
+            trust_env=False,
+            headers={"authorization": f"Bearer {credential.token}"},
+        )
+    except httpx.ConnectError:
+        raise PowerXError(
+            "host_not_running",
+            f"The simulator at {url} does not answer (it may have crashed).",
+            _NOT_RUNNING_FIX,
+        ) from None
+    except httpx.HTTPError as exc:
+        raise PowerXError(
+            "host_unreachable",
+            f"Talking to the simulator at {url} failed: {exc}.",
+            "retry; if it persists, restart the simulator.",
+        ) from None
+    body = response.json() if response.content else {}
+    if response.status_code >= 400:
+        raise PowerXError.from_dict(body if isinstance(body, dict) else {}, response.status_code)
+    return body
+
+
+def stop(wait_s: float = 10.0) -> str:
+    """Ask the simulator to stop and wait until it has (its host file disappears)."""
+    url = running_url()
+    request("POST", "/internal/debug/shutdown")
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if read_host_info() is None:
+            return url
+        time.sleep(0.05)
+    raise PowerXError(
+        "host_stop_timeout",
+        f"The simulator at {url} did not stop within {wait_s:g} s.",
+        "stop its process (Ctrl-C in its terminal), then retry.",
+    )

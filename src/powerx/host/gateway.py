@@ -1,0 +1,210 @@
+"""The mock host API under ``/host/api``: the image decides what exists, the manifest
+decides what a plugin may call.
+
+A plugin authenticates with its per-generation token; the scopes it holds are exactly
+the manifest's ``permissions`` minus what the permission policy denies.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from powerx.config import PermissionPolicy
+from powerx.errors import PowerXError
+from powerx.host.images import HostApi, HostImage
+from powerx.host.supervisor import PluginSlot, Supervisor
+from powerx.host.tenants import TenantData
+
+TENANT_HEADER = "x-powerx-tenant"
+
+
+@dataclass(frozen=True)
+class Denial:
+    plugin: str
+    api: str
+    scope: str
+    reason: str
+
+
+def _route_pattern(template: str) -> re.Pattern[str]:
+    regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template)
+    return re.compile(f"^{regex}$")
+
+
+class Gateway:
+    def __init__(
+        self,
+        image: HostImage,
+        policy: PermissionPolicy,
+        supervisor: Supervisor,
+        default_tenant: str,
+        on_denied: Callable[[Denial], None] | None = None,
+    ) -> None:
+        self.image = image
+        self.policy = policy
+        self.supervisor = supervisor
+        self.default_tenant = default_tenant
+        self.data = TenantData()
+        self.on_denied = on_denied
+        # Literal routes before parametrised ones, so /contacts/search beats /contacts/{id}.
+        self._routes = sorted(
+            ((api, _route_pattern(api.path)) for api in image.apis),
+            key=lambda pair: pair[0].path.count("{"),
+        )
+
+    def _match(self, method: str, path: str) -> tuple[HostApi, dict[str, str]]:
+        allowed_elsewhere = False
+        for api, pattern in self._routes:
+            found = pattern.match(path)
+            if found is None:
+                continue
+            if api.method == method:
+                return api, found.groupdict()
+            allowed_elsewhere = True
+        if allowed_elsewhere:
+            raise PowerXError(
+                "method_not_allowed",
+                f"{method} is not supported on /host/api{path}.",
+                "see the host API reference for the methods of this path.",
+                status=405,
+            )
+        raise PowerXError(
+            "api_not_available",
+            f"Host API {self.image.api_version} ({self.image.name}) has no API at "
+            f"{method} /host/api{path}.",
+            f"use an API this image offers ({', '.join(a.name for a in self.image.apis)}), "
+            "or run a newer image.",
+            status=404,
+        )
+
+    def _caller(self, request: Request) -> PluginSlot:
+        header = request.headers.get("authorization", "")
+        token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+        slot = self.supervisor.identity(token) if token else None
+        if slot is None:
+            raise PowerXError(
+                "unauthenticated",
+                "Host API calls need the plugin's own token.",
+                "call through the powerx_plugin helper (Python) or env.host (Node); "
+                "they send POWERX_PLUGIN_TOKEN for you.",
+                status=401,
+            )
+        return slot
+
+    def _authorize(self, slot: PluginSlot, api: HostApi) -> None:
+        manifest = slot.manifest
+        if api.scope in self.policy.deny:
+            self._deny(slot, api, "denied by the simulator's permission policy")
+            raise PowerXError(
+                "permission_denied",
+                f"The permission policy denies scope '{api.scope}' (needed by {api.name}).",
+                "remove it from permission_policy.deny in host_simulator.yaml if that is intended.",
+                status=403,
+                details={"scope": api.scope, "api": api.name, "plugin": manifest.id},
+            )
+        if api.scope in manifest.permissions:
+            return
+        self._deny(slot, api, "scope not declared in the manifest")
+        if self.policy.mode == "warn":
+            return
+        raise PowerXError(
+            "permission_denied",
+            f"Plugin {manifest.id} lacks scope '{api.scope}' needed by {api.name}.",
+            f"add '{api.scope}' to permissions in powerx.plugin.yaml.",
+            status=403,
+            details={"scope": api.scope, "api": api.name, "plugin": manifest.id},
+        )
+
+    def _deny(self, slot: PluginSlot, api: HostApi, reason: str) -> None:
+        if self.on_denied is not None:
+            self.on_denied(Denial(slot.manifest.id, api.name, api.scope, reason))
+
+    async def handle(self, request: Request) -> Response:
+        path = "/" + request.path_params.get("path", "")
+        slot = self._caller(request)
+        api, params = self._match(request.method, path)
+        self._authorize(slot, api)
+        tenant = request.headers.get(TENANT_HEADER) or self.default_tenant
+        body: Any = None
+        if request.method in {"POST", "PUT"}:
+            try:
+                body = await request.json()
+            except ValueError:
+                raise PowerXError(
+                    "invalid_body",
+                    f"{api.name} needs a JSON body.",
+                    "send JSON with content-type application/json.",
+                ) from None
+        status, payload = self._dispatch(api, params, tenant, slot.manifest.id, body, request)
+        if status == 204:
+            return Response(status_code=204)
+        return JSONResponse(payload, status_code=status)
+
+    def _dispatch(
+        self,
+        api: HostApi,
+        params: dict[str, str],
+        tenant: str,
+        plugin: str,
+        body: Any,
+        request: Request,
+    ) -> tuple[int, Any]:
+        data = self.data
+        if api.name == "contacts.list":
+            return 200, data.contacts(tenant)
+        if api.name == "contacts.search":
+            return 200, data.search_contacts(tenant, request.query_params.get("q", ""))
+        if api.name == "contacts.get":
+            contact = data.contact(tenant, params["contact_id"])
+            if contact is None:
+                raise PowerXError(
+                    "not_found",
+                    f"No contact {params['contact_id']} in tenant {tenant}.",
+                    "list contacts first to get valid ids.",
+                    status=404,
+                )
+            return 200, contact
+        if api.name == "messages.list":
+            return 200, data.messages(tenant)
+        if api.name == "messages.send":
+            if (
+                not isinstance(body, dict)
+                or not isinstance(body.get("to"), str)
+                or not isinstance(body.get("text"), str)
+            ):
+                raise PowerXError(
+                    "invalid_body",
+                    'messages.send needs {"to": str, "text": str}.',
+                    "send both fields as strings.",
+                )
+            return 201, data.send_message(tenant, body["to"], body["text"])
+        if api.name == "tenant.get":
+            return 200, {"id": tenant, "name": tenant.title(), "plan": "developer"}
+        store = data.kv(tenant, plugin)
+        key = params["key"]
+        if api.name == "kv.get":
+            if key not in store:
+                raise PowerXError(
+                    "not_found",
+                    f"No key '{key}' in the kv store.",
+                    "put the key first.",
+                    status=404,
+                )
+            return 200, {"key": key, "value": store[key]}
+        if api.name == "kv.put":
+            if not isinstance(body, dict) or "value" not in body:
+                raise PowerXError(
+                    "invalid_body", 'kv.put needs {"value": ...}.', "send a JSON body."
+                )
+            store[key] = body["value"]
+            return 200, {"key": key, "value": body["value"]}
+        if api.name == "kv.delete":
+            store.pop(key, None)
+            return 204, None
+        raise PowerXError("api_not_available", f"{api.name} is not emulated.", None, status=501)

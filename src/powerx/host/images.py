@@ -1,0 +1,117 @@
+"""The catalogue of host images the simulator can emulate, and their API surfaces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from powerx.errors import PowerXError
+from powerx.manifest import Manifest
+
+
+@dataclass(frozen=True)
+class HostApi:
+    """One host API operation a plugin can call under ``/host/api``."""
+
+    name: str
+    method: str
+    path: str
+    scope: str
+
+
+@dataclass(frozen=True)
+class HostImage:
+    name: str
+    api_version: str
+    apis: tuple[HostApi, ...]
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        return frozenset(api.scope for api in self.apis)
+
+    def api_named(self, name: str) -> HostApi | None:
+        return next((api for api in self.apis if api.name == name), None)
+
+
+_CONTACTS = (
+    HostApi("contacts.list", "GET", "/contacts", "contacts:read"),
+    HostApi("contacts.get", "GET", "/contacts/{contact_id}", "contacts:read"),
+)
+_KV = (
+    HostApi("kv.get", "GET", "/kv/{key}", "kv:read"),
+    HostApi("kv.put", "PUT", "/kv/{key}", "kv:write"),
+    HostApi("kv.delete", "DELETE", "/kv/{key}", "kv:write"),
+)
+_MESSAGES = (
+    HostApi("messages.list", "GET", "/messages", "messages:read"),
+    HostApi("messages.send", "POST", "/messages", "messages:write"),
+)
+
+IMAGES: dict[str, HostImage] = {
+    image.name: image
+    for image in (
+        HostImage("powerx/host-simulator:2.2.0", "2.2", _CONTACTS + _KV),
+        HostImage("powerx/host-simulator:2.4.0", "2.4", _CONTACTS + _KV + _MESSAGES),
+        HostImage(
+            "powerx/host-simulator:3.0.0",
+            "3.0",
+            (
+                *_CONTACTS,
+                HostApi("contacts.search", "GET", "/contacts/search", "contacts:read"),
+                *_KV,
+                *_MESSAGES,
+                HostApi("tenant.get", "GET", "/tenant", "tenant:read"),
+            ),
+        ),
+    )
+}
+DEFAULT_IMAGE = "powerx/host-simulator:2.4.0"
+
+
+def get_image(name: str) -> HostImage:
+    """Look an image up by full name or by its tag (``2.4.0``)."""
+    image = IMAGES.get(name) or IMAGES.get(f"powerx/host-simulator:{name}")
+    if image is None:
+        raise PowerXError(
+            "unknown_image",
+            f"No host image named '{name}'.",
+            f"use one of: {', '.join(IMAGES)}",
+        )
+    return image
+
+
+def check_compatible(manifest: Manifest, image: HostImage) -> None:
+    """Refuse a plugin whose ``host.api`` range excludes the image's API version."""
+    wanted = manifest.host.range
+    if wanted.admits(image.api_version):
+        return
+    fitting = [i.name for i in IMAGES.values() if wanted.admits(i.api_version)]
+    if fitting:
+        fix = (
+            f"run the simulator with image '{fitting[-1]}' (--image or 'image:' in "
+            f"host_simulator.yaml), or declare host.api: "
+            f"'{wanted.suggest_for(image.api_version)}' if the plugin supports "
+            f"API {image.api_version}"
+        )
+    else:
+        fix = (
+            f"declare a host.api range that admits an available API version, "
+            f"e.g. '{wanted.suggest_for(image.api_version)}' for {image.name}"
+        )
+    raise PowerXError(
+        "version_mismatch",
+        f"Plugin {manifest.id} supports host API '{wanted.text}', but {image.name} "
+        f"provides host API {image.api_version}.",
+        fix,
+        status=409,
+        details={
+            "plugin": manifest.id,
+            "plugin_range": wanted.text,
+            "host_api": image.api_version,
+            "image": image.name,
+        },
+    )
+
+
+def unknown_permissions(manifest: Manifest, image: HostImage) -> list[str]:
+    """Scopes the manifest asks for that this image does not offer."""
+    return [scope for scope in manifest.permissions if scope not in image.scopes]

@@ -1,0 +1,170 @@
+"""Run the simulator in the foreground: bind, build, serve, mount, then serve until stopped.
+
+The port is bound before anything is built, so a clash is reported at once; the server
+answers before plugins start, so a plugin may call the host API while it starts up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Protocol
+
+import uvicorn
+
+from powerx.build.artefact import Artefact, build_artefact
+from powerx.config import SimulatorConfig
+from powerx.errors import PowerXError
+from powerx.host.app import create_app
+from powerx.host.preflight import PluginPlan
+from powerx.host.simulator import Simulator
+from powerx.host.supervisor import Generation, LogLine
+from powerx.paths import host_info_file
+
+
+class StartReporter(Protocol):
+    """How the foreground run tells the person what is happening (the CLI renders it)."""
+
+    def building(self, plan: PluginPlan) -> None: ...
+    def built(self, artefact: Artefact) -> None: ...
+    def mounted(self, plan: PluginPlan, generation: Generation) -> None: ...
+    def ready(self, url: str, simulator: Simulator) -> None: ...
+    def log(self, line: LogLine) -> None: ...
+    def stopping(self) -> None: ...
+
+
+def bind_socket(bind: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((bind, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PowerXError(
+                "port_in_use",
+                f"Port {port} on {bind} is already in use.",
+                f"stop what holds it (`powerx host stop` if it is a simulator), or pick another "
+                f"port: `--port {port + 1}` or POWERX_HTTP_PORT={port + 1}.",
+            ) from None
+        raise PowerXError(
+            "bind_failed",
+            f"Cannot listen on {bind}:{port}: {exc.strerror}.",
+            "use --bind 127.0.0.1 (the default) or an address of this machine.",
+        ) from None
+    sock.listen(256)
+    sock.setblocking(False)
+    return sock
+
+
+def read_host_info() -> dict[str, object] | None:
+    try:
+        data: dict[str, object] = json.loads(host_info_file().read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return None
+    return data
+
+
+def _write_host_info(simulator: Simulator, port: int) -> None:
+    path = host_info_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(
+        json.dumps(
+            {
+                "url": simulator.url,
+                "pid": os.getpid(),
+                "port": port,
+                "image": simulator.image.name,
+                "started_at": simulator.started_at,
+            }
+        )
+    )
+    os.replace(tmp, path)
+
+
+def _remove_host_info() -> None:
+    info = read_host_info()
+    if info is not None and info.get("pid") == os.getpid():
+        host_info_file().unlink(missing_ok=True)
+
+
+def build_all(plans: list[PluginPlan], state_dir: Path, reporter: StartReporter) -> list[Artefact]:
+    artefacts = []
+    for plan in plans:
+        reporter.building(plan)
+        artefact = build_artefact(plan.manifest, plan.path, state_dir / "build" / plan.manifest.id)
+        reporter.built(artefact)
+        artefacts.append(artefact)
+    return artefacts
+
+
+def url_for(bind: str, port: int) -> str:
+    host = "127.0.0.1" if bind in {"0.0.0.0", ""} else bind
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+async def _serve(
+    config: SimulatorConfig,
+    plans: list[PluginPlan],
+    sock: socket.socket,
+    state_dir: Path,
+    reporter: StartReporter,
+) -> None:
+    port = sock.getsockname()[1]
+    url = url_for(config.bind, port)
+    artefacts = build_all(plans, state_dir, reporter)
+    simulator = Simulator(config, state_dir, url, on_log=reporter.log)
+
+    async def on_shutdown() -> None:
+        reporter.stopping()
+        await simulator.stop()
+        _remove_host_info()
+
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(simulator, on_shutdown), log_level="warning", access_log=False, lifespan="on"
+        )
+    )
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if serving.done():
+            serving.result()
+            raise PowerXError(
+                "host_start_failed",
+                "The simulator's HTTP server did not start.",
+                "run again with POWERX_DEBUG=1 to see why.",
+            )
+        await asyncio.sleep(0.01)
+    try:
+        for plan, artefact in zip(plans, artefacts, strict=True):
+            reporter.mounted(plan, await simulator.mount(artefact))
+    except BaseException:
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await serving
+        raise
+    _write_host_info(simulator, port)
+    reporter.ready(url, simulator)
+    stop_waiter = asyncio.create_task(simulator.shutdown_requested.wait())
+    await asyncio.wait({serving, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
+    server.should_exit = True
+    await serving
+    stop_waiter.cancel()
+
+
+def run_foreground(
+    config: SimulatorConfig, plans: list[PluginPlan], state_dir: Path, reporter: StartReporter
+) -> None:
+    """Serve until Ctrl-C, SIGTERM or ``powerx host stop``; plugins stop with the simulator."""
+    sock = bind_socket(config.bind, config.ports.http)
+    try:
+        asyncio.run(_serve(config, plans, sock, state_dir, reporter))
+    finally:
+        sock.close()

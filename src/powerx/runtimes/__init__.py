@@ -1,0 +1,13 @@
+"""What runs inside a plugin process, and the line protocol it speaks to the supervisor.
+
+A shim writes control messages to stdout as single lines starting with ``@@powerx ``
+followed by JSON (``{"event": "ready", "port": N}`` or ``{"event": "error", ...}``);
+every other line is the plugin's own output. When its stdin closes (the simulator went
+away, however abruptly) the shim exits, so no plugin process outlives its simulator.
+"""
+
+from pathlib import Path
+
+CONTROL_PREFIX = "@@powerx "
+NODE_SHIM = Path(__file__).with_name("node_shim.js")
+NODE_BUILD = Path(__file__).with_name("node_build.js")

@@ -1,0 +1,119 @@
+'use strict';
+// Run one Node plugin generation: load its bundle and serve its Workers-style
+// `fetch(request, env, ctx)` handler on a loopback port.
+// Usage: node --enable-source-maps node_shim.js ROOT BUNDLE
+// Control lines go to stdout prefixed with "@@powerx " (see runtimes/__init__.py).
+const http = require('node:http');
+const path = require('node:path');
+const { createHost } = require('./powerx_host.js');
+
+const CONTROL_PREFIX = '@@powerx ';
+const TENANT_HEADER = 'x-powerx-tenant';
+
+function control(event, fields) {
+  process.stdout.write(CONTROL_PREFIX + JSON.stringify({ event, ...fields }) + '\n');
+}
+
+function whereInPlugin(error, root) {
+  // With --enable-source-maps the stack names the TypeScript sources.
+  const lines = String((error && error.stack) || '').split('\n');
+  for (const line of lines) {
+    const match = line.match(/\(?((?:file:\/\/)?\/[^():]+):(\d+):(\d+)\)?\s*$/);
+    if (!match) continue;
+    const file = match[1].replace(/^file:\/\//, '');
+    if (file.startsWith(root) && !file.includes('node_modules')) {
+      return { file: path.relative(root, file), line: Number(match[2]) };
+    }
+  }
+  return { file: null, line: null };
+}
+
+function fail(kind, error, root) {
+  const where = whereInPlugin(error, root);
+  control('error', {
+    kind, ...where,
+    message: `${(error && error.name) || 'Error'}: ${(error && error.message) || error}`,
+    traceback: String((error && error.stack) || error),
+  });
+  process.exit(1);
+}
+
+async function toRequest(req, port) {
+  const chunks = [];
+  for await (const chunk of req) chunks.push(chunk);
+  const body = chunks.length ? Buffer.concat(chunks) : undefined;
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (Array.isArray(value)) value.forEach((v) => headers.append(name, v));
+    else if (value !== undefined) headers.set(name, value);
+  }
+  const method = req.method || 'GET';
+  return new Request(`http://127.0.0.1:${port}${req.url}`, {
+    method, headers, body: method === 'GET' || method === 'HEAD' ? undefined : body,
+  });
+}
+
+async function main() {
+  const root = path.resolve(process.argv[2]);
+  const bundle = path.resolve(root, process.argv[3]);
+  process.chdir(root);
+  // The simulator holds our stdin; EOF means it is gone, so we go too.
+  process.stdin.on('data', () => {});
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.on('error', () => process.exit(0));
+
+  let handler;
+  try {
+    const loaded = require(bundle);
+    handler = (loaded && loaded.default) || loaded;
+  } catch (error) {
+    fail(error instanceof SyntaxError ? 'syntax_error' : 'import_error', error, root);
+    return;
+  }
+  if (!handler || typeof handler.fetch !== 'function') {
+    fail('import_error', new TypeError(
+      'the entry must export a handler with fetch(request, env), e.g. export default { fetch }'), root);
+    return;
+  }
+  const baseEnv = {
+    PLUGIN_ID: process.env.POWERX_PLUGIN_ID,
+    PLUGIN_VERSION: process.env.POWERX_PLUGIN_VERSION,
+  };
+  let port = 0;
+  const server = http.createServer(async (req, res) => {
+    try {
+      const request = await toRequest(req, port);
+      const tenant = request.headers.get(TENANT_HEADER) || process.env.POWERX_TENANT || '';
+      const env = { ...baseEnv, TENANT: tenant, host: createHost({
+        baseUrl: process.env.POWERX_HOST_URL, token: process.env.POWERX_PLUGIN_TOKEN, tenant }) };
+      const pending = [];
+      const ctx = { waitUntil: (promise) => pending.push(promise) };
+      const response = await handler.fetch(request, env, ctx);
+      if (!(response instanceof Response)) throw new TypeError('fetch() must return a Response');
+      const body = Buffer.from(await response.arrayBuffer());
+      const headers = {};
+      response.headers.forEach((value, name) => { headers[name] = value; });
+      res.writeHead(response.status, headers);
+      res.end(body);
+      await Promise.allSettled(pending);
+    } catch (error) {
+      console.error(error && error.stack ? error.stack : String(error));
+      if (!res.headersSent) {
+        res.writeHead(500, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: 'plugin_exception', message: String(error && error.message) }));
+      } else {
+        res.end();
+      }
+    }
+  });
+  server.keepAliveTimeout = 30000;
+  server.listen(0, '127.0.0.1', () => {
+    port = server.address().port;
+    control('ready', { port, pid: process.pid });
+  });
+  const stop = () => server.close(() => process.exit(0));
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+main().catch((error) => fail('startup_error', error, process.cwd()));

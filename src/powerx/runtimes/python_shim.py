@@ -1,0 +1,116 @@
+"""Run one Python plugin generation: import its ASGI app and serve it on a loopback port.
+
+Usage: ``python -m powerx.runtimes.python_shim ROOT ENTRY_FILE ATTRIBUTE``
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import os
+import socket
+import sys
+import threading
+import traceback
+from pathlib import Path
+from typing import Any
+
+CONTROL_PREFIX = "@@powerx "
+
+
+def _control(event: str, **fields: Any) -> None:
+    sys.stdout.write(CONTROL_PREFIX + json.dumps({"event": event, **fields}) + "\n")
+    sys.stdout.flush()
+
+
+def _fail(kind: str, exc: BaseException, root: Path) -> None:
+    """Report where the plugin's code broke (deepest frame inside the plugin) and exit."""
+    file, line = None, None
+    if isinstance(exc, SyntaxError) and exc.filename:
+        file, line = exc.filename, exc.lineno
+    else:
+        for frame in traceback.extract_tb(exc.__traceback__):
+            if Path(frame.filename).resolve().is_relative_to(root):
+                file, line = frame.filename, frame.lineno
+    if file is not None and Path(file).resolve().is_relative_to(root):
+        file = str(Path(file).resolve().relative_to(root))
+    _control(
+        "error",
+        kind=kind,
+        file=file,
+        line=line,
+        message=f"{type(exc).__name__}: {exc}",
+        traceback="".join(traceback.format_exception(exc)),
+    )
+    sys.exit(1)
+
+
+def _exit_when_parent_goes() -> None:
+    """The simulator holds our stdin open; EOF means it is gone, so we go too."""
+
+    def wait() -> None:
+        try:
+            while sys.stdin.buffer.read(4096):
+                pass
+        finally:
+            os._exit(0)
+
+    threading.Thread(target=wait, name="powerx-parent-watch", daemon=True).start()
+
+
+def load_app(root: Path, entry_file: str, attribute: str) -> Any:
+    sys.path.insert(0, str(root))
+    module_name = Path(entry_file).with_suffix("").as_posix().replace("/", ".")
+    spec = importlib.util.spec_from_file_location(module_name, root / entry_file)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {entry_file}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise AttributeError(
+            f"{entry_file} defines no '{attribute}' (the manifest's entry names it)"
+        ) from None
+
+
+async def serve(app: Any) -> None:
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    config = uvicorn.Config(app, log_level="warning", lifespan="auto", access_log=False)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("the plugin's startup failed")
+        await asyncio.sleep(0.002)
+    _control("ready", port=sock.getsockname()[1], pid=os.getpid())
+    await task
+
+
+def main(argv: list[str]) -> None:
+    root, entry_file, attribute = Path(argv[0]).resolve(), argv[1], argv[2]
+    os.chdir(root)
+    _exit_when_parent_goes()
+    try:
+        app = load_app(root, entry_file, attribute)
+    except SyntaxError as exc:
+        _fail("syntax_error", exc, root)
+    except BaseException as exc:
+        _fail("import_error", exc, root)
+    try:
+        asyncio.run(serve(app))
+    except KeyboardInterrupt:
+        pass
+    except BaseException as exc:
+        _fail("startup_error", exc, root)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

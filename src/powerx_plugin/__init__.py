@@ -1,0 +1,95 @@
+"""Helper for Python plugins: call the PowerX host API from inside a plugin.
+
+    from powerx_plugin import host_for
+
+    async def homepage(request):
+        host = host_for(request)
+        contacts = await host.list_contacts()
+
+The simulator gives every plugin process ``POWERX_HOST_URL`` and a token holding only the
+scopes its manifest declares; a call outside them raises :class:`HostApiError` with
+``code == "permission_denied"``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+TENANT_HEADER = "x-powerx-tenant"
+
+__all__ = ["TENANT_HEADER", "HostApiError", "HostClient", "host_for"]
+
+_client: httpx.AsyncClient | None = None
+
+
+class HostApiError(Exception):
+    """The host refused a call; ``code``, ``message`` and ``fix`` come from the host."""
+
+    def __init__(self, status: int, code: str, message: str, fix: str | None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.fix = status, code, message, fix
+
+
+def _shared_client() -> httpx.AsyncClient:
+    global _client
+    if _client is None:
+        _client = httpx.AsyncClient(base_url=os.environ["POWERX_HOST_URL"], timeout=10.0)
+    return _client
+
+
+class HostClient:
+    """Calls ``/host/api`` as this plugin, for one tenant."""
+
+    def __init__(self, tenant: str | None = None, token: str | None = None) -> None:
+        self.tenant = tenant or os.environ.get("POWERX_TENANT", "")
+        self._token = token or os.environ.get("POWERX_PLUGIN_TOKEN", "")
+
+    async def call(self, method: str, path: str, body: Any = None) -> Any:
+        response = await _shared_client().request(
+            method,
+            "/host/api" + path,
+            json=body,
+            headers={"authorization": f"Bearer {self._token}", TENANT_HEADER: self.tenant},
+        )
+        data = response.json() if response.content else None
+        if response.status_code >= 400:
+            info = data if isinstance(data, dict) else {}
+            raise HostApiError(
+                response.status_code,
+                str(info.get("error", "host_error")),
+                str(info.get("message", response.text)),
+                info.get("fix"),
+            )
+        return data
+
+    async def list_contacts(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self.call("GET", "/contacts")
+        return result
+
+    async def get_contact(self, contact_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.call("GET", f"/contacts/{contact_id}")
+        return result
+
+    async def list_messages(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self.call("GET", "/messages")
+        return result
+
+    async def send_message(self, to: str, text: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.call("POST", "/messages", {"to": to, "text": text})
+        return result
+
+    async def kv_get(self, key: str) -> Any:
+        return (await self.call("GET", f"/kv/{key}"))["value"]
+
+    async def kv_put(self, key: str, value: Any) -> None:
+        await self.call("PUT", f"/kv/{key}", {"value": value})
+
+
+def host_for(request: Any) -> HostClient:
+    """A host client for the tenant of an incoming request (Starlette/ASGI request)."""
+    headers: Mapping[str, str] = getattr(request, "headers", {})
+    return HostClient(tenant=headers.get(TENANT_HEADER))
