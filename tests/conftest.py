@@ -1,0 +1,199 @@
+"""Fixtures that run the real `powerx` CLI and a real simulator with real plugin processes.
+
+Every test gets its own credential and state folders, so nothing touches the developer's
+own login or project state, and each simulator listens on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+HELLO_PYTHON = EXAMPLES / "hello-python"
+HELLO_NODE = EXAMPLES / "hello-node"
+
+
+@dataclass
+class Workspace:
+    """An isolated place to run `powerx`: its own credential, state and working folder."""
+
+    root: Path
+    env: dict[str, str]
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.env["POWERX_STATE_DIR"])
+
+    def powerx(
+        self,
+        *args: str,
+        timeout: float = 60,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "powerx.cli.main", *args],
+            cwd=self.root,
+            env=env or self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def login(self, *scopes: str) -> None:
+        args = ["login", "--mock"] + [f"--scope={s}" for s in scopes]
+        result = self.powerx(*args)
+        assert result.returncode == 0, result.stderr
+
+    def token(self) -> str:
+        config_home = Path(self.env["POWERX_CONFIG_HOME"])
+        return str(json.loads((config_home / "credentials.json").read_text())["token"])
+
+
+def make_workspace(tmp_path: Path) -> Workspace:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POWERX_", "PX_"))}
+    env.update(
+        {
+            "POWERX_CONFIG_HOME": str(tmp_path / "config-home"),
+            "POWERX_STATE_DIR": str(tmp_path / "state"),
+            "POWERX_CONFIG": str(REPO / "config/plugins/debug/host_simulator.yaml"),
+            "COLUMNS": "200",
+            "NO_COLOR": "1",
+        }
+    )
+    root = tmp_path / "work"
+    root.mkdir()
+    return Workspace(root, env)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Workspace:
+    return make_workspace(tmp_path)
+
+
+class RunningSimulator:
+    """A `powerx host start` process in the foreground, as a developer runs it."""
+
+    def __init__(self, workspace: Workspace, paths: list[Path], *extra: str) -> None:
+        self.workspace = workspace
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "powerx.cli.main",
+                "host",
+                "start",
+                "--mock",
+                "--port",
+                "0",
+                *extra,
+                *map(str, paths),
+            ],
+            cwd=workspace.root,
+            env=workspace.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.url = self._wait_until_up()
+
+    def _wait_until_up(self, timeout: float = 60) -> str:
+        info = self.workspace.state_dir / "host.json"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                out, err = self.process.communicate()
+                raise AssertionError(f"simulator exited {self.process.returncode}:\n{out}\n{err}")
+            if info.is_file():
+                try:
+                    return str(json.loads(info.read_text())["url"])
+                except ValueError:
+                    pass  # being written
+            time.sleep(0.05)
+        self.process.kill()
+        raise AssertionError("simulator did not come up")
+
+    def get(self, path: str, **kwargs: object) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=30, trust_env=False, **kwargs)  # type: ignore[arg-type]
+
+    def request(self, method: str, path: str, **kwargs: object) -> httpx.Response:
+        return httpx.request(method, self.url + path, timeout=30, trust_env=False, **kwargs)  # type: ignore[arg-type]
+
+    def debug_headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.workspace.token()}"}
+
+    def status(self) -> dict[str, object]:
+        response = self.get("/internal/debug/status", headers=self.debug_headers())
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    def stop(self) -> tuple[str, str]:
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            out, err = self.process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            out, err = self.process.communicate()
+        return out, err
+
+
+@pytest.fixture
+def start_simulator(workspace: Workspace) -> Iterator[object]:
+    """Start a simulator over some plugin folders; it is stopped after the test."""
+    started: list[RunningSimulator] = []
+
+    def start(paths: list[Path], *extra: str) -> RunningSimulator:
+        simulator = RunningSimulator(workspace, paths, *extra)
+        started.append(simulator)
+        return simulator
+
+    yield start
+    for simulator in started:
+        simulator.stop()
+
+
+def write_plugin(folder: Path, manifest: str, files: dict[str, str]) -> Path:
+    """Create a plugin folder with a manifest and source files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "powerx.plugin.yaml").write_text(manifest)
+    for name, content in files.items():
+        target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+    return folder
+
+
+PYTHON_APP = """
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+async def home(request):
+    return JSONResponse({"ok": True})
+
+app = Starlette(routes=[Route("/", home)])
+"""
+
+
+def python_manifest(
+    plugin_id: str = "com.test.plugin",
+    api: str = ">=2.3 <3",
+    permissions: str = "[]",
+    entry: str = "app.py:app",
+) -> str:
+    return (
+        f"id: {plugin_id}\nname: Test\nversion: 1.0.0\nruntime: python3.11\n"
+        f"entry: {entry}\nhost:\n  api: '{api}'\npermissions: {permissions}\n"
+    )
