@@ -1,0 +1,92 @@
+"""Node plugins: bundle with esbuild (resolved from the plugin's node_modules) or a command."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+from powerx.errors import PowerXError, Problem
+from powerx.manifest import EsbuildSettings, Manifest
+from powerx.runtimes import NODE_BUILD
+
+
+def node_executable() -> str:
+    node = shutil.which("node")
+    if node is None:
+        raise PowerXError(
+            "node_missing",
+            "Node.js is not installed or not on PATH; node18 plugins need it.",
+            "install Node.js 18 or newer (https://nodejs.org or your package manager) and retry.",
+        )
+    return node
+
+
+def _run_esbuild(manifest: Manifest, root: Path, outfile: Path) -> list[Path]:
+    settings = (manifest.build.esbuild if manifest.build else None) or EsbuildSettings()
+    request = {"root": str(root), "entry": manifest.entry, "outfile": str(outfile),
+               "options": settings.model_dump()}
+    completed = subprocess.run(
+        [node_executable(), str(NODE_BUILD)], input=json.dumps(request) + "\n",
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        raise PowerXError("build_failed", f"esbuild did not answer: {completed.stderr.strip()[-400:]}",
+                          "run `npm install` in the plugin folder and retry.")
+    answer = json.loads(lines[-1])
+    if answer.get("code") == "esbuild_missing":
+        raise PowerXError(
+            "esbuild_missing",
+            f"esbuild is not installed for {root}; it bundles the plugin's TypeScript.",
+            f"run `npm install --save-dev esbuild` in {root} (or `npm install` if it is in package.json).",
+        )
+    if not answer["ok"]:
+        problems = [Problem(f"{e['file']}:{e['line']}", f"{e['file']}:{e['line']}:{e['column']}: {e['text']}")
+                    for e in answer["errors"]]
+        first = answer["errors"][0]
+        raise PowerXError(
+            "build_failed",
+            f"Build error in {problems[0].message}",
+            "fix the code at that line; the running generation keeps serving meanwhile.",
+            problems=problems,
+            details={"file": first["file"], "line": first["line"]},
+        )
+    return [Path(p) for p in answer["outputs"]]
+
+
+def _run_command(manifest: Manifest, root: Path) -> list[Path]:
+    assert manifest.build is not None and manifest.build.command and manifest.build.output
+    completed = subprocess.run(shlex.split(manifest.build.command), cwd=root, capture_output=True,
+                               text=True, timeout=300, check=False)
+    if completed.returncode != 0:
+        tail = (completed.stderr or completed.stdout).strip()[-600:]
+        raise PowerXError("build_failed", f"Build command failed ({completed.returncode}): {tail}",
+                          f"run `{manifest.build.command}` in {root} and fix what it reports.")
+    output = root / manifest.build.output
+    if not output.is_file():
+        raise PowerXError("build_failed", f"The build command did not write {manifest.build.output}.",
+                          "set build.output to the file the command produces.")
+    outputs = [output]
+    source_map = output.with_name(output.name + ".map")
+    if source_map.is_file():
+        outputs.append(source_map)
+    return outputs
+
+
+def node_members(manifest: Manifest, root: Path, build_dir: Path) -> tuple[list[tuple[str, bytes]], str]:
+    if manifest.needs_esbuild:
+        outputs = _run_esbuild(manifest, root, build_dir / "index.js")
+    elif manifest.build and manifest.build.command:
+        outputs = _run_command(manifest, root)
+    else:
+        # Plain JavaScript entry: ship the sources as they are.
+        from powerx.build.pack import source_files
+
+        files = source_files(root)
+        return [(f"src/{f.as_posix()}", (root / f).read_bytes()) for f in files], f"src/{manifest.entry}"
+    members = [(f"bundle/{p.name}", p.read_bytes()) for p in outputs]
+    runnable = next(name for name, _ in members if name.endswith(".js"))
+    return members, runnable
