@@ -33,11 +33,21 @@ def build_artefact(manifest: Manifest, plugin_dir: Path, build_dir: Path) -> Art
         members, runnable = python_members(manifest, root, source_files(root))
     else:
         members, runnable = node_members(manifest, root, build_dir)
-    info = {"plugin": manifest.id, "version": manifest.version, "runtime": manifest.runtime,
-            "runnable": runnable, "entry_attribute": manifest.entry_attribute}
+    info = {
+        "plugin": manifest.id,
+        "version": manifest.version,
+        "runtime": manifest.runtime,
+        "runnable": runnable,
+        "entry_attribute": manifest.entry_attribute,
+    }
     members.append((ARTEFACT_INFO, json.dumps(info, sort_keys=True).encode()))
     members.append((MANIFEST_FILE, (root / MANIFEST_FILE).read_bytes()))
     data = pack(members)
-    return Artefact(manifest=manifest, data=data, digest=digest(data), source_dir=root,
-                    build_ms=(time.perf_counter() - started) * 1000,
-                    members=tuple(name for name, _ in members))
+    return Artefact(
+        manifest=manifest,
+        data=data,
+        digest=digest(data),
+        source_dir=root,
+        build_ms=(time.perf_counter() - started) * 1000,
+        members=tuple(name for name, _ in members),
+    )

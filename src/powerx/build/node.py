@@ -26,26 +26,42 @@ def node_executable() -> str:
 
 def _run_esbuild(manifest: Manifest, root: Path, outfile: Path) -> list[Path]:
     settings = (manifest.build.esbuild if manifest.build else None) or EsbuildSettings()
-    request = {"root": str(root), "entry": manifest.entry, "outfile": str(outfile),
-               "options": settings.model_dump()}
+    request = {
+        "root": str(root),
+        "entry": manifest.entry,
+        "outfile": str(outfile),
+        "options": settings.model_dump(),
+    }
     completed = subprocess.run(
-        [node_executable(), str(NODE_BUILD)], input=json.dumps(request) + "\n",
-        capture_output=True, text=True, timeout=120, check=False,
+        [node_executable(), str(NODE_BUILD)],
+        input=json.dumps(request) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
     if not lines:
-        raise PowerXError("build_failed", f"esbuild did not answer: {completed.stderr.strip()[-400:]}",
-                          "run `npm install` in the plugin folder and retry.")
+        raise PowerXError(
+            "build_failed",
+            f"esbuild did not answer: {completed.stderr.strip()[-400:]}",
+            "run `npm install` in the plugin folder and retry.",
+        )
     answer = json.loads(lines[-1])
     if answer.get("code") == "esbuild_missing":
         raise PowerXError(
             "esbuild_missing",
             f"esbuild is not installed for {root}; it bundles the plugin's TypeScript.",
-            f"run `npm install --save-dev esbuild` in {root} (or `npm install` if it is in package.json).",
+            f"run `npm install --save-dev esbuild` in {root} "
+            "(or `npm install` if it is in package.json).",
         )
     if not answer["ok"]:
-        problems = [Problem(f"{e['file']}:{e['line']}", f"{e['file']}:{e['line']}:{e['column']}: {e['text']}")
-                    for e in answer["errors"]]
+        problems = [
+            Problem(
+                f"{e['file']}:{e['line']}", f"{e['file']}:{e['line']}:{e['column']}: {e['text']}"
+            )
+            for e in answer["errors"]
+        ]
         first = answer["errors"][0]
         raise PowerXError(
             "build_failed",
@@ -59,16 +75,28 @@ def _run_esbuild(manifest: Manifest, root: Path, outfile: Path) -> list[Path]:
 
 def _run_command(manifest: Manifest, root: Path) -> list[Path]:
     assert manifest.build is not None and manifest.build.command and manifest.build.output
-    completed = subprocess.run(shlex.split(manifest.build.command), cwd=root, capture_output=True,
-                               text=True, timeout=300, check=False)
+    completed = subprocess.run(
+        shlex.split(manifest.build.command),
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     if completed.returncode != 0:
         tail = (completed.stderr or completed.stdout).strip()[-600:]
-        raise PowerXError("build_failed", f"Build command failed ({completed.returncode}): {tail}",
-                          f"run `{manifest.build.command}` in {root} and fix what it reports.")
+        raise PowerXError(
+            "build_failed",
+            f"Build command failed ({completed.returncode}): {tail}",
+            f"run `{manifest.build.command}` in {root} and fix what it reports.",
+        )
     output = root / manifest.build.output
     if not output.is_file():
-        raise PowerXError("build_failed", f"The build command did not write {manifest.build.output}.",
-                          "set build.output to the file the command produces.")
+        raise PowerXError(
+            "build_failed",
+            f"The build command did not write {manifest.build.output}.",
+            "set build.output to the file the command produces.",
+        )
     outputs = [output]
     source_map = output.with_name(output.name + ".map")
     if source_map.is_file():
@@ -76,7 +104,9 @@ def _run_command(manifest: Manifest, root: Path) -> list[Path]:
     return outputs
 
 
-def node_members(manifest: Manifest, root: Path, build_dir: Path) -> tuple[list[tuple[str, bytes]], str]:
+def node_members(
+    manifest: Manifest, root: Path, build_dir: Path
+) -> tuple[list[tuple[str, bytes]], str]:
     if manifest.needs_esbuild:
         outputs = _run_esbuild(manifest, root, build_dir / "index.js")
     elif manifest.build and manifest.build.command:
@@ -86,7 +116,9 @@ def node_members(manifest: Manifest, root: Path, build_dir: Path) -> tuple[list[
         from powerx.build.pack import source_files
 
         files = source_files(root)
-        return [(f"src/{f.as_posix()}", (root / f).read_bytes()) for f in files], f"src/{manifest.entry}"
+        return [
+            (f"src/{f.as_posix()}", (root / f).read_bytes()) for f in files
+        ], f"src/{manifest.entry}"
     members = [(f"bundle/{p.name}", p.read_bytes()) for p in outputs]
     runnable = next(name for name, _ in members if name.endswith(".js"))
     return members, runnable

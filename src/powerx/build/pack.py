@@ -9,10 +9,23 @@ from collections.abc import Iterable
 from pathlib import Path
 
 # Folders that are never part of an artefact.
-EXCLUDED_DIRS = frozenset({
-    ".git", ".hg", ".svn", ".powerx", "__pycache__", "node_modules", ".venv", "venv",
-    ".mypy_cache", ".pytest_cache", ".ruff_cache", ".idea", ".vscode",
-})
+EXCLUDED_DIRS = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        ".powerx",
+        "__pycache__",
+        "node_modules",
+        ".venv",
+        "venv",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".idea",
+        ".vscode",
+    }
+)
 EXCLUDED_SUFFIXES = (".pyc", ".pyo", ".swp", ".tmp", "~")
 
 

@@ -18,22 +18,29 @@ def compile_check(root: Path, files: list[Path]) -> None:
         try:
             compile(source, str(relative), "exec", dont_inherit=True)
         except SyntaxError as exc:
-            problems.append(Problem(f"{relative}:{exc.lineno}", f"{relative}:{exc.lineno}: {exc.msg}"))
+            problems.append(
+                Problem(f"{relative}:{exc.lineno}", f"{relative}:{exc.lineno}: {exc.msg}")
+            )
         except ValueError as exc:  # e.g. null bytes
             problems.append(Problem(str(relative), f"{relative}: {exc}"))
     if problems:
         first = problems[0]
         raise PowerXError(
             "build_failed",
-            f"Syntax error in {first.message}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+            f"Syntax error in {first.message}"
+            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
             "fix the code at that line; the running generation keeps serving meanwhile.",
             problems=problems,
-            details={"file": first.where.rsplit(":", 1)[0], "line": int(first.where.rsplit(":", 1)[1])
-                     if ":" in first.where else None},
+            details={
+                "file": first.where.rsplit(":", 1)[0],
+                "line": int(first.where.rsplit(":", 1)[1]) if ":" in first.where else None,
+            },
         )
 
 
-def python_members(manifest: Manifest, root: Path, files: list[Path]) -> tuple[list[tuple[str, bytes]], str]:
+def python_members(
+    manifest: Manifest, root: Path, files: list[Path]
+) -> tuple[list[tuple[str, bytes]], str]:
     compile_check(root, files)
     members = [(f"src/{relative.as_posix()}", (root / relative).read_bytes()) for relative in files]
     return members, f"src/{manifest.entry_file}"
