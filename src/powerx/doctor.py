@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from powerx import auth
-from powerx.build.node import node_executable
+from powerx.build.toolchain import node_executable
 from powerx.config import OBSERVABILITY_FLAG, SIMULATOR_FLAG, SimulatorConfig, load_config
 from powerx.errors import PowerXError
 from powerx.host.images import get_image

@@ -7,11 +7,20 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import HELLO_NODE, HELLO_PYTHON, RunningSimulator, make_workspace
+from tests.conftest import (
+    HELLO_NODE,
+    HELLO_PYTHON,
+    RunningSimulator,
+    Workspace,
+    make_workspace,
+    python_manifest,
+    write_plugin,
+)
 
 PY_ID = "com.example.hello-python"
 NODE_ID = "com.example.hello-node"
@@ -134,14 +143,36 @@ def test_dashboard_lists_the_plugins(demo: RunningSimulator) -> None:
     assert "powerx/host-simulator:2.4.0" in response.text
 
 
-def test_plugin_processes_get_a_scrubbed_environment(demo: RunningSimulator) -> None:
-    pid = next(p["pid"] for p in demo.status()["plugins"] if p["id"] == PY_ID)  # type: ignore[index]
-    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    names = {entry.split(b"=", 1)[0].decode() for entry in environ if entry}
-    assert "POWERX_PLUGIN_TOKEN" in names and "POWERX_HOST_URL" in names
-    assert "POWERX_CONFIG_HOME" not in names
-    token = demo.workspace.token().encode()
-    assert not any(token in entry for entry in environ)
+ENV_PROBE = """
+import os
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+async def env(request):
+    return JSONResponse(dict(os.environ))
+
+app = Starlette(routes=[Route("/", env)])
+"""
+
+
+def test_plugin_processes_get_a_scrubbed_environment(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    probe = write_plugin(
+        tmp_path / "probe", python_manifest("com.test.env-probe"), {"app.py": ENV_PROBE}
+    )
+    simulator = start_simulator([probe])
+    seen = simulator.get("/plugins/com.test.env-probe/").json()
+    assert seen["POWERX_PLUGIN_ID"] == "com.test.env-probe"
+    assert seen["POWERX_PLUGIN_TOKEN"].startswith("pxp_")
+    assert "POWERX_CONFIG_HOME" not in seen and "POWERX_STATE_DIR" not in seen
+    token = workspace.token()
+    assert not any(token in value for value in seen.values())
+    pid = simulator.status()["plugins"][0]["pid"]
+    exec_environ = Path(f"/proc/{pid}/environ").read_bytes()
+    assert token.encode() not in exec_environ
 
 
 def test_host_stop_stops_the_simulator_and_every_plugin(

@@ -2,52 +2,28 @@
 
 from __future__ import annotations
 
-import json
 import shlex
-import shutil
 import subprocess
 from pathlib import Path
 
+from powerx.build.esbuild import EsbuildWorker, esbuild_request
 from powerx.errors import PowerXError, Problem
 from powerx.manifest import EsbuildSettings, Manifest
-from powerx.runtimes import NODE_BUILD
 
 
-def node_executable() -> str:
-    node = shutil.which("node")
-    if node is None:
-        raise PowerXError(
-            "node_missing",
-            "Node.js is not installed or not on PATH; node18 plugins need it.",
-            "install Node.js 18 or newer (https://nodejs.org or your package manager) and retry.",
-        )
-    return node
-
-
-def _run_esbuild(manifest: Manifest, root: Path, outfile: Path) -> list[Path]:
+def _run_esbuild(
+    manifest: Manifest, root: Path, outfile: Path, worker: EsbuildWorker | None
+) -> list[Path]:
     settings = (manifest.build.esbuild if manifest.build else None) or EsbuildSettings()
-    request = {
-        "root": str(root),
-        "entry": manifest.entry,
-        "outfile": str(outfile),
-        "options": settings.model_dump(),
-    }
-    completed = subprocess.run(
-        [node_executable(), str(NODE_BUILD)],
-        input=json.dumps(request) + "\n",
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
-    if not lines:
-        raise PowerXError(
-            "build_failed",
-            f"esbuild did not answer: {completed.stderr.strip()[-400:]}",
-            "run `npm install` in the plugin folder and retry.",
-        )
-    answer = json.loads(lines[-1])
+    request = esbuild_request(root, manifest.entry, outfile, settings.model_dump())
+    if worker is not None:
+        answer = worker.build(request)
+    else:
+        one_shot = EsbuildWorker()
+        try:
+            answer = one_shot.build(request)
+        finally:
+            one_shot.close()
     if answer.get("code") == "esbuild_missing":
         raise PowerXError(
             "esbuild_missing",
@@ -66,7 +42,7 @@ def _run_esbuild(manifest: Manifest, root: Path, outfile: Path) -> list[Path]:
         raise PowerXError(
             "build_failed",
             f"Build error in {problems[0].message}",
-            "fix the code at that line; the running generation keeps serving meanwhile.",
+            "fix the code at that line and save again.",
             problems=problems,
             details={"file": first["file"], "line": first["line"]},
         )
@@ -105,10 +81,10 @@ def _run_command(manifest: Manifest, root: Path) -> list[Path]:
 
 
 def node_members(
-    manifest: Manifest, root: Path, build_dir: Path
+    manifest: Manifest, root: Path, build_dir: Path, worker: EsbuildWorker | None = None
 ) -> tuple[list[tuple[str, bytes]], str]:
     if manifest.needs_esbuild:
-        outputs = _run_esbuild(manifest, root, build_dir / "index.js")
+        outputs = _run_esbuild(manifest, root, build_dir / "index.js", worker)
     elif manifest.build and manifest.build.command:
         outputs = _run_command(manifest, root)
     else:

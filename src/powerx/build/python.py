@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from powerx.errors import PowerXError, Problem
-from powerx.manifest import Manifest
 
 
 def compile_check(root: Path, files: list[Path]) -> None:
@@ -29,18 +28,10 @@ def compile_check(root: Path, files: list[Path]) -> None:
             "build_failed",
             f"Syntax error in {first.message}"
             + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
-            "fix the code at that line; the running generation keeps serving meanwhile.",
+            "fix the code at that line and save again.",
             problems=problems,
             details={
                 "file": first.where.rsplit(":", 1)[0],
                 "line": int(first.where.rsplit(":", 1)[1]) if ":" in first.where else None,
             },
         )
-
-
-def python_members(
-    manifest: Manifest, root: Path, files: list[Path]
-) -> tuple[list[tuple[str, bytes]], str]:
-    compile_check(root, files)
-    members = [(f"src/{relative.as_posix()}", (root / relative).read_bytes()) for relative in files]
-    return members, f"src/{manifest.entry_file}"

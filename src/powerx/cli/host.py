@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,6 +17,7 @@ from rich.table import Table
 
 from powerx import auth
 from powerx.build.artefact import Artefact
+from powerx.cli.dev import DevConsole, format_outcome
 from powerx.cli.render import console, err_console, warn
 from powerx.config import SIMULATOR_FLAG, load_config
 from powerx.errors import PowerXError
@@ -25,6 +27,7 @@ from powerx.host.run import read_host_info, run_foreground
 from powerx.host.simulator import Simulator
 from powerx.host.supervisor import Generation, LogLine
 from powerx.paths import state_dir
+from powerx.reload.executor import ReloadOutcome
 
 app = typer.Typer(help="Run the local host simulator.", no_args_is_help=True)
 
@@ -106,6 +109,16 @@ def start(
         str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")
     ] = None,
     config_path: ConfigOption = None,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="Also hot-reload the plugins on every save (like `powerx dev`, in this process).",
+        ),
+    ] = False,
+    poll: Annotated[
+        bool, typer.Option("--poll", help="With --watch: poll instead of native file events.")
+    ] = False,
 ) -> None:
     """Start the simulator in the foreground and mount the plugins.
 
@@ -114,6 +127,8 @@ def start(
     Examples:
 
       powerx host start --mock examples/hello-python examples/hello-node
+
+      powerx host start --mock ./my-plugin --watch        # and hot-reload on save
 
       powerx host start --mock ./my-plugin --image 3.0.0 --port 9000
     """
@@ -146,7 +161,9 @@ def start(
     # Ctrl-C and SIGTERM both end the run cleanly (plugins are stopped on the way out).
     signal.signal(signal.SIGTERM, _interrupt)
     with contextlib.suppress(KeyboardInterrupt):
-        run_foreground(config, plans, state_dir(), ConsoleReporter())
+        run_foreground(
+            config, plans, state_dir(), ConsoleReporter(), DevConsole() if watch else None, poll
+        )
     err_console.print("[dim]simulator stopped[/]")
 
 
@@ -198,3 +215,69 @@ def stop() -> None:
     """Stop the running simulator and its plugin processes."""
     url = client.stop()
     console.print(f"[green]✓[/] stopped the simulator at {url}")
+
+
+@app.command()
+def rollback(
+    plugin: Annotated[str, typer.Argument(help="Plugin id, e.g. com.example.hello-python.")],
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            help="Artefact digest (or a unique prefix) to serve instead of the previous one.",
+        ),
+    ] = None,
+) -> None:
+    """Serve the last good artefact again (or the one named with --to).
+
+    The new generation starts beside the serving one and takes over only when healthy.
+
+    Examples:
+
+      powerx host rollback com.example.hello-python
+
+      powerx host rollback com.example.hello-python --to 3f2a9c01
+    """
+    body: dict[str, str] = {"plugin": plugin}
+    if to:
+        body["digest"] = to
+    result = client.request("POST", "/internal/debug/rollback", json_body=body, timeout=60)
+    outcome = ReloadOutcome(
+        plugin,
+        True,
+        [],
+        result["timings"].get("total_ms", 0.0),
+        result["generation"],
+        result["status"],
+        result["timings"],
+    )
+    console.print(format_outcome(outcome))
+    console.print(
+        f"  now serving {result['digest'][:12]}"
+        + (f" (was {result['previous_digest'][:12]})" if result["previous_digest"] else "")
+    )
+
+
+cache_app = typer.Typer(help="Build and artefact caches.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("clear")
+def cache_clear() -> None:
+    """Empty the build and artefact caches; the active and previous artefacts stay.
+
+    Example:
+
+      powerx host cache clear
+    """
+    result = client.request("POST", "/internal/debug/cache/clear")
+    build = state_dir() / "build"
+    cleared_builds = 0
+    if build.is_dir():
+        cleared_builds = sum(1 for _ in build.iterdir())
+        shutil.rmtree(build, ignore_errors=True)
+    console.print(
+        f"[green]✓[/] removed {result['removed']} artefact(s), "
+        f"{result['freed_bytes'] / 1024:.0f} KiB; kept {result['kept']} in use; "
+        f"cleared {cleared_builds} build folder(s)"
+    )

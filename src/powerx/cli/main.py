@@ -10,6 +10,7 @@ import typer
 
 from powerx import __version__
 from powerx.cli import host
+from powerx.cli.dev import dev
 from powerx.cli.doctor import doctor
 from powerx.cli.login import login
 from powerx.cli.render import err_console, render_error
@@ -25,6 +26,7 @@ app = typer.Typer(
 )
 app.command()(login)
 app.command()(doctor)
+app.command()(dev)
 app.add_typer(host.app, name="host")
 
 

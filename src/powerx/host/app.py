@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import httpx
 from starlette.applications import Starlette
@@ -12,10 +14,16 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from powerx.auth import check_bearer
+from powerx.config import SIMULATOR_FLAG
 from powerx.dashboard import render_dashboard
 from powerx.errors import PowerXError
+from powerx.host.artefacts import MAX_ARCHIVE_BYTES
 from powerx.host.gateway import TENANT_HEADER
 from powerx.host.simulator import Simulator
+
+DIGEST_HEADER = "x-powerx-digest"
+BUILD_MS_HEADER = "x-powerx-build-ms"
+SOURCE_HEADER = "x-powerx-source"
 
 _HOP_BY_HOP = frozenset(
     {
@@ -59,6 +67,82 @@ def create_app(
         require_debug(request)
         simulator.shutdown_requested.set()
         return JSONResponse({"ok": True, "message": "The simulator is stopping."}, status_code=202)
+
+    async def read_archive(request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > MAX_ARCHIVE_BYTES:
+            raise PowerXError(
+                "archive_too_large",
+                f"The archive is {declared} bytes; the cap is {MAX_ARCHIVE_BYTES}.",
+                "leave node_modules and build caches out of the plugin folder.",
+                status=413,
+            )
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_ARCHIVE_BYTES:
+                raise PowerXError(
+                    "archive_too_large",
+                    f"The archive exceeds the cap of {MAX_ARCHIVE_BYTES} bytes.",
+                    "leave node_modules and build caches out of the plugin folder.",
+                    status=413,
+                )
+            chunks.append(chunk)
+        if not size:
+            raise PowerXError(
+                "archive_missing",
+                "The request carries no archive.",
+                "send the artefact tar as the request body.",
+            )
+        return b"".join(chunks)
+
+    async def hot_reload(request: Request) -> Response:
+        received = time.perf_counter()
+        require_debug(request)
+        if not simulator.config.flag(SIMULATOR_FLAG):
+            raise PowerXError(
+                "simulator_disabled",
+                f"The flag {SIMULATOR_FLAG} is off.",
+                f"set {SIMULATOR_FLAG}=1 and restart the simulator.",
+                status=403,
+            )
+        data = await read_archive(request)
+        timings = {"upload_ms": (time.perf_counter() - received) * 1000}
+        build_ms = request.headers.get(BUILD_MS_HEADER, "")
+        try:
+            timings["build_ms"] = float(build_ms) if build_ms else 0.0
+        except ValueError:
+            timings["build_ms"] = 0.0
+        source = request.headers.get(SOURCE_HEADER)
+        activation = await simulator.hot_reload(
+            data, request.headers.get(DIGEST_HEADER), Path(source) if source else None, timings
+        )
+        activation.timings["total_ms"] = (time.perf_counter() - received) * 1000
+        return JSONResponse(activation.to_dict())
+
+    async def rollback(request: Request) -> Response:
+        require_debug(request)
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("plugin"), str):
+            raise PowerXError(
+                "invalid_body",
+                'Rollback needs {"plugin": id, "digest"?: str}.',
+                "send the plugin id as JSON.",
+            )
+        started = time.perf_counter()
+        digest = body.get("digest")
+        activation = await simulator.rollback(
+            body["plugin"], digest if isinstance(digest, str) else None
+        )
+        activation.timings["total_ms"] = (time.perf_counter() - started) * 1000
+        return JSONResponse(activation.to_dict())
+
+    async def cache_clear(request: Request) -> Response:
+        require_debug(request)
+        return JSONResponse(simulator.clear_cache())
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"ok": True, "image": simulator.image.name})
@@ -121,6 +205,9 @@ def create_app(
             Route("/healthz", healthz),
             Route("/internal/debug/status", status),
             Route("/internal/debug/shutdown", shutdown, methods=["POST"]),
+            Route("/internal/debug/hot-reload", hot_reload, methods=["POST"]),
+            Route("/internal/debug/rollback", rollback, methods=["POST"]),
+            Route("/internal/debug/cache/clear", cache_clear, methods=["POST"]),
             Route("/host/api/{path:path}", host_api, methods=methods),
             Route("/plugins/{plugin_id}", plugin_proxy, methods=methods),
             Route("/plugins/{plugin_id}/{path:path}", plugin_proxy, methods=methods),

@@ -68,6 +68,17 @@ def check_archive(data: bytes) -> list[tarfile.TarInfo]:
     return members
 
 
+def read_member(data: bytes, name: str) -> bytes | None:
+    """One file of a (checked) archive, or None when it has no such file."""
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
+        try:
+            member = archive.getmember(name)
+        except KeyError:
+            return None
+        handle = archive.extractfile(member)
+        return handle.read() if handle is not None else None
+
+
 @dataclass(frozen=True)
 class ActiveRecord:
     digest: str
@@ -133,6 +144,37 @@ class ArtefactStore:
         except FileNotFoundError:
             return None
         return ActiveRecord(digest=raw["digest"], previous=raw.get("previous"))
+
+    def stored(self) -> list[str]:
+        return (
+            sorted(p.name for p in self.blobs.iterdir() if len(p.name) == 64)
+            if self.blobs.is_dir()
+            else []
+        )
+
+    def plugins(self) -> list[str]:
+        return (
+            sorted(p.name for p in self.pointers.iterdir() if (p / "active.json").is_file())
+            if self.pointers.is_dir()
+            else []
+        )
+
+    def clear(self, keep: set[str]) -> tuple[int, int]:
+        """Remove every artefact (and its unpacked tree) not in ``keep``; (count, bytes)."""
+        removed = freed = 0
+        for digest in self.stored():
+            if digest in keep:
+                continue
+            blob = self.blobs / digest
+            freed += blob.stat().st_size
+            blob.unlink(missing_ok=True)
+            shutil.rmtree(self.unpacked / digest, ignore_errors=True)
+            removed += 1
+        if self.unpacked.is_dir():
+            for tree in self.unpacked.iterdir():
+                if tree.name not in keep and not (self.blobs / tree.name).exists():
+                    shutil.rmtree(tree, ignore_errors=True)
+        return removed, freed
 
     def set_active(self, plugin_id: str, digest: str) -> ActiveRecord:
         """Point the plugin at ``digest``, remembering the one it replaces (for rollback)."""

@@ -23,7 +23,9 @@ def running_url() -> str:
     return str(info["url"])
 
 
-def request(method: str, path: str, timeout: float = 10.0) -> Any:
+def request(
+    method: str, path: str, timeout: float = 10.0, json_body: dict[str, Any] | None = None
+) -> Any:
     url = running_url()
     credential = require_credential()
     try:
@@ -32,6 +34,7 @@ def request(method: str, path: str, timeout: float = 10.0) -> Any:
             url + path,
             timeout=timeout,
             trust_env=False,
+            json=json_body,
             headers={"authorization": f"Bearer {credential.token}"},
         )
     except httpx.ConnectError:

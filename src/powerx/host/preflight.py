@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from powerx.build.node import node_executable
+from powerx.build.toolchain import node_executable
 from powerx.config import SimulatorConfig
 from powerx.errors import PowerXError, Problem
 from powerx.host.images import HostImage, check_compatible, get_image, unknown_permissions

@@ -17,7 +17,8 @@ from typing import Protocol
 
 import uvicorn
 
-from powerx.build.artefact import Artefact, build_artefact
+from powerx.auth import require_credential
+from powerx.build import Artefact, build_artefact
 from powerx.config import SimulatorConfig
 from powerx.errors import PowerXError
 from powerx.host.app import create_app
@@ -25,6 +26,8 @@ from powerx.host.preflight import PluginPlan
 from powerx.host.simulator import Simulator
 from powerx.host.supervisor import Generation, LogLine
 from powerx.paths import host_info_file
+from powerx.reload.client import SimulatorClient
+from powerx.reload.executor import DevReporter, run_dev
 
 
 class StartReporter(Protocol):
@@ -110,17 +113,44 @@ def url_for(bind: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+async def _watch_in_process(
+    url: str,
+    plans: list[PluginPlan],
+    state_dir: Path,
+    dev_reporter: DevReporter,
+    stop: asyncio.Event,
+    poll: bool,
+) -> None:
+    """``host start --watch``: the dev loop in this process, still talking HTTP to the host."""
+    client = SimulatorClient(url, require_credential().token)
+    try:
+        await run_dev(
+            [plan.path for plan in plans],
+            client,
+            state_dir / "build",
+            dev_reporter,
+            stop,
+            force_polling=poll,
+            initial_push=False,
+        )
+    finally:
+        await client.close()
+
+
 async def _serve(
     config: SimulatorConfig,
     plans: list[PluginPlan],
     sock: socket.socket,
     state_dir: Path,
     reporter: StartReporter,
+    dev_reporter: DevReporter | None,
+    poll: bool,
 ) -> None:
     port = sock.getsockname()[1]
     url = url_for(config.bind, port)
     artefacts = build_all(plans, state_dir, reporter)
     simulator = Simulator(config, state_dir, url, on_log=reporter.log)
+    simulator.supervisor.prepare_launchers({plan.manifest.runtime for plan in plans})
 
     async def on_shutdown() -> None:
         reporter.stopping()
@@ -152,19 +182,35 @@ async def _serve(
         raise
     _write_host_info(simulator, port)
     reporter.ready(url, simulator)
+    stop_watching = asyncio.Event()
+    watcher = None
+    if dev_reporter is not None:
+        watcher = asyncio.create_task(
+            _watch_in_process(url, plans, state_dir, dev_reporter, stop_watching, poll)
+        )
     stop_waiter = asyncio.create_task(simulator.shutdown_requested.wait())
     await asyncio.wait({serving, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
+    stop_watching.set()
+    if watcher is not None:
+        with contextlib.suppress(Exception):
+            await watcher
     server.should_exit = True
     await serving
     stop_waiter.cancel()
 
 
 def run_foreground(
-    config: SimulatorConfig, plans: list[PluginPlan], state_dir: Path, reporter: StartReporter
+    config: SimulatorConfig,
+    plans: list[PluginPlan],
+    state_dir: Path,
+    reporter: StartReporter,
+    dev_reporter: DevReporter | None = None,
+    poll: bool = False,
 ) -> None:
-    """Serve until Ctrl-C, SIGTERM or ``powerx host stop``; plugins stop with the simulator."""
+    """Serve until Ctrl-C, SIGTERM or ``powerx host stop``; plugins stop with the simulator.
+    With a ``dev_reporter`` the plugin folders are watched and hot-reloaded too."""
     sock = bind_socket(config.bind, config.ports.http)
     try:
-        asyncio.run(_serve(config, plans, sock, state_dir, reporter))
+        asyncio.run(_serve(config, plans, sock, state_dir, reporter, dev_reporter, poll))
     finally:
         sock.close()

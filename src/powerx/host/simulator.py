@@ -1,21 +1,51 @@
-"""The simulator's state and services: the artefact store, the supervisor, the gateway."""
+"""The simulator's state and services: artefacts, generations, the host API gateway.
+
+Every change of what serves (mount, hot reload, rollback) goes through :meth:`Simulator.
+activate`: one plugin at a time (a lock per plugin), generation N keeps serving until
+N+1 is ready and healthy, and the active pointer is written only after the flip.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from powerx import __version__
 from powerx.build.artefact import Artefact
 from powerx.config import SimulatorConfig
-from powerx.errors import PowerXError
-from powerx.host.artefacts import ArtefactStore
+from powerx.errors import PowerXError, Problem
+from powerx.host.artefacts import ArtefactStore, check_archive, read_member
 from powerx.host.gateway import Denial, Gateway
-from powerx.host.images import HostImage, get_image
+from powerx.host.images import HostImage, check_compatible, get_image, unknown_permissions
 from powerx.host.supervisor import Generation, LogLine, Supervisor
+from powerx.manifest import MANIFEST_FILE, Manifest, parse_manifest
+
+
+@dataclass
+class Activation:
+    """What a reload, mount or rollback did, with the time of each phase (ms)."""
+
+    plugin: str
+    generation: int
+    digest: str
+    status: str  # "ok" | "unchanged"
+    timings: dict[str, float] = field(default_factory=dict)
+    previous_digest: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "plugin": self.plugin,
+            "generation": self.generation,
+            "digest": self.digest,
+            "status": self.status,
+            "previous_digest": self.previous_digest,
+            "timings": {k: round(v, 2) for k, v in self.timings.items()},
+        }
 
 
 class Simulator:
@@ -29,11 +59,15 @@ class Simulator:
         self.config = config
         self.image: HostImage = get_image(config.image)
         self.state_dir = state_dir
+        state_dir.mkdir(parents=True, exist_ok=True)
         self.url = host_url
         self.started_at = time.time()
         self.store = ArtefactStore(state_dir)
-        self.supervisor = Supervisor(host_url, config.tenant, config.plugin_start_timeout_s, on_log)
+        self.supervisor = Supervisor(
+            host_url, config.tenant, config.plugin_start_timeout_s, state_dir, on_log
+        )
         self.denials: list[Denial] = []
+        self.counters: Counter[str] = Counter()
         self.gateway = Gateway(
             self.image,
             config.permission_policy,
@@ -43,15 +77,161 @@ class Simulator:
         )
         self.shutdown_requested = asyncio.Event()
 
+    # -- checks ------------------------------------------------------------------------
+
+    def admit(self, data: bytes, declared_digest: str | None) -> Manifest:
+        """Archive safety, manifest, version range, permissions: in that order, before any
+        state is touched. A version mismatch is counted."""
+        check_archive(data)
+        raw = read_member(data, MANIFEST_FILE)
+        if raw is None:
+            raise PowerXError(
+                "manifest_missing",
+                f"The archive holds no {MANIFEST_FILE}.",
+                "push archives built by `powerx dev`.",
+                status=422,
+            )
+        manifest = parse_manifest(raw.decode("utf-8", errors="replace"), MANIFEST_FILE)
+        try:
+            check_compatible(manifest, self.image)
+        except PowerXError:
+            self.counters["version_mismatch"] += 1
+            raise
+        unknown = unknown_permissions(manifest, self.image)
+        if unknown:
+            raise PowerXError(
+                "unknown_permission",
+                f"{manifest.id} asks for scope(s) {', '.join(unknown)} that {self.image.name} "
+                "does not offer.",
+                "remove them from permissions, or use an image that has them.",
+                status=422,
+                problems=[Problem("permissions", f"unknown scope '{s}'") for s in unknown],
+            )
+        return manifest
+
+    # -- changes of what serves -----------------------------------------------------------
+
+    async def activate(
+        self,
+        manifest: Manifest,
+        digest: str,
+        source_dir: Path,
+        timings: dict[str, float] | None = None,
+        force: bool = False,
+    ) -> Activation:
+        """Serve ``digest`` for the plugin: start N+1 beside N, flip, record the pointer."""
+        timings = dict(timings or {})
+        slot = self.supervisor.slot_for(manifest, source_dir)
+        async with slot.lock:
+            current = slot.active
+            if (
+                not force
+                and current is not None
+                and current.digest == digest
+                and current.state == "running"
+            ):
+                return Activation(manifest.id, current.number, digest, "unchanged", timings, digest)
+            slot.manifest, slot.source_dir = manifest, source_dir
+            started = time.perf_counter()
+            run_dir = self.store.unpack(digest)
+            try:
+                generation = await self.supervisor.start_generation(slot, digest, run_dir)
+            except PowerXError:
+                self.counters["reload_failed"] += 1
+                raise
+            timings["start_ms"] = (time.perf_counter() - started) * 1000
+            flipped = time.perf_counter()
+            previous = self.supervisor.flip(slot, generation)
+            self.store.set_active(manifest.id, digest)
+            timings["swap_ms"] = (time.perf_counter() - flipped) * 1000
+            self.counters["activations"] += 1
+            return Activation(
+                manifest.id,
+                generation.number,
+                digest,
+                "ok",
+                timings,
+                previous.digest if previous else None,
+            )
+
     async def mount(self, artefact: Artefact) -> Generation:
-        """Store the artefact, start a generation of it, point the plugin at it."""
+        """Mount a plugin built at start-up (same path as a hot reload, minus the upload)."""
         digest = self.store.put(artefact.data, artefact.digest)
-        run_dir = self.store.unpack(digest)
-        generation = await self.supervisor.mount(
-            artefact.manifest, artefact.source_dir, digest, run_dir
-        )
-        self.store.set_active(artefact.manifest.id, digest)
+        await self.activate(artefact.manifest, digest, artefact.source_dir)
+        generation = self.supervisor.slots[artefact.manifest.id].active
+        assert generation is not None
         return generation
+
+    async def hot_reload(
+        self,
+        data: bytes,
+        declared_digest: str | None,
+        source_dir: Path | None,
+        timings: dict[str, float],
+    ) -> Activation:
+        manifest = self.admit(data, declared_digest)
+        digest = self.store.put(data, declared_digest)
+        slot = self.supervisor.slots.get(manifest.id)
+        source = source_dir or (slot.source_dir if slot else self.store.unpack(digest))
+        return await self.activate(manifest, digest, source, timings)
+
+    async def rollback(self, plugin_id: str, digest: str | None) -> Activation:
+        """Serve the previous artefact (or a named one) again."""
+        record = self.store.active(plugin_id)
+        slot = self.supervisor.slots.get(plugin_id)
+        if record is None and slot is None:
+            raise PowerXError(
+                "plugin_not_found",
+                f"No plugin '{plugin_id}' is known here.",
+                "check the id with `powerx host status`.",
+                status=404,
+            )
+        target = digest
+        if target is None:
+            target = record.previous if record else None
+            if target is None:
+                raise PowerXError(
+                    "nothing_to_roll_back",
+                    f"{plugin_id} has no earlier artefact to go back to.",
+                    "roll back after at least one reload, or name one with --to.",
+                    status=409,
+                )
+        matches = [d for d in self.store.stored() if d.startswith(target)]
+        if len(matches) != 1:
+            raise PowerXError(
+                "artefact_not_found",
+                f"No single stored artefact matches '{target[:16]}' ({len(matches)} match).",
+                "list the plugin's artefacts with `powerx host status --json`, or give more "
+                "digits.",
+                status=404,
+            )
+        data = self.store.read(matches[0])
+        manifest = self.admit(data, matches[0])
+        if manifest.id != plugin_id:
+            raise PowerXError(
+                "artefact_mismatch",
+                f"Artefact {matches[0][:12]} belongs to {manifest.id}, not {plugin_id}.",
+                "name an artefact of this plugin.",
+                status=409,
+            )
+        source = slot.source_dir if slot else self.store.unpack(matches[0])
+        activation = await self.activate(manifest, matches[0], source, force=True)
+        self.counters["rollbacks"] += 1
+        return activation
+
+    def clear_cache(self) -> dict[str, int]:
+        """Drop stored artefacts nothing needs: keeps every active, previous and live one."""
+        keep: set[str] = {gen.digest for gen in self.supervisor.live}
+        for plugin_id in self.store.plugins():
+            record = self.store.active(plugin_id)
+            if record is not None:
+                keep.add(record.digest)
+                if record.previous:
+                    keep.add(record.previous)
+        removed, freed = self.store.clear(keep)
+        return {"removed": removed, "freed_bytes": freed, "kept": len(keep)}
+
+    # -- reading -------------------------------------------------------------------------
 
     def serving(self, plugin_id: str) -> Generation:
         slot = self.supervisor.slots.get(plugin_id)
@@ -65,11 +245,11 @@ class Simulator:
             )
         gen = slot.active
         if gen is None or gen.state != "running" or gen.port is None:
-            state = gen.state if gen else "not started"
+            state = "crash loop" if slot.crash_loop else (gen.state if gen else "not started")
             raise PowerXError(
                 "plugin_unavailable",
                 f"Plugin '{plugin_id}' is not serving ({state}).",
-                "see the simulator's output for the plugin's error, fix it and reload.",
+                "see the simulator's output for the plugin's error, fix it and save to reload.",
                 status=503,
             )
         return gen
@@ -78,6 +258,7 @@ class Simulator:
         plugins = []
         for plugin_id, slot in self.supervisor.slots.items():
             gen = slot.active
+            record = self.store.active(plugin_id)
             plugins.append(
                 {
                     "id": plugin_id,
@@ -85,13 +266,16 @@ class Simulator:
                     "version": slot.manifest.version,
                     "runtime": slot.manifest.runtime,
                     "source": str(slot.source_dir),
-                    "state": gen.state if gen else "stopped",
+                    "state": "crash_loop" if slot.crash_loop else (gen.state if gen else "stopped"),
                     "generation": gen.number if gen else None,
                     "digest": gen.digest if gen else None,
+                    "previous_digest": record.previous if record else None,
                     "pid": gen.pid if gen else None,
                     "port": gen.port if gen else None,
                     "start_ms": round(gen.start_ms, 1) if gen else None,
                     "exit_code": gen.exit_code if gen else None,
+                    "restarts": slot.restarts,
+                    "launcher": self.supervisor.launcher(slot.manifest.runtime).name,
                     "permissions": slot.manifest.permissions,
                     "url": f"{self.url}/plugins/{plugin_id}/",
                 }
@@ -105,6 +289,7 @@ class Simulator:
                 "started_at": self.started_at,
                 "tenant": self.config.tenant,
                 "flags": self.config.flags,
+                "counters": dict(self.counters),
             },
             "plugins": plugins,
         }

@@ -1,4 +1,11 @@
-"""Plugin processes: spawn a generation, wait until it is ready, watch it, stop it."""
+"""Plugin generations: start one beside the serving one, check it, flip, drain the old one.
+
+A generation is one process running one artefact. Traffic moves to generation N+1 only
+after it reported ready and answered a health probe; the flip is one assignment on the
+event loop, so every request goes either to N or to N+1. N then finishes its in-flight
+requests and stops. A generation that crashes while serving is restarted with backoff;
+repeated crashes are reported as a crash loop instead of being retried forever.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,6 @@ import contextlib
 import json
 import os
 import secrets
-import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -15,15 +21,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from powerx.build.node import node_executable
-from powerx.errors import PowerXError
-from powerx.manifest import Manifest
-from powerx.runtimes import CONTROL_PREFIX, NODE_SHIM
+import httpx
 
-GenerationState = Literal["starting", "running", "stopping", "stopped", "crashed", "failed"]
+from powerx.errors import PowerXError
+from powerx.host.launcher import Launcher, LaunchSpec, PluginProcess, choose_launcher
+from powerx.manifest import Manifest
+from powerx.runtimes import CONTROL_PREFIX
+
+GenerationState = Literal["starting", "running", "draining", "stopped", "crashed", "failed"]
 # The only variables of the developer's environment a plugin process inherits.
 _PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SYSTEMROOT")
+HEALTH_PATH = "/__powerx/health"
 STOP_GRACE_S = 3.0
+DRAIN_TIMEOUT_S = 10.0
+CRASH_WINDOW_S = 60.0
+CRASH_LOOP_AFTER = 5
+BACKOFF_FIRST_S = 0.1
+BACKOFF_MAX_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -35,26 +49,38 @@ class LogLine:
     line: str
 
 
-@dataclass
+@dataclass(eq=False)
 class Generation:
     plugin_id: str
     number: int
     digest: str
     token: str
-    process: asyncio.subprocess.Process
+    process: PluginProcess
+    run_dir: Path
     state: GenerationState = "starting"
     port: int | None = None
     started_at: float = field(default_factory=time.time)
     start_ms: float = 0.0
     exit_code: int | None = None
+    inflight: int = 0
     ready: asyncio.Future[dict[str, Any]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
     def pid(self) -> int:
         return self.process.pid
+
+    def enter(self) -> None:
+        self.inflight += 1
+        self.idle.clear()
+
+    def leave(self) -> None:
+        self.inflight -= 1
+        if self.inflight == 0:
+            self.idle.set()
 
 
 @dataclass
@@ -66,6 +92,10 @@ class PluginSlot:
     active: Generation | None = None
     last_number: int = 0
     logs: deque[LogLine] = field(default_factory=lambda: deque(maxlen=2000))
+    crashes: deque[float] = field(default_factory=lambda: deque(maxlen=CRASH_LOOP_AFTER))
+    crash_loop: bool = False
+    restarts: int = 0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class Supervisor:
@@ -74,43 +104,36 @@ class Supervisor:
         host_url: str,
         tenant: str,
         start_timeout_s: float,
+        work_dir: Path,
         on_log: Callable[[LogLine], None] | None = None,
     ) -> None:
         self.host_url = host_url
         self.tenant = tenant
         self.start_timeout_s = start_timeout_s
+        self.work_dir = work_dir
         self.on_log = on_log
         self.slots: dict[str, PluginSlot] = {}
         self.tokens: dict[str, tuple[str, int]] = {}  # token -> (plugin id, generation)
+        self.launchers: dict[str, Launcher] = {}
+        self.probe = httpx.AsyncClient(timeout=5.0, trust_env=False)
+        self._background: set[asyncio.Task[None]] = set()
+        self.live: set[Generation] = set()  # every generation whose process may still run
+        self.closing = False
 
-    def _command(
-        self, manifest: Manifest, run_dir: Path, info: dict[str, Any], source_dir: Path
-    ) -> list[str]:
-        runnable = str(info["runnable"])
-        if manifest.runtime == "python3.11":
-            src_root = run_dir / "src"
-            entry_file = str(Path(runnable).relative_to("src"))
-            return [
-                sys.executable,
-                "-X",
-                "frozen_modules=off",
-                "-m",
-                "powerx.runtimes.python_shim",
-                str(src_root),
-                entry_file,
-                str(info["entry_attribute"]),
-            ]
-        return [
-            node_executable(),
-            "--enable-source-maps",
-            str(NODE_SHIM),
-            str(run_dir),
-            runnable,
-            str(source_dir),
-        ]
+    # -- processes ---------------------------------------------------------------------
+
+    def _base_env(self) -> dict[str, str]:
+        env = {name: os.environ[name] for name in _PASSED_ENV if name in os.environ}
+        env.update({"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"})
+        return env
+
+    def launcher(self, runtime: str) -> Launcher:
+        if runtime not in self.launchers:
+            self.launchers[runtime] = choose_launcher(runtime, self._base_env(), str(self.work_dir))
+        return self.launchers[runtime]
 
     def _environment(self, manifest: Manifest, token: str) -> dict[str, str]:
-        env = {name: os.environ[name] for name in _PASSED_ENV if name in os.environ}
+        env = self._base_env()
         env.update(
             {
                 "POWERX_HOST_URL": self.host_url,
@@ -118,11 +141,18 @@ class Supervisor:
                 "POWERX_PLUGIN_ID": manifest.id,
                 "POWERX_PLUGIN_VERSION": manifest.version,
                 "POWERX_TENANT": self.tenant,
-                "PYTHONUNBUFFERED": "1",
-                "PYTHONDONTWRITEBYTECODE": "1",
             }
         )
         return env
+
+    @staticmethod
+    def _shim_argv(manifest: Manifest, run_dir: Path, source_dir: Path) -> list[str]:
+        info = json.loads((run_dir / "artefact.json").read_text(encoding="utf-8"))
+        runnable = str(info["runnable"])
+        if manifest.runtime == "python3.11":
+            entry_file = str(Path(runnable).relative_to("src"))
+            return [str(run_dir / "src"), entry_file, str(info["entry_attribute"])]
+        return [str(run_dir), runnable, str(source_dir)]
 
     def _log(
         self,
@@ -137,7 +167,6 @@ class Supervisor:
             self.on_log(record)
 
     async def _read_stdout(self, slot: PluginSlot, gen: Generation) -> None:
-        assert gen.process.stdout is not None
         async for raw in gen.process.stdout:
             line = raw.decode(errors="replace").rstrip("\n")
             if line.startswith(CONTROL_PREFIX):
@@ -149,7 +178,6 @@ class Supervisor:
             self._log(slot, gen.number, "stdout", line)
 
     async def _read_stderr(self, slot: PluginSlot, gen: Generation) -> None:
-        assert gen.process.stderr is not None
         async for raw in gen.process.stderr:
             self._log(slot, gen.number, "stderr", raw.decode(errors="replace").rstrip("\n"))
 
@@ -160,32 +188,41 @@ class Supervisor:
             gen.ready.set_result({"event": "exited", "code": code})
         if gen.state == "running":
             gen.state = "crashed"
+            self.tokens.pop(gen.token, None)
             self._log(
                 slot,
                 gen.number,
                 "system",
                 f"generation {gen.number} exited unexpectedly with code {code}",
             )
-        elif gen.state == "stopping":
+            if slot.active is gen and not self.closing:
+                self._spawn_background(self._restart_after_crash(slot, gen))
+        elif gen.state == "draining":
             gen.state = "stopped"
 
+    def _spawn_background(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- generations -------------------------------------------------------------------
+
     async def start_generation(self, slot: PluginSlot, digest: str, run_dir: Path) -> Generation:
-        """Spawn a generation and wait until it serves; raise ``plugin_start_failed`` if not."""
+        """Start a generation and wait until it is ready and healthy; traffic is not moved."""
         manifest = slot.manifest
-        info = json.loads((run_dir / "artefact.json").read_text(encoding="utf-8"))
         token = f"pxp_{secrets.token_urlsafe(24)}"
         started = time.perf_counter()
-        process = await asyncio.create_subprocess_exec(
-            *self._command(manifest, run_dir, info, slot.source_dir),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=self._environment(manifest, token),
-            cwd=run_dir,
-            start_new_session=True,
+        spec = LaunchSpec(
+            manifest.runtime,
+            self._shim_argv(manifest, run_dir, slot.source_dir),
+            self._environment(manifest, token),
+            str(run_dir),
         )
+        process = await self.launcher(manifest.runtime).launch(spec)
         slot.last_number += 1
-        gen = Generation(manifest.id, slot.last_number, digest, token, process)
+        gen = Generation(manifest.id, slot.last_number, digest, token, process, run_dir)
+        gen.idle.set()
+        self.live.add(gen)
         self.tokens[token] = (manifest.id, gen.number)
         gen.tasks = [
             asyncio.create_task(self._read_stdout(slot, gen)),
@@ -198,39 +235,54 @@ class Supervisor:
             message = {"event": "timeout"}
         if message.get("event") == "ready":
             gen.port = int(message["port"])
-            gen.state = "running"
-            gen.start_ms = (time.perf_counter() - started) * 1000
-            return gen
+            if await self._healthy(gen):
+                gen.state = "running"
+                gen.start_ms = (time.perf_counter() - started) * 1000
+                return gen
+            message = {"event": "unhealthy"}
         gen.state = "failed"
         await self.stop_generation(gen)
         raise self._start_error(slot, gen, message)
+
+    async def _healthy(self, gen: Generation) -> bool:
+        try:
+            response = await self.probe.get(f"http://127.0.0.1:{gen.port}{HEALTH_PATH}")
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
 
     def _start_error(
         self, slot: PluginSlot, gen: Generation, message: dict[str, Any]
     ) -> PowerXError:
         plugin = slot.manifest.id
         event = message.get("event")
+        tail = [r.line for r in slot.logs if r.generation == gen.number][-5:]
         if event == "error":
-            where = f" at {message['file']}:{message['line']}" if message.get("file") else ""
+            file, line = message.get("file"), message.get("line")
+            where = f" at {file}:{line}" if file else ""
             return PowerXError(
                 "plugin_start_failed",
                 f"{plugin} failed to start ({message.get('kind')}{where}): "
                 f"{message.get('message')}",
-                "fix the error in the plugin's code; the simulator did not route traffic to it.",
-                details={
-                    "plugin": plugin,
-                    "kind": message.get("kind"),
-                    "file": message.get("file"),
-                    "line": message.get("line"),
-                },
+                "fix the error at that line and save again.",
+                status=422,
+                details={"plugin": plugin, "kind": message.get("kind"), "file": file, "line": line},
             )
-        tail = [r.line for r in slot.logs if r.generation == gen.number][-5:]
         if event == "timeout":
             return PowerXError(
                 "plugin_start_timeout",
                 f"{plugin} did not report ready within {self.start_timeout_s:g} s.",
-                "check that the plugin does not block at import time; raise plugin_start_timeout_s "
-                "in host_simulator.yaml if it needs longer.",
+                "check that the plugin does not block at import time; raise "
+                "plugin_start_timeout_s in host_simulator.yaml if it needs longer.",
+                status=422,
+                details={"plugin": plugin, "output": tail},
+            )
+        if event == "unhealthy":
+            return PowerXError(
+                "plugin_unhealthy",
+                f"{plugin} started but did not answer its health probe.",
+                "check the plugin's startup code for blocking calls.",
+                status=422,
                 details={"plugin": plugin, "output": tail},
             )
         return PowerXError(
@@ -238,47 +290,98 @@ class Supervisor:
             f"{plugin} exited with code {message.get('code')} before it was ready"
             + (f": {tail[-1]}" if tail else "."),
             "run the plugin's entry directly to see the failure, then fix it.",
+            status=422,
             details={"plugin": plugin, "output": tail},
         )
 
-    async def stop_generation(self, gen: Generation) -> None:
+    async def stop_generation(self, gen: Generation, drain: bool = False) -> None:
+        """Stop a generation; with ``drain`` its in-flight requests finish first."""
+        if gen.state == "running":
+            gen.state = "draining"
+        if drain and gen.inflight:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(gen.idle.wait(), DRAIN_TIMEOUT_S)
+        self.tokens.pop(gen.token, None)
         if gen.process.returncode is None:
-            gen.state = "stopping"
-            with contextlib.suppress(ProcessLookupError):
-                gen.process.terminate()
+            gen.process.close_stdin()
+            gen.process.terminate()
             try:
                 await asyncio.wait_for(gen.process.wait(), STOP_GRACE_S)
             except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    gen.process.kill()
+                gen.process.kill()
                 await gen.process.wait()
-        gen.state = "stopped" if gen.state != "failed" else "failed"
-        self.tokens.pop(gen.token, None)
+        if gen.state in {"draining", "starting"}:
+            gen.state = "stopped"
         for task in gen.tasks:
-            if not task.done():
+            if not task.done() and task is not asyncio.current_task():
                 task.cancel()
-        await asyncio.gather(*gen.tasks, return_exceptions=True)
+        await asyncio.gather(
+            *(t for t in gen.tasks if t is not asyncio.current_task()), return_exceptions=True
+        )
+        self.live.discard(gen)
 
-    async def mount(
-        self, manifest: Manifest, source_dir: Path, digest: str, run_dir: Path
-    ) -> Generation:
+    def flip(self, slot: PluginSlot, gen: Generation) -> Generation | None:
+        """Route new requests to ``gen``; the previous generation drains in the background."""
+        previous, slot.active = slot.active, gen
+        slot.crash_loop = False
+        if previous is not None and previous is not gen:
+            self._spawn_background(self.stop_generation(previous, drain=True))
+        return previous
+
+    def slot_for(self, manifest: Manifest, source_dir: Path) -> PluginSlot:
         slot = self.slots.get(manifest.id)
         if slot is None:
             slot = self.slots[manifest.id] = PluginSlot(manifest, source_dir)
-        gen = await self.start_generation(slot, digest, run_dir)
-        previous, slot.active = slot.active, gen
-        if previous is not None:
-            await self.stop_generation(previous)
-        return gen
+        return slot
+
+    async def _restart_after_crash(self, slot: PluginSlot, crashed: Generation) -> None:
+        now = time.monotonic()
+        slot.crashes.append(now)
+        recent = [t for t in slot.crashes if now - t <= CRASH_WINDOW_S]
+        if len(recent) >= CRASH_LOOP_AFTER:
+            slot.crash_loop = True
+            self._log(
+                slot,
+                crashed.number,
+                "system",
+                f"crash loop: {len(recent)} crashes in {CRASH_WINDOW_S:g} s; not restarting. "
+                "Fix the plugin and save (or reload) to start it again.",
+            )
+            return
+        delay = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (len(recent) - 1))
+        self._log(slot, crashed.number, "system", f"restarting in {delay:.1f} s")
+        await asyncio.sleep(delay)
+        async with slot.lock:
+            if slot.active is not crashed or self.closing:
+                return  # a reload replaced it meanwhile
+            try:
+                gen = await self.start_generation(slot, crashed.digest, crashed.run_dir)
+            except PowerXError as error:
+                self._log(slot, crashed.number, "system", f"restart failed: {error.message}")
+                self._spawn_background(self._restart_after_crash(slot, crashed))
+                return
+            slot.restarts += 1
+            slot.active = gen
+            self._log(
+                slot, gen.number, "system", f"restarted as generation {gen.number} after a crash"
+            )
+
+    def prepare_launchers(self, runtimes: set[str]) -> None:
+        """Start warm parents/spares early so the first reload already finds them."""
+        for runtime in runtimes:
+            launcher = self.launcher(runtime)
+            prepare = getattr(launcher, "prepare", None)
+            if prepare is not None:
+                prepare()
 
     async def stop_all(self) -> None:
-        await asyncio.gather(
-            *(
-                self.stop_generation(slot.active)
-                for slot in self.slots.values()
-                if slot.active is not None
-            )
-        )
+        self.closing = True
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await asyncio.gather(*(self.stop_generation(gen) for gen in list(self.live)))
+        await asyncio.gather(*(launcher.close() for launcher in self.launchers.values()))
+        await self.probe.aclose()
 
     def identity(self, token: str) -> PluginSlot | None:
         """The plugin a per-process token belongs to (only while that generation lives)."""

@@ -1,7 +1,10 @@
 'use strict';
 // Run one Node plugin generation: load its bundle and serve its Workers-style
 // `fetch(request, env, ctx)` handler on a loopback port.
-// Usage: node --enable-source-maps node_shim.js ROOT BUNDLE
+// Usage: node --enable-source-maps node_shim.js ROOT BUNDLE [SOURCE_ROOT]
+//    or: node --enable-source-maps node_shim.js --spare
+// A spare is warm (node started, shim loaded) and waits for one JSON line on stdin:
+// {"argv": [ROOT, BUNDLE, SOURCE_ROOT], "env": {...}}.
 // Control lines go to stdout prefixed with "@@powerx " (see runtimes/__init__.py).
 const http = require('node:http');
 const path = require('node:path');
@@ -9,6 +12,7 @@ const { createHost } = require('./powerx_host.js');
 
 const CONTROL_PREFIX = '@@powerx ';
 const TENANT_HEADER = 'x-powerx-tenant';
+const HEALTH_PATH = '/__powerx/health';
 
 function control(event, fields) {
   process.stdout.write(CONTROL_PREFIX + JSON.stringify({ event, ...fields }) + '\n');
@@ -53,9 +57,36 @@ async function toRequest(req, port) {
   });
 }
 
+function firstLine() {
+  // Read exactly one line from stdin; later bytes (none are sent) are ignored.
+  return new Promise((resolve) => {
+    let buffered = '';
+    const onData = (chunk) => {
+      buffered += chunk;
+      const end = buffered.indexOf('\n');
+      if (end >= 0) {
+        process.stdin.off('data', onData);
+        resolve(buffered.slice(0, end));
+      }
+    };
+    process.stdin.setEncoding('utf8');
+    process.stdin.on('data', onData);
+    process.stdin.once('end', () => process.exit(0));
+  });
+}
+
 async function main() {
-  const root = path.resolve(process.argv[2]);
-  const bundle = path.resolve(root, process.argv[3]);
+  let args = process.argv.slice(2);
+  if (args[0] === '--spare') {
+    control('spare', { pid: process.pid });
+    const order = JSON.parse(await firstLine());
+    for (const name of Object.keys(process.env)) delete process.env[name];
+    Object.assign(process.env, order.env);
+    args = order.argv;
+  }
+  const root = path.resolve(args[0]);
+  const bundle = path.resolve(root, args[1]);
+  const sourceRoot = args[2] ? path.resolve(args[2]) : root;
   process.chdir(root);
   // The simulator holds our stdin; EOF means it is gone, so we go too.
   process.stdin.on('data', () => {});
@@ -67,12 +98,13 @@ async function main() {
     const loaded = require(bundle);
     handler = (loaded && loaded.default) || loaded;
   } catch (error) {
-    fail(error instanceof SyntaxError ? 'syntax_error' : 'import_error', error, root);
+    fail(error instanceof SyntaxError ? 'syntax_error' : 'import_error', error, sourceRoot);
     return;
   }
   if (!handler || typeof handler.fetch !== 'function') {
     fail('import_error', new TypeError(
-      'the entry must export a handler with fetch(request, env), e.g. export default { fetch }'), root);
+      'the entry must export a handler with fetch(request, env), e.g. export default { fetch }'),
+    sourceRoot);
     return;
   }
   const baseEnv = {
@@ -81,6 +113,11 @@ async function main() {
   };
   let port = 0;
   const server = http.createServer(async (req, res) => {
+    if (req.url === HEALTH_PATH) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"ok":true}');
+      return;
+    }
     try {
       const request = await toRequest(req, port);
       const tenant = request.headers.get(TENANT_HEADER) || process.env.POWERX_TENANT || '';

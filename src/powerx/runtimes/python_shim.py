@@ -1,6 +1,9 @@
 """Run one Python plugin generation: import its ASGI app and serve it on a loopback port.
 
-Usage: ``python -m powerx.runtimes.python_shim ROOT ENTRY_FILE ATTRIBUTE``
+Usage: ``python -m powerx.runtimes.python_shim ROOT ENTRY_FILE ATTRIBUTE``, or
+``python -m powerx.runtimes.python_shim --spare``: a warm spare that has imported the
+server stack already and waits for one JSON line on stdin, ``{"argv": [...], "env": {...}}``.
+The fork zygote (``zygote.py``) calls :func:`main` in a forked child instead.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 CONTROL_PREFIX = "@@powerx "
+HEALTH_PATH = "/__powerx/health"
 
 
 def _control(event: str, **fields: Any) -> None:
@@ -76,13 +80,34 @@ def load_app(root: Path, entry_file: str, attribute: str) -> Any:
         ) from None
 
 
+def with_health_route(app: Any) -> Any:
+    """Answer the supervisor's health probe in the shim, whatever routes the plugin has."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == HEALTH_PATH:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b'{"ok":true}'})
+            return
+        await app(scope, receive, send)
+
+    return wrapped
+
+
 async def serve(app: Any) -> None:
     import uvicorn
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)
-    config = uvicorn.Config(app, log_level="warning", lifespan="auto", access_log=False)
+    config = uvicorn.Config(
+        with_health_route(app), log_level="warning", lifespan="auto", access_log=False
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
@@ -94,7 +119,37 @@ async def serve(app: Any) -> None:
     await task
 
 
+def preload() -> None:
+    """Import the server stack ahead of time; a generation then pays only for its own code."""
+    import httpx  # noqa: F401
+    import starlette.applications
+    import starlette.responses
+    import starlette.routing  # noqa: F401
+    import uvicorn
+    import uvicorn.lifespan.on
+    import uvicorn.loops.auto
+    import uvicorn.protocols.http.auto
+    import uvicorn.protocols.http.h11_impl  # noqa: F401
+
+    import powerx_plugin  # noqa: F401
+
+
+def wait_as_spare() -> list[str]:
+    """Block until the supervisor hands this warm process a generation to run."""
+    preload()
+    _control("spare", pid=os.getpid())
+    line = sys.stdin.buffer.readline()
+    if not line:
+        sys.exit(0)
+    order = json.loads(line)
+    os.environ.clear()
+    os.environ.update(order["env"])
+    return list(order["argv"])
+
+
 def main(argv: list[str]) -> None:
+    if argv and argv[0] == "--spare":
+        argv = wait_as_spare()
     root, entry_file, attribute = Path(argv[0]).resolve(), argv[1], argv[2]
     os.chdir(root)
     _exit_when_parent_goes()

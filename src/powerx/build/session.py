@@ -1,0 +1,86 @@
+"""Incremental builds of one plugin folder, for start-up and for every hot reload.
+
+A session re-reads the manifest each time (a manifest edit reloads like code), compiles
+only the Python files whose size or mtime changed, and keeps one esbuild worker warm
+for Node plugins.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from powerx.build.artefact import ARTEFACT_INFO, Artefact
+from powerx.build.esbuild import EsbuildWorker
+from powerx.build.node import node_members
+from powerx.build.pack import digest, pack, source_files
+from powerx.build.python import compile_check
+from powerx.manifest import MANIFEST_FILE, Manifest, load_manifest
+
+
+class BuildSession:
+    def __init__(self, plugin_dir: Path, build_dir: Path) -> None:
+        self.root = plugin_dir.resolve()
+        self.build_dir = build_dir
+        self._compiled: dict[Path, tuple[int, int]] = {}
+        self._esbuild: EsbuildWorker | None = None
+
+    def _python_members(self, manifest: Manifest) -> tuple[list[tuple[str, bytes]], str]:
+        files = source_files(self.root)
+        changed = []
+        for relative in files:
+            if relative.suffix != ".py":
+                continue
+            stat = (self.root / relative).stat()
+            if self._compiled.get(relative) != (stat.st_mtime_ns, stat.st_size):
+                changed.append(relative)
+        compile_check(self.root, changed)
+        for relative in changed:
+            stat = (self.root / relative).stat()
+            self._compiled[relative] = (stat.st_mtime_ns, stat.st_size)
+        members = [(f"src/{f.as_posix()}", (self.root / f).read_bytes()) for f in files]
+        return members, f"src/{manifest.entry_file}"
+
+    def build(self, manifest: Manifest | None = None) -> Artefact:
+        """Build and pack the current state of the folder; ``build_failed`` names file:line."""
+        started = time.perf_counter()
+        manifest = manifest or load_manifest(self.root)
+        if manifest.runtime == "python3.11":
+            members, runnable = self._python_members(manifest)
+        else:
+            if manifest.needs_esbuild and self._esbuild is None:
+                self._esbuild = EsbuildWorker()
+            members, runnable = node_members(manifest, self.root, self.build_dir, self._esbuild)
+        info = {
+            "plugin": manifest.id,
+            "version": manifest.version,
+            "runtime": manifest.runtime,
+            "runnable": runnable,
+            "entry_attribute": manifest.entry_attribute,
+        }
+        members.append((ARTEFACT_INFO, json.dumps(info, sort_keys=True).encode()))
+        members.append((MANIFEST_FILE, (self.root / MANIFEST_FILE).read_bytes()))
+        data = pack(members)
+        return Artefact(
+            manifest=manifest,
+            data=data,
+            digest=digest(data),
+            source_dir=self.root,
+            build_ms=(time.perf_counter() - started) * 1000,
+            members=tuple(name for name, _ in members),
+        )
+
+    def close(self) -> None:
+        if self._esbuild is not None:
+            self._esbuild.close()
+            self._esbuild = None
+
+
+def build_artefact(manifest: Manifest, plugin_dir: Path, build_dir: Path) -> Artefact:
+    """Build once: a session without the reuse."""
+    session = BuildSession(plugin_dir, build_dir)
+    try:
+        return session.build(manifest)
+    finally:
+        session.close()

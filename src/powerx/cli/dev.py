@@ -1,0 +1,115 @@
+"""`powerx dev`: watch plugin folders and hot-reload every save into the running simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from powerx.auth import require_credential
+from powerx.cli.render import console, err_console
+from powerx.host.client import running_url
+from powerx.manifest import load_manifest
+from powerx.paths import state_dir
+from powerx.reload.client import SimulatorClient
+from powerx.reload.executor import ReloadOutcome, run_dev
+from powerx.reload.watcher import WatchPlan
+
+PHASES = (
+    ("build_ms", "build"),
+    ("upload_ms", "upload"),
+    ("start_ms", "start"),
+    ("swap_ms", "swap"),
+)
+
+
+def format_outcome(outcome: ReloadOutcome) -> str:
+    """One line per reload: result, generation, total ms and the phases."""
+    changed = ", ".join(outcome.changed[:3]) + (" ..." if len(outcome.changed) > 3 else "")
+    if outcome.ok and outcome.status == "unchanged":
+        return (
+            f"[dim]= {escape(outcome.plugin)}  unchanged, generation {outcome.generation} "
+            f"keeps serving  {outcome.total_ms:.0f} ms[/]"
+        )
+    if outcome.ok:
+        phases = " · ".join(f"{label} {outcome.timings.get(key, 0):.0f}" for key, label in PHASES)
+        return (
+            f"[green]✓[/] {escape(outcome.plugin)}  gen {outcome.generation}  "
+            f"[bold]{outcome.total_ms:.0f} ms[/]  [dim]({phases})  {escape(changed)}[/]"
+        )
+    error = outcome.error
+    assert error is not None
+    line = f"[red]✗[/] {escape(outcome.plugin)}  [red]{error.code}[/] {escape(error.message)}"
+    for problem in error.problems[1:4]:
+        line += f"\n    {escape(problem.message)}"
+    if error.fix:
+        line += f"\n  [dim]fix: {escape(error.fix)}[/]"
+    if outcome.generation is not None:
+        line += f"\n  [dim]generation {outcome.generation} keeps serving[/]"
+    return line
+
+
+class DevConsole:
+    def watching(self, plan: WatchPlan) -> None:
+        how = f"polling: {plan.reason}" if plan.polling else plan.reason
+        names = ", ".join(f"{f.name}/" for f in plan.folders) or "no subfolders"
+        err_console.print(
+            f"[dim]watching {escape(str(plan.root))} and {escape(names)} ({escape(how)})[/]"
+        )
+
+    def reloaded(self, outcome: ReloadOutcome) -> None:
+        console.print(format_outcome(outcome))
+
+
+def dev(
+    paths: Annotated[list[Path], typer.Argument(help="Plugin folders to watch.")],
+    poll: Annotated[
+        bool,
+        typer.Option(
+            "--poll",
+            help="Poll for changes instead of native file "
+            "events (auto on WSL /mnt and network shares).",
+        ),
+    ] = False,
+) -> None:
+    """Watch plugin folders and hot-reload each save into the running simulator.
+
+    Each reload prints one line: result, generation, total ms and the phases
+    (build, upload, start, swap). A broken edit never replaces the serving generation.
+
+    Examples:
+
+      powerx host start --mock ./my-plugin      # in one terminal
+
+      powerx dev ./my-plugin                    # in another; then edit and save
+
+      powerx dev ./plugin-a ./plugin-b --poll   # several plugins; polling watcher
+    """
+    for path in paths:
+        load_manifest(path)  # refuse a bad folder before watching anything
+    url = running_url()
+    credential = require_credential()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        client = SimulatorClient(url, credential.token)
+        try:
+            await run_dev(
+                paths, client, state_dir() / "build", DevConsole(), stop, force_polling=poll
+            )
+        finally:
+            await client.close()
+
+    err_console.print(
+        f"[dim]pushing to {url}; Ctrl-C stops watching (the simulator keeps running)[/]"
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())

@@ -1,0 +1,378 @@
+"""Ways to start a plugin process, fastest first, behind one process handle.
+
+- :class:`ZygoteLauncher` (Python on Linux): fork a warm parent that has the server
+  stack imported; the child gets its own stdin/stdout/stderr pipes over SCM_RIGHTS.
+- :class:`SpareLauncher` (Node everywhere, Python where fork is unsafe): keep one
+  pre-started shim waiting for "run this artefact"; replace it as soon as it is taken.
+- :class:`ColdLauncher`: a fresh process per generation (the fallback).
+
+``POWERX_PYTHON_LAUNCH`` / ``POWERX_NODE_LAUNCH`` = ``zygote`` | ``spare`` | ``cold`` force one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import signal
+import socket
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from powerx.build.toolchain import node_executable
+from powerx.runtimes import CONTROL_PREFIX, NODE_SHIM
+
+_STREAM_LIMIT = 1 << 20
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    runtime: str
+    argv: list[str]  # the shim's arguments
+    env: dict[str, str]
+    cwd: str
+
+
+class PluginProcess(Protocol):
+    pid: int
+    stdout: asyncio.StreamReader
+    stderr: asyncio.StreamReader
+
+    @property
+    def returncode(self) -> int | None: ...
+    async def wait(self) -> int: ...
+    def terminate(self) -> None: ...
+    def kill(self) -> None: ...
+    def close_stdin(self) -> None: ...
+
+
+class Launcher(Protocol):
+    name: str
+
+    async def launch(self, spec: LaunchSpec) -> PluginProcess: ...
+    async def close(self) -> None: ...
+
+
+class ChildProcess:
+    """A plugin process that is our own child (cold start or warm spare)."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None and process.stderr is not None
+        self._process = process
+        self.pid = process.pid
+        self.stdout: asyncio.StreamReader = process.stdout
+        self.stderr: asyncio.StreamReader = process.stderr
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.returncode
+
+    async def wait(self) -> int:
+        return await self._process.wait()
+
+    def terminate(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self._process.terminate()
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self._process.kill()
+
+    def close_stdin(self) -> None:
+        if self._process.stdin is not None:
+            self._process.stdin.close()
+
+    async def send_line(self, data: dict[str, object]) -> None:
+        assert self._process.stdin is not None
+        self._process.stdin.write(json.dumps(data).encode() + b"\n")
+        await self._process.stdin.drain()
+
+
+def shim_command(runtime: str, argv: list[str]) -> list[str]:
+    if runtime == "python3.11":
+        return [
+            sys.executable,
+            "-X",
+            "frozen_modules=off",
+            "-m",
+            "powerx.runtimes.python_shim",
+            *argv,
+        ]
+    return [node_executable(), "--enable-source-maps", str(NODE_SHIM), *argv]
+
+
+async def _spawn(command: list[str], env: Mapping[str, str], cwd: str) -> ChildProcess:
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=dict(env),
+        cwd=cwd,
+        start_new_session=True,
+        limit=_STREAM_LIMIT,
+    )
+    return ChildProcess(process)
+
+
+class ColdLauncher:
+    name = "cold"
+
+    async def launch(self, spec: LaunchSpec) -> PluginProcess:
+        return await _spawn(shim_command(spec.runtime, spec.argv), spec.env, spec.cwd)
+
+    async def close(self) -> None:
+        return None
+
+
+class SpareLauncher:
+    """Keeps one warm shim per runtime, started before it is needed."""
+
+    name = "spare"
+
+    def __init__(self, runtime: str, base_env: Mapping[str, str], cwd: str) -> None:
+        self.runtime = runtime
+        self.base_env = dict(base_env)
+        self.cwd = cwd
+        self._next: asyncio.Task[ChildProcess] | None = None
+
+    async def _warm(self) -> ChildProcess:
+        spare = await _spawn(shim_command(self.runtime, ["--spare"]), self.base_env, self.cwd)
+        line = await spare.stdout.readline()
+        if not line.startswith(CONTROL_PREFIX.encode()):
+            spare.kill()
+            raise RuntimeError(f"warm spare did not start: {line!r}")
+        return spare
+
+    def prepare(self) -> None:
+        if self._next is None:
+            self._next = asyncio.create_task(self._warm())
+
+    async def launch(self, spec: LaunchSpec) -> PluginProcess:
+        self.prepare()
+        assert self._next is not None
+        task, self._next = self._next, None
+        try:
+            spare = await task
+        except Exception:
+            spare = await self._warm()  # one retry with a fresh spare
+        self.prepare()  # the next reload finds one waiting
+        await spare.send_line({"argv": spec.argv, "env": spec.env})
+        return spare
+
+    async def close(self) -> None:
+        if self._next is not None:
+            task, self._next = self._next, None
+            if task.done() and not task.cancelled() and task.exception() is None:
+                spare = task.result()
+                spare.close_stdin()
+                spare.kill()
+            else:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    spare = await task
+                    spare.kill()
+
+
+class ForkedProcess:
+    """A generation forked by the zygote: its pipes are ours, its exit code comes by message."""
+
+    def __init__(
+        self,
+        pid: int,
+        stdin_fd: int,
+        stdout: asyncio.StreamReader,
+        stderr: asyncio.StreamReader,
+        exited: asyncio.Future[int],
+    ) -> None:
+        self.pid = pid
+        self.stdout = stdout
+        self.stderr = stderr
+        self._stdin_fd: int | None = stdin_fd
+        self._exited = exited
+
+    @property
+    def returncode(self) -> int | None:
+        return self._exited.result() if self._exited.done() else None
+
+    async def wait(self) -> int:
+        return await asyncio.shield(self._exited)
+
+    def _signal(self, sig: int) -> None:
+        if not self._exited.done():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self._signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+
+    def close_stdin(self) -> None:
+        if self._stdin_fd is not None:
+            os.close(self._stdin_fd)
+            self._stdin_fd = None
+
+
+async def _pipe_reader(fd: int) -> asyncio.StreamReader:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=_STREAM_LIMIT)
+    await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0)
+    )
+    return reader
+
+
+class ZygoteLauncher:
+    """Forks Python generations from one warm parent (see ``runtimes/zygote.py``)."""
+
+    name = "zygote"
+
+    def __init__(self, base_env: Mapping[str, str], cwd: str) -> None:
+        self.base_env = dict(base_env)
+        self.cwd = cwd
+        self._process: asyncio.subprocess.Process | None = None
+        self._sock: socket.socket | None = None
+        self._ready: asyncio.Future[None] | None = None
+        self._pending: dict[int, asyncio.Future[int]] = {}
+        self._exits: dict[int, asyncio.Future[int]] = {}
+        self._ids = itertools.count(1)
+        self._reader: asyncio.Task[None] | None = None
+        self._starting: asyncio.Task[None] | None = None
+        self._fallback = ColdLauncher()
+
+    def prepare(self) -> None:
+        if self._starting is None:
+            self._starting = asyncio.create_task(self.start())
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self._ready = loop.create_future()
+        try:
+            self._process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-X",
+                "frozen_modules=off",
+                "-m",
+                "powerx.runtimes.zygote",
+                str(theirs.fileno()),
+                pass_fds=(theirs.fileno(),),
+                env=self.base_env,
+                cwd=self.cwd,
+                stdin=asyncio.subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        finally:
+            theirs.close()
+        ours.setblocking(False)
+        self._sock = ours
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self._sock is not None and self._ready is not None
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                data = await loop.sock_recv(self._sock, 1 << 16)
+                if not data:
+                    break
+                message = json.loads(data)
+                if "ready" in message and not self._ready.done():
+                    self._ready.set_result(None)
+                elif "exited" in message:
+                    self._exits.setdefault(message["exited"], loop.create_future())
+                    future = self._exits.pop(message["exited"])
+                    if not future.done():
+                        future.set_result(int(message["code"]))
+                elif "id" in message:
+                    self._pending.pop(message["id"]).set_result(int(message["pid"]))
+        except (OSError, ValueError):
+            pass
+        finally:
+            self._fail_all(RuntimeError("the zygote exited"))
+
+    def _fail_all(self, error: Exception) -> None:
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_exception(error)
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(error)
+        self._pending.clear()
+        # Children of a dead zygote are orphans we can no longer reap: treat them as gone.
+        for future in self._exits.values():
+            if not future.done():
+                future.set_result(-1)
+        self._sock = None
+
+    @property
+    def alive(self) -> bool:
+        return (
+            self._sock is not None
+            and self._process is not None
+            and self._process.returncode is None
+        )
+
+    async def launch(self, spec: LaunchSpec) -> PluginProcess:
+        self.prepare()
+        assert self._starting is not None
+        await self._starting
+        assert self._ready is not None
+        try:
+            await asyncio.wait_for(asyncio.shield(self._ready), 30)
+        except Exception:
+            return await self._fallback.launch(spec)
+        if not self.alive:
+            return await self._fallback.launch(spec)
+        assert self._sock is not None
+        loop = asyncio.get_running_loop()
+        stdin_r, stdin_w = os.pipe()
+        stdout_r, stdout_w = os.pipe()
+        stderr_r, stderr_w = os.pipe()
+        order_id = next(self._ids)
+        forked: asyncio.Future[int] = loop.create_future()
+        self._pending[order_id] = forked
+        order = {"id": order_id, "argv": spec.argv, "env": spec.env}
+        try:
+            socket.send_fds(self._sock, [json.dumps(order).encode()], [stdin_r, stdout_w, stderr_w])
+        finally:
+            for fd in (stdin_r, stdout_w, stderr_w):
+                os.close(fd)
+        try:
+            pid = await asyncio.wait_for(forked, 10)
+        except Exception:
+            for fd in (stdin_w, stdout_r, stderr_r):
+                os.close(fd)
+            return await self._fallback.launch(spec)
+        exited = self._exits.setdefault(pid, loop.create_future())
+        return ForkedProcess(
+            pid, stdin_w, await _pipe_reader(stdout_r), await _pipe_reader(stderr_r), exited
+        )
+
+    async def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if self._process is not None and self._process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._process.terminate()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._process.wait(), 3)
+        if self._reader is not None:
+            self._reader.cancel()
+
+
+def choose_launcher(runtime: str, base_env: Mapping[str, str], cwd: str) -> Launcher:
+    variable = "POWERX_PYTHON_LAUNCH" if runtime == "python3.11" else "POWERX_NODE_LAUNCH"
+    forced = os.environ.get(variable, "").strip().lower()
+    fork_safe = sys.platform.startswith("linux") and hasattr(os, "fork")
+    if runtime == "python3.11" and (forced == "zygote" or (not forced and fork_safe)):
+        return ZygoteLauncher(base_env, cwd)
+    if forced == "cold":
+        return ColdLauncher()
+    return SpareLauncher(runtime, base_env, cwd)

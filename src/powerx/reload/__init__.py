@@ -1,0 +1,1 @@
+"""The developer side of hot reload: watch -> build -> push -> report."""

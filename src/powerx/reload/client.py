@@ -1,0 +1,74 @@
+"""HTTP client for the simulator's ``/internal/debug/*`` endpoints, used by ``powerx dev``.
+
+Connection failures are retried with exponential backoff, a bounded number of times.
+Retrying a push is safe: the simulator is idempotent by artefact digest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+
+from powerx.build import Artefact
+from powerx.errors import PowerXError
+
+RETRIES = 5
+BACKOFF_FIRST_S = 0.05
+
+
+class SimulatorClient:
+    def __init__(self, url: str, token: str, timeout_s: float = 60.0) -> None:
+        self.url = url
+        self._client = httpx.AsyncClient(
+            base_url=url,
+            timeout=httpx.Timeout(timeout_s, connect=5.0),
+            trust_env=False,
+            headers={"authorization": f"Bearer {token}"},
+        )
+
+    async def _send(self, method: str, path: str, **kwargs: Any) -> Any:
+        delay = BACKOFF_FIRST_S
+        for attempt in range(RETRIES + 1):
+            try:
+                response = await self._client.request(method, path, **kwargs)
+                break
+            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
+                if attempt == RETRIES:
+                    raise PowerXError(
+                        "host_unreachable",
+                        f"The simulator at {self.url} did not answer after {RETRIES + 1} tries "
+                        f"({type(exc).__name__}).",
+                        "check that `powerx host start` is still running.",
+                    ) from None
+                await asyncio.sleep(delay)
+                delay *= 2
+        body = response.json() if response.content else {}
+        if response.status_code >= 400:
+            raise PowerXError.from_dict(
+                body if isinstance(body, dict) else {}, response.status_code
+            )
+        return body
+
+    async def push(self, artefact: Artefact) -> dict[str, Any]:
+        """``POST /internal/debug/hot-reload`` with the archive; returns generation + timings."""
+        result: dict[str, Any] = await self._send(
+            "POST",
+            "/internal/debug/hot-reload",
+            content=artefact.data,
+            headers={
+                "content-type": "application/x-tar",
+                "x-powerx-digest": artefact.digest,
+                "x-powerx-build-ms": f"{artefact.build_ms:.3f}",
+                "x-powerx-source": str(artefact.source_dir),
+            },
+        )
+        return result
+
+    async def status(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self._send("GET", "/internal/debug/status")
+        return result
+
+    async def close(self) -> None:
+        await self._client.aclose()

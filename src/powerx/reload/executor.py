@@ -1,0 +1,145 @@
+"""The dev loop: watch -> build -> push -> report, per plugin, concurrently.
+
+Bursts of saves coalesce: while a reload is building or pushing, further changes only
+mark the plugin dirty; when the reload ends, one more runs on the folder's state at that
+moment. So the latest edit always wins and no queue of stale builds builds up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from powerx.build import BuildSession
+from powerx.errors import PowerXError
+from powerx.manifest import load_manifest
+from powerx.reload.client import SimulatorClient
+from powerx.reload.watcher import WatchPlan, plan_watch, watch
+
+
+@dataclass
+class ReloadOutcome:
+    plugin: str
+    ok: bool
+    changed: list[str]
+    total_ms: float
+    generation: int | None = None
+    status: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+    error: PowerXError | None = None
+
+
+class DevReporter(Protocol):
+    def watching(self, plan: WatchPlan) -> None: ...
+    def reloaded(self, outcome: ReloadOutcome) -> None: ...
+
+
+class PluginLoop:
+    """One plugin's watch/build/push cycle."""
+
+    def __init__(
+        self,
+        path: Path,
+        client: SimulatorClient,
+        build_dir: Path,
+        reporter: DevReporter,
+        force_polling: bool = False,
+    ) -> None:
+        self.session = BuildSession(path, build_dir)
+        self.plan = plan_watch(path, force_polling)
+        self.plugin_id = load_manifest(path).id  # kept when a later manifest edit breaks it
+        self.serving: int | None = None  # the generation known to serve
+        self.client = client
+        self.reporter = reporter
+        self.dirty = asyncio.Event()
+        self.changed: set[Path] = set()
+        self.first_change_at = 0.0
+        self.outcomes: list[ReloadOutcome] = []
+
+    def mark(self, paths: set[Path]) -> None:
+        if not self.dirty.is_set():
+            self.first_change_at = time.perf_counter()
+        self.changed |= paths
+        self.dirty.set()
+
+    async def reload_once(self, changed: list[str], since: float) -> ReloadOutcome:
+        plugin = self.plan.root.name
+        try:
+            artefact = await asyncio.to_thread(self.session.build)
+            plugin = artefact.manifest.id
+            result = await self.client.push(artefact)
+        except PowerXError as error:
+            outcome = ReloadOutcome(
+                plugin, False, changed, (time.perf_counter() - since) * 1000, error=error
+            )
+        else:
+            outcome = ReloadOutcome(
+                plugin,
+                True,
+                changed,
+                (time.perf_counter() - since) * 1000,
+                generation=result["generation"],
+                status=result["status"],
+                timings=result["timings"],
+            )
+        self.outcomes.append(outcome)
+        self.reporter.reloaded(outcome)
+        return outcome
+
+    async def run_builds(self) -> None:
+        while True:
+            await self.dirty.wait()
+            self.dirty.clear()
+            changed = sorted(
+                str(p.relative_to(self.plan.root))
+                for p in self.changed
+                if p.is_relative_to(self.plan.root)
+            )
+            self.changed = set()
+            await self.reload_once(changed, self.first_change_at)
+
+    async def run_watch(self, stop: asyncio.Event) -> None:
+        self.reporter.watching(self.plan)
+        async for batch in watch(self.plan, stop):
+            self.mark(batch)
+
+    def close(self) -> None:
+        self.session.close()
+
+
+async def run_dev(
+    paths: list[Path],
+    client: SimulatorClient,
+    build_root: Path,
+    reporter: DevReporter,
+    stop: asyncio.Event,
+    force_polling: bool = False,
+    initial_push: bool = True,
+    on_ready: Callable[[list[PluginLoop]], Any] | None = None,
+) -> list[PluginLoop]:
+    """Run until ``stop`` is set. With ``initial_push`` the current code is pushed first,
+    so the simulator serves what is on disk (and mounts plugins it does not know yet)."""
+    loops = [
+        PluginLoop(p, client, build_root / p.resolve().name, reporter, force_polling) for p in paths
+    ]
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        if initial_push:
+            await asyncio.gather(*(loop.reload_once([], time.perf_counter()) for loop in loops))
+        for loop in loops:
+            tasks.append(asyncio.create_task(loop.run_watch(stop)))
+            tasks.append(asyncio.create_task(loop.run_builds()))
+        if on_ready is not None:
+            on_ready(loops)
+        await stop.wait()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for loop in loops:
+            loop.close()
+    return loops
