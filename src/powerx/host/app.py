@@ -152,19 +152,21 @@ def create_app(
 
     async def plugin_proxy(request: Request) -> Response:
         plugin_id = request.path_params["plugin_id"]
+        body = await request.body()
+        # No await between choosing the generation and counting the request in flight:
+        # a generation being retired then always finishes this request before it stops.
         generation = simulator.serving(plugin_id)
-        path = request.path_params.get("path", "")
-        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP]
-        if TENANT_HEADER not in request.headers:
-            headers.append((TENANT_HEADER, simulator.config.tenant))
-        headers.append(("x-forwarded-prefix", f"/plugins/{plugin_id}"))
-        url = httpx.URL(
-            f"http://127.0.0.1:{generation.port}/{path}", query=request.url.query.encode()
-        )
+        generation.enter()
         try:
-            upstream = await client.request(
-                request.method, url, headers=headers, content=await request.body()
+            path = request.path_params.get("path", "")
+            headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP]
+            if TENANT_HEADER not in request.headers:
+                headers.append((TENANT_HEADER, simulator.config.tenant))
+            headers.append(("x-forwarded-prefix", f"/plugins/{plugin_id}"))
+            url = httpx.URL(
+                f"http://127.0.0.1:{generation.port}/{path}", query=request.url.query.encode()
             )
+            upstream = await client.request(request.method, url, headers=headers, content=body)
         except httpx.HTTPError as exc:
             raise PowerXError(
                 "plugin_unavailable",
@@ -172,6 +174,8 @@ def create_app(
                 "see the simulator's output for the plugin's error.",
                 status=502,
             ) from None
+        finally:
+            generation.leave()
         response_headers = {
             k: v
             for k, v in upstream.headers.items()

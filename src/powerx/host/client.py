@@ -34,6 +34,7 @@ def request(
             url + path,
             timeout=timeout,
             trust_env=False,
+            verify=url.startswith("https://"),
             json=json_body,
             headers={"authorization": f"Bearer {credential.token}"},
         )

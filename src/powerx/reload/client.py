@@ -25,6 +25,7 @@ class SimulatorClient:
             base_url=url,
             timeout=httpx.Timeout(timeout_s, connect=5.0),
             trust_env=False,
+            verify=url.startswith("https://"),
             headers={"authorization": f"Bearer {token}"},
         )
 

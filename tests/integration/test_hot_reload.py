@@ -1,0 +1,467 @@
+"""Hot reload through POST /internal/debug/hot-reload, with real plugin processes."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import tarfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from powerx.build import BuildSession
+from tests.conftest import (
+    HELLO_NODE,
+    HELLO_PYTHON,
+    RunningSimulator,
+    Workspace,
+    python_manifest,
+    write_plugin,
+)
+
+PY_ID = "com.example.hello-python"
+NODE_ID = "com.example.hello-node"
+
+
+def copy_example(source: Path, target: Path) -> Path:
+    shutil.copytree(source, target, symlinks=True)
+    return target
+
+
+def set_python_greeting(plugin: Path, text: str) -> None:
+    app = plugin / "app.py"
+    lines = [
+        f'GREETING = "{text}"' if line.startswith("GREETING =") else line
+        for line in app.read_text().splitlines()
+    ]
+    app.write_text("\n".join(lines) + "\n")
+
+
+def set_node_greeting(plugin: Path, text: str) -> None:
+    source = plugin / "src" / "index.ts"
+    lines = [
+        f'const GREETING = "{text}";' if line.startswith("const GREETING") else line
+        for line in source.read_text().splitlines()
+    ]
+    source.write_text("\n".join(lines) + "\n")
+
+
+def push(
+    simulator: RunningSimulator,
+    plugin: Path,
+    session: BuildSession | None = None,
+) -> httpx.Response:
+    own = session is None
+    session = session or BuildSession(plugin, simulator.workspace.state_dir / "test-build")
+    try:
+        artefact = session.build()
+    finally:
+        if own:
+            session.close()
+    return push_bytes(simulator, artefact.data, artefact.digest)
+
+
+def push_bytes(
+    simulator: RunningSimulator,
+    data: bytes,
+    digest: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    sent = dict(simulator.debug_headers() if headers is None else headers)
+    if digest:
+        sent["x-powerx-digest"] = digest
+    return httpx.post(
+        simulator.url + "/internal/debug/hot-reload",
+        content=data,
+        headers=sent,
+        timeout=60,
+        trust_env=False,
+    )
+
+
+def greeting(simulator: RunningSimulator, plugin_id: str) -> str:
+    response = simulator.get(f"/plugins/{plugin_id}/")
+    assert response.status_code == 200, response.text
+    return str(response.json()["greeting"])
+
+
+def plugin_status(simulator: RunningSimulator, plugin_id: str) -> dict[str, Any]:
+    plugins = simulator.status()["plugins"]
+    return next(p for p in plugins if p["id"] == plugin_id)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("launch", ["zygote", "spare", "cold"])
+def test_python_edit_is_served_by_the_next_generation(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any, launch: str
+) -> None:
+    workspace.env["POWERX_PYTHON_LAUNCH"] = launch
+    workspace.login()
+    plugin = copy_example(HELLO_PYTHON, tmp_path / "hello-python")
+    simulator = start_simulator([plugin])
+    first = plugin_status(simulator, PY_ID)
+    assert first["launcher"] == launch
+    for version in range(1, 4):
+        set_python_greeting(plugin, f"v{version}")
+        response = push(simulator, plugin)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["status"] == "ok"
+        assert body["generation"] == version + 1
+        assert set(body["timings"]) >= {"build_ms", "upload_ms", "start_ms", "swap_ms", "total_ms"}
+        assert greeting(simulator, PY_ID) == f"v{version}"
+    now = plugin_status(simulator, PY_ID)
+    assert now["generation"] == 4 and now["pid"] != first["pid"]
+    assert now["previous_digest"] is not None
+
+
+def test_node_edit_is_served_by_the_next_generation(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    plugin = copy_example(HELLO_NODE, tmp_path / "hello-node")
+    simulator = start_simulator([plugin])
+    session = BuildSession(plugin, tmp_path / "build")
+    try:
+        for version in range(1, 4):
+            set_node_greeting(plugin, f"node v{version}")
+            response = push(simulator, plugin, session)
+            assert response.status_code == 200, response.text
+            assert greeting(simulator, NODE_ID) == f"node v{version}"
+    finally:
+        session.close()
+    assert plugin_status(simulator, NODE_ID)["generation"] == 4
+
+
+def test_same_artefact_twice_is_idempotent(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    plugin = copy_example(HELLO_PYTHON, tmp_path / "p")
+    simulator = start_simulator([plugin])
+    set_python_greeting(plugin, "once")
+    first = push(simulator, plugin).json()
+    again = push(simulator, plugin).json()
+    assert first["status"] == "ok" and again["status"] == "unchanged"
+    assert again["generation"] == first["generation"] == 2
+
+
+def test_import_time_crash_keeps_the_old_generation_serving(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    plugin = copy_example(HELLO_PYTHON, tmp_path / "p")
+    simulator = start_simulator([plugin])
+    app = plugin / "app.py"
+    good = app.read_text()
+    lines = good.splitlines()
+    app.write_text("\n".join([*lines[:5], "raise ValueError('broken at import')", *lines[5:]]))
+    response = push(simulator, plugin)
+    assert response.status_code == 422
+    body = response.json()
+    assert body["error"] == "plugin_start_failed"
+    assert body["file"] == "app.py" and body["line"] == 6
+    assert "broken at import" in body["message"]
+    assert greeting(simulator, PY_ID) == "hello from python"
+    assert plugin_status(simulator, PY_ID)["generation"] == 1
+
+
+def test_node_crash_at_load_names_the_typescript_line(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    plugin = copy_example(HELLO_NODE, tmp_path / "n")
+    simulator = start_simulator([plugin])
+    source = plugin / "src" / "index.ts"
+    lines = source.read_text().splitlines()
+    source.write_text("\n".join([*lines[:4], 'throw new Error("node boom");', *lines[4:]]) + "\n")
+    response = push(simulator, plugin)
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["error"] == "plugin_start_failed"
+    assert body["file"] == "src/index.ts" and body["line"] == 5
+    assert greeting(simulator, NODE_ID) == "hello from node"
+
+
+def test_version_mismatch_is_refused_and_the_old_generation_serves(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    plugin = copy_example(HELLO_PYTHON, tmp_path / "p")
+    simulator = start_simulator([plugin])
+    manifest = plugin / "powerx.plugin.yaml"
+    manifest.write_text(manifest.read_text().replace('">=2.3 <3"', '"^3.0"'))
+    set_python_greeting(plugin, "never served")
+    for attempt in range(1, 3):
+        response = push(simulator, plugin)
+        assert response.status_code == 409
+        body = response.json()
+        assert body["error"] == "version_mismatch"
+        assert body["plugin_range"] == "^3.0" and body["host_api"] == "2.4"
+        assert "fix" in body
+        assert simulator.status()["host"]["counters"]["version_mismatch"] == attempt  # type: ignore[index]
+    assert greeting(simulator, PY_ID) == "hello from python"
+
+
+def test_rollback_restores_the_previous_digest(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    plugin = copy_example(HELLO_PYTHON, tmp_path / "p")
+    simulator = start_simulator([plugin])
+    original = plugin_status(simulator, PY_ID)["digest"]
+    set_python_greeting(plugin, "new")
+    pushed = push(simulator, plugin).json()
+    assert greeting(simulator, PY_ID) == "new"
+    result = workspace.powerx("host", "rollback", PY_ID)
+    assert result.returncode == 0, result.stderr
+    assert original[:12] in result.stdout
+    assert greeting(simulator, PY_ID) == "hello from python"
+    now = plugin_status(simulator, PY_ID)
+    assert now["digest"] == original and now["previous_digest"] == pushed["digest"]
+    named = workspace.powerx("host", "rollback", PY_ID, "--to", pushed["digest"][:10])
+    assert named.returncode == 0, named.stderr
+    assert greeting(simulator, PY_ID) == "new"
+    unknown = workspace.powerx("host", "rollback", PY_ID, "--to", "ffffffffff")
+    assert unknown.returncode == 1 and "[artefact_not_found]" in unknown.stderr
+
+
+def test_cache_clear_keeps_what_serves(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    plugin = copy_example(HELLO_PYTHON, tmp_path / "p")
+    simulator = start_simulator([plugin])
+    for version in range(3):
+        set_python_greeting(plugin, f"c{version}")
+        assert push(simulator, plugin).status_code == 200
+    store = workspace.state_dir / "artefacts"
+    assert len(list(store.iterdir())) == 4
+    result = workspace.powerx("host", "cache", "clear")
+    assert result.returncode == 0, result.stderr
+    remaining = {p.name for p in store.iterdir()}
+    status = plugin_status(simulator, PY_ID)
+    assert remaining == {status["digest"], status["previous_digest"]}
+    assert greeting(simulator, PY_ID) == "c2"
+    assert workspace.powerx("host", "rollback", PY_ID).returncode == 0
+    assert greeting(simulator, PY_ID) == "c1"
+
+
+def _tar(entries: list[tarfile.TarInfo], contents: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for info in entries:
+            data = contents.get(info.name)
+            archive.addfile(info, io.BytesIO(data) if data is not None else None)
+    return buffer.getvalue()
+
+
+def test_unsafe_archives_are_refused_before_touching_the_store(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    simulator = start_simulator([HELLO_PYTHON])
+    store = workspace.state_dir / "artefacts"
+    before = sorted(p.name for p in store.iterdir())
+    escape = tarfile.TarInfo("../escape.py")
+    escape.size = 3
+    link = tarfile.TarInfo("src/link")
+    link.type = tarfile.SYMTYPE
+    link.linkname = "/etc/passwd"
+    absolute = tarfile.TarInfo("/abs.py")
+    absolute.size = 3
+    for archive in (
+        _tar([escape], {"../escape.py": b"x=1"}),
+        _tar([link], {}),
+        _tar([absolute], {"/abs.py": b"x=1"}),
+        b"not a tar at all" * 10,
+    ):
+        response = push_bytes(simulator, archive)
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] == "unsafe_archive"
+    assert sorted(p.name for p in store.iterdir()) == before
+    assert not (tmp_path.parent / "escape.py").exists()
+
+
+def test_push_needs_the_debug_credential(workspace: Workspace, start_simulator: Any) -> None:
+    workspace.login()
+    simulator = start_simulator([HELLO_PYTHON])
+    assert push_bytes(simulator, b"x", headers={}).status_code == 401
+    bad = {"authorization": "Bearer pxm_nope"}
+    assert push_bytes(simulator, b"x", headers=bad).status_code == 401
+
+
+def test_no_request_fails_during_a_reload_storm(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    plugin = copy_example(HELLO_PYTHON, tmp_path / "p")
+    simulator = start_simulator([plugin])
+    failures: list[str] = []
+    served = 0
+    done = threading.Event()
+
+    def load() -> None:
+        nonlocal served
+        with httpx.Client(base_url=simulator.url, trust_env=False, timeout=30) as client:
+            while not done.is_set():
+                response = client.get(f"/plugins/{PY_ID}/")
+                if response.status_code != 200:
+                    failures.append(f"{response.status_code} {response.text[:100]}")
+                served += 1
+
+    threads = [threading.Thread(target=load) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    session = BuildSession(plugin, tmp_path / "build")
+    for version in range(15):
+        set_python_greeting(plugin, f"storm {version}")
+        assert push(simulator, plugin, session).status_code == 200
+    done.set()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert served > 10  # requests really ran during the swaps
+    assert greeting(simulator, PY_ID) == "storm 14"
+
+
+CRASH_LATER = """
+import os, threading
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+async def home(request):
+    return PlainTextResponse("alive")
+
+async def die(request):
+    os._exit(3)
+
+app = Starlette(routes=[Route("/", home), Route("/die", die)])
+"""
+
+EXIT_SOON = """
+import os, threading
+from starlette.applications import Starlette
+threading.Timer(0.3, lambda: os._exit(4)).start()
+app = Starlette()
+"""
+
+
+def test_a_crashed_generation_is_restarted(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    plugin = write_plugin(
+        tmp_path / "crashy", python_manifest("com.test.crashy"), {"app.py": CRASH_LATER}
+    )
+    simulator = start_simulator([plugin])
+    assert simulator.get("/plugins/com.test.crashy/").text == "alive"
+    simulator.get("/plugins/com.test.crashy/die")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        status = plugin_status(simulator, "com.test.crashy")
+        if status["restarts"] == 1 and status["state"] == "running":
+            break
+        time.sleep(0.05)
+    assert status["restarts"] == 1 and status["generation"] == 2
+    assert simulator.get("/plugins/com.test.crashy/").text == "alive"
+
+
+def test_a_crash_loop_is_reported_not_hidden(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    plugin = write_plugin(
+        tmp_path / "loop", python_manifest("com.test.loop"), {"app.py": EXIT_SOON}
+    )
+    simulator = start_simulator([plugin])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if plugin_status(simulator, "com.test.loop")["state"] == "crash_loop":
+            break
+        time.sleep(0.1)
+    assert plugin_status(simulator, "com.test.loop")["state"] == "crash_loop"
+    response = simulator.get("/plugins/com.test.loop/")
+    assert response.status_code == 503
+    assert "crash loop" in response.json()["message"]
+    _out, err = simulator.stop()
+    assert "crash loop" in err
+
+
+def test_plugins_reload_concurrently_without_interference(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    python_plugin = copy_example(HELLO_PYTHON, tmp_path / "py")
+    node_plugin = copy_example(HELLO_NODE, tmp_path / "node")
+    simulator = start_simulator([python_plugin, node_plugin])
+    results: dict[str, list[int]] = {PY_ID: [], NODE_ID: []}
+
+    def reload_many(plugin: Path, plugin_id: str, edit: Any) -> None:
+        session = BuildSession(plugin, tmp_path / f"build-{plugin.name}")
+        try:
+            for version in range(5):
+                edit(plugin, f"{plugin.name} {version}")
+                results[plugin_id].append(push(simulator, plugin, session).status_code)
+        finally:
+            session.close()
+
+    threads = [
+        threading.Thread(target=reload_many, args=(python_plugin, PY_ID, set_python_greeting)),
+        threading.Thread(target=reload_many, args=(node_plugin, NODE_ID, set_node_greeting)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == {PY_ID: [200] * 5, NODE_ID: [200] * 5}
+    assert greeting(simulator, PY_ID) == "py 4"
+    assert greeting(simulator, NODE_ID) == "node 4"
+
+
+def test_kill_9_during_a_swap_leaves_a_consistent_pointer(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    plugin = copy_example(HELLO_PYTHON, tmp_path / "p")
+    simulator = start_simulator([plugin])
+    session = BuildSession(plugin, tmp_path / "build")
+    pushes: list[int] = []
+
+    def storm() -> None:
+        for version in range(50):
+            set_python_greeting(plugin, f"k{version}")
+            try:
+                pushes.append(push(simulator, plugin, session).status_code)
+            except httpx.HTTPError:
+                return
+
+    thread = threading.Thread(target=storm)
+    thread.start()
+    time.sleep(1.0)
+    os.kill(simulator.process.pid, signal.SIGKILL)
+    thread.join()
+    session.close()
+    assert pushes, "no reload happened before the kill"
+    pointer = json.loads((workspace.state_dir / "plugins" / PY_ID / "active.json").read_text())
+    blob = workspace.state_dir / "artefacts" / pointer["digest"]
+    assert blob.is_file()
+    assert (workspace.state_dir / "run" / pointer["digest"] / "artefact.json").is_file()
+    assert not list((workspace.state_dir / "plugins" / PY_ID).glob(".active.json.*"))
+    # The next start works on the same state and serves the folder's current code.
+    (workspace.state_dir / "host.json").unlink(missing_ok=True)
+    again = RunningSimulator(workspace, [plugin])
+    try:
+        assert (
+            greeting(again, PY_ID)
+            == (plugin / "app.py").read_text().split('GREETING = "')[1].split('"')[0]
+        )
+    finally:
+        again.stop()
