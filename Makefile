@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 NODE_EXAMPLE := examples/hello-node
 NODE_STAMP   := $(NODE_EXAMPLE)/node_modules/.installed
 
-.PHONY: setup demo test check lint typecheck schemas clean
+.PHONY: setup demo test check lint typecheck schemas clean bench smoke
 
 setup: $(STAMP) $(NODE_STAMP)
 
@@ -41,4 +41,18 @@ schemas: $(STAMP)
 	$(PY) scripts/write_schemas.py
 
 clean:
-	rm -rf $(VENV) $(NODE_EXAMPLE)/node_modules .powerx test-output
+	rm -rf $(VENV) $(NODE_EXAMPLE)/node_modules benchmarks/node_modules .powerx test-output
+
+BENCH_STAMP := benchmarks/node_modules/.installed
+
+$(BENCH_STAMP): benchmarks/package-lock.json
+	cd benchmarks && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+## bench: save-to-serving latency of powerx vs uvicorn --reload and nodemon (prints a table)
+bench: setup $(BENCH_STAMP)
+	$(PY) benchmarks/reload_latency.py
+
+## smoke: the hot-reload drill (positive and version-mismatch paths); exit 0 when both behave
+smoke: setup
+	$(PY) scripts/workflows/hot_reload_smoke.py

@@ -54,7 +54,7 @@ def create_app(
     simulator: Simulator, on_shutdown: Callable[[], Awaitable[None]] | None = None
 ) -> Starlette:
     """The ASGI app; ``on_shutdown`` runs before the server exits (plugins stop there)."""
-    client = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0), trust_env=False)
+    client = simulator.supervisor.http  # closed by the supervisor on shutdown
 
     def require_debug(request: Request) -> None:
         check_bearer(request.headers.get("authorization"))
@@ -199,7 +199,6 @@ def create_app(
         finally:
             if on_shutdown is not None:
                 await on_shutdown()
-            await client.aclose()
 
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
     app = Starlette(

@@ -115,7 +115,14 @@ class Supervisor:
         self.slots: dict[str, PluginSlot] = {}
         self.tokens: dict[str, tuple[str, int]] = {}  # token -> (plugin id, generation)
         self.launchers: dict[str, Launcher] = {}
-        self.probe = httpx.AsyncClient(timeout=5.0, trust_env=False)
+        # One client for health probes and for proxied requests: the probe's keep-alive
+        # connection is then already open when traffic flips to a new generation.
+        self.http = httpx.AsyncClient(
+            timeout=httpx.Timeout(60.0, connect=5.0),
+            trust_env=False,
+            verify=False,
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        )
         self._background: set[asyncio.Task[None]] = set()
         self.live: set[Generation] = set()  # every generation whose process may still run
         self.closing = False
@@ -246,7 +253,7 @@ class Supervisor:
 
     async def _healthy(self, gen: Generation) -> bool:
         try:
-            response = await self.probe.get(f"http://127.0.0.1:{gen.port}{HEALTH_PATH}")
+            response = await self.http.get(f"http://127.0.0.1:{gen.port}{HEALTH_PATH}", timeout=5.0)
         except httpx.HTTPError:
             return False
         return response.status_code == 200
@@ -381,7 +388,7 @@ class Supervisor:
         await asyncio.gather(*self._background, return_exceptions=True)
         await asyncio.gather(*(self.stop_generation(gen) for gen in list(self.live)))
         await asyncio.gather(*(launcher.close() for launcher in self.launchers.values()))
-        await self.probe.aclose()
+        await self.http.aclose()
 
     def identity(self, token: str) -> PluginSlot | None:
         """The plugin a per-process token belongs to (only while that generation lives)."""

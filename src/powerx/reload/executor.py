@@ -8,6 +8,7 @@ moment. So the latest edit always wins and no queue of stale builds builds up.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -90,6 +91,10 @@ class PluginLoop:
         self.reporter.reloaded(outcome)
         return outcome
 
+    async def warm(self) -> None:
+        with contextlib.suppress(PowerXError):
+            await asyncio.to_thread(self.session.build)
+
     async def run_builds(self) -> None:
         while True:
             await self.dirty.wait()
@@ -130,6 +135,10 @@ async def run_dev(
     try:
         if initial_push:
             await asyncio.gather(*(loop.reload_once([], time.perf_counter()) for loop in loops))
+        else:
+            # Warm the build caches (compiled files, the esbuild context) so that the first
+            # save costs what every later one does.
+            await asyncio.gather(*(loop.warm() for loop in loops))
         for loop in loops:
             tasks.append(asyncio.create_task(loop.run_watch(stop)))
             tasks.append(asyncio.create_task(loop.run_builds()))

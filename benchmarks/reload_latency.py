@@ -1,0 +1,322 @@
+"""Save-to-serving latency of hot reload, against `uvicorn --reload` and `nodemon`.
+
+For each edit: change a constant in the plugin's source, then request the plugin until
+a response carries the new value. Latency = time from just before the file write to
+that first response. Every request is counted; a non-200 or a refused connection is a
+failed request. Prints a table (markdown) and, with --json, the raw figures.
+
+    python benchmarks/reload_latency.py                # 200 edits each, all tools
+    python benchmarks/reload_latency.py --edits 1000 --only powerx-python
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from powerx.testing import LocalSimulator
+
+REPO = Path(__file__).resolve().parent.parent
+NODEMON = REPO / "benchmarks" / "node_modules" / ".bin" / "nodemon"
+PHASES = re.compile(r"build (\d+) · upload (\d+) · start (\d+) · swap\s+(\d+)")
+
+UVICORN_APP = """from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+GREETING = "start"
+
+
+async def home(request):
+    return JSONResponse({"greeting": GREETING})
+
+
+app = Starlette(routes=[Route("/", home)])
+"""
+
+NODE_APP = """const http = require('node:http');
+const GREETING = "start";
+http.createServer((req, res) => {
+  res.setHeader('content-type', 'application/json');
+  res.end(JSON.stringify({ greeting: GREETING }));
+}).listen(Number(process.env.PORT), '127.0.0.1');
+"""
+
+
+@dataclass
+class Result:
+    tool: str
+    latencies_ms: list[float] = field(default_factory=list)
+    edits: int = 0
+    served: int = 0
+    requests: int = 0
+    failed_requests: int = 0
+    phases: dict[str, float] = field(default_factory=dict)
+
+    def percentile(self, q: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        ordered = sorted(self.latencies_ms)
+        index = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+        return ordered[index]
+
+    @property
+    def success(self) -> float:
+        return 100.0 * self.served / self.edits if self.edits else 0.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def set_constant(path: Path, prefix: str, line: str) -> None:
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(line if x.startswith(prefix) else x for x in lines) + "\n")
+
+
+def measure(
+    result: Result,
+    url: str,
+    edit: Callable[[str], None],
+    edits: int,
+    gap_s: float,
+    timeout_s: float,
+    client: httpx.Client,
+) -> None:
+    for number in range(edits):
+        marker = f"edit-{number}-{time.monotonic_ns()}"
+        started = time.perf_counter()
+        edit(marker)
+        result.edits += 1
+        deadline = started + timeout_s
+        while time.perf_counter() < deadline:
+            result.requests += 1
+            try:
+                response = client.get(url)
+            except httpx.HTTPError:
+                result.failed_requests += 1
+                time.sleep(0.002)
+                continue
+            if response.status_code != 200:
+                result.failed_requests += 1
+            elif marker in response.text:
+                result.latencies_ms.append((time.perf_counter() - started) * 1000)
+                result.served += 1
+                break
+        time.sleep(gap_s)
+        print(f"\r{result.tool}: {number + 1}/{edits}", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+
+
+def wait_up(url: str, client: httpx.Client, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if client.get(url).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def bench_powerx(runtime: str, edits: int, gap_s: float, timeout_s: float, work: Path) -> Result:
+    name = "hello-python" if runtime == "python" else "hello-node"
+    plugin = work / name
+    shutil.copytree(REPO / "examples" / name, plugin, symlinks=True)
+    if runtime == "python":
+        source, prefix, plugin_id = plugin / "app.py", "GREETING =", "com.example.hello-python"
+
+        def edit(marker: str) -> None:
+            set_constant(source, prefix, f'GREETING = "{marker}"')
+    else:
+        source, prefix, plugin_id = (
+            plugin / "src/index.ts",
+            "const GREETING",
+            "com.example.hello-node",
+        )
+
+        def edit(marker: str) -> None:
+            set_constant(source, prefix, f'const GREETING = "{marker}";')
+
+    result = Result(f"powerx ({runtime})")
+    with (
+        LocalSimulator([plugin], watch=True, workdir=work / f"sim-{runtime}") as sim,
+        httpx.Client(trust_env=False, timeout=10) as client,
+    ):
+        url = f"{sim.url}/plugins/{plugin_id}/"
+        wait_up(url, client)
+        time.sleep(0.5)  # watchers armed, build caches warm
+        measure(result, url, edit, edits, gap_s, timeout_s, client)
+        found = [tuple(map(float, m)) for m in PHASES.findall(sim.output())]
+        if found:
+            for index, phase in enumerate(("build", "upload", "start", "swap")):
+                result.phases[phase] = statistics.median(f[index] for f in found)
+    return result
+
+
+@contextmanager
+def running(
+    command: list[str], cwd: Path, env: dict[str, str]
+) -> Iterator[subprocess.Popen[bytes]]:
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def bench_uvicorn(edits: int, gap_s: float, timeout_s: float, work: Path) -> Result:
+    folder = work / "uvicorn-app"
+    folder.mkdir()
+    source = folder / "app.py"
+    source.write_text(UVICORN_APP)
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "app:app",
+        "--reload",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+    result = Result("uvicorn --reload")
+    with (
+        running(command, folder, {"PATH": "/usr/bin:/bin"}),
+        httpx.Client(trust_env=False, timeout=10) as client,
+    ):
+        url = f"http://127.0.0.1:{port}/"
+        wait_up(url, client)
+        time.sleep(0.5)
+        measure(
+            result,
+            url,
+            lambda m: set_constant(source, "GREETING =", f'GREETING = "{m}"'),
+            edits,
+            gap_s,
+            timeout_s,
+            client,
+        )
+    return result
+
+
+def bench_nodemon(edits: int, gap_s: float, timeout_s: float, work: Path) -> Result:
+    if not NODEMON.exists():
+        raise SystemExit("nodemon is missing: run `make bench` (or `npm ci` in benchmarks/)")
+    folder = work / "nodemon-app"
+    folder.mkdir()
+    source = folder / "server.js"
+    source.write_text(NODE_APP)
+    port = free_port()
+    env = {
+        "PATH": f"{Path(shutil.which('node') or 'node').parent}:/usr/bin:/bin",
+        "PORT": str(port),
+    }
+    result = Result("nodemon")
+    with (
+        running([str(NODEMON), "--quiet", "server.js"], folder, env),
+        httpx.Client(trust_env=False, timeout=10) as client,
+    ):
+        url = f"http://127.0.0.1:{port}/"
+        wait_up(url, client)
+        time.sleep(0.5)
+        measure(
+            result,
+            url,
+            lambda m: set_constant(source, "const GREETING", f'const GREETING = "{m}";'),
+            edits,
+            gap_s,
+            timeout_s,
+            client,
+        )
+    return result
+
+
+def table(results: list[Result]) -> str:
+    rows = [
+        "| tool | edits | p50 ms | p95 ms | p99 ms | success % | failed requests | "
+        "phases (median ms) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        phases = ", ".join(f"{k} {v:.0f}" for k, v in r.phases.items()) or "-"
+        rows.append(
+            f"| {r.tool} | {r.edits} | {r.percentile(50):.0f} | {r.percentile(95):.0f} "
+            f"| {r.percentile(99):.0f} | {r.success:.1f} | {r.failed_requests} of "
+            f"{r.requests} | {phases} |"
+        )
+    by_tool = {r.tool: r for r in results}
+    ratios = []
+    for ours, theirs in (("powerx (python)", "uvicorn --reload"), ("powerx (node)", "nodemon")):
+        if ours in by_tool and theirs in by_tool:
+            ratio = by_tool[theirs].percentile(50) / by_tool[ours].percentile(50)
+            ratios.append(f"{ours} p50 is {ratio:.1f}x faster than {theirs}")
+    return "\n".join([*rows, "", *ratios])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--edits", type=int, default=200, help="edits per tool (default 200)")
+    parser.add_argument("--gap-ms", type=float, default=100, help="pause after each served edit")
+    parser.add_argument("--timeout-s", type=float, default=10, help="give up on an edit after")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=["powerx-python", "powerx-node", "uvicorn", "nodemon"],
+        help="run only these (repeatable); default: all four",
+    )
+    parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    args = parser.parse_args()
+    chosen = args.only or ["powerx-python", "uvicorn", "powerx-node", "nodemon"]
+    gap_s = args.gap_ms / 1000
+    results = []
+    with tempfile.TemporaryDirectory(prefix="powerx-bench-") as tmp:
+        work = Path(tmp)
+        runners: dict[str, Callable[[], Result]] = {
+            "powerx-python": lambda: bench_powerx(
+                "python", args.edits, gap_s, args.timeout_s, work
+            ),
+            "powerx-node": lambda: bench_powerx("node", args.edits, gap_s, args.timeout_s, work),
+            "uvicorn": lambda: bench_uvicorn(args.edits, gap_s, args.timeout_s, work),
+            "nodemon": lambda: bench_nodemon(args.edits, gap_s, args.timeout_s, work),
+        }
+        for name in chosen:
+            results.append(runners[name]())
+    print(table(results))
+    if args.json:
+        args.json.write_text(json.dumps([r.__dict__ for r in results], indent=2))
+    return 0 if all(r.success == 100.0 for r in results if r.tool.startswith("powerx")) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
