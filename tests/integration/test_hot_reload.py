@@ -465,3 +465,37 @@ def test_kill_9_during_a_swap_leaves_a_consistent_pointer(
         )
     finally:
         again.stop()
+
+
+def test_client_retries_are_bounded_and_end_in_a_clear_error(tmp_path: Path) -> None:
+    import asyncio
+
+    from powerx.errors import PowerXError
+    from powerx.reload.client import RETRIES, SimulatorClient
+
+    with socket_bound_but_closed() as port:
+        client = SimulatorClient(f"http://127.0.0.1:{port}", "pxm_token")
+        session = BuildSession(HELLO_PYTHON, tmp_path / "build")
+        artefact = session.build()
+        session.close()
+        started = time.monotonic()
+        with pytest.raises(PowerXError) as caught:
+            asyncio.run(client.push(artefact))
+        elapsed = time.monotonic() - started
+    assert caught.value.code == "host_unreachable"
+    assert f"{RETRIES + 1} tries" in caught.value.message
+    assert elapsed < 10  # bounded: 0.05 s doubling, 5 retries
+
+
+class socket_bound_but_closed:
+    """A loopback port that refuses connections (bound, never listening)."""
+
+    def __enter__(self) -> int:
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        return int(self.sock.getsockname()[1])
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()

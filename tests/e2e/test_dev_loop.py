@@ -1,0 +1,117 @@
+"""`powerx dev` and `host start --watch` as a developer runs them: real files, real saves."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from powerx.testing import LocalSimulator
+from tests.conftest import HELLO_NODE, HELLO_PYTHON, Workspace
+
+PY_ID = "com.example.hello-python"
+NODE_ID = "com.example.hello-node"
+
+
+def replace_line(path: Path, prefix: str, new: str) -> None:
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(new if x.startswith(prefix) else x for x in lines) + "\n")
+
+
+def wait_for_text(get: Any, path: str, text: str, timeout_s: float = 15) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        response = get(path)
+        if response.status_code == 200 and text in response.text:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.mark.parametrize("poll", [False, True], ids=["native", "poll"])
+def test_powerx_dev_reloads_each_save(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any, poll: bool
+) -> None:
+    workspace.login()
+    plugin = tmp_path / "hello-python"
+    shutil.copytree(HELLO_PYTHON, plugin)
+    simulator = start_simulator([plugin])
+    dev = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "powerx.cli.main",
+            "dev",
+            str(plugin),
+            *(["--poll"] if poll else []),
+        ],
+        cwd=workspace.root,
+        env=workspace.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(1.0)  # initial push and watchers armed
+        source = plugin / "app.py"
+        replace_line(source, "GREETING =", 'GREETING = "first save"')
+        assert wait_for_text(simulator.get, f"/plugins/{PY_ID}/", "first save")
+        # Two saves within one second, same size: both must be seen (the last one wins).
+        replace_line(source, "GREETING =", 'GREETING = "save two A"')
+        time.sleep(0.15)
+        replace_line(source, "GREETING =", 'GREETING = "save two B"')
+        assert wait_for_text(simulator.get, f"/plugins/{PY_ID}/", "save two B")
+        replace_line(source, "GREETING =", "GREETING = (")
+        time.sleep(1.0)
+        assert wait_for_text(simulator.get, f"/plugins/{PY_ID}/", "save two B", timeout_s=2)
+    finally:
+        dev.terminate()
+        out, err = dev.communicate(timeout=20)
+    assert dev.returncode in (0, -15), err
+    assert "Traceback" not in out + err
+    reload_lines = [line for line in out.splitlines() if line.startswith("✓")]
+    assert reload_lines, out
+    assert all(
+        "gen " in line and " ms" in line and "build" in line and "swap" in line
+        for line in reload_lines
+    )
+    assert "build_failed" in out and "app.py:" in out
+    assert "keeps serving" in out
+    assert ("polling" in err) == poll
+
+
+def test_dev_without_a_running_simulator_says_how_to_start_one(workspace: Workspace) -> None:
+    workspace.login()
+    result = workspace.powerx("dev", str(HELLO_PYTHON))
+    assert result.returncode == 1
+    assert "[host_not_running]" in result.stderr
+    assert "powerx host start" in result.stderr
+
+
+def test_host_start_watch_reloads_typescript(tmp_path: Path) -> None:
+    plugin = tmp_path / "hello-node"
+    shutil.copytree(HELLO_NODE, plugin, symlinks=True)
+    with LocalSimulator([plugin], watch=True, workdir=tmp_path / "sim") as sim:
+        time.sleep(0.5)
+        replace_line(plugin / "src/index.ts", "const GREETING", 'const GREETING = "watched";')
+        assert wait_for_text(sim.get, f"/plugins/{NODE_ID}/", "watched")
+        assert "gen 2" in sim.output()
+
+
+def test_a_burst_of_saves_coalesces_and_the_last_edit_wins(tmp_path: Path) -> None:
+    plugin = tmp_path / "hello-python"
+    shutil.copytree(HELLO_PYTHON, plugin)
+    with LocalSimulator([plugin], watch=True, workdir=tmp_path / "sim") as sim:
+        time.sleep(0.5)
+        for number in range(20):
+            replace_line(plugin / "app.py", "GREETING =", f'GREETING = "burst {number}"')
+            time.sleep(0.005)
+        assert wait_for_text(sim.get, f"/plugins/{PY_ID}/", "burst 19")
+        time.sleep(0.5)
+        reloads = [line for line in sim.output().splitlines() if line.startswith("✓")]
+    assert 1 <= len(reloads) < 20
