@@ -224,6 +224,27 @@ def running(
             process.kill()
 
 
+def bench_restarting_tool(
+    tool: str,
+    command: list[str],
+    folder: Path,
+    env: dict[str, str],
+    port: int,
+    edit: Callable[[str], None],
+    edits: int,
+    gap_s: float,
+    timeout_s: float,
+) -> Result:
+    """A tool that restarts the whole process on each save (uvicorn --reload, nodemon)."""
+    result = Result(tool)
+    with running(command, folder, env), httpx.Client(trust_env=False, timeout=10) as client:
+        url = f"http://127.0.0.1:{port}/"
+        wait_up(url, client)
+        time.sleep(0.5)
+        measure(result, url, edit, edits, gap_s, timeout_s, client)
+    return result
+
+
 def bench_uvicorn(edits: int, gap_s: float, timeout_s: float, work: Path) -> Result:
     folder = work / "uvicorn-app"
     folder.mkdir()
@@ -241,24 +262,17 @@ def bench_uvicorn(edits: int, gap_s: float, timeout_s: float, work: Path) -> Res
         "--log-level",
         "warning",
     ]
-    result = Result("uvicorn --reload")
-    with (
-        running(command, folder, {"PATH": "/usr/bin:/bin"}),
-        httpx.Client(trust_env=False, timeout=10) as client,
-    ):
-        url = f"http://127.0.0.1:{port}/"
-        wait_up(url, client)
-        time.sleep(0.5)
-        measure(
-            result,
-            url,
-            lambda m: set_constant(source, "GREETING =", f'GREETING = "{m}"'),
-            edits,
-            gap_s,
-            timeout_s,
-            client,
-        )
-    return result
+    return bench_restarting_tool(
+        "uvicorn --reload",
+        command,
+        folder,
+        {"PATH": "/usr/bin:/bin"},
+        port,
+        lambda m: set_constant(source, "GREETING =", f'GREETING = "{m}"'),
+        edits,
+        gap_s,
+        timeout_s,
+    )
 
 
 def bench_nodemon(edits: int, gap_s: float, timeout_s: float, work: Path) -> Result:
@@ -273,24 +287,17 @@ def bench_nodemon(edits: int, gap_s: float, timeout_s: float, work: Path) -> Res
         "PATH": f"{Path(shutil.which('node') or 'node').parent}:/usr/bin:/bin",
         "PORT": str(port),
     }
-    result = Result("nodemon")
-    with (
-        running([str(NODEMON), "--quiet", "server.js"], folder, env),
-        httpx.Client(trust_env=False, timeout=10) as client,
-    ):
-        url = f"http://127.0.0.1:{port}/"
-        wait_up(url, client)
-        time.sleep(0.5)
-        measure(
-            result,
-            url,
-            lambda m: set_constant(source, "const GREETING", f'const GREETING = "{m}";'),
-            edits,
-            gap_s,
-            timeout_s,
-            client,
-        )
-    return result
+    return bench_restarting_tool(
+        "nodemon",
+        [str(NODEMON), "--quiet", "server.js"],
+        folder,
+        env,
+        port,
+        lambda m: set_constant(source, "const GREETING", f'const GREETING = "{m}";'),
+        edits,
+        gap_s,
+        timeout_s,
+    )
 
 
 def table(results: list[Result]) -> str:

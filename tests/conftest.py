@@ -10,13 +10,14 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+
+from powerx.testing import wait_until_up
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
@@ -109,20 +110,11 @@ class RunningSimulator:
         self.url = self._wait_until_up()
 
     def _wait_until_up(self, timeout: float = 60) -> str:
-        info = self.workspace.state_dir / "host.json"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                out, err = self.process.communicate()
-                raise AssertionError(f"simulator exited {self.process.returncode}:\n{out}\n{err}")
-            if info.is_file():
-                try:
-                    return str(json.loads(info.read_text())["url"])
-                except ValueError:
-                    pass  # being written
-            time.sleep(0.05)
-        self.process.kill()
-        raise AssertionError("simulator did not come up")
+        def output() -> str:
+            out, err = self.process.communicate(timeout=5)
+            return f"{out}\n{err}"
+
+        return wait_until_up(self.process, self.workspace.state_dir, timeout, output)
 
     def get(self, path: str, **kwargs: object) -> httpx.Response:
         return httpx.get(self.url + path, timeout=30, trust_env=False, **kwargs)  # type: ignore[arg-type]

@@ -25,6 +25,25 @@ from typing import Any
 import httpx
 
 
+def wait_until_up(
+    process: subprocess.Popen[str], state_dir: Path, timeout_s: float, output: Callable[[], str]
+) -> str:
+    """Wait for a starting simulator to write its host file; return its URL."""
+    info = state_dir / "host.json"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the simulator exited with {process.returncode}:\n{output()}")
+        if info.is_file():
+            try:
+                return str(json.loads(info.read_text())["url"])
+            except ValueError:
+                pass  # being written
+        time.sleep(0.02)
+    process.kill()
+    raise RuntimeError(f"the simulator did not come up within {timeout_s:g} s:\n{output()}")
+
+
 class LocalSimulator:
     def __init__(
         self,
@@ -101,18 +120,9 @@ class LocalSimulator:
 
     def _wait_until_up(self) -> str:
         assert self.process is not None and self.workdir is not None
-        info = self.workdir / "state" / "host.json"
-        deadline = time.monotonic() + self.start_timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the simulator exited:\n{self.output()}")
-            if info.is_file():
-                try:
-                    return str(json.loads(info.read_text())["url"])
-                except ValueError:
-                    pass  # being written
-            time.sleep(0.02)
-        raise RuntimeError(f"the simulator did not come up:\n{self.output()}")
+        return wait_until_up(
+            self.process, self.workdir / "state", self.start_timeout_s, self.output
+        )
 
     def output(self) -> str:
         return self.log_path.read_text() if self.log_path and self.log_path.exists() else ""
