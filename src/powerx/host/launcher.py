@@ -130,7 +130,12 @@ class ColdLauncher:
 
 
 class SpareLauncher:
-    """Keeps one warm shim per runtime, started before it is needed."""
+    """Keeps one warm shim per runtime, started before it is needed.
+
+    The next spare is started by ``prepare()`` once the generation that took the last
+    one is up (the supervisor calls it), not at once: a Node start-up costs ~50 ms of CPU,
+    and on a two-core laptop it would slow the very generation the user is waiting for.
+    """
 
     name = "spare"
 
@@ -160,7 +165,6 @@ class SpareLauncher:
             spare = await task
         except Exception:
             spare = await self._warm()  # one retry with a fresh spare
-        self.prepare()  # the next reload finds one waiting
         await spare.send_line({"argv": spec.argv, "env": spec.env})
         return spare
 

@@ -240,6 +240,8 @@ class Supervisor:
             message = await asyncio.wait_for(asyncio.shield(gen.ready), self.start_timeout_s)
         except TimeoutError:
             message = {"event": "timeout"}
+        finally:
+            self.prepare_launchers({manifest.runtime})  # the next reload finds one warm
         if message.get("event") == "ready":
             gen.port = int(message["port"])
             if await self._healthy(gen):
