@@ -38,6 +38,25 @@ class PermissionPolicy(BaseModel):
     deny: list[str] = Field(default_factory=list)
 
 
+class AlertRules(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    failure_rate: float = Field(default=0.05, ge=0, le=1)
+    failure_window_s: float = Field(default=300.0, gt=0)
+    failure_min_reloads: int = Field(default=5, ge=1)
+    mismatch_count: int = Field(default=3, ge=1)
+    mismatch_window_s: float = Field(default=600.0, gt=0)
+
+
+class Observability(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    otlp_endpoint: str | None = None
+    webhook_url: str | None = None
+    log_buffer: int = Field(default=5000, ge=100)
+    alerts: AlertRules = Field(default_factory=AlertRules)
+
+
 class SimulatorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -50,9 +69,10 @@ class SimulatorConfig(BaseModel):
         default_factory=lambda: ["api.powerx.io", "*.powerx.io", "*.powerx.cloud"]
     )
     flags: dict[str, bool] = Field(
-        default_factory=lambda: {SIMULATOR_FLAG: True, OBSERVABILITY_FLAG: False}
+        default_factory=lambda: {SIMULATOR_FLAG: True, OBSERVABILITY_FLAG: True}
     )
     plugin_start_timeout_s: float = Field(default=15.0, gt=0)
+    observability: Observability = Field(default_factory=Observability)
 
     @field_validator("image")
     @classmethod

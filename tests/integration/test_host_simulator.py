@@ -136,11 +136,24 @@ def test_unknown_plugin_is_a_404_with_the_mounted_ones(demo: RunningSimulator) -
     assert PY_ID in body["fix"]
 
 
-def test_dashboard_lists_the_plugins(demo: RunningSimulator) -> None:
-    response = demo.get("/dashboard")
-    assert response.status_code == 200
-    assert PY_ID in response.text and NODE_ID in response.text
-    assert "powerx/host-simulator:2.4.0" in response.text
+def test_dashboard_needs_its_key_and_then_reads_with_a_cookie(demo: RunningSimulator) -> None:
+    refused = demo.get("/dashboard")
+    assert refused.status_code == 401
+    assert "powerx host status" in refused.text
+    assert demo.get("/dashboard?key=wrong").status_code == 401
+    assert demo.get("/internal/debug/status").status_code == 401
+    link = demo.get("/internal/debug/dashboard-link", headers=demo.debug_headers()).json()["url"]
+    with httpx.Client(trust_env=False, follow_redirects=True, timeout=30) as browser:
+        page = browser.get(link)
+        assert page.status_code == 200
+        assert str(page.url).endswith("/dashboard"), "the key leaves the address bar"
+        assert "latency-chart" in page.text
+        status = browser.get(demo.url + "/internal/debug/status").json()
+    assert {PY_ID, NODE_ID} <= {p["id"] for p in status["plugins"]}
+    assert status["host"]["image"] == "powerx/host-simulator:2.4.0"
+    # The cookie reads; it does not act: state changes still need the bearer credential.
+    with httpx.Client(trust_env=False, timeout=30, cookies=browser.cookies) as browser_again:
+        assert browser_again.post(demo.url + "/internal/debug/cache/clear").status_code == 401
 
 
 ENV_PROBE = """

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -64,6 +64,13 @@ class DevConsole:
 
     def reloaded(self, outcome: ReloadOutcome) -> None:
         console.print(format_outcome(outcome))
+
+    def alert(self, state: str, alert: dict[str, Any]) -> None:
+        message = escape(str(alert.get("message", "")))
+        if state == "raised":
+            console.print(f"[bold yellow]⚠ alert[/] [yellow]{message}[/]")
+        else:
+            console.print(f"[green]✓ alert cleared[/] [dim]{message}[/]")
 
 
 def dev(

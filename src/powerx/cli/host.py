@@ -57,7 +57,7 @@ class ConsoleReporter:
             f"\n[bold green]PowerX host simulator[/] {simulator.image.name} "
             f"(host API {simulator.image.api_version}) is up"
         )
-        console.print(f"  dashboard: [bold]{url}/dashboard[/]")
+        console.print(f"  dashboard: [bold]{url}/dashboard?key={simulator.dashboard_key}[/]")
         for plugin_id in simulator.supervisor.slots:
             console.print(f"  plugin:    {url}/plugins/{plugin_id}/")
         console.print("  [dim]stop with Ctrl-C or `powerx host stop`[/]\n")
@@ -204,10 +204,14 @@ def status(
       powerx host status --json | jq '.plugins[].state'
     """
     data = client.request("GET", "/internal/debug/status")
+    with contextlib.suppress(PowerXError):  # observability may be switched off
+        data["dashboard"] = client.request("GET", "/internal/debug/dashboard-link")["url"]
     if as_json:
         print(json.dumps(data, indent=2))
     else:
         _render_status(data)
+        if data.get("dashboard"):
+            console.print(f"dashboard: [bold]{data['dashboard']}[/]")
 
 
 @app.command()

@@ -9,10 +9,11 @@ import traceback
 import typer
 
 from powerx import __version__
-from powerx.cli import host
+from powerx.cli import audit, host, telemetry
 from powerx.cli.dev import dev
 from powerx.cli.doctor import doctor
 from powerx.cli.login import login
+from powerx.cli.logs import logs
 from powerx.cli.render import err_console, render_error
 from powerx.errors import PowerXError
 
@@ -27,7 +28,10 @@ app = typer.Typer(
 app.command()(login)
 app.command()(doctor)
 app.command()(dev)
+app.command()(logs)
 app.add_typer(host.app, name="host")
+app.add_typer(audit.app, name="audit")
+app.add_typer(telemetry.app, name="telemetry")
 
 
 @app.command()

@@ -10,20 +10,21 @@ from pathlib import Path
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from powerx.auth import check_bearer
 from powerx.config import SIMULATOR_FLAG
-from powerx.dashboard import render_dashboard
 from powerx.errors import PowerXError
 from powerx.host.artefacts import MAX_ARCHIVE_BYTES
 from powerx.host.gateway import TENANT_HEADER
+from powerx.host.observe_routes import observability_routes, reader_check
 from powerx.host.simulator import Simulator
 
 DIGEST_HEADER = "x-powerx-digest"
 BUILD_MS_HEADER = "x-powerx-build-ms"
 SOURCE_HEADER = "x-powerx-source"
+PLUGIN_HEADER = "x-powerx-plugin"
 
 _HOP_BY_HOP = frozenset(
     {
@@ -59,8 +60,10 @@ def create_app(
     def require_debug(request: Request) -> None:
         check_bearer(request.headers.get("authorization"))
 
+    require_reader = reader_check(simulator)
+
     async def status(request: Request) -> Response:
-        require_debug(request)
+        require_reader(request)
         return JSONResponse(simulator.status())
 
     async def shutdown(request: Request) -> Response:
@@ -106,7 +109,12 @@ def create_app(
                 f"set {SIMULATOR_FLAG}=1 and restart the simulator.",
                 status=403,
             )
-        data = await read_archive(request)
+        plugin_hint = request.headers.get(PLUGIN_HEADER)
+        try:
+            data = await read_archive(request)
+        except PowerXError as error:
+            simulator.reload_rejected(error, plugin_hint, received)
+            raise
         timings = {"upload_ms": (time.perf_counter() - received) * 1000}
         build_ms = request.headers.get(BUILD_MS_HEADER, "")
         try:
@@ -115,9 +123,13 @@ def create_app(
             timings["build_ms"] = 0.0
         source = request.headers.get(SOURCE_HEADER)
         activation = await simulator.hot_reload(
-            data, request.headers.get(DIGEST_HEADER), Path(source) if source else None, timings
+            data,
+            request.headers.get(DIGEST_HEADER),
+            Path(source) if source else None,
+            timings,
+            received,
+            plugin_hint,
         )
-        activation.timings["total_ms"] = (time.perf_counter() - received) * 1000
         return JSONResponse(activation.to_dict())
 
     async def rollback(request: Request) -> Response:
@@ -153,6 +165,7 @@ def create_app(
     async def plugin_proxy(request: Request) -> Response:
         plugin_id = request.path_params["plugin_id"]
         body = await request.body()
+        started = time.perf_counter()
         # No await between choosing the generation and counting the request in flight:
         # a generation being retired then always finishes this request before it stops.
         generation = simulator.serving(plugin_id)
@@ -182,12 +195,22 @@ def create_app(
             if k.lower() not in _HOP_BY_HOP and k.lower() != "content-encoding"
         }
         response_headers["x-powerx-generation"] = str(generation.number)
+        simulator.observer.logs.record(
+            plugin_id,
+            generation.number,
+            "access",
+            f"{request.method} /{path} {upstream.status_code}",
+            latency_ms=(time.perf_counter() - started) * 1000,
+            level="info"
+            if upstream.status_code < 400
+            else "warning"
+            if upstream.status_code < 500
+            else "error",
+            tenant=request.headers.get(TENANT_HEADER),
+        )
         return Response(
             upstream.content, status_code=upstream.status_code, headers=response_headers
         )
-
-    async def dashboard(request: Request) -> Response:
-        return HTMLResponse(render_dashboard(simulator.status()))
 
     async def root(request: Request) -> Response:
         return RedirectResponse("/dashboard")
@@ -204,7 +227,6 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/", root),
-            Route("/dashboard", dashboard),
             Route("/healthz", healthz),
             Route("/internal/debug/status", status),
             Route("/internal/debug/shutdown", shutdown, methods=["POST"]),
@@ -214,6 +236,7 @@ def create_app(
             Route("/host/api/{path:path}", host_api, methods=methods),
             Route("/plugins/{plugin_id}", plugin_proxy, methods=methods),
             Route("/plugins/{plugin_id}/{path:path}", plugin_proxy, methods=methods),
+            *observability_routes(simulator, require_debug),
         ],
         exception_handlers={PowerXError: _on_powerx_error},
         lifespan=lifespan,

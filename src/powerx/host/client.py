@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+from httpx_sse import ServerSentEvent, connect_sse
 
 from powerx.auth import require_credential
 from powerx.errors import PowerXError
@@ -54,6 +56,37 @@ def request(
     if response.status_code >= 400:
         raise PowerXError.from_dict(body if isinstance(body, dict) else {}, response.status_code)
     return body
+
+
+def stream(path: str, params: dict[str, str]) -> Iterator[ServerSentEvent]:
+    """Follow an SSE endpoint of the running simulator until it or the user stops."""
+    url = running_url()
+    credential = require_credential()
+    try:
+        with (
+            httpx.Client(
+                trust_env=False,
+                verify=url.startswith("https://"),
+                timeout=httpx.Timeout(10.0, read=None),
+                headers={"authorization": f"Bearer {credential.token}"},
+            ) as session,
+            connect_sse(session, "GET", url + path, params=params) as source,
+        ):
+            if source.response.status_code >= 400:
+                source.response.read()
+                body = source.response.json() if source.response.content else {}
+                raise PowerXError.from_dict(
+                    body if isinstance(body, dict) else {}, source.response.status_code
+                )
+            yield from source.iter_sse()
+    except httpx.ConnectError:
+        raise PowerXError(
+            "host_not_running",
+            f"The simulator at {url} does not answer (it may have crashed).",
+            _NOT_RUNNING_FIX,
+        ) from None
+    except httpx.HTTPError:
+        return  # the simulator stopped while we followed it
 
 
 def stop(wait_s: float = 10.0) -> str:

@@ -162,7 +162,11 @@ async def _serve(
 
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(simulator, on_shutdown), log_level="warning", access_log=False, lifespan="on"
+            create_app(simulator, on_shutdown),
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=5,
         )
     )
     serving = asyncio.create_task(server.serve(sockets=[sock]))
@@ -184,6 +188,8 @@ async def _serve(
             await serving
         raise
     _write_host_info(simulator, port)
+    simulator.started()
+    closer = asyncio.create_task(_end_streams_on_exit(server, simulator))
     reporter.ready(url, simulator)
     stop_watching = asyncio.Event()
     watcher = None
@@ -200,6 +206,16 @@ async def _serve(
     server.should_exit = True
     await serving
     stop_waiter.cancel()
+    closer.cancel()
+
+
+async def _end_streams_on_exit(server: uvicorn.Server, simulator: Simulator) -> None:
+    """uvicorn waits for open connections before it shuts down; open SSE streams (a
+    dashboard tab, `powerx logs --follow`) would hold it forever, so end them first."""
+    while not server.should_exit:
+        await asyncio.sleep(0.1)
+    simulator.observer.bus.close()
+    simulator.observer.logs.bus.close()
 
 
 def run_foreground(

@@ -8,6 +8,8 @@ N+1 is ready and healthy, and the active pointer is written only after the flip.
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -24,6 +26,10 @@ from powerx.host.gateway import Denial, Gateway
 from powerx.host.images import HostImage, check_compatible, get_image, unknown_permissions
 from powerx.host.supervisor import Generation, LogLine, Supervisor
 from powerx.manifest import MANIFEST_FILE, Manifest, parse_manifest
+from powerx.observe import events
+from powerx.observe.logs import PluginContext
+from powerx.observe.masking import mask_line
+from powerx.observe.observer import Observer, new_reload_id, reload_record
 
 
 @dataclass
@@ -36,6 +42,7 @@ class Activation:
     status: str  # "ok" | "unchanged"
     timings: dict[str, float] = field(default_factory=dict)
     previous_digest: str | None = None
+    reload_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +51,7 @@ class Activation:
             "digest": self.digest,
             "status": self.status,
             "previous_digest": self.previous_digest,
+            "reload_id": self.reload_id,
             "timings": {k: round(v, 2) for k, v in self.timings.items()},
         }
 
@@ -63,8 +71,10 @@ class Simulator:
         self.url = host_url
         self.started_at = time.time()
         self.store = ArtefactStore(state_dir)
+        self.observer = Observer(config, state_dir, config.tenant)
+        self._print_log = on_log
         self.supervisor = Supervisor(
-            host_url, config.tenant, config.plugin_start_timeout_s, state_dir, on_log
+            host_url, config.tenant, config.plugin_start_timeout_s, state_dir, self._on_log
         )
         self.denials: list[Denial] = []
         self.counters: Counter[str] = Counter()
@@ -73,9 +83,25 @@ class Simulator:
             config.permission_policy,
             self.supervisor,
             config.tenant,
-            on_denied=self.denials.append,
+            on_denied=self._on_denied,
         )
         self.shutdown_requested = asyncio.Event()
+        self.dashboard_key = secrets.token_urlsafe(24)
+
+    def _on_log(self, line: LogLine) -> None:
+        """Every plugin line is masked before it is kept, streamed or printed."""
+        record = self.observer.logs.record(line.plugin, line.generation, line.stream, line.line)
+        if self._print_log is not None:
+            self._print_log(
+                LogLine(line.ts, line.plugin, line.generation, line.stream, mask_line(line.line))
+                if record["message"] != line.line
+                else line
+            )
+
+    def _on_denied(self, denial: Denial) -> None:
+        self.denials.append(denial)
+        enforced = self.config.permission_policy.mode == "enforce" or "policy" in denial.reason
+        self.observer.permission_denied(denial.plugin, denial.scope, denial.api, enforced)
 
     # -- checks ------------------------------------------------------------------------
 
@@ -94,8 +120,10 @@ class Simulator:
         manifest = parse_manifest(raw.decode("utf-8", errors="replace"), MANIFEST_FILE)
         try:
             check_compatible(manifest, self.image)
-        except PowerXError:
+        except PowerXError as error:
             self.counters["version_mismatch"] += 1
+            error.details.setdefault("plugin", manifest.id)
+            error.details.setdefault("version", manifest.version)
             raise
         unknown = unknown_permissions(manifest, self.image)
         if unknown:
@@ -132,6 +160,9 @@ class Simulator:
             ):
                 return Activation(manifest.id, current.number, digest, "unchanged", timings, digest)
             slot.manifest, slot.source_dir = manifest, source_dir
+            self.observer.logs.contexts[manifest.id] = PluginContext(
+                manifest.version, self.config.tenant
+            )
             started = time.perf_counter()
             run_dir = self.store.unpack(digest)
             try:
@@ -145,6 +176,10 @@ class Simulator:
             self.store.set_active(manifest.id, digest)
             timings["swap_ms"] = (time.perf_counter() - flipped) * 1000
             self.counters["activations"] += 1
+            self.observer.bus.publish(
+                events.GENERATION,
+                {"plugin": manifest.id, "generation": generation.number, "state": "running"},
+            )
             return Activation(
                 manifest.id,
                 generation.number,
@@ -158,6 +193,15 @@ class Simulator:
         """Mount a plugin built at start-up (same path as a hot reload, minus the upload)."""
         digest = self.store.put(artefact.data, artefact.digest)
         await self.activate(artefact.manifest, digest, artefact.source_dir)
+        self.observer.audit(
+            "plugin.mount",
+            artefact.manifest.id,
+            {
+                "digest": digest,
+                "version": artefact.manifest.version,
+                "source": str(artefact.source_dir),
+            },
+        )
         generation = self.supervisor.slots[artefact.manifest.id].active
         assert generation is not None
         return generation
@@ -168,12 +212,72 @@ class Simulator:
         declared_digest: str | None,
         source_dir: Path | None,
         timings: dict[str, float],
+        received: float,
+        plugin_hint: str | None = None,
     ) -> Activation:
-        manifest = self.admit(data, declared_digest)
-        digest = self.store.put(data, declared_digest)
-        slot = self.supervisor.slots.get(manifest.id)
-        source = source_dir or (slot.source_dir if slot else self.store.unpack(digest))
-        return await self.activate(manifest, digest, source, timings)
+        """Admit, store and activate an uploaded artefact; the outcome (served, unchanged,
+        blocked at admission, failed to start) is recorded under one reload id."""
+        reload_id = new_reload_id()
+        manifest: Manifest | None = None
+        try:
+            manifest = self.admit(data, declared_digest)
+            digest = self.store.put(data, declared_digest)
+            slot = self.supervisor.slots.get(manifest.id)
+            source = source_dir or (slot.source_dir if slot else self.store.unpack(digest))
+            activation = await self.activate(manifest, digest, source, timings)
+        except PowerXError as error:
+            named = error.details.get("plugin")
+            plugin = manifest.id if manifest else str(named or plugin_hint or "unknown")
+            slot = self.supervisor.slots.get(plugin)
+            serving = slot.active if slot else None
+            error.details.setdefault("reload_id", reload_id)
+            self.observer.reload_finished(
+                reload_record(
+                    reload_id,
+                    plugin,
+                    "failed" if manifest is not None else "blocked",
+                    received,
+                    version=manifest.version if manifest else error.details.get("version"),
+                    digest=declared_digest,
+                    generation=serving.number if serving else None,
+                    reason=error.code,
+                    phases=timings,
+                ),
+                error.message,
+                {
+                    k: v
+                    for k, v in error.details.items()
+                    if k in {"plugin_range", "host_api", "image", "file", "line", "kind"}
+                },
+            )
+            raise
+        activation.timings["total_ms"] = (time.perf_counter() - received) * 1000
+        activation.reload_id = reload_id
+        self.observer.reload_finished(
+            reload_record(
+                reload_id,
+                manifest.id,
+                activation.status,
+                received,
+                version=manifest.version,
+                digest=activation.digest,
+                generation=activation.generation,
+                phases={k: v for k, v in activation.timings.items() if k != "total_ms"},
+                duration_ms=activation.timings["total_ms"],
+            )
+        )
+        return activation
+
+    def reload_rejected(self, error: PowerXError, plugin_hint: str | None, received: float) -> None:
+        """An upload refused before its archive could be read (too large, empty)."""
+        reload_id = new_reload_id()
+        error.details.setdefault("reload_id", reload_id)
+        self.observer.reload_finished(
+            reload_record(
+                reload_id, plugin_hint or "unknown", "blocked", received, reason=error.code
+            ),
+            error.message,
+        )
 
     async def rollback(self, plugin_id: str, digest: str | None) -> Activation:
         """Serve the previous artefact (or a named one) again."""
@@ -217,6 +321,20 @@ class Simulator:
         source = slot.source_dir if slot else self.store.unpack(matches[0])
         activation = await self.activate(manifest, matches[0], source, force=True)
         self.counters["rollbacks"] += 1
+        self.observer.audit(
+            "rollback",
+            plugin_id,
+            {
+                "digest": matches[0],
+                "from": activation.previous_digest,
+                "generation": activation.generation,
+                "named": digest is not None,
+            },
+        )
+        self.observer.bus.publish(
+            events.ROLLBACK,
+            {"plugin": plugin_id, "digest": matches[0], "generation": activation.generation},
+        )
         return activation
 
     def clear_cache(self) -> dict[str, int]:
@@ -229,6 +347,7 @@ class Simulator:
                 if record.previous:
                     keep.add(record.previous)
         removed, freed = self.store.clear(keep)
+        self.observer.audit("cache.clear", None, {"removed": removed, "freed_bytes": freed})
         return {"removed": removed, "freed_bytes": freed, "kept": len(keep)}
 
     # -- reading -------------------------------------------------------------------------
@@ -294,5 +413,24 @@ class Simulator:
             "plugins": plugins,
         }
 
+    def started(self) -> None:
+        """The server is up and the plugins given at start are mounted."""
+        self.observer.start()
+        self.observer.audit(
+            "host.start",
+            None,
+            {
+                "url": self.url,
+                "image": self.image.name,
+                "pid": os.getpid(),
+                "plugins": {
+                    pid: slot.active.digest if slot.active else None
+                    for pid, slot in self.supervisor.slots.items()
+                },
+            },
+        )
+
     async def stop(self) -> None:
         await self.supervisor.stop_all()
+        self.observer.audit("host.stop", None, {"url": self.url, "pid": os.getpid()})
+        await self.observer.close()

@@ -63,9 +63,19 @@ class SimulatorClient:
                 "x-powerx-digest": artefact.digest,
                 "x-powerx-build-ms": f"{artefact.build_ms:.3f}",
                 "x-powerx-source": str(artefact.source_dir),
+                "x-powerx-plugin": artefact.manifest.id,
             },
         )
         return result
+
+    async def report(self, reports: list[dict[str, Any]]) -> None:
+        """Client-side telemetry (``POST /internal/debug/telemetry``)."""
+        await self._send("POST", "/internal/debug/telemetry", json=reports)
+
+    async def alerts(self) -> list[dict[str, Any]]:
+        result: dict[str, Any] = await self._send("GET", "/internal/debug/alerts")
+        alerts: list[dict[str, Any]] = result.get("alerts", [])
+        return alerts
 
     async def status(self) -> dict[str, Any]:
         result: dict[str, Any] = await self._send("GET", "/internal/debug/status")

@@ -37,6 +37,31 @@ class ReloadOutcome:
 class DevReporter(Protocol):
     def watching(self, plan: WatchPlan) -> None: ...
     def reloaded(self, outcome: ReloadOutcome) -> None: ...
+    def alert(self, state: str, alert: dict[str, Any]) -> None: ...
+
+
+class AlertWatch:
+    """Tells the developer when the simulator raises or clears an alert (shared by all
+    plugin loops of one `powerx dev`, so each change is printed once)."""
+
+    def __init__(self, client: SimulatorClient, reporter: DevReporter) -> None:
+        self.client = client
+        self.reporter = reporter
+        self.known: dict[tuple[str, str], dict[str, Any]] = {}
+
+    async def refresh(self) -> None:
+        try:
+            current = await self.client.alerts()
+        except PowerXError:
+            return  # observability off or host gone: the reload line already said enough
+        now = {(str(a.get("name")), str(a.get("plugin"))): a for a in current}
+        for key, alert in now.items():
+            if key not in self.known:
+                self.reporter.alert("raised", alert)
+        for key, alert in self.known.items():
+            if key not in now:
+                self.reporter.alert("cleared", alert)
+        self.known = now
 
 
 class PluginLoop:
@@ -49,8 +74,11 @@ class PluginLoop:
         build_dir: Path,
         reporter: DevReporter,
         force_polling: bool = False,
+        alert_watch: AlertWatch | None = None,
     ) -> None:
         self.session = BuildSession(path, build_dir)
+        self.alert_watch = alert_watch
+        self._reporting: set[asyncio.Task[None]] = set()
         self.plan = plan_watch(path, force_polling)
         self.plugin_id = load_manifest(path).id  # kept when a later manifest edit breaks it
         self.serving: int | None = None  # the generation known to serve
@@ -69,15 +97,22 @@ class PluginLoop:
 
     async def reload_once(self, changed: list[str], since: float) -> ReloadOutcome:
         plugin = self.plan.root.name
+        result: dict[str, Any] | None = None
         try:
             artefact = await asyncio.to_thread(self.session.build)
             plugin = artefact.manifest.id
             result = await self.client.push(artefact)
         except PowerXError as error:
             outcome = ReloadOutcome(
-                plugin, False, changed, (time.perf_counter() - since) * 1000, error=error
+                plugin,
+                False,
+                changed,
+                (time.perf_counter() - since) * 1000,
+                generation=self.serving,  # a failed reload never replaces what serves
+                error=error,
             )
         else:
+            self.serving = result["generation"]
             outcome = ReloadOutcome(
                 plugin,
                 True,
@@ -89,7 +124,41 @@ class PluginLoop:
             )
         self.outcomes.append(outcome)
         self.reporter.reloaded(outcome)
+        # Telemetry and the alert check run after the line is printed, off the reload path.
+        task = asyncio.create_task(self._report(outcome, result if outcome.ok else None))
+        self._reporting.add(task)
+        task.add_done_callback(self._reporting.discard)
         return outcome
+
+    async def _report(self, outcome: ReloadOutcome, result: dict[str, Any] | None) -> None:
+        error = outcome.error
+        report: dict[str, Any] | None = None
+        if result is not None and result.get("reload_id"):
+            report = {
+                "kind": "reload",
+                "plugin": outcome.plugin,
+                "ref": result["reload_id"],
+                "status": outcome.status or "ok",
+                "latency_ms": round(outcome.total_ms, 3),
+            }
+        elif (
+            error is not None
+            and "reload_id" not in error.details
+            and error.code not in {"host_unreachable", "unauthenticated", "missing_scope"}
+        ):
+            # Failed before any upload (build error, bad manifest): the simulator saw nothing.
+            report = {
+                "kind": "failure",
+                "plugin": self.plugin_id,
+                "reason": error.code,
+                "message": error.message[:4000],
+                "latency_ms": round(outcome.total_ms, 3),
+            }
+        if report is not None:
+            with contextlib.suppress(PowerXError):
+                await self.client.report([report])
+        if self.alert_watch is not None:
+            await self.alert_watch.refresh()
 
     async def warm(self) -> None:
         with contextlib.suppress(PowerXError):
@@ -128,8 +197,10 @@ async def run_dev(
 ) -> list[PluginLoop]:
     """Run until ``stop`` is set. With ``initial_push`` the current code is pushed first,
     so the simulator serves what is on disk (and mounts plugins it does not know yet)."""
+    alert_watch = AlertWatch(client, reporter)
     loops = [
-        PluginLoop(p, client, build_root / p.resolve().name, reporter, force_polling) for p in paths
+        PluginLoop(p, client, build_root / p.resolve().name, reporter, force_polling, alert_watch)
+        for p in paths
     ]
     tasks: list[asyncio.Task[None]] = []
     try:

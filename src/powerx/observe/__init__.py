@@ -1,0 +1,1 @@
+"""Observability: telemetry, metrics, events, alerts, logs and the audit trail."""

@@ -1,0 +1,222 @@
+"""One place where the simulator reports what happened; it fans out to telemetry,
+metrics, the audit chain, the event bus, alerts, logs and OTLP, so those stay consistent
+with each other (one reload id links the telemetry row and the audit row)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from powerx.config import SimulatorConfig
+from powerx.observe import events
+from powerx.observe.alerts import AlertChange, AlertMonitor
+from powerx.observe.audit import AuditLog, AuditRecord
+from powerx.observe.events import EventBus
+from powerx.observe.logs import LogHub
+from powerx.observe.metrics import Metrics
+from powerx.observe.otlp import OtlpExporter, otlp_endpoint
+from powerx.observe.telemetry import ReloadRecord, TelemetryStore
+from powerx.observe.webhook import WebhookSink
+
+TELEMETRY_DB = "telemetry.db"
+AUDIT_DB = "audit.db"
+TICK_S = 0.5
+
+
+def new_reload_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Observer:
+    def __init__(self, config: SimulatorConfig, state_dir: Path, tenant: str) -> None:
+        rules = config.observability
+        self.tenant = tenant
+        self.telemetry = TelemetryStore(state_dir / TELEMETRY_DB)
+        self.audit_log = AuditLog(state_dir / AUDIT_DB)
+        self.metrics = Metrics()
+        self.bus = EventBus()
+        self.alerts = AlertMonitor(rules.alerts)
+        self.logs = LogHub(self.telemetry, capacity=rules.log_buffer)
+        endpoint = otlp_endpoint(rules.otlp_endpoint)
+        self.otlp = OtlpExporter(endpoint) if endpoint else None
+        self.webhook = WebhookSink(rules.webhook_url) if rules.webhook_url else None
+        if self.webhook is not None:
+            self.bus.add_sink(self.webhook)
+        self._ticker: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Begin the periodic work (log flushes, alert windows); needs a running loop."""
+        if self._ticker is None:
+            self._ticker = asyncio.get_running_loop().create_task(self._tick_forever())
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            self.tick()
+
+    def tick(self) -> None:
+        self.logs.flush()
+        self._publish_alerts(self.alerts.evaluate())
+
+    # -- what happened --------------------------------------------------------------------
+
+    def audit(
+        self,
+        action: str,
+        plugin: str | None = None,
+        details: Mapping[str, object] | None = None,
+        ref: str | None = None,
+    ) -> AuditRecord:
+        record = self.audit_log.append(action, plugin, details or {}, ref=ref)
+        self.bus.publish(events.AUDIT, {"seq": record.seq, "action": action, "plugin": plugin})
+        return record
+
+    def reload_finished(
+        self,
+        record: ReloadRecord,
+        message: str | None = None,
+        context: Mapping[str, object] | None = None,
+    ) -> None:
+        """A hot reload ended (served, unchanged, failed or blocked): record it everywhere."""
+        self.telemetry.add_reload(record)
+        phases = {**record.phases, "total_ms": record.duration_ms}
+        self.metrics.observe_reload(record.plugin, record.status, record.reason, phases)
+        details: dict[str, Any] = {
+            "digest": record.digest,
+            "generation": record.generation,
+            "version": record.version,
+            "duration_ms": round(record.duration_ms, 2),
+            "origin": record.origin,
+        }
+        if record.reason:
+            details["reason"] = record.reason
+        if message:
+            details["message"] = message
+        for key, value in (context or {}).items():
+            details.setdefault(key, value)
+        self.audit(f"reload.{record.status}", record.plugin, details, ref=record.id)
+        self.bus.publish(
+            events.HOT_RELOAD,
+            {
+                "id": record.id,
+                "plugin": record.plugin,
+                "tenant": self.tenant,
+                "version": record.version,
+                "digest": record.digest,
+                "status": record.status,
+                "duration_ms": round(record.duration_ms, 2),
+                "reason": record.reason,
+                "generation": record.generation,
+                "phases": {k: round(v, 2) for k, v in record.phases.items()},
+            },
+        )
+        if record.status != "unchanged":
+            failed = record.status in {"failed", "blocked"}
+            if record.reason == "version_mismatch":
+                changes = self.alerts.record_mismatch(record.plugin, record.ts)
+            else:
+                changes = self.alerts.record_reload(record.plugin, failed, record.ts)
+            self._publish_alerts(changes)
+        if record.status in {"failed", "blocked"}:
+            self.logs.record(
+                record.plugin,
+                record.generation,
+                "system",
+                f"reload {record.status}: {message or record.reason}",
+                reason=record.reason,
+                level="error",
+            )
+        if self.otlp is not None:
+            self.otlp.record_reload(
+                record.plugin,
+                record.digest,
+                record.status,
+                record.reason,
+                record.duration_ms,
+                record.phases,
+            )
+
+    def _publish_alerts(self, changes: list[AlertChange]) -> None:
+        for change in changes:
+            self.bus.publish(events.ALERT, change.to_dict())
+            self.audit(f"alert.{change.state}", change.alert.plugin, change.alert.to_dict())
+
+    def client_report(
+        self, kind: str, plugin: str, ref: str | None, payload: dict[str, Any]
+    ) -> int:
+        """A report the developer's client sent (latency seen, breakpoint sync stats)."""
+        report_id = self.telemetry.add_client_report(kind, plugin, ref, payload)
+        if kind == "reload" and isinstance(payload.get("latency_ms"), int | float):
+            self.metrics.client_latency.labels(plugin).observe(float(payload["latency_ms"]))
+        if kind == "breakpoint_sync":
+            for key in ("set", "verified"):
+                if isinstance(payload.get(key), int):
+                    self.metrics.breakpoints.labels(plugin, key).inc(payload[key])
+            if isinstance(payload.get("replay_ms"), int | float):
+                self.metrics.breakpoint_replay.labels(plugin).observe(float(payload["replay_ms"]))
+        self.bus.publish(
+            events.TELEMETRY, {"id": report_id, "kind": kind, "plugin": plugin, "ref": ref}
+        )
+        return report_id
+
+    def permission_denied(self, plugin: str, scope: str, api: str, enforced: bool) -> None:
+        self.metrics.permission_denials.labels(plugin, scope).inc()
+        self.audit(
+            "permission.denied" if enforced else "permission.warned",
+            plugin,
+            {"scope": scope, "api": api},
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        self.bus.close()
+        self.logs.bus.close()
+        self.logs.flush()
+        if self.webhook is not None:
+            await self.webhook.close()
+        if self.otlp is not None:
+            await asyncio.to_thread(self.otlp.shutdown)
+        self.telemetry.close()
+        self.audit_log.close()
+
+
+def reload_record(
+    reload_id: str,
+    plugin: str,
+    status: str,
+    started: float,
+    *,
+    version: str | None = None,
+    digest: str | None = None,
+    generation: int | None = None,
+    reason: str | None = None,
+    phases: Mapping[str, float] | None = None,
+    origin: str = "server",
+    duration_ms: float | None = None,
+) -> ReloadRecord:
+    """A record for a reload that began at ``started`` (perf_counter) and ends now."""
+    return ReloadRecord(
+        id=reload_id,
+        ts=time.time(),
+        plugin=plugin,
+        status=status,
+        duration_ms=duration_ms
+        if duration_ms is not None
+        else (time.perf_counter() - started) * 1000,
+        version=version,
+        digest=digest,
+        generation=generation,
+        reason=reason,
+        phases=dict(phases or {}),
+        origin=origin,
+    )
