@@ -6,6 +6,7 @@ import gzip
 import itertools
 import logging
 import os
+import shutil
 import socket
 import threading
 import time
@@ -13,6 +14,8 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
 
 import pytest
 from opentelemetry import metrics, trace
@@ -29,7 +32,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality, M
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 import powerx
-from powerx.observe.otlp import OtlpExporter, otlp_endpoint
+from powerx.observe.otlp import ENDPOINT_ENV, SPAN_NAME, OtlpExporter, otlp_endpoint
 
 ALPHA = "com.example.alpha"
 BETA = "com.example.beta"
@@ -351,3 +354,28 @@ def test_endpoint_env_wins_over_config_and_empty_means_off(
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "  ")
     assert otlp_endpoint("http://config:4318") == "http://config:4318"
     assert otlp_endpoint(None) is None
+
+
+def test_the_simulator_exports_its_reloads_to_the_configured_collector(
+    collector: Collector, workspace: Any, start_simulator: Any, tmp_path: Path
+) -> None:
+    from tests.conftest import HELLO_PYTHON
+    from tests.integration.test_hot_reload import push, set_python_greeting
+
+    workspace.login()
+    workspace.env[ENDPOINT_ENV] = collector.url
+    plugin = tmp_path / "hello-python"
+    shutil.copytree(HELLO_PYTHON, plugin)
+    simulator = start_simulator([plugin])
+    set_python_greeting(plugin, "exported")
+    assert push(simulator, plugin).status_code == 200
+    manifest = plugin / "powerx.plugin.yaml"
+    manifest.write_text(manifest.read_text().replace('">=2.3 <3"', '">=3"'))
+    assert push(simulator, plugin).status_code == 409
+    simulator.stop()  # shutting down flushes what is pending
+
+    roots = [s for s in collector.spans() if s.name == SPAN_NAME]
+    assert sorted(attrs(s.attributes)["status"] for s in roots) == ["blocked", "ok"]
+    assert {attrs(s.attributes)["plugin"] for s in roots} == {"com.example.hello-python"}
+    mismatches = collector.latest_metric("debug_host_version_mismatch_total")
+    assert [p.as_int for p in mismatches.sum.data_points] == [1]
