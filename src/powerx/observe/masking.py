@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 
 __all__ = ["MASK", "is_sensitive_key", "mask_line", "mask_text", "mask_value"]
@@ -105,6 +105,23 @@ def is_sensitive_key(key: str) -> bool:
 # (boundary look-behinds come after it), because sre then skips through the line in C
 # instead of trying the pattern at every character.
 
+
+def _mask_spans(text: str, spans: Iterable[tuple[int, int]]) -> str:
+    """Replace each (start, end) span, given left to right, by MASK. A span that starts
+    inside one already replaced (a key inside a masked value) or is empty is skipped."""
+    pieces: list[str] = []
+    cursor = 0
+    for start, end in spans:
+        if start < cursor or start == end:
+            continue
+        pieces += (text[cursor:start], MASK)
+        cursor = end
+    if not pieces:
+        return text
+    pieces.append(text[cursor:])
+    return "".join(pieces)
+
+
 _URL_PASSWORD = re.compile(r"://(?P<user>[^\s:/?#@\[\]]*):[^\s/?#]+@")
 
 
@@ -133,9 +150,11 @@ def _mask_header_values(text: str) -> str:
     return _HEADER.sub(_mask_header_value, text)
 
 
+# The token is only looked at, not consumed, so that in "Basic Bearer <token>" the word
+# "Bearer" (left alone as Basic's credential) is still seen as a scheme itself.
 _AUTH_CREDENTIAL = re.compile(
     r"[Bb](?:(?i:earer)(?<![A-Za-z0-9_-].{6})|(?i:asic)(?<![A-Za-z0-9_-].{5}))"
-    r"[ \t]+(?P<token>[A-Za-z0-9._~+/-]+=*)"
+    r"[ \t]+(?=(?P<token>[A-Za-z0-9._~+/-]+=*))"
 )
 # "missing bearer token", "Basic auth required": the scheme's name used in prose.
 _PROSE_AFTER_SCHEME = frozenset(
@@ -158,19 +177,20 @@ def _looks_like_basic_credential(token: str) -> bool:
     return any(char.islower() for char in body) and any(char.isupper() for char in body[1:])
 
 
-def _mask_auth_credential(match: re.Match[str]) -> str:
-    token = match["token"]
+def _is_credential(found: re.Match[str]) -> bool:
+    token = found["token"]
     if token.rstrip("=.").lower() in _PROSE_AFTER_SCHEME:
-        return match.group(0)
-    is_basic = match.group(0)[1] in "aA"
-    if is_basic and not _looks_like_basic_credential(token):
-        return match.group(0)
-    return match.group(0)[: match.start("token") - match.start()] + MASK
+        return False
+    is_basic = found.group(0)[1] in "aA"
+    return not is_basic or _looks_like_basic_credential(token)
 
 
 def _mask_auth_credentials(text: str) -> str:
     """``Bearer <token>`` and ``Basic <base64>`` anywhere in the line."""
-    return _AUTH_CREDENTIAL.sub(_mask_auth_credential, text)
+    return _mask_spans(
+        text,
+        (found.span("token") for found in _AUTH_CREDENTIAL.finditer(text) if _is_credential(found)),
+    )
 
 
 _B64URL = "[A-Za-z0-9_-]"
@@ -242,31 +262,20 @@ def _secret_span(text: str, value: re.Match[str]) -> tuple[int, int]:
     return (scheme.end() if scheme else start, end)
 
 
+def _sensitive_value_spans(text: str) -> Iterator[tuple[int, int]]:
+    size = len(text)
+    for found in _PAIR_REVERSED.finditer(text[::-1]):
+        key = text[size - found.end("key") : size - found.start("key")]
+        if not is_sensitive_key(key):
+            continue
+        value = _PAIR_VALUE.match(text, size - found.start())
+        if value is not None:
+            yield _secret_span(text, value)
+
+
 def _mask_pairs(text: str) -> str:
     """``password=x``, ``token: x``, ``"secret": "x"``, ``?api_key=x&``: the value goes."""
-    size = len(text)
-    # (key start, key end, value start) in the line, left to right.
-    pairs = [
-        (size - found.end("key"), size - found.start("key"), size - found.start())
-        for found in _PAIR_REVERSED.finditer(text[::-1])
-    ]
-    pieces: list[str] = []
-    cursor = 0
-    for key_start, key_end, value_start in reversed(pairs):
-        if key_start < cursor or not is_sensitive_key(text[key_start:key_end]):
-            continue
-        value = _PAIR_VALUE.match(text, value_start)
-        if value is None:
-            continue
-        start, end = _secret_span(text, value)
-        if start == end:
-            continue
-        pieces += (text[cursor:start], MASK)
-        cursor = end
-    if not pieces:
-        return text
-    pieces.append(text[cursor:])
-    return "".join(pieces)
+    return _mask_spans(text, reversed(list(_sensitive_value_spans(text))))
 
 
 _EMAIL_LOCAL_PART = re.compile(
