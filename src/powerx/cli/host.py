@@ -57,7 +57,9 @@ class ConsoleReporter:
             f"\n[bold green]PowerX host simulator[/] {simulator.image.name} "
             f"(host API {simulator.image.api_version}) is up"
         )
-        console.print(f"  dashboard: [bold]{url}/dashboard?key={simulator.dashboard_key}[/]")
+        console.print(
+            f"  dashboard: [bold]{url}/dashboard?key={simulator.dashboard_key}[/]", soft_wrap=True
+        )
         for plugin_id in simulator.supervisor.slots:
             console.print(f"  plugin:    {url}/plugins/{plugin_id}/")
         console.print("  [dim]stop with Ctrl-C or `powerx host stop`[/]\n")
@@ -211,7 +213,7 @@ def status(
     else:
         _render_status(data)
         if data.get("dashboard"):
-            console.print(f"dashboard: [bold]{data['dashboard']}[/]")
+            console.print(f"dashboard: [bold]{data['dashboard']}[/]", soft_wrap=True)
 
 
 @app.command()

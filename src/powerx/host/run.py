@@ -11,7 +11,9 @@ import contextlib
 import errno
 import json
 import os
+import signal
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -39,6 +41,26 @@ class StartReporter(Protocol):
     def ready(self, url: str, simulator: Simulator) -> None: ...
     def log(self, line: LogLine) -> None: ...
     def stopping(self) -> None: ...
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, minus its habit of re-raising the captured signal once it has shut down:
+    re-raised inside our event loop it surfaced as a KeyboardInterrupt traceback. Ctrl-C
+    or SIGTERM asks for a graceful stop; a second one forces it (uvicorn's handle_exit)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        handled = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.handle_exit, sig, None)
+                handled.append(sig)
+        try:
+            yield
+        finally:
+            for sig in handled:
+                loop.remove_signal_handler(sig)
 
 
 def bind_socket(bind: str, port: int) -> socket.socket:
@@ -160,7 +182,7 @@ async def _serve(
         await simulator.stop()
         _remove_host_info()
 
-    server = uvicorn.Server(
+    server = _Server(
         uvicorn.Config(
             create_app(simulator, on_shutdown),
             log_level="warning",

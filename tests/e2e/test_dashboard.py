@@ -1,0 +1,114 @@
+"""The Hot Reload Dashboard in a real browser, against a real simulator and real plugins."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import Page, expect
+
+from tests.conftest import HELLO_PYTHON, REPO, Workspace, python_manifest, write_plugin
+from tests.e2e.browser import chromium_path_fixture, page_fixture  # noqa: F401  (fixtures)
+
+PY_ID = "com.example.hello-python"
+LIVE_TIMEOUT_MS = 15_000
+OUTPUT = Path(os.environ.get("POWERX_TEST_OUTPUT", REPO / "test-output")) / "dashboard"
+
+PAYLOAD = '<img src=x onerror="window.__pwned=1">'
+LOUD_APP = f"""
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+async def home(request):
+    print({PAYLOAD!r}, flush=True)
+    return JSONResponse({{"ok": True}})
+
+app = Starlette(routes=[Route("/", home)])
+"""
+
+# True once the reload list shows a newer ok generation of the plugin than `before`, and
+# the plugins table has caught up with it.
+RELOAD_SHOWN = """({plugin, before}) => {
+  const cell = document.querySelector(`#plugins tr[data-plugin="${plugin}"] td.generation`);
+  if (!cell || !(Number(cell.textContent) > before)) return false;
+  const pattern = new RegExp(`^${plugin.replaceAll(".", "\\\\.")} gen (\\\\d+) ok `);
+  return [...document.querySelectorAll("#reloads li")].some((item) => {
+    const match = pattern.exec(item.textContent);
+    return match !== null && Number(match[1]) > before;
+  });
+}"""
+
+
+def replace_line(path: Path, prefix: str, new: str) -> None:
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(new if x.startswith(prefix) else x for x in lines) + "\n")
+
+
+def open_dashboard(page: Page, simulator: Any) -> None:
+    """Open the one-time link as a developer would, and wait for both streams to be live."""
+    response = simulator.get("/internal/debug/dashboard-link", headers=simulator.debug_headers())
+    assert response.status_code == 200, (response.status_code, response.text)
+    page.goto(response.json()["url"])
+    expect(page.locator("#auth-error")).to_be_hidden()
+    expect(page.locator("#conn")).to_have_text("live", timeout=LIVE_TIMEOUT_MS)
+
+
+def test_dashboard_shows_a_reload_live(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any, page: Page
+) -> None:
+    workspace.login()
+    plugin = tmp_path / "hello-python"
+    shutil.copytree(HELLO_PYTHON, plugin)
+    simulator = start_simulator([plugin], "--watch")
+    open_dashboard(page, simulator)
+    generation = page.locator(f'#plugins tr[data-plugin="{PY_ID}"] td.generation')
+    expect(generation).to_have_text(re.compile(r"^\d+$"))
+    before = int(generation.inner_text())
+    page.evaluate("() => { window.__sameDocument = true; }")
+
+    replace_line(plugin / "app.py", "GREETING =", 'GREETING = "hello from the dashboard test"')
+
+    page.wait_for_function(RELOAD_SHOWN, arg={"plugin": PY_ID, "before": before}, timeout=15_000)
+    assert page.evaluate("() => window.__sameDocument") is True, "the page was reloaded"
+    assert "hello from the dashboard test" in simulator.get(f"/plugins/{PY_ID}/").text
+    expect(page.locator("#latency-chart .point").first).to_be_attached()
+    expect(page.locator("#failure-rate")).to_contain_text("reloads failed")
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    screenshot = OUTPUT / "reload-live.png"
+    page.screenshot(path=screenshot, full_page=True)
+    assert screenshot.stat().st_size > 0
+
+
+def test_dashboard_without_key_is_refused(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    plugin = tmp_path / "hello-python"
+    shutil.copytree(HELLO_PYTHON, plugin)
+    simulator = start_simulator([plugin])
+
+    response = simulator.get("/dashboard")
+
+    assert response.status_code == 401, response.text
+    assert "powerx host status" in response.text
+
+
+def test_dashboard_escapes_plugin_logs(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any, page: Page
+) -> None:
+    workspace.login()
+    plugin = write_plugin(tmp_path / "loud", python_manifest("com.test.loud"), {"app.py": LOUD_APP})
+    simulator = start_simulator([plugin])
+    open_dashboard(page, simulator)
+
+    assert simulator.get("/plugins/com.test.loud/").status_code == 200
+
+    line = page.locator("#logs .log", has_text=PAYLOAD).first
+    expect(line).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+    expect(page.locator("#logs img")).to_have_count(0)
+    page.wait_for_timeout(300)  # an injected image would have failed to load by now
+    assert page.evaluate("() => typeof window.__pwned") == "undefined"
