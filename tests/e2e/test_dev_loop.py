@@ -115,3 +115,38 @@ def test_a_burst_of_saves_coalesces_and_the_last_edit_wins(tmp_path: Path) -> No
         time.sleep(0.5)
         reloads = [line for line in sim.output().splitlines() if line.startswith("✓")]
     assert 1 <= len(reloads) < 20
+
+
+def test_repeated_mismatches_print_an_alert_line_that_later_clears(tmp_path: Path) -> None:
+    config = tmp_path / "sim.yaml"
+    config.write_text(
+        "observability:\n  alerts:\n    mismatch_count: 2\n    mismatch_window_s: 3\n"
+        "    failure_min_reloads: 100\n"
+    )
+    plugin = tmp_path / "hello-python"
+    shutil.copytree(HELLO_PYTHON, plugin)
+    manifest = plugin / "powerx.plugin.yaml"
+    good = manifest.read_text()
+    with LocalSimulator(
+        [plugin], watch=True, workdir=tmp_path / "sim", extra_args=["--config", str(config)]
+    ) as sim:
+        time.sleep(0.5)
+        for number in range(2):
+            manifest.write_text(good.replace('">=2.3 <3"', f'">=3.{number}"'))
+            deadline = time.monotonic() + 15
+            while sim.output().count("version_mismatch") <= number and time.monotonic() < deadline:
+                time.sleep(0.05)
+        deadline = time.monotonic() + 15
+        while "⚠ alert" not in sim.output() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "⚠ alert" in sim.output()
+        assert "2 version mismatches" in sim.output()
+        # The alert clears once the 3 s window has passed; the next reload tells the developer.
+        time.sleep(3.5)
+        manifest.write_text(good)
+        replace_line(plugin / "app.py", "GREETING =", 'GREETING = "back in range"')
+        assert wait_for_text(sim.get, f"/plugins/{PY_ID}/", "back in range")
+        deadline = time.monotonic() + 15
+        while "alert cleared" not in sim.output() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "alert cleared" in sim.output()
