@@ -112,6 +112,13 @@ def test_secrets_are_masked_everywhere_logs_go(
     assert "login attempt" in out + err
     assert_no_secret(out + err, "the simulator's output")
 
+    # With the simulator gone, `powerx logs` reads what it stored.
+    after = workspace.powerx("logs", PLUGIN_ID, "--json", "--tail", "500")
+    assert after.returncode == 0, after.stderr
+    assert "showing stored records" in after.stderr
+    assert "user login" in after.stdout
+    assert_no_secret(after.stdout, "`powerx logs` after the simulator stopped")
+
 
 def test_logs_command_rejects_an_unknown_level(workspace: Workspace) -> None:
     workspace.login()

@@ -9,10 +9,14 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from powerx.cli.render import console
+from powerx.cli.render import console, err_console
 from powerx.errors import PowerXError
 from powerx.host import client
-from powerx.observe.logs import LEVELS
+from powerx.host.run import read_host_info
+from powerx.observe.logs import LEVELS, level_rank
+from powerx.observe.observer import TELEMETRY_DB
+from powerx.observe.telemetry import TelemetryStore
+from powerx.paths import state_dir
 
 _LEVEL_STYLE = {
     "debug": "dim",
@@ -79,11 +83,25 @@ def logs(
         params["plugin"] = plugin
     if level:
         params["level"] = level
-    for event in client.stream("/internal/debug/logs", params):
-        if event.event != "log":
-            continue
-        record = json.loads(event.data)
+
+    def show(record: dict[str, Any]) -> None:
         if as_json:
             print(json.dumps(record), flush=True)
         else:
             console.print(format_record(record))
+
+    if read_host_info() is None and not follow:
+        # No simulator: the records it stored are still there (already masked).
+        err_console.print("[dim]no simulator running; showing stored records[/]")
+        store = TelemetryStore(state_dir() / TELEMETRY_DB, readonly=True)
+        try:
+            stored = store.logs(plugin, limit=max(tail, 0) * 20 if level else max(tail, 0))
+        finally:
+            store.close()
+        wanted = [r for r in stored if level is None or level_rank(r["level"]) >= level_rank(level)]
+        for record in wanted[-tail:] if tail else []:
+            show(record)
+        return
+    for event in client.stream("/internal/debug/logs", params):
+        if event.event == "log":
+            show(json.loads(event.data))
