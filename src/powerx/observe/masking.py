@@ -1,28 +1,25 @@
 """Mask secrets and personal data in plugin log output before it is stored or streamed.
 
-Masking is a pipeline of small pure processors, in the manner of structlog: each one
-handles one kind of secret in free text and is skipped unless a cheap substring check on
-the line says it could apply, so a line without secrets costs a few microseconds.
-Structured values (a JSON log line, a record's fields) are masked by key first, then
+As with structlog processors, masking is a pipeline of small pure functions, one per
+kind of secret; a line that none of them could apply to is returned after one cheap
+check. Structured values (a JSON log line, a record's fields) are masked by key, then
 every string inside them goes through the same text pipeline.
 
-What counts as a secret:
+What is masked:
 
-- a value under a *sensitive key*: a key with a word such as ``password``, ``secret``,
-  ``token``, ``auth``/``authorization``, ``cookie``, ``session``, ``credential(s)``,
-  ``jwt``, ``signature``, or ``api``/``private``/``access``/``ssh``/... + ``key(s)``.
-  Keys are split into words (``sessionId``, ``X-Api-Key``, ``ACCESS_TOKEN``), so
-  ``author``, ``tokenizer_name`` and ``key`` are not sensitive. A descriptive word after
-  the sensitive one (``token_count``, ``token_type``, ``secret_name``, ``auth_url``,
-  ``password_file``) makes the key describe a secret rather than hold one, so it is kept.
-  The plurals ``tokens`` and ``sessions`` are usually counts (``max_tokens``) and are
-  kept; ``secrets``, ``passwords``, ``credentials`` and ``cookies`` are masked.
-  ``pwd`` is masked as asked for, which also masks the shell's ``PWD`` variable.
-- in free text: ``Bearer``/``Basic`` credentials, JWTs, API keys with a well-known
-  prefix (``sk-``, ``ghp_``, ``AKIA``, our own ``pxp_``/``pxm_`` ...), the password in a
-  URL, the local part of an e-mail address, ``Authorization``/``Cookie`` header values,
-  and the value of any ``key=value``, ``key: value`` or ``"key": "value"`` pair whose key
-  is sensitive. An unquoted value ends at whitespace or one of ``& , ; ( ) [ ] { } < >``.
+- anything non-empty under a *sensitive key*, one with a word such as ``password``,
+  ``secret``, ``token``, ``auth``, ``authorization``, ``cookie``, ``session``,
+  ``credential(s)``, ``jwt``, ``signature`` or ``api``/``private``/``access``/... +
+  ``key``. Keys are split into words (``sessionId``, ``X-Api-Key``, ``ACCESS_TOKEN``),
+  so ``author``, ``tokenizer_name`` and ``key`` are not sensitive; nor is a key whose
+  sensitive word is followed by a descriptive one (``token_count``, ``token_type``,
+  ``secret_name``, ``auth_url``, ``password_file``), nor ``tokens``/``sessions``, which
+  are counts (``max_tokens``). ``pwd`` is, so the shell's ``PWD`` is masked too.
+- in text: ``Bearer``/``Basic`` credentials, JWTs, API keys with a known prefix
+  (``sk-``, ``ghp_``, ``AKIA``, our ``pxp_``/``pxm_`` ...), URL passwords, e-mail local
+  parts, ``Authorization``/``Cookie`` header values, and the value of ``key=value``,
+  ``key: value`` and ``"key": "value"`` pairs with a sensitive key. An unquoted value
+  ends at whitespace or one of ``&,;()[]{}<>``; ``null``/``None`` are left visible.
 
 Hex digests, UUIDs, paths and ordinary prose are left alone. Masking is idempotent and
 never raises on a ``str``.
@@ -32,7 +29,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 
 __all__ = ["MASK", "is_sensitive_key", "mask_line", "mask_text", "mask_value"]
@@ -99,20 +96,22 @@ def is_sensitive_key(key: str) -> bool:
 
 
 # --- free-text processors -------------------------------------------------------------
-# Each processor is a pure ``str -> str`` function that only ever replaces a secret by
-# MASK; none of them can create text another one would match, so the pipeline is
-# idempotent. Patterns start with a literal or a small character class wherever they can
-# (boundary look-behinds come after it), because sre then skips through the line in C
-# instead of trying the pattern at every character.
+# Each processor is a pure ``str -> str`` function that only replaces secrets by MASK.
+# Patterns start with a literal or a small character class wherever they can (boundary
+# look-behinds come after it): sre then skips through the line in C instead of trying
+# the pattern at every character.
 
 
 def _mask_spans(text: str, spans: Iterable[tuple[int, int]]) -> str:
-    """Replace each (start, end) span, given left to right, by MASK. A span that starts
-    inside one already replaced (a key inside a masked value) or is empty is skipped."""
+    """Replace each (start, end) span, ordered by start, by MASK; spans that touch or
+    overlap make one mask, and empty spans are skipped."""
     pieces: list[str] = []
     cursor = 0
     for start, end in spans:
-        if start < cursor or start == end:
+        if start >= end:
+            continue
+        if pieces and start <= cursor:
+            cursor = max(cursor, end)
             continue
         pieces += (text[cursor:start], MASK)
         cursor = end
@@ -130,7 +129,9 @@ def _mask_url_passwords(text: str) -> str:
     return _URL_PASSWORD.sub(lambda m: f"://{m['user']}:{MASK}@", text)
 
 
-_SCHEMES = r"(?i:bearer|basic|token|digest|negotiate)"
+_SCHEMES = r"(?i:bearer|basic|token|negotiate|digest)"
+# Anchored on the ":"; a one-token scheme keeps its name, anything else (Digest's list
+# of fields, a cookie's pairs) is hidden to the end of the line.
 _HEADER = re.compile(
     r":(?:(?<=(?i:authorization):)(?<![A-Za-z0-9_](?i:authorization):)"
     r"|(?<=(?i:cookie):)(?<![A-Za-z0-9_](?i:cookie):))[ \t]*"
@@ -144,17 +145,15 @@ def _mask_header_value(match: re.Match[str]) -> str:
 
 
 def _mask_header_values(text: str) -> str:
-    """``Authorization: Bearer <token>`` loses the token; any other ``Authorization:``
-    or ``(Set-)Cookie:`` value (``Digest username=..., response=...``, ``a=1; sid=2``)
-    is hidden to the end of the line."""
     return _HEADER.sub(_mask_header_value, text)
 
 
 # The token is only looked at, not consumed, so that in "Basic Bearer <token>" the word
-# "Bearer" (left alone as Basic's credential) is still seen as a scheme itself.
+# "Bearer" (left alone as Basic's credential) is still seen as a scheme itself. "=" is
+# allowed inside a token, not only as padding, so "Bearer password=x" hides "x" too.
 _AUTH_CREDENTIAL = re.compile(
     r"[Bb](?:(?i:earer)(?<![A-Za-z0-9_-].{6})|(?i:asic)(?<![A-Za-z0-9_-].{5}))"
-    r"[ \t]+(?=(?P<token>[A-Za-z0-9._~+/-]+=*))"
+    r"[ \t]+(?=(?P<token>[A-Za-z0-9._~+/-][A-Za-z0-9._~+/=-]*))"
 )
 # "missing bearer token", "Basic auth required": the scheme's name used in prose.
 _PROSE_AFTER_SCHEME = frozenset(
@@ -262,20 +261,34 @@ def _secret_span(text: str, value: re.Match[str]) -> tuple[int, int]:
     return (scheme.end() if scheme else start, end)
 
 
-def _sensitive_value_spans(text: str) -> Iterator[tuple[int, int]]:
+def _sensitive_value_spans(text: str) -> list[tuple[int, int]]:
+    """The values of sensitive pairs, left to right; a value may hold another pair."""
     size = len(text)
+    spans: list[tuple[int, int]] = []
+    # Pairs are taken right to left, and a value is read no further than the value found
+    # to its right, which it then joins ("Cookie= token: x" hides "token:" and "x"). So a
+    # line of many pairs ("password=password=...") is read once, not once per pair.
+    bound = size
     for found in _PAIR_REVERSED.finditer(text[::-1]):
-        key = text[size - found.end("key") : size - found.start("key")]
-        if not is_sensitive_key(key):
+        if not is_sensitive_key(text[size - found.end("key") : size - found.start("key")]):
             continue
-        value = _PAIR_VALUE.match(text, size - found.start())
-        if value is not None:
-            yield _secret_span(text, value)
+        value_start = size - found.start()
+        value = _PAIR_VALUE.match(text, value_start, bound)
+        if value is not None and value.end() == bound < size and value.lastgroup != "bare":
+            value = _PAIR_VALUE.match(text, value_start)  # a quoted value may go on past it
+        if value is None:
+            continue
+        start, end = _secret_span(text, value)
+        if start < end:
+            spans.append((start, end))
+            bound = start
+    spans.reverse()
+    return spans
 
 
 def _mask_pairs(text: str) -> str:
     """``password=x``, ``token: x``, ``"secret": "x"``, ``?api_key=x&``: the value goes."""
-    return _mask_spans(text, reversed(list(_sensitive_value_spans(text))))
+    return _mask_spans(text, _sensitive_value_spans(text))
 
 
 _EMAIL_LOCAL_PART = re.compile(
@@ -322,7 +335,6 @@ _RARE_TRIGGER = re.compile(
     r"|x(?:ox|app-|[pm]_)"  # Slack, pxp_ and pxm_
     r"|za"  # AIza
 )
-_MOST_PASSES = 4
 _COMMON_TRIGGERS = (
     "pass", "secret", "auth", "session", "credential", "signature", "bearer", "basic", "glpat",
 )  # fmt: skip
@@ -344,6 +356,9 @@ def _run_pipeline(text: str, lowered: str) -> str:
         if not triggers or _contains_any(lowered, triggers):
             text = processor(text)
     return text
+
+
+_MOST_PASSES = 4
 
 
 def mask_text(text: str) -> str:
