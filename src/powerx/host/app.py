@@ -113,7 +113,7 @@ def create_app(
         try:
             data = await read_archive(request)
         except PowerXError as error:
-            simulator.reload_rejected(error, plugin_hint, received)
+            await simulator.reload_rejected(error, plugin_hint, received)
             raise
         timings = {"upload_ms": (time.perf_counter() - received) * 1000}
         build_ms = request.headers.get(BUILD_MS_HEADER, "")
@@ -154,7 +154,7 @@ def create_app(
 
     async def cache_clear(request: Request) -> Response:
         require_debug(request)
-        return JSONResponse(simulator.clear_cache())
+        return JSONResponse(await simulator.clear_cache())
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"ok": True, "image": simulator.image.name})

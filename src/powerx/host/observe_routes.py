@@ -8,8 +8,10 @@ still needs the bearer credential.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Literal
 
@@ -29,6 +31,7 @@ from powerx.config import OBSERVABILITY_FLAG
 from powerx.dashboard import dashboard_html
 from powerx.errors import PowerXError, Problem
 from powerx.host.simulator import Simulator
+from powerx.observe.audit import AuditLog, Verification
 from powerx.observe.events import Event
 from powerx.observe.logs import LEVELS, LOG_EVENT, matches
 from powerx.observe.observer import new_reload_id, reload_record
@@ -101,6 +104,7 @@ def observability_routes(
     simulator: Simulator, require_debug: Callable[[Request], None]
 ) -> list[Route]:
     observer = simulator.observer
+    verifier = _CachedVerification(observer.audit_log)
 
     def require_flag() -> None:
         if not simulator.config.flag(OBSERVABILITY_FLAG):
@@ -160,7 +164,7 @@ def observability_routes(
                 # The build failed before anything was uploaded: the server saw nothing,
                 # so this report is the reload's only record.
                 reload_id = new_reload_id()
-                observer.reload_finished(
+                await observer.reload_finished(
                     reload_record(
                         reload_id,
                         report.plugin,
@@ -182,7 +186,7 @@ def observability_routes(
 
     async def telemetry_summary(request: Request) -> Response:
         require_reader(request)
-        return JSONResponse(observer.telemetry.summary())
+        return JSONResponse(await asyncio.to_thread(observer.telemetry.summary))
 
     async def telemetry_reloads(request: Request) -> Response:
         require_reader(request)
@@ -199,9 +203,9 @@ def observability_routes(
         except ValueError:
             body = {}
         fix = bool(body.get("fix")) if isinstance(body, dict) else False
-        report = reconcile(observer.telemetry, observer.audit_log, fix=fix)
+        report = await asyncio.to_thread(reconcile, observer.telemetry, observer.audit_log, fix)
         if fix and report.repaired:
-            observer.audit("telemetry.reconcile", None, {"repaired": report.repaired})
+            await observer.audit("telemetry.reconcile", None, {"repaired": report.repaired})
         return JSONResponse(report.to_dict())
 
     async def alerts(request: Request) -> Response:
@@ -212,8 +216,8 @@ def observability_routes(
         require_reader(request)
         limit = _int_param(request, "limit", 100, 1, 10_000)
         plugin = request.query_params.get("plugin")
-        records = observer.audit_log.records(plugin=plugin, limit=limit)
-        verification = observer.audit_log.verify()
+        records = await asyncio.to_thread(observer.audit_log.records, plugin, None, 0, limit)
+        verification = await verifier.current()
         return JSONResponse(
             {
                 "records": [r.to_dict() for r in records],
@@ -304,6 +308,23 @@ def observability_routes(
         Route("/internal/debug/events", events_stream),
         Route("/internal/debug/logs", logs_stream),
     ]
+
+
+class _CachedVerification:
+    """Verifying walks the whole chain; the dashboard asks after every audit event, so a
+    result younger than ``max_age_s`` is reused (``powerx audit verify`` never caches)."""
+
+    def __init__(self, log: AuditLog, max_age_s: float = 2.0) -> None:
+        self.log = log
+        self.max_age_s = max_age_s
+        self._at = 0.0
+        self._result: Verification | None = None
+
+    async def current(self) -> Verification:
+        if self._result is None or time.monotonic() - self._at > self.max_age_s:
+            self._result = await asyncio.to_thread(self.log.verify)
+            self._at = time.monotonic()
+        return self._result
 
 
 def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:

@@ -210,7 +210,7 @@ async def _serve(
             await serving
         raise
     _write_host_info(simulator, port)
-    simulator.started()
+    await simulator.started()
     closer = asyncio.create_task(_end_streams_on_exit(server, simulator))
     reporter.ready(url, simulator)
     stop_watching = asyncio.Event()

@@ -193,7 +193,7 @@ class Simulator:
         """Mount a plugin built at start-up (same path as a hot reload, minus the upload)."""
         digest = self.store.put(artefact.data, artefact.digest)
         await self.activate(artefact.manifest, digest, artefact.source_dir)
-        self.observer.audit(
+        await self.observer.audit(
             "plugin.mount",
             artefact.manifest.id,
             {
@@ -231,7 +231,7 @@ class Simulator:
             slot = self.supervisor.slots.get(plugin)
             serving = slot.active if slot else None
             error.details.setdefault("reload_id", reload_id)
-            self.observer.reload_finished(
+            await self.observer.reload_finished(
                 reload_record(
                     reload_id,
                     plugin,
@@ -253,7 +253,7 @@ class Simulator:
             raise
         activation.timings["total_ms"] = (time.perf_counter() - received) * 1000
         activation.reload_id = reload_id
-        self.observer.reload_finished(
+        await self.observer.reload_finished(
             reload_record(
                 reload_id,
                 manifest.id,
@@ -268,11 +268,13 @@ class Simulator:
         )
         return activation
 
-    def reload_rejected(self, error: PowerXError, plugin_hint: str | None, received: float) -> None:
+    async def reload_rejected(
+        self, error: PowerXError, plugin_hint: str | None, received: float
+    ) -> None:
         """An upload refused before its archive could be read (too large, empty)."""
         reload_id = new_reload_id()
         error.details.setdefault("reload_id", reload_id)
-        self.observer.reload_finished(
+        await self.observer.reload_finished(
             reload_record(
                 reload_id, plugin_hint or "unknown", "blocked", received, reason=error.code
             ),
@@ -321,7 +323,7 @@ class Simulator:
         source = slot.source_dir if slot else self.store.unpack(matches[0])
         activation = await self.activate(manifest, matches[0], source, force=True)
         self.counters["rollbacks"] += 1
-        self.observer.audit(
+        await self.observer.audit(
             "rollback",
             plugin_id,
             {
@@ -337,7 +339,7 @@ class Simulator:
         )
         return activation
 
-    def clear_cache(self) -> dict[str, int]:
+    async def clear_cache(self) -> dict[str, int]:
         """Drop stored artefacts nothing needs: keeps every active, previous and live one."""
         keep: set[str] = {gen.digest for gen in self.supervisor.live}
         for plugin_id in self.store.plugins():
@@ -347,7 +349,7 @@ class Simulator:
                 if record.previous:
                     keep.add(record.previous)
         removed, freed = self.store.clear(keep)
-        self.observer.audit("cache.clear", None, {"removed": removed, "freed_bytes": freed})
+        await self.observer.audit("cache.clear", None, {"removed": removed, "freed_bytes": freed})
         return {"removed": removed, "freed_bytes": freed, "kept": len(keep)}
 
     # -- reading -------------------------------------------------------------------------
@@ -413,10 +415,10 @@ class Simulator:
             "plugins": plugins,
         }
 
-    def started(self) -> None:
+    async def started(self) -> None:
         """The server is up and the plugins given at start are mounted."""
         self.observer.start()
-        self.observer.audit(
+        await self.observer.audit(
             "host.start",
             None,
             {
@@ -432,5 +434,5 @@ class Simulator:
 
     async def stop(self) -> None:
         await self.supervisor.stop_all()
-        self.observer.audit("host.stop", None, {"url": self.url, "pid": os.getpid()})
+        await self.observer.audit("host.stop", None, {"url": self.url, "pid": os.getpid()})
         await self.observer.close()

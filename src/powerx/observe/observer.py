@@ -1,6 +1,11 @@
 """One place where the simulator reports what happened; it fans out to telemetry,
 metrics, the audit chain, the event bus, alerts, logs and OTLP, so those stay consistent
-with each other (one reload id links the telemetry row and the audit row)."""
+with each other (one reload id links the telemetry row and the audit row).
+
+Durable writes (the audit row is fsynced twice) run in a worker thread and are awaited:
+the event loop keeps proxying plugin requests meanwhile, yet nothing is acknowledged
+before it is on disk.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +53,7 @@ class Observer:
         if self.webhook is not None:
             self.bus.add_sink(self.webhook)
         self._ticker: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[object]] = set()
 
     def start(self) -> None:
         """Begin the periodic work (log flushes, alert windows); needs a running loop."""
@@ -57,33 +63,45 @@ class Observer:
     async def _tick_forever(self) -> None:
         while True:
             await asyncio.sleep(TICK_S)
-            self.tick()
+            await self.tick()
 
-    def tick(self) -> None:
-        self.logs.flush()
-        self._publish_alerts(self.alerts.evaluate())
+    async def tick(self) -> None:
+        await asyncio.to_thread(self.logs.flush)
+        await self._publish_alerts(self.alerts.evaluate())
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, object]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # -- what happened --------------------------------------------------------------------
 
-    def audit(
+    async def audit(
         self,
         action: str,
         plugin: str | None = None,
         details: Mapping[str, object] | None = None,
         ref: str | None = None,
     ) -> AuditRecord:
-        record = self.audit_log.append(action, plugin, details or {}, ref=ref)
+        record = await asyncio.to_thread(
+            self.audit_log.append, action, plugin, details or {}, ref=ref
+        )
         self.bus.publish(events.AUDIT, {"seq": record.seq, "action": action, "plugin": plugin})
         return record
 
-    def reload_finished(
+    def _persist_reload(self, record: ReloadRecord, details: Mapping[str, object]) -> AuditRecord:
+        self.telemetry.add_reload(record)
+        return self.audit_log.append(
+            f"reload.{record.status}", record.plugin, details, ref=record.id
+        )
+
+    async def reload_finished(
         self,
         record: ReloadRecord,
         message: str | None = None,
         context: Mapping[str, object] | None = None,
     ) -> None:
         """A hot reload ended (served, unchanged, failed or blocked): record it everywhere."""
-        self.telemetry.add_reload(record)
         phases = {**record.phases, "total_ms": record.duration_ms}
         self.metrics.observe_reload(record.plugin, record.status, record.reason, phases)
         details: dict[str, Any] = {
@@ -99,7 +117,10 @@ class Observer:
             details["message"] = message
         for key, value in (context or {}).items():
             details.setdefault(key, value)
-        self.audit(f"reload.{record.status}", record.plugin, details, ref=record.id)
+        row = await asyncio.to_thread(self._persist_reload, record, details)
+        self.bus.publish(
+            events.AUDIT, {"seq": row.seq, "action": row.action, "plugin": record.plugin}
+        )
         self.bus.publish(
             events.HOT_RELOAD,
             {
@@ -121,7 +142,7 @@ class Observer:
                 changes = self.alerts.record_mismatch(record.plugin, record.ts)
             else:
                 changes = self.alerts.record_reload(record.plugin, failed, record.ts)
-            self._publish_alerts(changes)
+            await self._publish_alerts(changes)
         if record.status in {"failed", "blocked"}:
             self.logs.record(
                 record.plugin,
@@ -141,10 +162,10 @@ class Observer:
                 record.phases,
             )
 
-    def _publish_alerts(self, changes: list[AlertChange]) -> None:
+    async def _publish_alerts(self, changes: list[AlertChange]) -> None:
         for change in changes:
             self.bus.publish(events.ALERT, change.to_dict())
-            self.audit(f"alert.{change.state}", change.alert.plugin, change.alert.to_dict())
+            await self.audit(f"alert.{change.state}", change.alert.plugin, change.alert.to_dict())
 
     def client_report(
         self, kind: str, plugin: str, ref: str | None, payload: dict[str, Any]
@@ -166,10 +187,13 @@ class Observer:
 
     def permission_denied(self, plugin: str, scope: str, api: str, enforced: bool) -> None:
         self.metrics.permission_denials.labels(plugin, scope).inc()
-        self.audit(
-            "permission.denied" if enforced else "permission.warned",
-            plugin,
-            {"scope": scope, "api": api},
+        # Called from the request path: the refusal goes out now, the row follows.
+        self._spawn(
+            self.audit(
+                "permission.denied" if enforced else "permission.warned",
+                plugin,
+                {"scope": scope, "api": api},
+            )
         )
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -179,6 +203,7 @@ class Observer:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
+        await asyncio.gather(*self._background, return_exceptions=True)
         self.bus.close()
         self.logs.bus.close()
         self.logs.flush()
