@@ -24,12 +24,13 @@ from powerx.errors import PowerXError, Problem
 from powerx.host.artefacts import ArtefactStore, check_archive, read_member
 from powerx.host.gateway import Denial, Gateway
 from powerx.host.images import HostImage, check_compatible, get_image, unknown_permissions
-from powerx.host.supervisor import Generation, LogLine, Supervisor
+from powerx.host.supervisor import Generation, LogLine, PluginSlot, Supervisor
 from powerx.manifest import MANIFEST_FILE, Manifest, parse_manifest
 from powerx.observe import events
 from powerx.observe.logs import PluginContext
 from powerx.observe.masking import mask_line
 from powerx.observe.observer import Observer, new_reload_id, reload_record
+from powerx.runtimes.egress_guard import matches
 
 
 @dataclass
@@ -74,7 +75,13 @@ class Simulator:
         self.observer = Observer(config, state_dir, config.tenant)
         self._print_log = on_log
         self.supervisor = Supervisor(
-            host_url, config.tenant, config.plugin_start_timeout_s, state_dir, self._on_log
+            host_url,
+            config.tenant,
+            config.plugin_start_timeout_s,
+            state_dir,
+            self._on_log,
+            production_hosts=config.production_hosts,
+            on_egress_blocked=self._on_egress_blocked,
         )
         self.denials: list[Denial] = []
         self.counters: Counter[str] = Counter()
@@ -97,6 +104,18 @@ class Simulator:
                 if record["message"] != line.line
                 else line
             )
+
+    def _on_egress_blocked(
+        self, slot: PluginSlot, generation: Generation, message: dict[str, Any]
+    ) -> None:
+        self.observer.egress_blocked(
+            slot.manifest.id,
+            generation.number,
+            str(message.get("host")),
+            message.get("port") if isinstance(message.get("port"), int) else None,
+            str(message.get("route")),
+            str(message.get("reason")),
+        )
 
     def _on_denied(self, denial: Denial) -> None:
         self.denials.append(denial)
@@ -125,6 +144,21 @@ class Simulator:
             error.details.setdefault("plugin", manifest.id)
             error.details.setdefault("version", manifest.version)
             raise
+        production = [
+            host
+            for host in manifest.egress
+            if any(matches(host, pattern) for pattern in self.config.production_hosts)
+        ]
+        if production:
+            raise PowerXError(
+                "egress_production",
+                f"{manifest.id} lists production PowerX host(s) {', '.join(production)} in "
+                "egress; the simulator never lets a plugin reach production.",
+                "remove them from egress; call the mock host API through POWERX_HOST_URL.",
+                status=422,
+                problems=[Problem("egress", f"production host '{h}'") for h in production],
+                details={"plugin": manifest.id},
+            )
         unknown = unknown_permissions(manifest, self.image)
         if unknown:
             raise PowerXError(

@@ -16,7 +16,7 @@ import os
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +27,7 @@ from powerx.errors import PowerXError
 from powerx.host.launcher import Launcher, LaunchSpec, PluginProcess, choose_launcher
 from powerx.manifest import Manifest
 from powerx.runtimes import CONTROL_PREFIX
+from powerx.runtimes.egress_guard import POLICY_ENV as EGRESS_POLICY_ENV
 
 GenerationState = Literal["starting", "running", "draining", "stopped", "crashed", "failed"]
 # The only variables of the developer's environment a plugin process inherits.
@@ -106,8 +107,12 @@ class Supervisor:
         start_timeout_s: float,
         work_dir: Path,
         on_log: Callable[[LogLine], None] | None = None,
+        production_hosts: Sequence[str] = (),
+        on_egress_blocked: Callable[[PluginSlot, Generation, dict[str, Any]], None] | None = None,
     ) -> None:
         self.host_url = host_url
+        self.production_hosts = tuple(production_hosts)
+        self.on_egress_blocked = on_egress_blocked
         self.tenant = tenant
         self.start_timeout_s = start_timeout_s
         self.work_dir = work_dir
@@ -148,6 +153,13 @@ class Supervisor:
                 "POWERX_PLUGIN_ID": manifest.id,
                 "POWERX_PLUGIN_VERSION": manifest.version,
                 "POWERX_TENANT": self.tenant,
+                EGRESS_POLICY_ENV: json.dumps(
+                    {
+                        "allow": list(manifest.egress),
+                        "deny": list(self.production_hosts),
+                        "simulator": httpx.URL(self.host_url).netloc.decode(),
+                    }
+                ),
             }
         )
         return env
@@ -179,7 +191,10 @@ class Supervisor:
             if line.startswith(CONTROL_PREFIX):
                 with contextlib.suppress(ValueError):
                     message = json.loads(line[len(CONTROL_PREFIX) :])
-                    if not gen.ready.done():
+                    if message.get("event") == "egress_blocked":
+                        if self.on_egress_blocked is not None:
+                            self.on_egress_blocked(slot, gen, message)
+                    elif not gen.ready.done():
                         gen.ready.set_result(message)
                     continue
             self._log(slot, gen.number, "stdout", line)

@@ -22,6 +22,7 @@ ROLLBACK = "plugin.debug.rollback"
 GENERATION = "plugin.debug.generation"
 AUDIT = "plugin.debug.audit"
 TELEMETRY = "plugin.debug.telemetry"
+EGRESS_BLOCKED = "plugin.debug.egress_blocked"
 GAP = "stream.gap"
 
 

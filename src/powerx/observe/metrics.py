@@ -67,6 +67,14 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.egress_blocked = Counter(
+            "debug_egress_blocked",
+            "Connections a plugin tried to open to production PowerX or a host outside its "
+            "manifest's egress list, blocked in the plugin process.",
+            ["plugin", "reason"],
+            registry=self.registry,
+        )
+
     def observe_reload(
         self, plugin: str, status: str, reason: str | None, phases_ms: Mapping[str, float]
     ) -> None:

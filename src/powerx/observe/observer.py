@@ -196,6 +196,26 @@ class Observer:
             )
         )
 
+    def egress_blocked(
+        self, plugin: str, generation: int, host: str, port: int | None, route: str, reason: str
+    ) -> None:
+        """A plugin process tried to reach a host it may not (reported by its guard)."""
+        self.metrics.egress_blocked.labels(plugin, reason).inc()
+        where = f"{host}:{port}" if port else host
+        self.logs.record(
+            plugin,
+            generation,
+            "system",
+            f"blocked egress to {where} ({reason}) via {route}",
+            reason="egress_blocked",
+            level="error",
+        )
+        details = {"host": host, "port": port, "route": route, "reason": reason}
+        self.bus.publish(
+            events.EGRESS_BLOCKED, {"plugin": plugin, "generation": generation, **details}
+        )
+        self._spawn(self.audit("egress.blocked", plugin, {"generation": generation, **details}))
+
     # -- lifecycle -------------------------------------------------------------------------
 
     async def close(self) -> None:

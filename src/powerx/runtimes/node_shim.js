@@ -100,6 +100,7 @@ async function main() {
   const bundle = path.resolve(root, args[1]);
   const sourceRoot = args[2] ? path.resolve(args[2]) : root;
   process.chdir(root);
+  require('./egress_guard.js').installFromEnv(); // before any plugin code runs
   // The simulator holds our stdin; EOF means it is gone, so we go too.
   process.stdin.on('data', () => {});
   process.stdin.on('end', () => process.exit(0));

@@ -19,6 +19,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from powerx.runtimes import egress_guard
+
 CONTROL_PREFIX = "@@powerx "
 HEALTH_PATH = "/__powerx/health"
 
@@ -166,6 +168,7 @@ def main(argv: list[str]) -> None:
     root, entry_file, attribute = Path(argv[0]).resolve(), argv[1], argv[2]
     os.chdir(root)
     _exit_when_parent_goes()
+    egress_guard.install_from_env()  # before any plugin code runs
     try:
         app = load_app(root, entry_file, attribute)
     except SyntaxError as exc:

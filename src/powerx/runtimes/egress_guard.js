@@ -1,0 +1,129 @@
+'use strict';
+// Egress guard for Node plugin processes: the same policy as egress_guard.py.
+// Every outbound TCP connection in Node (net, tls, http, https, fetch/undici) goes through
+// net.Socket.prototype.connect, and every name lookup through dns; both are wrapped before
+// the plugin's bundle loads. child_process calls naming a production host are refused.
+// Policy: POWERX_EGRESS = {"allow": [...], "deny": [...], "simulator": "host:port"}.
+const net = require('node:net');
+const dns = require('node:dns');
+const childProcess = require('node:child_process');
+
+const CONTROL_PREFIX = '@@powerx ';
+const FIX_PRODUCTION = 'plugins in the simulator must not call production PowerX; use the mock ' +
+  'host API through POWERX_HOST_URL (env.host does)';
+const FIX_EGRESS = 'add the host to `egress` in powerx.plugin.yaml, or call it through the host API';
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '::1', 'localhost.localdomain', 'ip6-localhost']);
+
+function normalise(host) {
+  return String(host || '').trim().replace(/^\[|\]$/g, '').replace(/\.$/, '').toLowerCase();
+}
+
+function matches(host, pattern) {
+  host = normalise(host);
+  pattern = normalise(pattern);
+  if (pattern.startsWith('*.')) return host.endsWith(pattern.slice(1)) || host === pattern.slice(2);
+  return host === pattern;
+}
+
+function install(policy) {
+  const allow = (policy.allow || []).map(normalise);
+  const deny = (policy.deny || []).map(normalise);
+  const simulator = String(policy.simulator || '');
+  const split = simulator.lastIndexOf(':');
+  const simHost = normalise(simulator.slice(0, split));
+  const simPort = Number(simulator.slice(split + 1));
+  const resolved = new Set();
+
+  function verdict(host, port) {
+    host = normalise(host);
+    if (deny.some((p) => matches(host, p))) {
+      return ['production_host', 'production PowerX API', FIX_PRODUCTION];
+    }
+    const atSimulator = host === simHost || LOOPBACK.has(host) || host.startsWith('127.');
+    if (atSimulator && (port === undefined || Number(port) === simPort)) return null;
+    if (resolved.has(host) || allow.some((p) => matches(host, p))) return null;
+    return ['egress_not_allowed', "not in the manifest's egress list", FIX_EGRESS];
+  }
+
+  function check(host, port, route) {
+    const found = verdict(host, port);
+    if (!found) return;
+    const [reason, meaning, fix] = found;
+    process.stdout.write(CONTROL_PREFIX + JSON.stringify({
+      event: 'egress_blocked', host: normalise(host), port: port === undefined ? null : Number(port),
+      route, reason,
+    }) + '\n');
+    const where = port === undefined ? host : `${host}:${port}`;
+    const error = new Error(`powerx: egress to ${where} blocked (${meaning}); fix: ${fix}`);
+    error.code = 'POWERX_EGRESS_BLOCKED';
+    throw error;
+  }
+
+  const connect = net.Socket.prototype.connect;
+  net.Socket.prototype.connect = function guardedConnect(...args) {
+    let options = args[0];
+    if (Array.isArray(options)) options = options[0]; // internal normalized form
+    if (options && typeof options === 'object') {
+      if (options.path === undefined) check(options.host || 'localhost', options.port, 'net.connect');
+    } else if (typeof options === 'number' || (typeof options === 'string' && /^\d+$/.test(options))) {
+      check(typeof args[1] === 'string' ? args[1] : 'localhost', Number(options), 'net.connect');
+    }
+    return connect.apply(this, args);
+  };
+
+  const lookup = dns.lookup;
+  dns.lookup = function guardedLookup(hostname, options, callback) {
+    const done = typeof options === 'function' ? options : callback;
+    try {
+      check(hostname, undefined, 'dns.lookup');
+    } catch (error) {
+      if (typeof done === 'function') { process.nextTick(done, error); return {}; }
+      throw error;
+    }
+    const remember = (err, address, family) => {
+      if (!err) {
+        for (const entry of Array.isArray(address) ? address : [{ address }]) {
+          resolved.add(normalise(entry.address));
+        }
+      }
+      done(err, address, family);
+    };
+    return typeof options === 'function'
+      ? lookup.call(dns, hostname, remember)
+      : lookup.call(dns, hostname, options, remember);
+  };
+  const promisesLookup = dns.promises.lookup;
+  dns.promises.lookup = async function guardedPromisesLookup(hostname, options) {
+    check(hostname, undefined, 'dns.lookup');
+    const result = await promisesLookup.call(dns.promises, hostname, options);
+    for (const entry of Array.isArray(result) ? result : [result]) resolved.add(normalise(entry.address));
+    return result;
+  };
+
+  const HOST_IN_TEXT = /(?:[a-z][a-z0-9+.-]*:\/\/)?(?:[^\s/@:]+(?::[^\s/@]*)?@)?([a-z0-9.-]+)/;
+  function checkCommand(args, route) {
+    for (const arg of args.flat()) {
+      if (typeof arg !== 'string') continue;
+      for (const token of arg.toLowerCase().split(/\s+/)) {
+        const match = HOST_IN_TEXT.exec(token);
+        if (match && match[1].includes('.') && deny.some((p) => matches(match[1], p))) {
+          check(match[1], undefined, route);
+        }
+      }
+    }
+  }
+  for (const name of ['spawn', 'spawnSync', 'exec', 'execSync', 'execFile', 'execFileSync', 'fork']) {
+    const original = childProcess[name];
+    childProcess[name] = function guardedChild(...args) {
+      checkCommand(args.filter((a) => typeof a === 'string' || Array.isArray(a)), `child_process.${name}`);
+      return original.apply(this, args);
+    };
+  }
+}
+
+function installFromEnv() {
+  const raw = process.env.POWERX_EGRESS;
+  if (raw) install(JSON.parse(raw));
+}
+
+module.exports = { installFromEnv, matches };

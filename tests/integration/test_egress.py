@@ -1,0 +1,237 @@
+"""Production blocking: a plugin process cannot reach production PowerX, or any host
+outside its manifest's egress list, by any route its runtime offers; each attempt is
+refused with a message naming the host and the fix, and is counted, logged and audited."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import HELLO_NODE, RunningSimulator, Workspace, python_manifest, write_plugin
+from tests.integration.test_hot_reload import push
+
+PY_LEAK = """
+import socket
+import subprocess
+import urllib.request
+
+import httpx
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+
+def attempt(fn):
+    try:
+        fn()
+        return "reached"
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+async def home(request):
+    probe = request.query_params.get("probe")
+    if probe:
+        return JSONResponse({"probe": attempt(lambda: httpx.get(probe).raise_for_status())})
+    target = request.query_params.get("host", "api.powerx.io")
+    url = f"https://{target}/v1"
+    results = {
+        "socket": attempt(lambda: socket.create_connection((target, 443), timeout=2)),
+        "getaddrinfo": attempt(lambda: socket.getaddrinfo(target, 443)),
+        "urllib": attempt(lambda: urllib.request.urlopen(url, timeout=2)),
+        "httpx": attempt(lambda: httpx.get(url, timeout=2)),
+        "curl": attempt(lambda: subprocess.run(["curl", "-s", "-m", "2", url], check=True)),
+    }
+    async with httpx.AsyncClient() as client:
+        try:
+            await client.get(url, timeout=2)
+            results["httpx_async"] = "reached"
+        except Exception as exc:
+            results["httpx_async"] = f"{type(exc).__name__}: {exc}"
+    return JSONResponse(results)
+
+
+app = Starlette(routes=[Route("/", home)])
+"""
+
+NODE_LEAK = """
+import * as net from "node:net";
+import * as http from "node:http";
+import * as https from "node:https";
+import { execSync } from "node:child_process";
+
+async function attempt(fn: () => unknown): Promise<string> {
+  try {
+    await fn();
+    return "reached";
+  } catch (e: any) {
+    return `${e.code ?? e.name}: ${e.cause?.message ?? e.message}`;
+  }
+}
+
+function get(module: typeof http, url: string): Promise<unknown> {
+  return new Promise((resolve, reject) => module.get(url, resolve).on("error", reject));
+}
+
+export default {
+  async fetch(request: Request): Promise<Response> {
+    const query = new URL(request.url).searchParams;
+    const probe = query.get("probe");
+    if (probe) {
+      return Response.json({
+        probe: await attempt(async () => {
+          const response = await fetch(probe);
+          if (!response.ok) throw new Error(String(response.status));
+        }),
+      });
+    }
+    const target = query.get("host") ?? "api.powerx.io";
+    const connect = () =>
+      new Promise((resolve, reject) => net.connect(443, target, resolve).on("error", reject));
+    const results: Record<string, string> = {
+      fetch: await attempt(() => fetch(`https://${target}/v1`)),
+      net: await attempt(connect),
+      http: await attempt(() => get(http, `http://${target}/v1`)),
+      https: await attempt(() => get(https as unknown as typeof http, `https://${target}/v1`)),
+      curl: await attempt(() => execSync(`curl -s -m 2 https://${target}/v1`)),
+    };
+    return Response.json(results);
+  },
+};
+"""
+
+ROUTES_PY = {"socket", "getaddrinfo", "urllib", "httpx", "curl", "httpx_async"}
+ROUTES_NODE = {"fetch", "net", "http", "https", "curl"}
+
+
+@pytest.fixture(autouse=True)
+def logged_in(workspace: Workspace) -> None:
+    workspace.login()
+
+
+def node_plugin(tmp_path: Path, egress: str = "[]") -> Path:
+    plugin = tmp_path / "leak-node"
+    shutil.copytree(HELLO_NODE, plugin, symlinks=True)
+    (plugin / "src" / "index.ts").write_text(NODE_LEAK)
+    manifest = plugin / "powerx.plugin.yaml"
+    text = manifest.read_text().replace("com.example.hello-node", "com.test.leak-node")
+    manifest.write_text(text.replace("egress: []", f"egress: {egress}"))
+    return plugin
+
+
+def python_plugin(tmp_path: Path, egress: str = "[]") -> Path:
+    manifest = python_manifest("com.test.leak-python") + f"egress: {egress}\n"
+    return write_plugin(tmp_path / "leak-python", manifest, {"app.py": PY_LEAK})
+
+
+def audit_rows(workspace: Workspace, plugin: str) -> list[dict[str, Any]]:
+    import json
+
+    result = workspace.powerx(
+        "audit",
+        "list",
+        "--plugin",
+        plugin,
+        "--action",
+        "egress.blocked",
+        "--json",
+        "--limit",
+        "1000",
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("runtime", ["python", "node"])
+def test_every_route_to_production_is_blocked_counted_and_audited(
+    workspace: Workspace, start_simulator: Any, tmp_path: Path, runtime: str
+) -> None:
+    plugin = python_plugin(tmp_path) if runtime == "python" else node_plugin(tmp_path)
+    plugin_id = f"com.test.leak-{runtime}"
+    routes = ROUTES_PY if runtime == "python" else ROUTES_NODE
+    simulator: RunningSimulator = start_simulator([plugin])
+    results = simulator.get(f"/plugins/{plugin_id}/?host=api.powerx.io").json()
+    assert set(results) == routes
+    for route, outcome in results.items():
+        assert "egress to api.powerx.io" in outcome and "blocked" in outcome, (route, outcome)
+        assert "production PowerX API" in outcome and "POWERX_HOST_URL" in outcome
+    # A subdomain matches the *.powerx.io default pattern too.
+    sub = simulator.get(f"/plugins/{plugin_id}/?host=eu.api.powerx.io").json()
+    assert all("blocked" in outcome for outcome in sub.values()), sub
+
+    metrics = simulator.get("/metrics").text
+    line = next(
+        ln
+        for ln in metrics.splitlines()
+        if ln.startswith("debug_egress_blocked_total")
+        and plugin_id in ln
+        and "production_host" in ln
+    )
+    assert float(line.rsplit(" ", 1)[1]) >= 2 * len(routes)
+    import time
+
+    deadline = time.monotonic() + 10
+    while len(audit_rows(workspace, plugin_id)) < 2 * len(routes) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    rows = audit_rows(workspace, plugin_id)
+    assert len(rows) >= 2 * len(routes)
+    assert {r["details"]["host"] for r in rows} == {"api.powerx.io", "eu.api.powerx.io"}
+    assert {r["details"]["reason"] for r in rows} == {"production_host"}
+    assert workspace.powerx("audit", "verify").returncode == 0
+
+
+@pytest.mark.parametrize("runtime", ["python", "node"])
+def test_hosts_outside_egress_are_blocked_and_listed_ones_reached(
+    workspace: Workspace, start_simulator: Any, tmp_path: Path, runtime: str
+) -> None:
+    class Hello(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("content-length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hello)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_port
+    try:
+        egress = "[localhost]"
+        plugin = (
+            python_plugin(tmp_path, egress)
+            if runtime == "python"
+            else node_plugin(tmp_path, egress)
+        )
+        plugin_id = f"com.test.leak-{runtime}"
+        simulator: RunningSimulator = start_simulator([plugin])
+        outside = simulator.get(f"/plugins/{plugin_id}/?host=example.org").json()
+        for route, outcome in outside.items():
+            if route == "curl":
+                continue  # subprocesses are checked for production hosts only (see SECURITY.md)
+            assert "egress to example.org" in outcome, (route, outcome)
+            assert "not in the manifest's egress list" in outcome
+        listed = simulator.get(f"/plugins/{plugin_id}/?probe=http://localhost:{port}/").json()
+        assert listed["probe"] == "reached", listed
+    finally:
+        server.shutdown()
+
+
+def test_a_manifest_listing_a_production_host_in_egress_is_refused(
+    workspace: Workspace, start_simulator: Any, tmp_path: Path
+) -> None:
+    plugin = python_plugin(tmp_path)
+    simulator: RunningSimulator = start_simulator([plugin])
+    manifest = plugin / "powerx.plugin.yaml"
+    manifest.write_text(manifest.read_text().replace("egress: []", "egress: [api.powerx.io]"))
+    response = push(simulator, plugin)
+    assert response.status_code == 422
+    body = response.json()
+    assert body["error"] == "egress_production"
+    assert "api.powerx.io" in body["message"] and body["fix"]
