@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -19,6 +20,7 @@ from powerx.errors import PowerXError
 from powerx.host.artefacts import MAX_ARCHIVE_BYTES
 from powerx.host.gateway import TENANT_HEADER
 from powerx.host.observe_routes import observability_routes, reader_check
+from powerx.host.request_guard import RequestGuard
 from powerx.host.simulator import Simulator
 
 DIGEST_HEADER = "x-powerx-digest"
@@ -239,6 +241,7 @@ def create_app(
             *observability_routes(simulator, require_debug),
         ],
         exception_handlers={PowerXError: _on_powerx_error},
+        middleware=[Middleware(RequestGuard, bind=simulator.config.bind)],
         lifespan=lifespan,
     )
     return app

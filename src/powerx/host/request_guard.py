@@ -1,0 +1,101 @@
+"""Keep browsers from driving the simulator: a page on another site must not change its
+state (cross-site POST) or read it through a rebound DNS name (DNS rebinding).
+
+- ``Host`` must be an IP address, a loopback name, or the name the simulator was told to
+  bind, on the simulator's own surfaces; a rebound name such as ``attacker.example`` fails
+  with 421 ``host_forbidden``.
+- State-changing requests (anything but GET/HEAD/OPTIONS) that carry an ``Origin`` must come
+  from the simulator's own origin; otherwise 403 ``origin_forbidden``.
+- The dashboard and its reads answer loopback callers only.
+
+Requests to ``/plugins/...`` are the plugin's business and pass through untouched.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
+
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from powerx.errors import PowerXError
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+_GUARDED_PREFIXES = ("/internal/", "/host/api/", "/dashboard", "/metrics")
+
+
+def _host_name(value: str) -> str:
+    """``127.0.0.1:8787`` -> ``127.0.0.1``; ``[::1]:8787`` -> ``::1``."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1 : value.find("]")] if "]" in value else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+def _is_local(name: str) -> bool:
+    if name in _LOCAL_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_address(name: str) -> bool:
+    """An IP literal cannot be rebound; only names can."""
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+class RequestGuard:
+    def __init__(self, app: ASGIApp, bind: str) -> None:
+        self.app = app
+        self.allowed_hosts = {bind.lower()} - {"0.0.0.0", "::", ""}
+
+    def _check(self, scope: Scope) -> None:
+        path: str = scope.get("path", "")
+        if not path.startswith(_GUARDED_PREFIXES):
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        host = _host_name(headers.get("host", ""))
+        if host and not (_is_local(host) or _is_address(host) or host in self.allowed_hosts):
+            raise PowerXError(
+                "host_forbidden",
+                f"The simulator does not answer to Host '{host}'.",
+                "call it as 127.0.0.1 or localhost (a page on another site may be trying to "
+                "reach it through DNS rebinding).",
+                status=421,
+            )
+        origin = headers.get("origin")
+        if scope.get("method", "GET") not in _SAFE_METHODS and origin is not None:
+            origin_host = _host_name(urlsplit(origin).netloc) if origin != "null" else "null"
+            if not (_is_local(origin_host) or origin_host in self.allowed_hosts):
+                raise PowerXError(
+                    "origin_forbidden",
+                    f"A request from origin '{origin}' may not change the simulator's state.",
+                    "use the powerx CLI or the dashboard the simulator serves itself.",
+                    status=403,
+                )
+        client = scope.get("client")
+        if path.startswith("/dashboard") and client and not _is_local(str(client[0]).lower()):
+            raise PowerXError(
+                "dashboard_local_only",
+                "The dashboard answers callers on this machine only.",
+                "open it in a browser on the machine that runs the simulator.",
+                status=403,
+            )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            try:
+                self._check(scope)
+            except PowerXError as error:
+                response = JSONResponse(error.to_dict(), status_code=error.status)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
