@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 NODE_EXAMPLE := examples/hello-node
 NODE_STAMP   := $(NODE_EXAMPLE)/node_modules/.installed
 
-.PHONY: setup demo test check lint typecheck schemas clean bench smoke
+.PHONY: setup demo test check lint typecheck schemas clean bench smoke load
 
 setup: $(STAMP) $(NODE_STAMP)
 
@@ -56,3 +56,7 @@ bench: setup $(BENCH_STAMP)
 ## smoke: the hot-reload drill (positive and version-mismatch paths); exit 0 when both behave
 smoke: setup
 	$(PY) scripts/workflows/hot_reload_smoke.py
+
+## load: 8 plugins reloading concurrently under load (failed requests, peak RSS)
+load: setup
+	$(PY) benchmarks/load_reload.py
