@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 NODE_EXAMPLE := examples/hello-node
 NODE_STAMP   := $(NODE_EXAMPLE)/node_modules/.installed
 
-.PHONY: setup demo test check lint typecheck schemas clean bench smoke load
+.PHONY: setup demo test check lint typecheck schemas clean bench smoke load faults
 
 setup: $(STAMP) $(NODE_STAMP)
 
@@ -60,3 +60,7 @@ smoke: setup
 ## load: 8 plugins reloading concurrently under load (failed requests, peak RSS)
 load: setup
 	$(PY) benchmarks/load_reload.py
+
+## faults: 100 rounds of kill -9 (simulator or plugin) and dropped uploads during reloads
+faults: setup
+	$(PY) benchmarks/fault_rounds.py
