@@ -9,7 +9,7 @@ import traceback
 import typer
 
 from powerx import __version__
-from powerx.cli import audit, host, telemetry
+from powerx.cli import audit, debug, host, telemetry
 from powerx.cli.dev import dev
 from powerx.cli.doctor import doctor
 from powerx.cli.login import login
@@ -32,6 +32,7 @@ app.command()(logs)
 app.add_typer(host.app, name="host")
 app.add_typer(audit.app, name="audit")
 app.add_typer(telemetry.app, name="telemetry")
+app.add_typer(debug.app, name="debug")
 
 
 @app.command()

@@ -18,6 +18,7 @@ from powerx.auth import check_bearer
 from powerx.config import SIMULATOR_FLAG
 from powerx.errors import PowerXError
 from powerx.host.artefacts import MAX_ARCHIVE_BYTES
+from powerx.host.debug_routes import debug_routes
 from powerx.host.gateway import TENANT_HEADER
 from powerx.host.observe_routes import observability_routes, reader_check
 from powerx.host.request_guard import RequestGuard
@@ -181,7 +182,11 @@ def create_app(
             url = httpx.URL(
                 f"http://127.0.0.1:{generation.port}/{path}", query=request.url.query.encode()
             )
-            upstream = await client.request(request.method, url, headers=headers, content=body)
+            # A request may sit at a breakpoint for as long as the developer looks around.
+            timeout = None if simulator.debugger.debugging(plugin_id) else client.timeout
+            upstream = await client.request(
+                request.method, url, headers=headers, content=body, timeout=timeout
+            )
         except httpx.HTTPError as exc:
             raise PowerXError(
                 "plugin_unavailable",
@@ -239,6 +244,7 @@ def create_app(
             Route("/plugins/{plugin_id}", plugin_proxy, methods=methods),
             Route("/plugins/{plugin_id}/{path:path}", plugin_proxy, methods=methods),
             *observability_routes(simulator, require_debug),
+            *debug_routes(simulator),
         ],
         exception_handlers={PowerXError: _on_powerx_error},
         middleware=[Middleware(RequestGuard, bind=simulator.config.bind)],

@@ -23,6 +23,8 @@ from powerx.errors import PowerXError
 MAX_ARCHIVE_BYTES = 64 * 1024 * 1024
 MAX_UNPACKED_BYTES = 256 * 1024 * 1024
 MAX_MEMBERS = 10_000
+MAX_NAME_BYTES = 255  # one path component: NAME_MAX on Linux and macOS
+MAX_PATH_BYTES = 1024  # a whole entry name, far inside PATH_MAX with the store's prefix
 
 
 def _unsafe(message: str) -> PowerXError:
@@ -36,7 +38,12 @@ def _unsafe(message: str) -> PowerXError:
 
 
 def check_archive(data: bytes) -> list[tarfile.TarInfo]:
-    """Refuse archives that could escape the root or exhaust the disk; return the members."""
+    """Refuse archives that could escape the root or exhaust the disk; return the members.
+
+    Entries are read and checked one at a time: a negative size in a header sends tarfile
+    back to an earlier header (forever, on Pythons before 3.11.12), and the entry cap is
+    what stops that loop.
+    """
     if len(data) > MAX_ARCHIVE_BYTES:
         raise PowerXError(
             "archive_too_large",
@@ -44,28 +51,58 @@ def check_archive(data: bytes) -> list[tarfile.TarInfo]:
             "leave node_modules and build caches out of the plugin folder.",
             status=413,
         )
+    members: list[tarfile.TarInfo] = []
+    files: set[PurePosixPath] = set()
+    folders: set[PurePosixPath] = {PurePosixPath()}
+    total = 0
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
-            members = archive.getmembers()
-    except (tarfile.TarError, EOFError) as exc:
+            while (member := archive.next()) is not None:
+                members.append(member)
+                if len(members) > MAX_MEMBERS:
+                    raise _unsafe(f"The archive holds more than {MAX_MEMBERS} entries.")
+                _check_entry(member, files, folders)
+                total += member.size
+                if total > MAX_UNPACKED_BYTES:
+                    raise _unsafe(f"The archive unpacks to more than {MAX_UNPACKED_BYTES} bytes.")
+    # tarfile's header parsing also lets out ValueError (bad sparse or pax numbers, a
+    # non-UTF-8 hdrcharset) and OverflowError (an offset past any file).
+    except (tarfile.TarError, EOFError, ValueError, OverflowError) as exc:
         raise _unsafe(f"The archive is not a readable tar ({exc}).") from None
-    if len(members) > MAX_MEMBERS:
-        raise _unsafe(f"The archive holds {len(members)} entries; the cap is {MAX_MEMBERS}.")
-    total = 0
-    for member in members:
-        name = PurePosixPath(member.name)
-        if name.is_absolute() or member.name.startswith(("/", "\\")) or ":" in name.parts[0]:
-            raise _unsafe(f"Archive entry '{member.name}' has an absolute path.")
-        if ".." in name.parts:
-            raise _unsafe(f"Archive entry '{member.name}' leaves the root with '..'.")
-        if member.issym() or member.islnk():
-            raise _unsafe(f"Archive entry '{member.name}' is a link; links are not allowed.")
-        if not (member.isfile() or member.isdir()):
-            raise _unsafe(f"Archive entry '{member.name}' is a device, fifo or other special file.")
-        total += member.size
-        if total > MAX_UNPACKED_BYTES:
-            raise _unsafe(f"The archive unpacks to more than {MAX_UNPACKED_BYTES} bytes.")
     return members
+
+
+def _check_entry(
+    member: tarfile.TarInfo, files: set[PurePosixPath], folders: set[PurePosixPath]
+) -> None:
+    """Refuse one entry that could escape the root, or that could not be unpacked beside
+    the entries before it (``files`` and ``folders`` seen so far, updated here)."""
+    name = PurePosixPath(member.name)
+    first = name.parts[0] if name.parts else ""
+    if name.is_absolute() or member.name.startswith(("/", "\\")) or ":" in first:
+        raise _unsafe(f"Archive entry '{member.name}' has an absolute path.")
+    if ".." in name.parts:
+        raise _unsafe(f"Archive entry '{member.name}' leaves the root with '..'.")
+    if member.issym() or member.islnk():
+        raise _unsafe(f"Archive entry '{member.name}' is a link; links are not allowed.")
+    if not (member.isfile() or member.isdir()) or member.issparse():
+        raise _unsafe(f"Archive entry '{member.name}' is a device, fifo or other special file.")
+    if member.size < 0:
+        raise _unsafe(f"Archive entry '{member.name}' declares a negative size.")
+    if not 0 <= member.mtime < 2**33:  # ustar's range; unpacking fails far outside it
+        raise _unsafe(f"Archive entry '{member.name}' has a timestamp out of range.")
+    raw = os.fsencode(member.name)
+    if (
+        b"\0" in raw
+        or len(raw) > MAX_PATH_BYTES
+        or any(len(os.fsencode(part)) > MAX_NAME_BYTES for part in name.parts)
+    ):
+        raise _unsafe(f"Archive entry '{member.name[:80]}' has a name no file system accepts.")
+    parents = set(name.parents)
+    if (name in files if member.isdir() else name in folders) or parents & files:
+        raise _unsafe(f"Archive entry '{member.name}' is both a file and a folder.")
+    (folders if member.isdir() else files).add(name)
+    folders |= parents
 
 
 def read_member(data: bytes, name: str) -> bytes | None:
@@ -129,8 +166,12 @@ class ArtefactStore:
         check_archive(data)
         self.unpacked.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{digest[:12]}-", dir=self.unpacked))
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
-            archive.extractall(staging, filter="data")
+        try:
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
+                archive.extractall(staging, filter="data")
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         try:
             os.replace(staging, target)
         except OSError:

@@ -26,7 +26,11 @@ def running_url() -> str:
 
 
 def request(
-    method: str, path: str, timeout: float = 10.0, json_body: dict[str, Any] | None = None
+    method: str,
+    path: str,
+    timeout: float = 10.0,
+    json_body: Any = None,
+    headers: dict[str, str] | None = None,
 ) -> Any:
     url = running_url()
     credential = require_credential()
@@ -38,7 +42,7 @@ def request(
             trust_env=False,
             verify=url.startswith("https://"),
             json=json_body,
-            headers={"authorization": f"Bearer {credential.token}"},
+            headers={"authorization": f"Bearer {credential.token}", **(headers or {})},
         )
     except httpx.ConnectError:
         raise PowerXError(

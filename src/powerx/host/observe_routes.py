@@ -32,7 +32,7 @@ from powerx.dashboard import dashboard_html
 from powerx.errors import PowerXError, Problem
 from powerx.host.simulator import Simulator
 from powerx.observe.audit import AuditLog, Verification
-from powerx.observe.events import Event
+from powerx.observe.events import GAP, Event
 from powerx.observe.logs import LEVELS, LOG_EVENT, matches
 from powerx.observe.observer import new_reload_id, reload_record
 from powerx.observe.reconcile import reconcile
@@ -229,11 +229,21 @@ def observability_routes(
     async def events_stream(request: Request) -> Response:
         require_reader(request)
         last_id = _last_event_id(request)
+        plugin = request.query_params.get("plugin") or None
+        prefix = request.query_params.get("type") or ""
+
+        def wanted(event: Event | None) -> bool:
+            if event is None or event.type == GAP:
+                return True
+            if plugin is not None and event.data.get("plugin") not in {plugin, None}:
+                return False
+            return event.type.startswith(prefix)
 
         async def frames() -> AsyncIterator[str]:
             yield "retry: 1000\n\n"
             async for event in observer.bus.stream(last_id, HEARTBEAT_S):
-                yield _sse(event)
+                if wanted(event):
+                    yield _sse(event)
 
         return StreamingResponse(frames(), media_type="text/event-stream", headers=_SSE_HEADERS)
 

@@ -20,6 +20,7 @@ from typing import Any
 from powerx import __version__
 from powerx.build.artefact import Artefact
 from powerx.config import SimulatorConfig
+from powerx.debug.manager import Debugger
 from powerx.errors import PowerXError, Problem
 from powerx.host.artefacts import ArtefactStore, check_archive, read_member
 from powerx.host.gateway import Denial, Gateway
@@ -74,6 +75,9 @@ class Simulator:
         self.store = ArtefactStore(state_dir)
         self.observer = Observer(config, state_dir, config.tenant)
         self._print_log = on_log
+        self.debugger = Debugger(
+            state_dir, self.observer, self._restart_for_debug, self._code_root, self._runtime_of
+        )
         self.supervisor = Supervisor(
             host_url,
             config.tenant,
@@ -82,6 +86,7 @@ class Simulator:
             self._on_log,
             production_hosts=config.production_hosts,
             on_egress_blocked=self._on_egress_blocked,
+            debug=self.debugger,
         )
         self.denials: list[Denial] = []
         self.counters: Counter[str] = Counter()
@@ -121,6 +126,25 @@ class Simulator:
         self.denials.append(denial)
         enforced = self.config.permission_policy.mode == "enforce" or "policy" in denial.reason
         self.observer.permission_denied(denial.plugin, denial.scope, denial.api, enforced)
+
+    # -- the debugger's view ---------------------------------------------------------------
+
+    def _runtime_of(self, plugin_id: str) -> str | None:
+        slot = self.supervisor.slots.get(plugin_id)
+        return slot.manifest.runtime if slot else None
+
+    def _code_root(self, plugin_id: str) -> Path | None:
+        slot = self.supervisor.slots.get(plugin_id)
+        if slot is None or slot.active is None:
+            return None
+        return slot.active.run_dir / "src"
+
+    async def _restart_for_debug(self, plugin_id: str) -> None:
+        """Serve the same artefact again, now with the debugger in the generation."""
+        slot = self.supervisor.slots.get(plugin_id)
+        if slot is None or slot.active is None:
+            return
+        await self.activate(slot.manifest, slot.active.digest, slot.source_dir, force=True)
 
     # -- checks ------------------------------------------------------------------------
 
@@ -199,6 +223,12 @@ class Simulator:
             )
             started = time.perf_counter()
             run_dir = self.store.unpack(digest)
+            if current is not None and current.digest != digest:
+                moved = self.debugger.follow_edit(
+                    manifest.id, current.run_dir / "src", run_dir / "src"
+                )
+                for note in moved:
+                    self._on_log(LogLine(time.time(), manifest.id, current.number, "system", note))
             try:
                 generation = await self.supervisor.start_generation(slot, digest, run_dir)
             except PowerXError:
@@ -468,5 +498,6 @@ class Simulator:
 
     async def stop(self) -> None:
         await self.supervisor.stop_all()
+        await self.debugger.close()
         await self.observer.audit("host.stop", None, {"url": self.url, "pid": os.getpid()})
         await self.observer.close()

@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import httpx
 
@@ -39,6 +39,17 @@ CRASH_WINDOW_S = 60.0
 CRASH_LOOP_AFTER = 5
 BACKOFF_FIRST_S = 0.1
 BACKOFF_MAX_S = 5.0
+
+
+class DebugHooks(Protocol):
+    """What the supervisor tells the debugger (``powerx.debug.manager.Debugger``)."""
+
+    def wants_debug(self, plugin: str, runtime: str) -> bool: ...
+    async def generation_listening(
+        self, plugin: str, generation: int, code_root: Path, port: int
+    ) -> None: ...
+    async def generation_flipped(self, plugin: str, previous: int | None, current: int) -> None: ...
+    async def generation_stopped(self, plugin: str, generation: int) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -109,8 +120,10 @@ class Supervisor:
         on_log: Callable[[LogLine], None] | None = None,
         production_hosts: Sequence[str] = (),
         on_egress_blocked: Callable[[PluginSlot, Generation, dict[str, Any]], None] | None = None,
+        debug: DebugHooks | None = None,
     ) -> None:
         self.host_url = host_url
+        self.debug = debug
         self.production_hosts = tuple(production_hosts)
         self.on_egress_blocked = on_egress_blocked
         self.tenant = tenant
@@ -162,6 +175,8 @@ class Supervisor:
                 ),
             }
         )
+        if self.debug is not None and self.debug.wants_debug(manifest.id, manifest.runtime):
+            env["POWERX_DEBUGGER"] = "1"
         return env
 
     @staticmethod
@@ -194,10 +209,27 @@ class Supervisor:
                     if message.get("event") == "egress_blocked":
                         if self.on_egress_blocked is not None:
                             self.on_egress_blocked(slot, gen, message)
+                    elif message.get("event") == "debug":
+                        self._spawn_background(self._attach_debugger(slot, gen, message))
                     elif not gen.ready.done():
                         gen.ready.set_result(message)
                     continue
             self._log(slot, gen.number, "stdout", line)
+
+    async def _attach_debugger(
+        self, slot: PluginSlot, gen: Generation, message: dict[str, Any]
+    ) -> None:
+        """The generation waits for its breakpoints before loading code; replay them. If
+        that fails it would wait forever, so it is stopped and the start reports why."""
+        if self.debug is None:
+            return
+        try:
+            await self.debug.generation_listening(
+                slot.manifest.id, gen.number, gen.run_dir / "src", int(message["port"])
+            )
+        except Exception as error:
+            self._log(slot, gen.number, "system", f"debugger attach failed: {error!r}")
+            gen.process.kill()
 
     async def _read_stderr(self, slot: PluginSlot, gen: Generation) -> None:
         async for raw in gen.process.stderr:
@@ -343,11 +375,16 @@ class Supervisor:
             *(t for t in gen.tasks if t is not asyncio.current_task()), return_exceptions=True
         )
         self.live.discard(gen)
+        if self.debug is not None:
+            await self.debug.generation_stopped(gen.plugin_id, gen.number)
 
     def flip(self, slot: PluginSlot, gen: Generation) -> Generation | None:
         """Route new requests to ``gen``; the previous generation drains in the background."""
         previous, slot.active = slot.active, gen
         slot.crash_loop = False
+        if self.debug is not None:
+            number = previous.number if previous is not None else None
+            self._spawn_background(self.debug.generation_flipped(gen.plugin_id, number, gen.number))
         if previous is not None and previous is not gen:
             self._spawn_background(self.stop_generation(previous, drain=True))
         return previous
@@ -386,6 +423,8 @@ class Supervisor:
                 return
             slot.restarts += 1
             slot.active = gen
+            if self.debug is not None:
+                await self.debug.generation_flipped(slot.manifest.id, crashed.number, gen.number)
             self._log(
                 slot, gen.number, "system", f"restarted as generation {gen.number} after a crash"
             )

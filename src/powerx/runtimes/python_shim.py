@@ -23,6 +23,7 @@ from powerx.runtimes import egress_guard
 
 CONTROL_PREFIX = "@@powerx "
 HEALTH_PATH = "/__powerx/health"
+DEBUG_ENV = "POWERX_DEBUGGER"
 
 
 def _control(event: str, **fields: Any) -> None:
@@ -145,8 +146,30 @@ def preload() -> None:
 
     import powerx_plugin  # noqa: F401
 
+    _preload_debugger()
+
     # Build (and drop) one client: resolves httpx's transport and httpcore's async pool.
     httpx.AsyncClient(verify=False)
+
+
+def _preload_debugger() -> None:
+    """debugpy's server side costs ~80 ms to import; a generation that debugs then starts
+    listening in ~40 ms. Importing starts no thread, so the zygote stays safe to fork."""
+    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # no frozen-modules warning
+    import debugpy.server.api  # noqa: F401
+
+
+def start_debugger() -> None:
+    """With POWERX_DEBUGGER=1: listen for the simulator's DAP connection and wait until it
+    has replayed the breakpoints (configurationDone) before any plugin code runs."""
+    if os.environ.get(DEBUG_ENV) != "1":
+        return
+    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    import debugpy
+
+    _, port = debugpy.listen(("127.0.0.1", 0), in_process_debug_adapter=True)
+    _control("debug", port=port, pid=os.getpid())
+    debugpy.wait_for_client()
 
 
 def wait_as_spare() -> list[str]:
@@ -168,6 +191,7 @@ def main(argv: list[str]) -> None:
     root, entry_file, attribute = Path(argv[0]).resolve(), argv[1], argv[2]
     os.chdir(root)
     _exit_when_parent_goes()
+    start_debugger()  # before the egress guard: debugpy resolves its own listen address
     egress_guard.install_from_env()  # before any plugin code runs
     try:
         app = load_app(root, entry_file, attribute)

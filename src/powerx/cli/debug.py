@@ -1,0 +1,86 @@
+"""`powerx debug`: breakpoints that survive every reload, from the terminal or VS Code."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from powerx.cli.render import console, err_console
+from powerx.debug.console import HELP, DebugConsole
+from powerx.host import client
+
+app = typer.Typer(
+    help="Debug a plugin in the running simulator. Breakpoints live in the simulator: they "
+    "are replayed into every new generation, so they survive every reload, and the terminal "
+    "console and VS Code share them.",
+    no_args_is_help=True,
+)
+
+
+ATTACH_HELP = (
+    "Open the terminal debugger on a plugin of the running simulator.\n\n"
+    "The serving generation restarts once with the debugger in it (a few hundred ms); from "
+    "then on every reload replays the breakpoints before the new generation takes traffic. "
+    "If the plugin reloads while paused, you are told, the paused request finishes in the "
+    "old generation, and the breakpoints carry over.\n\nCommands:\n\n\b\n"
+    + escape(HELP)
+    + """
+
+Example:
+
+  powerx debug attach com.example.hello-python -c 'break app.py:17'
+"""
+)
+
+
+@app.command(help=ATTACH_HELP)
+def attach(
+    plugin: Annotated[str, typer.Argument(help="Plugin id, e.g. com.example.hello-python.")],
+    commands: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--command",
+            "-c",
+            help="Run this command first (repeatable), e.g. -c 'break app.py:17'.",
+        ),
+    ] = None,
+) -> None:
+    session = DebugConsole(plugin, console)
+    state = session.attach()
+    count = len(state.get("breakpoints") or [])
+    console.print(
+        f"attached to [bold]{escape(plugin)}[/] (generation {state.get('generation')}); "
+        f"{count} breakpoint(s). Type [bold]help[/] for commands, [bold]quit[/] to leave."
+    )
+    try:
+        for command in commands or []:
+            console.print(f"(powerx) {escape(command)}")
+            session.run_command(command)
+        while True:
+            try:
+                line = input("(powerx) ")
+            except EOFError:
+                break
+            if not session.run_command(line):
+                break
+    except KeyboardInterrupt:
+        console.print()
+    finally:
+        session.detach()
+        err_console.print("[dim]detached; breakpoints stay set (clear them with `clear`)[/]")
+
+
+@app.command()
+def breakpoints(
+    plugin: Annotated[str, typer.Argument(help="Plugin id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the set as JSON.")] = False,
+) -> None:
+    """List a plugin's breakpoints: where, kind, verified in the serving generation, hits."""
+    if as_json:
+        body = client.request("GET", f"/internal/debug/breakpoints/{plugin}")
+        print(json.dumps(body["breakpoints"], indent=2))
+        return
+    DebugConsole(plugin, console).run_command("list")

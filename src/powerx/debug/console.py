@@ -1,0 +1,262 @@
+"""`powerx debug attach`: a terminal debugger over the simulator's breakpoint set.
+
+The console holds no debugger state of its own: breakpoints live in the simulator (so
+they survive reloads and are shared with VS Code), and every command is one HTTP call.
+Pauses, snapshots and notices arrive on the event stream, read in a background thread;
+``logs`` adds the plugin's log stream to the same terminal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import shlex
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from powerx.errors import PowerXError
+from powerx.host import client
+
+CLIENT_HEADER = {"x-powerx-client": "console"}
+_LOCATION = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+)$")
+
+HELP = """\
+break FILE:LINE [if COND]   pause there (COND: an expression in the plugin's language)
+snap FILE:LINE [if COND]    snapshot there: capture locals and stack, do not halt
+clear [ID|all]              remove a breakpoint (all without an id)
+list                        breakpoints, verified or not, and hits
+continue | c                resume          next | n    step over
+step | s                    step into       out | o     step out
+stack | bt                  the paused stack
+locals [FRAME]              variables of a frame (the innermost plugin frame by default)
+eval EXPR | p EXPR          evaluate in the paused frame
+logs [on|off]               interleave the plugin's live log lines
+help | quit"""
+
+
+def parse_location(text: str) -> tuple[str, int]:
+    match = _LOCATION.match(text.strip())
+    if match is None:
+        raise PowerXError(
+            "breakpoint_location_invalid",
+            f"{text!r} is not FILE:LINE.",
+            "write it as app.py:17 (the file relative to the plugin folder).",
+        )
+    return match["file"], int(match["line"])
+
+
+class DebugConsole:
+    def __init__(self, plugin: str, out: Console) -> None:
+        self.plugin = plugin
+        self.out = out
+        self._logs: threading.Thread | None = None
+        self._logs_on = threading.Event()
+        self._stopping = threading.Event()
+
+    # -- talking to the simulator ------------------------------------------------------
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        return client.request(method, path, timeout=30.0, json_body=body, headers=CLIENT_HEADER)
+
+    def attach(self) -> dict[str, Any]:
+        state: dict[str, Any] = self._call("POST", f"/internal/debug/sessions/{self.plugin}/attach")
+        threading.Thread(target=self._follow_events, name="powerx-events", daemon=True).start()
+        return state
+
+    def detach(self) -> None:
+        self._stopping.set()
+        with contextlib.suppress(PowerXError):  # the simulator is gone: nothing to detach
+            self._call("POST", f"/internal/debug/sessions/{self.plugin}/detach")
+
+    # -- background streams ------------------------------------------------------------
+
+    def _follow_events(self) -> None:
+        params = {"plugin": self.plugin, "type": "plugin.debug."}
+        try:
+            for event in client.stream("/internal/debug/events", params):
+                if self._stopping.is_set():
+                    return
+                if event.data:
+                    self._show_event(event.event, json.loads(event.data))
+        except PowerXError as error:
+            self.out.print(f"[red]event stream ended: {escape(error.message)}[/]")
+
+    def _follow_logs(self) -> None:
+        params = {"plugin": self.plugin, "tail": "0", "follow": "1"}
+        for event in client.stream("/internal/debug/logs", params):
+            if self._stopping.is_set():
+                return
+            if event.event == "log" and self._logs_on.is_set():
+                record = json.loads(event.data)
+                self.out.print(
+                    f"[dim]│ #{record.get('generation')} {record.get('level', ''):<7}[/] "
+                    f"{escape(str(record.get('message', '')))}"
+                )
+
+    def _show_event(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "plugin.debug.paused":
+            where = f"{data.get('file')}:{data.get('line')}"
+            bp = f" (breakpoint {data['breakpoint']})" if data.get("breakpoint") else ""
+            self.out.print(
+                f"\n[bold yellow]paused[/] at [bold]{escape(where)}[/]{bp} in generation "
+                f"{data.get('generation')} ({escape(str(data.get('reason')))})"
+            )
+            for line in data.get("code") or []:
+                self.out.print(escape(line), style="bold" if line.startswith("->") else "dim")
+        elif kind == "plugin.debug.snapshot":
+            where = f"{data.get('file')}:{data.get('line')}"
+            self.out.print(
+                f"\n[cyan]snapshot[/] at [bold]{escape(where)}[/] in generation "
+                f"{data.get('generation')}"
+            )
+            for name, value in (data.get("locals") or {}).items():
+                self.out.print(f"  {escape(name)} = {escape(_short(value))}")
+        elif kind == "plugin.debug.notice":
+            self.out.print(f"\n[magenta]{escape(str(data.get('message')))}[/]")
+        elif kind == "plugin.debug.generation":
+            self.out.print(
+                f"[dim]generation {data.get('generation')} is serving; breakpoints carried over[/]"
+            )
+
+    # -- commands ------------------------------------------------------------------------
+
+    def run_command(self, text: str) -> bool:
+        """Run one command line; False when the user asked to quit."""
+        try:
+            words = shlex.split(text)
+        except ValueError as error:
+            self.out.print(f"[red]{escape(str(error))}[/]")
+            return True
+        if not words:
+            return True
+        name, args = words[0], words[1:]
+        handlers: dict[str, Callable[[list[str], str], None]] = {
+            "break": self._break,
+            "b": self._break,
+            "snap": self._snap,
+            "clear": self._clear,
+            "list": self._list,
+            "l": self._list,
+            "stack": self._stack,
+            "bt": self._stack,
+            "locals": self._locals,
+            "eval": self._eval,
+            "p": self._eval,
+            "logs": self._logs_command,
+        }
+        resume = {"continue": "continue", "c": "continue", "next": "next", "n": "next"}
+        resume |= {"step": "step", "s": "step", "out": "out", "o": "out"}
+        if name in {"quit", "q", "exit"}:
+            return False
+        if name in {"help", "h", "?"}:
+            self.out.print(escape(HELP))
+            return True
+        try:
+            if name in resume:
+                self._call(
+                    "POST",
+                    f"/internal/debug/sessions/{self.plugin}/command",
+                    {"command": resume[name]},
+                )
+            elif name in handlers:
+                handlers[name](args, text.split(None, 1)[1] if len(words) > 1 else "")
+            else:
+                self.out.print(f"[red]unknown command {escape(name)!r}[/]; type help")
+        except PowerXError as error:
+            self.out.print(f"[red]{error.code}[/]: {escape(error.message)}")
+            for problem in error.problems:
+                self.out.print(f"  {escape(problem.where)}: {escape(problem.message)}")
+            if error.fix:
+                self.out.print(f"  fix: {escape(error.fix)}")
+        return True
+
+    def _add(self, rest: str, kind: str) -> None:
+        location, _, condition = rest.partition(" if ")
+        file, line = parse_location(location)
+        spec: dict[str, Any] = {"file": file, "line": line, "kind": kind}
+        if condition.strip():
+            spec["condition"] = condition.strip()
+        added = self._call("POST", f"/internal/debug/breakpoints/{self.plugin}", spec)
+        state = "verified" if added.get("verified") else "not verified yet"
+        self.out.print(
+            f"breakpoint {added['id']} ({kind}) at {escape(file)}:{line} [dim]{state}[/]"
+        )
+
+    def _break(self, args: list[str], rest: str) -> None:
+        self._add(rest, "pause")
+
+    def _snap(self, args: list[str], rest: str) -> None:
+        self._add(rest, "snapshot")
+
+    def _clear(self, args: list[str], rest: str) -> None:
+        target = args[0] if args else "all"
+        query = "" if target == "all" else f"?id={target}"
+        removed = self._call("DELETE", f"/internal/debug/breakpoints/{self.plugin}{query}")
+        self.out.print(f"removed {removed['removed']} breakpoint(s)")
+
+    def _list(self, args: list[str], rest: str) -> None:
+        state = self._call("GET", f"/internal/debug/sessions/{self.plugin}")
+        items = state.get("breakpoints") or []
+        if not items:
+            self.out.print("no breakpoints")
+        for bp in items:
+            mark = "[green]✓[/]" if bp.get("verified") else "[yellow]?[/]"
+            extra = f" if {bp['condition']}" if bp.get("condition") else ""
+            why = f" [dim]({escape(bp['message'])})[/]" if bp.get("message") else ""
+            self.out.print(
+                f"{mark} {bp['id']:>3} {bp['kind']:<8} {escape(bp['file'])}:{bp['line']}"
+                f"{escape(extra)}  hits {bp.get('hits', 0)}{why}"
+            )
+        paused = state.get("paused")
+        if paused:
+            self.out.print(f"paused at {paused['file']}:{paused['line']}")
+
+    def _stack(self, args: list[str], rest: str) -> None:
+        body = self._call(
+            "POST", f"/internal/debug/sessions/{self.plugin}/command", {"command": "stack"}
+        )
+        for index, frame in enumerate(body["stack"]):
+            style = "" if frame.get("plugin_code") else "dim"
+            self.out.print(
+                f"#{index:<2} {frame['file']}:{frame['line']} {frame['name']}", style=style
+            )
+
+    def _locals(self, args: list[str], rest: str) -> None:
+        command: dict[str, Any] = {"command": "locals"}
+        if args:
+            command["frame"] = int(args[0]) if args[0].isdigit() else -1
+        body = self._call("POST", f"/internal/debug/sessions/{self.plugin}/command", command)
+        for name, value in body["locals"].items():
+            self.out.print(f"{escape(name)} = {escape(_short(value))}")
+
+    def _eval(self, args: list[str], rest: str) -> None:
+        body = self._call(
+            "POST",
+            f"/internal/debug/sessions/{self.plugin}/command",
+            {"command": "eval", "expression": rest},
+        )
+        self.out.print(escape(str(body["result"])))
+
+    def _logs_command(self, args: list[str], rest: str) -> None:
+        turn_on = not args or args[0] == "on"
+        if turn_on:
+            self._logs_on.set()
+            if self._logs is None:
+                self._logs = threading.Thread(
+                    target=self._follow_logs, name="powerx-logs", daemon=True
+                )
+                self._logs.start()
+            self.out.print("[dim]live logs on (logs off to stop)[/]")
+        else:
+            self._logs_on.clear()
+            self.out.print("[dim]live logs off[/]")
+
+
+def _short(value: object, limit: int = 200) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,229 @@
+"""The simulator's debugger: one :class:`DebugSession` per plugin, the supervisor's hooks,
+and the checks a breakpoint passes before it is stored.
+
+A plugin's generations start with the debugger only while its session wants one (a
+breakpoint exists or a client is attached); the first breakpoint or client therefore
+restarts the serving generation with the debugger (``restart``), exactly like a reload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from powerx.debug.breakpoints import Breakpoint, BreakpointSet, BreakpointSpec
+from powerx.debug.session import DebugSession
+from powerx.errors import PowerXError, Problem
+from powerx.observe.observer import Observer
+
+DEBUGGABLE_RUNTIMES = frozenset({"python3.11"})
+
+
+class Debugger:
+    def __init__(
+        self,
+        state_dir: Path,
+        observer: Observer,
+        restart: Callable[[str], Awaitable[None]],
+        code_root: Callable[[str], Path | None],
+        runtime_of: Callable[[str], str | None],
+    ) -> None:
+        self.dir = state_dir / "debug"
+        self.observer = observer
+        self._restart = restart
+        self._code_root = code_root
+        self._runtime_of = runtime_of
+        self.sessions: dict[str, DebugSession] = {}
+
+    def session(self, plugin: str) -> DebugSession:
+        session = self.sessions.get(plugin)
+        if session is None:
+            path = self.dir / "breakpoints" / f"{plugin}.json"
+            session = DebugSession(
+                plugin,
+                BreakpointSet(plugin, path),
+                self.observer.bus.publish,
+                lambda generation, text: self._logpoint(plugin, generation, text),
+            )
+            self.sessions[plugin] = session
+        return session
+
+    def debugging(self, plugin: str) -> bool:
+        """A debugger is in the serving generation (requests may pause)."""
+        session = self.sessions.get(plugin)
+        return session is not None and session.active_link is not None
+
+    def _logpoint(self, plugin: str, generation: int, text: str) -> None:
+        self.observer.logs.record(plugin, generation, "stdout", text, level="info")
+
+    # -- supervisor hooks ----------------------------------------------------------------
+
+    def wants_debug(self, plugin: str, runtime: str) -> bool:
+        return runtime in DEBUGGABLE_RUNTIMES and self.session(plugin).wanted()
+
+    async def generation_listening(
+        self, plugin: str, generation: int, code_root: Path, port: int
+    ) -> None:
+        result = await self.session(plugin).attach_generation(generation, code_root, port)
+        self.observer.client_report(
+            "breakpoint_sync",
+            plugin,
+            f"generation-{generation}",
+            {
+                "generation": generation,
+                "set": result.set,
+                "verified": result.verified,
+                "replay_ms": round(result.replay_ms, 2),
+                "source": "simulator",
+            },
+        )
+
+    async def generation_flipped(self, plugin: str, previous: int | None, current: int) -> None:
+        await self.session(plugin).generation_flipped(previous, current)
+
+    async def generation_stopped(self, plugin: str, generation: int) -> None:
+        if plugin in self.sessions:
+            await self.sessions[plugin].generation_stopped(generation)
+
+    # -- breakpoints ---------------------------------------------------------------------
+
+    def check(self, plugin: str, specs: list[BreakpointSpec]) -> None:
+        """Each breakpoint must name a file of the serving artefact, a line inside it, and
+        (Python) a condition that compiles; all problems at once, before any change."""
+        runtime = self._runtime_of(plugin)
+        if runtime is None:
+            raise PowerXError(
+                "plugin_not_found",
+                f"No plugin {plugin!r} is mounted.",
+                "see `powerx host status` for the mounted plugins.",
+                status=404,
+            )
+        if runtime not in DEBUGGABLE_RUNTIMES:
+            raise PowerXError(
+                "debug_runtime_unsupported",
+                f"{plugin} runs on {runtime}; this version debugs Python plugins only.",
+                "use `node --inspect` on the plugin's bundle meanwhile; Node support is planned.",
+                status=422,
+            )
+        root = self._code_root(plugin)
+        problems: list[Problem] = []
+        for index, spec in enumerate(specs):
+            where = f"breakpoints[{index}]"
+            path = root / spec.file if root is not None else None
+            if path is None or not path.is_file():
+                known = _python_files(root) if root is not None else []
+                hint = f" (files: {', '.join(known[:8])})" if known else ""
+                problems.append(
+                    Problem(f"{where}.file", f"no file {spec.file!r} in the plugin{hint}")
+                )
+                continue
+            lines = path.read_text(encoding="utf-8", errors="replace").count("\n") + 1
+            if spec.line > lines:
+                problems.append(
+                    Problem(
+                        f"{where}.line",
+                        f"{spec.file} has {lines} lines; {spec.line} is past the end",
+                    )
+                )
+            if spec.condition:
+                try:
+                    compile(spec.condition, "<condition>", "eval")
+                except SyntaxError as error:
+                    problems.append(
+                        Problem(f"{where}.condition", f"not a Python expression: {error.msg}")
+                    )
+        if problems:
+            raise PowerXError(
+                "breakpoints_invalid",
+                f"{len(problems)} problem(s) in the breakpoint list.",
+                "name files relative to the plugin folder and lines that exist.",
+                status=422,
+                problems=problems,
+            )
+
+    async def replace(
+        self, plugin: str, specs: list[BreakpointSpec], origin: str
+    ) -> list[Breakpoint]:
+        self.check(plugin, specs)
+        session = self.session(plugin)
+        before = set(session.breakpoints.files())
+        session.breakpoints.replace_all(specs)
+        cleared = sorted(before - set(session.breakpoints.files()))
+        await self._apply(plugin, session, cleared)
+        await self.observer.audit(
+            "debug.breakpoints.set",
+            plugin,
+            {"origin": origin, "breakpoints": [bp.label() for bp in session.breakpoints.items]},
+        )
+        return session.breakpoints.items
+
+    async def add(self, plugin: str, spec: BreakpointSpec, origin: str) -> Breakpoint:
+        self.check(plugin, [spec])
+        session = self.session(plugin)
+        added = session.breakpoints.add(spec)
+        await self._apply(plugin, session, [])
+        await self.observer.audit(
+            "debug.breakpoint.add",
+            plugin,
+            {"origin": origin, "breakpoint": added.label(), "kind": added.kind},
+        )
+        return added
+
+    async def remove(self, plugin: str, breakpoint_id: int | None, origin: str) -> int:
+        session = self.session(plugin)
+        before = set(session.breakpoints.files())
+        removed = session.breakpoints.remove(breakpoint_id)
+        cleared = sorted(before - set(session.breakpoints.files()))
+        await self._apply(plugin, session, cleared)
+        await self.observer.audit(
+            "debug.breakpoint.clear",
+            plugin,
+            {"origin": origin, "id": breakpoint_id, "removed": removed},
+        )
+        return removed
+
+    async def _apply(self, plugin: str, session: DebugSession, cleared: list[str]) -> None:
+        if session.active_link is None and session.wanted():
+            await self._restart(plugin)  # the new generation gets the whole set replayed
+        else:
+            await session.push_breakpoints(cleared)
+
+    def follow_edit(self, plugin: str, old_root: Path, new_root: Path) -> list[str]:
+        """Move the plugin's breakpoints with the edit between two artefacts."""
+        session = self.sessions.get(plugin)
+        if session is None or not session.breakpoints.items:
+            return []
+        notes = []
+        for file in session.breakpoints.files():
+            old, new = old_root / file, new_root / file
+            old_text = old.read_text(encoding="utf-8", errors="replace") if old.is_file() else ""
+            new_text = new.read_text(encoding="utf-8", errors="replace") if new.is_file() else ""
+            notes += session.breakpoints.follow_edit(file, old_text, new_text)
+        return notes
+
+    # -- clients -------------------------------------------------------------------------
+
+    async def attach_client(self, plugin: str, kind: str) -> dict[str, Any]:
+        self.check(plugin, [])
+        session = self.session(plugin)
+        session.clients += 1
+        if session.active_link is None:
+            await self._restart(plugin)
+        await self.observer.audit("debug.attach", plugin, {"client": kind})
+        return session.state()
+
+    async def detach_client(self, plugin: str, kind: str) -> None:
+        session = self.session(plugin)
+        session.clients = max(0, session.clients - 1)
+        if session.clients == 0 and session.paused is not None:
+            await session.command("continue", {})
+        await self.observer.audit("debug.detach", plugin, {"client": kind})
+
+    async def close(self) -> None:
+        await asyncio.gather(*(s.close() for s in self.sessions.values()), return_exceptions=True)
+
+
+def _python_files(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*.py"))

@@ -1,0 +1,364 @@
+"""One plugin's debug session in the simulator: its breakpoint set, the DAP links to its
+live generations, and whether (and where) it is paused.
+
+Every client (the terminal console, an IDE through the DAP proxy, the HTTP API) works on
+this one session, so they all see the same breakpoints and the same pause.
+
+A *pause* breakpoint halts the plugin only while a client is attached; with nobody there
+to resume it, it behaves like a *snapshot* (locals and stack are captured, the plugin goes
+on), so a forgotten breakpoint never hangs a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from powerx.debug.breakpoints import Breakpoint, BreakpointSet
+from powerx.debug.dap import DapError, Message
+from powerx.debug.python_link import PythonLink, ReplayResult
+from powerx.errors import PowerXError
+from powerx.observe.masking import mask_value
+
+PAUSED = "plugin.debug.paused"
+RESUMED = "plugin.debug.resumed"
+SNAPSHOT = "plugin.debug.snapshot"
+BREAKPOINTS = "plugin.debug.breakpoints"
+NOTICE = "plugin.debug.notice"
+OUTPUT = "plugin.debug.output"
+
+Publish = Callable[[str, dict[str, Any]], object]
+
+
+@dataclass
+class Paused:
+    link: PythonLink
+    thread_id: int
+    reason: str
+    file: str | None
+    line: int | None
+    breakpoint: int | None
+    stack: list[dict[str, Any]] = field(default_factory=list)
+    code: list[str] = field(default_factory=list)  # the lines around the paused one
+    since: float = field(default_factory=time.time)
+
+    def to_dict(self, plugin: str) -> dict[str, Any]:
+        return {
+            "plugin": plugin,
+            "generation": self.link.generation,
+            "thread": self.thread_id,
+            "reason": self.reason,
+            "file": self.file,
+            "line": self.line,
+            "breakpoint": self.breakpoint,
+            "stack": [{k: v for k, v in f.items() if k != "id"} for f in self.stack],
+            "code": self.code,
+        }
+
+
+class DebugSession:
+    def __init__(
+        self,
+        plugin: str,
+        breakpoints: BreakpointSet,
+        publish: Publish,
+        on_output: Callable[[int, str], None],
+    ) -> None:
+        self.plugin = plugin
+        self.breakpoints = breakpoints
+        self.publish = publish
+        self.on_output = on_output
+        self.links: dict[int, PythonLink] = {}  # generation number -> link
+        self.active_generation: int | None = None
+        self.paused: Paused | None = None
+        self.clients = 0
+        self.snapshots: deque[dict[str, Any]] = deque(maxlen=50)
+        self.last_replay: ReplayResult | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._proxies: list[Callable[[Message, PythonLink], None]] = []
+
+    # -- state -------------------------------------------------------------------------
+
+    def wanted(self) -> bool:
+        """Generations start with debugpy only while someone debugs: reloads stay fast."""
+        return self.clients > 0 or bool(self.breakpoints.items) or bool(self._proxies)
+
+    @property
+    def active_link(self) -> PythonLink | None:
+        if self.active_generation is None:
+            return None
+        return self.links.get(self.active_generation)
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "plugin": self.plugin,
+            "debugging": self.active_link is not None,
+            "generation": self.active_generation,
+            "clients": self.clients,
+            "paused": self.paused.to_dict(self.plugin) if self.paused else None,
+            "breakpoints": [bp.model_dump() for bp in self.breakpoints.items],
+            "snapshots": list(self.snapshots)[-10:],
+            "last_replay_ms": round(self.last_replay.replay_ms, 2) if self.last_replay else None,
+        }
+
+    def add_event_listener(self, listener: Callable[[Message, PythonLink], None]) -> None:
+        """A DAP proxy wants every event of every generation (it filters them itself)."""
+        self._proxies.append(listener)
+
+    def remove_event_listener(self, listener: Callable[[Message, PythonLink], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._proxies.remove(listener)
+
+    # -- generations -------------------------------------------------------------------
+
+    async def attach_generation(self, generation: int, code_root: Path, port: int) -> ReplayResult:
+        """Connect to a starting generation's debugpy and replay the set into it."""
+        holder: list[PythonLink] = []
+
+        def on_event(message: Message) -> None:
+            if holder:
+                holder[0].saw_event(message)
+                self._on_event(holder[0], message)
+
+        link = await PythonLink.open(generation, code_root, port, on_event)
+        holder.append(link)
+        self.links[generation] = link
+        try:
+            result = await link.handshake(self.breakpoints.items)
+        except (DapError, TimeoutError, OSError):
+            self.links.pop(generation, None)
+            await link.dap.close()
+            raise
+        self.breakpoints.save()  # verified flags as this generation saw them
+        self.last_replay = result
+        return result
+
+    async def generation_flipped(self, previous: int | None, current: int) -> None:
+        """Traffic moved to ``current``: tell a paused client, let ``previous`` go on."""
+        self.active_generation = current
+        if current in self.links:
+            self.publish(BREAKPOINTS, self._breakpoints_event())
+        paused = self.paused
+        if paused is not None and paused.link.generation == previous:
+            self.paused = None
+            self.publish(
+                NOTICE,
+                {
+                    "plugin": self.plugin,
+                    "generation": current,
+                    "message": f"the plugin reloaded while paused: generation {previous} was "
+                    f"replaced by {current}; the paused request finishes in {previous}, "
+                    f"{len(self.breakpoints.items)} breakpoint(s) carried over",
+                },
+            )
+            self.publish(RESUMED, {"plugin": self.plugin, "generation": previous})
+        if previous is not None and previous in self.links:
+            self._spawn(self._drop(previous))
+
+    async def generation_stopped(self, generation: int) -> None:
+        if generation in self.links:
+            await self._drop(generation)
+
+    async def _drop(self, generation: int) -> None:
+        link = self.links.pop(generation, None)
+        if link is None:
+            return
+        if self.paused is not None and self.paused.link is link:
+            self.paused = None
+            self.publish(RESUMED, {"plugin": self.plugin, "generation": generation})
+        await link.detach()
+
+    # -- events from debugpy -----------------------------------------------------------
+
+    def _on_event(self, link: PythonLink, message: Message) -> None:
+        for listener in list(self._proxies):
+            listener(message, link)
+        event, body = message.get("event"), message.get("body") or {}
+        if event == "stopped":
+            self._spawn(self._stopped(link, body))
+        elif event == "continued" and self.paused is not None and self.paused.link is link:
+            self.paused = None
+            self.publish(RESUMED, {"plugin": self.plugin, "generation": link.generation})
+        elif event == "output" and body.get("category") in {"console", "stdout", "stderr"}:
+            text = str(body.get("output", "")).rstrip("\n")
+            if text and body.get("category") == "console":
+                self.on_output(link.generation, text)  # logpoint messages
+        elif event == "breakpoint":
+            self._breakpoint_changed(link, body.get("breakpoint") or {})
+
+    def _breakpoint_changed(self, link: PythonLink, entry: Message) -> None:
+        ours = link.ids.get(entry.get("id", -1))
+        bp = self.breakpoints.get(ours) if ours is not None else None
+        if bp is not None and "verified" in entry:
+            bp.verified = bool(entry["verified"])
+            self.publish(BREAKPOINTS, self._breakpoints_event())
+
+    async def _stopped(self, link: PythonLink, body: Message) -> None:
+        thread_id = int(body.get("threadId", 0))
+        hit = [link.ids[i] for i in body.get("hitBreakpointIds") or [] if i in link.ids]
+        bp = self.breakpoints.get(hit[0]) if hit else None
+        try:
+            stack = await link.stack(thread_id)
+        except (DapError, TimeoutError):
+            return
+        top = next((f for f in stack if f["plugin_code"]), stack[0] if stack else None)
+        file, line = (top["file"], top["line"]) if top else (None, None)
+        if bp is not None:
+            bp.hits += 1
+        halt = self.clients > 0 and (bp is None or bp.kind == "pause")
+        if self._proxies and (bp is None or bp.kind == "pause"):
+            halt = True  # an IDE is attached: it shows the pause itself
+        if not halt:
+            await self._snapshot(link, thread_id, bp, stack, top)
+            with contextlib.suppress(DapError, TimeoutError):
+                await link.resume("continue", thread_id)
+            return
+        self.paused = Paused(
+            link,
+            thread_id,
+            str(body.get("reason")),
+            file,
+            line,
+            bp.id if bp else None,
+            stack,
+            _code_around(link, file, line),
+        )
+        self.publish(PAUSED, self.paused.to_dict(self.plugin))
+
+    async def _snapshot(
+        self,
+        link: PythonLink,
+        thread_id: int,
+        bp: Breakpoint | None,
+        stack: list[dict[str, Any]],
+        top: dict[str, Any] | None,
+    ) -> None:
+        variables: dict[str, str] = {}
+        if top is not None:
+            with contextlib.suppress(DapError, TimeoutError):
+                variables = await link.locals(int(top["id"]))
+        plugin_frames = [f for f in stack if f["plugin_code"]] or stack[:1]
+        snapshot = {
+            "plugin": self.plugin,
+            "generation": link.generation,
+            "breakpoint": bp.id if bp else None,
+            "file": top["file"] if top else None,
+            "line": top["line"] if top else None,
+            # Snapshots are kept and streamed (dashboard, events): masked like logs.
+            "locals": mask_value(variables),
+            "stack": [f"{f['file']}:{f['line']} {f['name']}" for f in plugin_frames[:10]],
+            "ts": time.time(),
+        }
+        self.snapshots.append(snapshot)
+        self.publish(SNAPSHOT, snapshot)
+
+    # -- commands from clients ---------------------------------------------------------
+
+    def _require_paused(self, command: str) -> Paused:
+        if self.paused is None:
+            raise PowerXError(
+                "debug_not_paused",
+                f"'{command}' needs the plugin to be paused at a breakpoint.",
+                "set a breakpoint with `break FILE:LINE` and send the plugin a request.",
+                status=409,
+            )
+        return self.paused
+
+    def _frame(self, paused: Paused, index: int) -> dict[str, Any]:
+        if not 0 <= index < len(paused.stack):
+            raise PowerXError(
+                "debug_frame_unknown",
+                f"There is no frame {index}; the stack has {len(paused.stack)}.",
+                "see the frames with `stack`.",
+                status=422,
+            )
+        return paused.stack[index]
+
+    async def command(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        """continue | next | step | out | stack | locals | eval."""
+        resume = {"continue": "continue", "next": "next", "step": "stepIn", "out": "stepOut"}
+        try:
+            if name in resume:
+                paused = self._require_paused(name)
+                self.paused = None
+                await paused.link.resume(resume[name], paused.thread_id)
+                self.publish(RESUMED, {"plugin": self.plugin, "generation": paused.link.generation})
+                return {"ok": True}
+            if name == "stack":
+                return {"stack": self._require_paused(name).to_dict(self.plugin)["stack"]}
+            if name == "locals":
+                paused = self._require_paused(name)
+                frame = self._frame(
+                    paused, int(arguments.get("frame", _first_plugin_frame(paused)))
+                )
+                return {
+                    "frame": frame["name"],
+                    "locals": await paused.link.locals(int(frame["id"])),
+                }
+            if name == "eval":
+                paused = self._require_paused(name)
+                frame = self._frame(
+                    paused, int(arguments.get("frame", _first_plugin_frame(paused)))
+                )
+                expression = str(arguments.get("expression", "")).strip()
+                if not expression:
+                    raise PowerXError("debug_eval_empty", "Nothing to evaluate.", "eval EXPR")
+                return {"result": await paused.link.evaluate(expression, int(frame["id"]))}
+        except (DapError, TimeoutError) as error:
+            raise PowerXError(
+                "debug_command_failed",
+                f"The debugger refused '{name}': {error}",
+                "the generation may have been replaced; see `list` and try again.",
+                status=409,
+            ) from None
+        raise PowerXError(
+            "debug_command_unknown",
+            f"Unknown debugger command {name!r}.",
+            "use continue, next, step, out, stack, locals or eval.",
+        )
+
+    async def push_breakpoints(self, cleared_files: list[str]) -> None:
+        """Send the changed set to every live generation (each file's set is replaced)."""
+        for link in list(self.links.values()):
+            with contextlib.suppress(DapError, TimeoutError):
+                await link.set_breakpoints(self.breakpoints.items, cleared_files)
+        self.breakpoints.save()
+        self.publish(BREAKPOINTS, self._breakpoints_event())
+
+    def _breakpoints_event(self) -> dict[str, Any]:
+        return {
+            "plugin": self.plugin,
+            "generation": self.active_generation,
+            "breakpoints": [bp.model_dump() for bp in self.breakpoints.items],
+        }
+
+    def _spawn(self, coroutine: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        for generation in list(self.links):
+            await self._drop(generation)
+
+
+def _code_around(link: PythonLink, file: str | None, line: int | None) -> list[str]:
+    """Two lines either side of ``line``, numbered, with ``->`` on the line itself."""
+    if file is None or line is None:
+        return []
+    try:
+        lines = (link.code_root / file).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
+    shown = range(max(1, line - 2), min(len(lines), line + 2) + 1)
+    return [f"{'->' if n == line else '  '} {n:>4}  {lines[n - 1]}" for n in shown]
+
+
+def _first_plugin_frame(paused: Paused) -> int:
+    return next((i for i, f in enumerate(paused.stack) if f["plugin_code"]), 0)
