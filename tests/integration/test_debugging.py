@@ -1,0 +1,328 @@
+"""Breakpoints that survive reloads, with a real simulator, real debugpy in real plugin
+generations, driven over the simulator's debug API."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from powerx.build import BuildSession
+from tests.conftest import HELLO_NODE, RunningSimulator, Workspace, python_manifest, write_plugin
+from tests.integration.test_hot_reload import push
+
+PLUGIN = "com.test.debugged"
+APP = """\
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+GREETING = "v0"
+
+
+async def home(request):
+    name = request.query_params.get("name", "world")
+    password = "hunter2-not-for-logs"
+    message = f"{GREETING} {name}"
+    return JSONResponse({"message": message, "secret_length": len(password)})
+
+
+app = Starlette(routes=[Route("/", home)])
+"""
+RETURN_LINE = 12  # `return JSONResponse(...)` in APP
+
+
+class Debug:
+    """The debug API of one plugin, as the console and the IDE proxy use it."""
+
+    def __init__(self, simulator: RunningSimulator, plugin: str = PLUGIN) -> None:
+        self.simulator = simulator
+        self.plugin = plugin
+        self.headers = {**simulator.debug_headers(), "x-powerx-client": "test"}
+
+    def call(self, method: str, path: str, body: Any = None) -> httpx.Response:
+        return self.simulator.request(method, path, json=body, headers=self.headers)
+
+    def state(self) -> dict[str, Any]:
+        response = self.call("GET", f"/internal/debug/sessions/{self.plugin}")
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    def put(self, *breakpoints: dict[str, Any]) -> httpx.Response:
+        return self.call(
+            "PUT", f"/internal/debug/breakpoints/{self.plugin}", {"breakpoints": list(breakpoints)}
+        )
+
+    def command(self, command: str, **arguments: Any) -> dict[str, Any]:
+        response = self.call(
+            "POST",
+            f"/internal/debug/sessions/{self.plugin}/command",
+            {"command": command, **arguments},
+        )
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    def command_error(self, command: str) -> dict[str, Any]:
+        response = self.call(
+            "POST", f"/internal/debug/sessions/{self.plugin}/command", {"command": command}
+        )
+        assert response.status_code >= 400, response.text
+        return dict(response.json())
+
+    def first_event(self, kind: str, timeout_s: float = 10.0) -> dict[str, Any]:
+        """The first event of ``kind`` since the simulator started (replayed from its ring)."""
+        url = f"{self.simulator.url}/internal/debug/events"
+        params = {"plugin": self.plugin, "type": kind, "last_event_id": "0"}
+        timeout = httpx.Timeout(timeout_s)
+        with httpx.stream(
+            "GET", url, params=params, headers=self.headers, timeout=timeout, trust_env=False
+        ) as stream:
+            for line in stream.iter_lines():
+                if line.startswith("data: "):
+                    return dict(json.loads(line[len("data: ") :]))
+        raise AssertionError(f"no {kind} event")
+
+    def wait_paused(self, timeout_s: float = 15.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            paused = self.state()["paused"]
+            if paused:
+                return dict(paused)
+            time.sleep(0.02)
+        raise AssertionError("the plugin never paused")
+
+
+def request_in_background(
+    simulator: RunningSimulator, path: str
+) -> tuple[threading.Thread, dict[str, httpx.Response]]:
+    result: dict[str, httpx.Response] = {}
+
+    def send() -> None:
+        result["response"] = httpx.get(simulator.url + path, timeout=60, trust_env=False)
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    return thread, result
+
+
+def edit(plugin: Path, old: str, new: str) -> None:
+    app = plugin / "app.py"
+    text = app.read_text()
+    assert old in text
+    app.write_text(text.replace(old, new, 1))
+
+
+@pytest.fixture
+def debugged(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> tuple[RunningSimulator, Path]:
+    workspace.login()
+    plugin = write_plugin(tmp_path / "debugged", python_manifest(PLUGIN), {"app.py": APP})
+    return start_simulator([plugin]), plugin
+
+
+def test_breakpoint_hits_after_every_one_of_ten_reloads_with_the_right_locals(
+    debugged: tuple[RunningSimulator, Path], workspace: Workspace
+) -> None:
+    simulator, plugin = debugged
+    debug = Debug(simulator)
+    attached = debug.call("POST", f"/internal/debug/sessions/{PLUGIN}/attach")
+    assert attached.status_code == 200, attached.text
+    response = debug.put({"file": "app.py", "line": RETURN_LINE})
+    assert response.status_code == 200, response.text
+    [bp] = response.json()["breakpoints"]
+    assert bp["verified"] is True
+    session = BuildSession(plugin, workspace.state_dir / "test-build")
+    try:
+        for version in range(1, 11):
+            edit(plugin, f'GREETING = "v{version - 1}"', f'GREETING = "v{version}"')
+            reloaded = push(simulator, plugin, session)
+            assert reloaded.status_code == 200, reloaded.text
+            generation = reloaded.json()["generation"]
+            thread, result = request_in_background(simulator, f"/plugins/{PLUGIN}/?name=ada")
+            paused = debug.wait_paused()
+            assert (paused["file"], paused["line"]) == ("app.py", RETURN_LINE)
+            assert paused["generation"] == generation
+            assert paused["breakpoint"] == bp["id"]  # the id stays stable across reloads
+            variables = debug.command("locals")["locals"]
+            assert variables["name"] == "'ada'"
+            assert variables["message"] == f"'v{version} ada'"
+            assert debug.command("eval", expression="len(message)")["result"] == str(
+                len(f"v{version} ada")
+            )
+            debug.command("continue")
+            thread.join(30)
+            assert result["response"].status_code == 200
+            assert result["response"].json()["message"] == f"v{version} ada"
+    finally:
+        session.close()
+    state = debug.state()
+    assert state["breakpoints"][0]["hits"] == 10
+    sync = simulator.get("/metrics").text
+    assert f'debug_breakpoint_replay_ms_count{{plugin="{PLUGIN}"}}' in sync
+
+
+def test_a_breakpoint_follows_its_line_and_is_reported_unverified_when_the_line_goes(
+    debugged: tuple[RunningSimulator, Path],
+) -> None:
+    simulator, plugin = debugged
+    debug = Debug(simulator)
+    response = debug.put(
+        {"file": "app.py", "line": RETURN_LINE, "kind": "snapshot"},
+        {"file": "app.py", "line": 10, "kind": "snapshot"},  # `password = ...`
+    )
+    assert response.status_code == 200, response.text
+    edit(plugin, "async def home(request):\n", "async def home(request):\n    # one\n    # two\n")
+    assert push(simulator, plugin).status_code == 200
+    lines = {bp["id"]: bp for bp in debug.state()["breakpoints"]}
+    assert [bp["line"] for bp in lines.values()] == [RETURN_LINE + 2, 12]
+    assert all(bp["verified"] for bp in lines.values())
+    # The snapshot at the moved line still fires, in the new generation.
+    assert simulator.get(f"/plugins/{PLUGIN}/").status_code == 200
+    snapshot = _wait_for_snapshot(debug)
+    assert snapshot["line"] in {RETURN_LINE + 2, 12}
+    # Delete the password line: that breakpoint is unverified, not lost; the other moves up.
+    edit(plugin, '    password = "hunter2-not-for-logs"\n', "")
+    edit(plugin, ', "secret_length": len(password)', "")
+    assert push(simulator, plugin).status_code == 200
+    after = {bp["id"]: bp for bp in debug.state()["breakpoints"]}
+    assert set(after) == set(lines)
+    gone = next(bp for bp in after.values() if not bp["verified"])
+    assert "line removed" in gone["message"]
+    kept = next(bp for bp in after.values() if bp["verified"])
+    assert kept["line"] == RETURN_LINE + 1
+
+
+def _wait_for_snapshot(debug: Debug, timeout_s: float = 10.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        snapshots = debug.state()["snapshots"]
+        if snapshots:
+            return dict(snapshots[-1])
+        time.sleep(0.02)
+    raise AssertionError("no snapshot was taken")
+
+
+def test_snapshots_do_not_halt_and_mask_secrets(debugged: tuple[RunningSimulator, Path]) -> None:
+    simulator, _ = debugged
+    debug = Debug(simulator)
+    assert debug.put({"file": "app.py", "line": RETURN_LINE, "kind": "snapshot"}).status_code == 200
+    started = time.monotonic()
+    response = simulator.get(f"/plugins/{PLUGIN}/?name=bob@example.com")
+    assert response.status_code == 200 and time.monotonic() - started < 10
+    snapshot = _wait_for_snapshot(debug)
+    assert snapshot["line"] == RETURN_LINE
+    assert (
+        "hunter2" not in str(snapshot)
+        and snapshot["locals"]["password"] != "'hunter2-not-for-logs'"
+    )
+    assert "bob@" not in str(snapshot)
+    assert snapshot["locals"]["message"].startswith("'v0 ")
+
+
+def test_a_pause_breakpoint_without_a_client_does_not_hang_the_plugin(
+    debugged: tuple[RunningSimulator, Path],
+) -> None:
+    simulator, _ = debugged
+    debug = Debug(simulator)
+    assert debug.put({"file": "app.py", "line": RETURN_LINE}).status_code == 200
+    assert simulator.get(f"/plugins/{PLUGIN}/").status_code == 200
+    assert _wait_for_snapshot(debug)["line"] == RETURN_LINE
+    assert debug.state()["paused"] is None
+
+
+def test_reloading_while_paused_tells_the_client_and_keeps_the_breakpoints(
+    debugged: tuple[RunningSimulator, Path],
+) -> None:
+    simulator, plugin = debugged
+    debug = Debug(simulator)
+    debug.call("POST", f"/internal/debug/sessions/{PLUGIN}/attach")
+    assert debug.put({"file": "app.py", "line": RETURN_LINE}).status_code == 200
+    thread, result = request_in_background(simulator, f"/plugins/{PLUGIN}/")
+    first = debug.wait_paused()
+    edit(plugin, 'GREETING = "v0"', 'GREETING = "v1"')
+    assert push(simulator, plugin).status_code == 200
+    thread.join(30)
+    # The paused request finished in its own generation; the new one serves.
+    assert result["response"].status_code == 200
+    assert result["response"].json()["message"] == "v0 world"
+    state = debug.state()
+    assert state["generation"] > first["generation"]
+    assert state["paused"] is None
+    assert state["breakpoints"][0]["verified"] is True
+    notice = debug.first_event("plugin.debug.notice")
+    assert f"generation {first['generation']} was replaced" in notice["message"]
+    assert "1 breakpoint(s) carried over" in notice["message"]
+    thread, result = request_in_background(simulator, f"/plugins/{PLUGIN}/")
+    again = debug.wait_paused()
+    assert again["generation"] == state["generation"] and again["line"] == RETURN_LINE
+    debug.command("continue")
+    thread.join(30)
+    assert result["response"].json()["message"] == "v1 world"
+
+
+def test_bad_breakpoints_are_refused_with_every_problem_and_change_nothing(
+    debugged: tuple[RunningSimulator, Path],
+) -> None:
+    simulator, _ = debugged
+    debug = Debug(simulator)
+    response = debug.put(
+        {"file": "nope.py", "line": 1},
+        {"file": "app.py", "line": 999},
+        {"file": "app.py", "line": 9, "condition": "name ==="},
+        {"file": "../outside.py", "line": 1},
+        {"file": "app.py", "line": 0},
+    )
+    assert response.status_code in {400, 422}
+    body = response.json()
+    assert body["error"] == "breakpoints_invalid" and body["fix"]
+    # Shape problems come first (all at once); then the checks against the plugin's files.
+    wheres = {p["where"] for p in body["problems"]}
+    assert {"breakpoints[3].file", "breakpoints[4].line"} <= wheres
+    response = debug.put(
+        {"file": "nope.py", "line": 1},
+        {"file": "app.py", "line": 999},
+        {"file": "app.py", "line": 9, "condition": "name ==="},
+    )
+    assert response.status_code == 422
+    wheres = {p["where"] for p in response.json()["problems"]}
+    assert wheres == {"breakpoints[0].file", "breakpoints[1].line", "breakpoints[2].condition"}
+    assert debug.state()["breakpoints"] == []
+    assert debug.state()["debugging"] is False  # nothing restarted either
+    unauthenticated = simulator.request(
+        "PUT", f"/internal/debug/breakpoints/{PLUGIN}", json={"breakpoints": []}
+    )
+    assert unauthenticated.status_code == 401
+    assert debug.command_error("continue")["error"] == "debug_not_paused"
+
+
+def test_breakpoints_survive_a_restart_of_the_simulator(
+    debugged: tuple[RunningSimulator, Path], workspace: Workspace, start_simulator: Any
+) -> None:
+    simulator, plugin = debugged
+    debug = Debug(simulator)
+    assert debug.put({"file": "app.py", "line": RETURN_LINE, "kind": "snapshot"}).status_code == 200
+    simulator.stop()
+    again = start_simulator([plugin])
+    debug = Debug(again)
+    state = debug.state()
+    assert [(bp["file"], bp["line"]) for bp in state["breakpoints"]] == [("app.py", RETURN_LINE)]
+    assert state["debugging"] is True  # the first generation started with the debugger
+    assert again.get(f"/plugins/{PLUGIN}/").status_code == 200
+    assert _wait_for_snapshot(debug)["line"] == RETURN_LINE
+
+
+def test_node_plugins_are_refused_with_a_clear_message(
+    workspace: Workspace, start_simulator: Any
+) -> None:
+    workspace.login()
+    simulator = start_simulator([HELLO_NODE])
+    debug = Debug(simulator, "com.example.hello-node")
+    response = debug.put({"file": "src/index.ts", "line": 3})
+    assert response.status_code == 422
+    assert response.json()["error"] == "debug_runtime_unsupported"
