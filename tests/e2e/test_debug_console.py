@@ -1,0 +1,120 @@
+"""`powerx debug attach` driven through a pseudo-terminal, as a developer types into it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pexpect
+import pytest
+
+from tests.conftest import RunningSimulator, Workspace, python_manifest, write_plugin
+from tests.integration.test_debugging import APP, PLUGIN, RETURN_LINE, edit, request_in_background
+from tests.integration.test_hot_reload import push
+
+PROMPT = r"\(powerx\) "
+
+
+def console(workspace: Workspace, *args: str) -> pexpect.spawn:
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "powerx.cli.main", "debug", "attach", PLUGIN, *args],
+        cwd=str(workspace.root),
+        env={**workspace.env, "TERM": "dumb"},  # plain text: no styles to match around
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(50, 200),
+    )
+    return child
+
+
+@pytest.fixture
+def simulator(workspace: Workspace, tmp_path: Path, start_simulator: Any) -> RunningSimulator:
+    workspace.login()
+    plugin = write_plugin(tmp_path / "debugged", python_manifest(PLUGIN), {"app.py": APP})
+    started: RunningSimulator = start_simulator([plugin])
+    started.plugin_dir = plugin  # type: ignore[attr-defined]
+    return started
+
+
+def test_break_inspect_and_continue_across_a_reload(
+    simulator: RunningSimulator, workspace: Workspace
+) -> None:
+    child = console(workspace)
+    try:
+        child.expect("attached to com.test.debugged")
+        child.expect(PROMPT)
+        child.sendline(f"break app.py:{RETURN_LINE}")
+        child.expect(rf"breakpoint 1 \(pause\) at app.py:{RETURN_LINE}")
+        child.expect(PROMPT)
+
+        thread, result = request_in_background(simulator, f"/plugins/{PLUGIN}/?name=ada")
+        child.expect(rf"paused at app.py:{RETURN_LINE} \(breakpoint 1\)")
+        child.expect(r"->\s+12\s+return JSONResponse")
+        child.sendline("locals")
+        child.expect(r"message = 'v0 ada'")
+        child.sendline("p len(name) * 10")
+        child.expect(r"\r\n30\r\n")
+        child.sendline("stack")
+        child.expect(rf"#0\s+app.py:{RETURN_LINE} home")
+        child.sendline("c")
+        thread.join(30)
+        assert result["response"].json()["message"] == "v0 ada"
+
+        # Reload while paused: the console says so and the breakpoint carries over.
+        thread, result = request_in_background(simulator, f"/plugins/{PLUGIN}/")
+        child.expect(r"paused at app.py:12")
+        plugin = simulator.plugin_dir  # type: ignore[attr-defined]
+        edit(plugin, 'GREETING = "v0"', 'GREETING = "v1"')
+        assert push(simulator, plugin).status_code == 200
+        child.expect(r"the plugin reloaded while paused")
+        thread.join(30)
+        assert result["response"].status_code == 200
+        thread, result = request_in_background(simulator, f"/plugins/{PLUGIN}/?name=bo")
+        child.expect(r"paused at app.py:12 \(breakpoint 1\) in generation")
+        child.sendline("locals")
+        child.expect(r"message = 'v1 bo'")
+        child.sendline("continue")
+        thread.join(30)
+        assert result["response"].json()["message"] == "v1 bo"
+
+        child.sendline("list")
+        child.expect(rf"✓\s+1 pause\s+app.py:{RETURN_LINE}\s+hits 3")
+        child.sendline("break nowhere.py:3")
+        child.expect(r"breakpoints_invalid")
+        child.expect(r"no file 'nowhere.py' in the plugin")
+        child.sendline("continue")
+        child.expect(r"debug_not_paused")
+        child.sendline("quit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0, child.before
+    # Detached: a request no longer pauses (the breakpoint acts as a snapshot).
+    response = httpx.get(simulator.url + f"/plugins/{PLUGIN}/", timeout=10, trust_env=False)
+    assert response.status_code == 200
+
+
+def test_snapshot_and_logs_from_the_console(
+    simulator: RunningSimulator, workspace: Workspace
+) -> None:
+    child = console(workspace, "-c", f"snap app.py:{RETURN_LINE}", "-c", "logs on")
+    try:
+        child.expect(r"breakpoint 1 \(snapshot\)")
+        child.expect(r"live logs on")
+        response = httpx.get(
+            simulator.url + f"/plugins/{PLUGIN}/?name=eve", timeout=10, trust_env=False
+        )
+        assert response.status_code == 200  # a snapshot never halts
+        child.expect(rf"snapshot at app.py:{RETURN_LINE}")
+        child.expect(r"message = 'v0 eve'")
+        child.expect(r"│ #\d+ info\s+GET / 200")
+        child.sendline("clear")
+        child.expect(r"removed 1 breakpoint")
+        child.sendeof()
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
