@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import reprlib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -155,8 +156,17 @@ class ManifestError(PowerXError):
     """The manifest is missing, unreadable or invalid; ``problems`` lists every issue."""
 
 
+# A bounded repr: a YAML alias bomb is one list shared a billion times, and a plain repr
+# would print every copy.
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 3, 60, 60
+
+
 def _describe(value: Any) -> str:
-    text = repr(value)
+    try:
+        text = _SHORT.repr(value)
+    except ValueError:  # an int with more digits than Python will print (YAML hex allows it)
+        text = f"<{type(value).__name__}>"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -196,6 +206,15 @@ def parse_manifest(text: str, source: str = MANIFEST_FILE) -> Manifest:
             "manifest_yaml",
             f"{where}: the manifest is not valid YAML ({problem}).",
             "fix the YAML syntax at that line (indentation, quotes, a missing ':').",
+        ) from None
+    # The YAML loader recurses once per nesting level and builds ints with int(), which
+    # refuses more than 4300 digits; neither is a YAMLError.
+    except (RecursionError, ValueError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else "a number too long"
+        raise ManifestError(
+            "manifest_yaml",
+            f"{source}: the manifest is not valid YAML ({reason}).",
+            "a manifest is a flat mapping of short fields; see examples/hello-python.",
         ) from None
     if not isinstance(raw, dict):
         raise ManifestError(

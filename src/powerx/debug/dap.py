@@ -17,6 +17,7 @@ from typing import Any
 
 Message = dict[str, Any]
 _HEADER_END = b"\r\n\r\n"
+ANSWERED = object()  # what a request handler returns when it has responded itself
 _MAX_MESSAGE = 64 * 1024 * 1024
 
 
@@ -167,7 +168,8 @@ class DapConnection:
         except DapError as error:
             self.respond(request, error=error.message)
         else:
-            self.respond(request, body)
+            if body is not ANSWERED:
+                self.respond(request, body)
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)

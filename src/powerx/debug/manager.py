@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from powerx.debug.breakpoints import Breakpoint, BreakpointSet, BreakpointSpec
+from powerx.debug.dap_proxy import DapProxy, PortBook
 from powerx.debug.session import DebugSession
 from powerx.errors import PowerXError, Problem
 from powerx.observe.observer import Observer
@@ -29,13 +30,19 @@ class Debugger:
         restart: Callable[[str], Awaitable[None]],
         code_root: Callable[[str], Path | None],
         runtime_of: Callable[[str], str | None],
+        source_dir_of: Callable[[str], Path | None],
+        bind: str = "127.0.0.1",
     ) -> None:
         self.dir = state_dir / "debug"
         self.observer = observer
         self._restart = restart
         self._code_root = code_root
         self._runtime_of = runtime_of
+        self._source_dir_of = source_dir_of
+        self.bind = bind
         self.sessions: dict[str, DebugSession] = {}
+        self.proxies: dict[str, DapProxy] = {}
+        self.ports = PortBook(self.dir / "ports.json")
 
     def session(self, plugin: str) -> DebugSession:
         session = self.sessions.get(plugin)
@@ -184,6 +191,51 @@ class Debugger:
         )
         return removed
 
+    async def replace_file(
+        self, plugin: str, file: str, specs: list[BreakpointSpec], origin: str
+    ) -> list[Breakpoint]:
+        """An IDE's setBreakpoints: the file's whole set (debugpy verifies each line)."""
+        session = self.session(plugin)
+        had = file in session.breakpoints.files()
+        placed = session.breakpoints.replace_file(file, specs)
+        await self._apply(plugin, session, [file] if had and not placed else [])
+        await self.observer.audit(
+            "debug.breakpoints.set",
+            plugin,
+            {"origin": origin, "file": file, "lines": [bp.line for bp in placed]},
+        )
+        return placed
+
+    # -- the IDE proxy -------------------------------------------------------------------
+
+    async def ensure_proxy(self, plugin: str) -> int | None:
+        """Listen for IDEs on the plugin's stable port (Python plugins; once per plugin)."""
+        if self._runtime_of(plugin) not in DEBUGGABLE_RUNTIMES:
+            return None
+        proxy = self.proxies.get(plugin)
+        if proxy is None:
+
+            def source_dir() -> Path:
+                return self._source_dir_of(plugin) or Path.cwd()
+
+            async def set_file(file: str, specs: list[BreakpointSpec]) -> list[Any]:
+                return await self.replace_file(plugin, file, specs, "ide")
+
+            proxy = DapProxy(
+                self.session(plugin),
+                source_dir,
+                lambda: self.attach_client(plugin, "ide"),
+                lambda: self.detach_client(plugin, "ide"),
+                set_file,
+            )
+            self.proxies[plugin] = proxy
+            await proxy.start(self.bind, self.ports.port_for(plugin))
+        return proxy.port
+
+    def debug_port(self, plugin: str) -> int | None:
+        proxy = self.proxies.get(plugin)
+        return proxy.port if proxy else None
+
     async def _apply(self, plugin: str, session: DebugSession, cleared: list[str]) -> None:
         if session.active_link is None and session.wanted():
             await self._restart(plugin)  # the new generation gets the whole set replayed
@@ -222,6 +274,7 @@ class Debugger:
         await self.observer.audit("debug.detach", plugin, {"client": kind})
 
     async def close(self) -> None:
+        await asyncio.gather(*(p.close() for p in self.proxies.values()), return_exceptions=True)
         await asyncio.gather(*(s.close() for s in self.sessions.values()), return_exceptions=True)
 
 

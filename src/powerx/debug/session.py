@@ -81,7 +81,7 @@ class DebugSession:
         self.snapshots: deque[dict[str, Any]] = deque(maxlen=50)
         self.last_replay: ReplayResult | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._proxies: list[Callable[[Message, PythonLink], None]] = []
+        self._proxies: list[Callable[[Message, PythonLink | None], None]] = []
 
     # -- state -------------------------------------------------------------------------
 
@@ -107,11 +107,11 @@ class DebugSession:
             "last_replay_ms": round(self.last_replay.replay_ms, 2) if self.last_replay else None,
         }
 
-    def add_event_listener(self, listener: Callable[[Message, PythonLink], None]) -> None:
+    def add_event_listener(self, listener: Callable[[Message, PythonLink | None], None]) -> None:
         """A DAP proxy wants every event of every generation (it filters them itself)."""
         self._proxies.append(listener)
 
-    def remove_event_listener(self, listener: Callable[[Message, PythonLink], None]) -> None:
+    def remove_event_listener(self, listener: Callable[[Message, PythonLink | None], None]) -> None:
         with contextlib.suppress(ValueError):
             self._proxies.remove(listener)
 
@@ -146,7 +146,6 @@ class DebugSession:
             self.publish(BREAKPOINTS, self._breakpoints_event())
         paused = self.paused
         if paused is not None and paused.link.generation == previous:
-            self.paused = None
             self.publish(
                 NOTICE,
                 {
@@ -157,7 +156,9 @@ class DebugSession:
                     f"{len(self.breakpoints.items)} breakpoint(s) carried over",
                 },
             )
-            self.publish(RESUMED, {"plugin": self.plugin, "generation": previous})
+            self._resumed(paused.link)
+        if self._proxies:
+            self._tell(None, "invalidated", {"areas": ["threads", "stacks", "variables"]})
         if previous is not None and previous in self.links:
             self._spawn(self._drop(previous))
 
@@ -170,21 +171,26 @@ class DebugSession:
         if link is None:
             return
         if self.paused is not None and self.paused.link is link:
-            self.paused = None
-            self.publish(RESUMED, {"plugin": self.plugin, "generation": generation})
+            self._resumed(link)
         await link.detach()
 
     # -- events from debugpy -----------------------------------------------------------
 
-    def _on_event(self, link: PythonLink, message: Message) -> None:
+    def _tell(self, link: PythonLink | None, event: str, body: Message) -> None:
+        """An event for the IDE proxies (they see the session, not one generation)."""
+        message = {"type": "event", "event": event, "body": body}
         for listener in list(self._proxies):
             listener(message, link)
+
+    def _on_event(self, link: PythonLink, message: Message) -> None:
+        if message.get("event") not in _SESSION_EVENTS:
+            for listener in list(self._proxies):
+                listener(message, link)
         event, body = message.get("event"), message.get("body") or {}
         if event == "stopped":
             self._spawn(self._stopped(link, body))
         elif event == "continued" and self.paused is not None and self.paused.link is link:
-            self.paused = None
-            self.publish(RESUMED, {"plugin": self.plugin, "generation": link.generation})
+            self._resumed(link)
         elif event == "output" and body.get("category") in {"console", "stdout", "stderr"}:
             text = str(body.get("output", "")).rstrip("\n")
             if text and body.get("category") == "console":
@@ -219,6 +225,7 @@ class DebugSession:
             with contextlib.suppress(DapError, TimeoutError):
                 await link.resume("continue", thread_id)
             return
+        self._tell(link, "stopped", {**body, "hitBreakpointIds": hit})
         self.paused = Paused(
             link,
             thread_id,
@@ -260,6 +267,21 @@ class DebugSession:
 
     # -- commands from clients ---------------------------------------------------------
 
+    def _resumed(self, link: PythonLink) -> None:
+        self.paused = None
+        self.publish(RESUMED, {"plugin": self.plugin, "generation": link.generation})
+        self._tell(link, "continued", {"threadId": 0, "allThreadsContinued": True})
+
+    async def resume(self, command: str, thread_id: int) -> None:
+        """continue | next | stepIn | stepOut, from the console or an IDE."""
+        paused = self.paused
+        link = paused.link if paused is not None else self.active_link
+        if link is None:
+            raise DapError(command, "no generation is being debugged")
+        if paused is not None:
+            self._resumed(link)
+        await link.resume(command, thread_id)
+
     def _require_paused(self, command: str) -> Paused:
         if self.paused is None:
             raise PowerXError(
@@ -286,9 +308,7 @@ class DebugSession:
         try:
             if name in resume:
                 paused = self._require_paused(name)
-                self.paused = None
-                await paused.link.resume(resume[name], paused.thread_id)
-                self.publish(RESUMED, {"plugin": self.plugin, "generation": paused.link.generation})
+                await self.resume(resume[name], paused.thread_id)
                 return {"ok": True}
             if name == "stack":
                 return {"stack": self._require_paused(name).to_dict(self.plugin)["stack"]}
@@ -346,6 +366,13 @@ class DebugSession:
     async def close(self) -> None:
         for generation in list(self.links):
             await self._drop(generation)
+
+
+# Events the session interprets itself before telling the IDE proxies (or never tells:
+# a generation's own lifecycle is hidden, the IDE sees one long-lived debuggee).
+_SESSION_EVENTS = frozenset(
+    {"stopped", "continued", "initialized", "terminated", "exited", "process", "breakpoint"}
+)
 
 
 def _code_around(link: PythonLink, file: str | None, line: int | None) -> list[str]:

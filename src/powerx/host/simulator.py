@@ -76,7 +76,12 @@ class Simulator:
         self.observer = Observer(config, state_dir, config.tenant)
         self._print_log = on_log
         self.debugger = Debugger(
-            state_dir, self.observer, self._restart_for_debug, self._code_root, self._runtime_of
+            state_dir,
+            self.observer,
+            self._restart_for_debug,
+            self._code_root,
+            self._runtime_of,
+            self._source_dir_of,
         )
         self.supervisor = Supervisor(
             host_url,
@@ -132,6 +137,10 @@ class Simulator:
     def _runtime_of(self, plugin_id: str) -> str | None:
         slot = self.supervisor.slots.get(plugin_id)
         return slot.manifest.runtime if slot else None
+
+    def _source_dir_of(self, plugin_id: str) -> Path | None:
+        slot = self.supervisor.slots.get(plugin_id)
+        return slot.source_dir if slot else None
 
     def _code_root(self, plugin_id: str) -> Path | None:
         slot = self.supervisor.slots.get(plugin_id)
@@ -240,6 +249,7 @@ class Simulator:
             self.store.set_active(manifest.id, digest)
             timings["swap_ms"] = (time.perf_counter() - flipped) * 1000
             self.counters["activations"] += 1
+            await self.debugger.ensure_proxy(manifest.id)
             self.observer.bus.publish(
                 events.GENERATION,
                 {"plugin": manifest.id, "generation": generation.number, "state": "running"},
@@ -463,6 +473,8 @@ class Simulator:
                     "launcher": self.supervisor.launcher(slot.manifest.runtime).name,
                     "permissions": slot.manifest.permissions,
                     "url": f"{self.url}/plugins/{plugin_id}/",
+                    "debug_port": self.debugger.debug_port(plugin_id),
+                    "debugging": self.debugger.debugging(plugin_id),
                 }
             )
         return {

@@ -1,0 +1,159 @@
+"""The IDE side: a DAP client attaches once to the plugin's stable debug port and keeps its
+breakpoint through ten reloads, as VS Code does.
+
+The client here is written for the test, independently of ``powerx.debug.dap``: raw
+sockets, its own framing, a reader thread, so a bug in our codec cannot hide itself.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from powerx.build import BuildSession
+from tests.conftest import RunningSimulator, Workspace
+from tests.integration.test_debugging import (
+    PLUGIN,
+    RETURN_LINE,
+    debugged,  # noqa: F401 - the fixture
+    edit,
+    request_in_background,
+)
+from tests.integration.test_hot_reload import push
+
+
+class DapTestClient:
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.seq = 0
+        self.responses: dict[int, dict[str, Any]] = {}
+        self.events: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.seen_events: list[str] = []
+        self.lock = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        buffer = b""
+        while True:
+            try:
+                chunk = self.sock.recv(65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            buffer += chunk
+            while b"\r\n\r\n" in buffer:
+                header, rest = buffer.split(b"\r\n\r\n", 1)
+                length = int(header.split(b":")[1])
+                if len(rest) < length:
+                    break
+                message, buffer = json.loads(rest[:length]), rest[length:]
+                if message["type"] == "response":
+                    with self.lock:
+                        self.responses[message["request_seq"]] = message
+                        self.lock.notify_all()
+                elif message["type"] == "event":
+                    self.seen_events.append(message["event"])
+                    self.events.put(message)
+
+    def request(self, command: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
+        self.seq += 1
+        seq = self.seq
+        body = json.dumps(
+            {"seq": seq, "type": "request", "command": command, "arguments": arguments or {}}
+        ).encode()
+        self.sock.sendall(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        with self.lock:
+            assert self.lock.wait_for(lambda: seq in self.responses, timeout=30), command
+            response = self.responses.pop(seq)
+        assert response["success"], response
+        return dict(response.get("body") or {})
+
+    def event(self, name: str, timeout_s: float = 20.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            message = self.events.get(timeout=max(0.01, deadline - time.monotonic()))
+            if message["event"] == name:
+                return dict(message.get("body") or {})
+
+
+def test_an_ide_attached_once_stops_at_its_breakpoint_after_each_of_ten_reloads(
+    debugged: tuple[RunningSimulator, Path],  # noqa: F811
+    workspace: Workspace,
+) -> None:
+    simulator, plugin = debugged
+    [status] = simulator.status()["plugins"]
+    port = status["debug_port"]
+    assert isinstance(port, int)
+    ide = DapTestClient(port)
+    capabilities = ide.request("initialize", {"adapterID": "python", "linesStartAt1": True})
+    assert capabilities["supportsConditionalBreakpoints"] is True
+    ide.event("initialized")
+    ide.request("attach", {"justMyCode": True})
+    local_file = str(plugin / "app.py")
+    placed = ide.request(
+        "setBreakpoints",
+        {"source": {"path": local_file}, "breakpoints": [{"line": RETURN_LINE}]},
+    )["breakpoints"]
+    assert placed[0]["verified"] is True
+    breakpoint_id = placed[0]["id"]
+    ide.request("configurationDone")
+
+    session = BuildSession(plugin, workspace.state_dir / "test-build")
+    try:
+        for version in range(1, 11):
+            edit(plugin, f'GREETING = "v{version - 1}"', f'GREETING = "v{version}"')
+            assert push(simulator, plugin, session).status_code == 200
+            thread, result = request_in_background(simulator, f"/plugins/{PLUGIN}/?name=ide")
+            stopped = ide.event("stopped")
+            assert stopped["reason"] == "breakpoint"
+            assert stopped["hitBreakpointIds"] == [breakpoint_id]  # stable across reloads
+            [frame, *_] = ide.request("stackTrace", {"threadId": stopped["threadId"]})[
+                "stackFrames"
+            ]
+            assert frame["line"] == RETURN_LINE
+            assert frame["source"]["path"] == local_file  # the IDE's own path, not the run dir
+            scopes = ide.request("scopes", {"frameId": frame["id"]})["scopes"]
+            local_scope = next(s for s in scopes if s["name"].lower() == "locals")
+            variables = ide.request(
+                "variables", {"variablesReference": local_scope["variablesReference"]}
+            )["variables"]
+            values = {v["name"]: v["value"] for v in variables}
+            assert values["message"] == f"'v{version} ide'"
+            evaluated = ide.request(
+                "evaluate", {"expression": "name.upper()", "frameId": frame["id"]}
+            )
+            assert evaluated["result"] == "'IDE'"
+            ide.request("continue", {"threadId": stopped["threadId"]})
+            thread.join(30)
+            assert result["response"].json()["message"] == f"v{version} ide"
+    finally:
+        session.close()
+    # The generations came and went; the IDE never saw one end.
+    assert "terminated" not in ide.seen_events and "exited" not in ide.seen_events
+    assert "invalidated" in ide.seen_events
+    ide.request("disconnect", {"terminateDebuggee": False})
+    # Detached: the breakpoint stays (it is the simulator's), but nothing halts any more.
+    assert simulator.get(f"/plugins/{PLUGIN}/").status_code == 200
+
+
+def test_breakpoints_outside_the_plugin_are_unverified_with_a_reason(
+    debugged: tuple[RunningSimulator, Path],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    simulator, _ = debugged
+    [status] = simulator.status()["plugins"]
+    ide = DapTestClient(status["debug_port"])
+    ide.request("initialize", {"adapterID": "python"})
+    ide.request("attach", {"justMyCode": True})
+    placed = ide.request(
+        "setBreakpoints",
+        {"source": {"path": str(tmp_path / "elsewhere.py")}, "breakpoints": [{"line": 3}]},
+    )["breakpoints"]
+    assert placed[0]["verified"] is False and "not part of the plugin" in placed[0]["message"]
+    ide.request("disconnect", {})
