@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -118,3 +119,17 @@ def test_snapshot_and_logs_from_the_console(
     finally:
         child.close(force=True)
     assert child.exitstatus == 0
+
+
+def test_vscode_prints_an_attach_configuration_for_the_stable_port(
+    simulator: RunningSimulator, workspace: Workspace
+) -> None:
+    result = workspace.powerx("debug", "vscode", PLUGIN)
+    assert result.returncode == 0, result.stderr
+    configuration = json.loads(result.stdout)["configurations"][0]
+    [status] = simulator.status()["plugins"]
+    assert configuration["request"] == "attach" and configuration["type"] == "debugpy"
+    assert configuration["connect"] == {"host": "127.0.0.1", "port": status["debug_port"]}
+    missing = workspace.powerx("debug", "vscode", "com.nope.plugin")
+    assert missing.returncode == 1 and "plugin_not_found" in missing.stderr
+    assert "Traceback" not in missing.stderr

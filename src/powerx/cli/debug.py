@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from powerx.cli.render import console, err_console
 from powerx.debug.console import HELP, DebugConsole
+from powerx.errors import PowerXError
 from powerx.host import client
 
 app = typer.Typer(
@@ -84,3 +85,47 @@ def breakpoints(
         print(json.dumps(body["breakpoints"], indent=2))
         return
     DebugConsole(plugin, console).run_command("list")
+
+
+@app.command()
+def vscode(
+    plugin: Annotated[str, typer.Argument(help="Plugin id.")],
+) -> None:
+    """Print a .vscode/launch.json configuration that attaches VS Code to the plugin.
+
+    VS Code attaches once to the plugin's stable debug port (it stays the same across
+    reloads and simulator restarts); breakpoints you set in the editor are kept by the
+    simulator and replayed into every new generation. Open the plugin folder as the
+    workspace so its paths match. The output is valid JSON: paste it into launch.json.
+    """
+    status = client.request("GET", "/internal/debug/status")
+    found = next((p for p in status.get("plugins", []) if p.get("id") == plugin), None)
+    if found is None:
+        raise PowerXError(
+            "plugin_not_found",
+            f"No plugin {plugin!r} is mounted.",
+            "see `powerx host status` for the mounted plugins.",
+        )
+    if not found.get("debug_port"):
+        raise PowerXError(
+            "debug_runtime_unsupported",
+            f"{plugin} runs on {found.get('runtime')}; this version debugs Python plugins only.",
+            "debug a Python plugin, or use node --inspect on the bundle meanwhile.",
+        )
+    configuration = {
+        "version": "0.2.0",
+        "configurations": [
+            {
+                "name": f"PowerX: {plugin}",
+                "type": "debugpy",
+                "request": "attach",
+                "connect": {"host": "127.0.0.1", "port": found["debug_port"]},
+                "justMyCode": True,
+            }
+        ],
+    }
+    print(json.dumps(configuration, indent=2))
+    err_console.print(
+        f"[dim]plugin folder: {escape(str(found.get('source')))} (open it in VS Code, "
+        "then Run and Debug > PowerX)[/]"
+    )
