@@ -159,6 +159,25 @@ def _preload_debugger() -> None:
     import debugpy.server.api  # noqa: F401
 
 
+def _send_each_message_in_one_write() -> None:
+    """pydevd writes a message as two sends (header, body) on a socket with Nagle's
+    algorithm on: the second waits for the client's delayed ACK, ~40 ms per message.
+    Measured: the breakpoint handshake drops from ~175 ms to ~5 ms of messaging."""
+    from _pydevd_bundle import pydevd_net_command  # vendored by debugpy, importable now
+    from _pydevd_bundle.pydevd_constants import HTTP_JSON_PROTOCOL, HTTP_PROTOCOL, get_protocol
+
+    def send(self: Any, sock: socket.socket) -> None:
+        body = self._as_bytes
+        if get_protocol() in (HTTP_PROTOCOL, HTTP_JSON_PROTOCOL):
+            body = b"Content-Length: %d\r\n\r\n" % len(body) + body
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(body)
+        for callback in self._after_send or ():
+            callback(sock)
+
+    pydevd_net_command.NetCommand.send = send
+
+
 def start_debugger() -> None:
     """With POWERX_DEBUGGER=1: listen for the simulator's DAP connection and wait until it
     has replayed the breakpoints (configurationDone) before any plugin code runs."""
@@ -167,6 +186,7 @@ def start_debugger() -> None:
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     import debugpy
 
+    _send_each_message_in_one_write()
     _, port = debugpy.listen(("127.0.0.1", 0), in_process_debug_adapter=True)
     _control("debug", port=port, pid=os.getpid())
     debugpy.wait_for_client()
