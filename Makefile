@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 NODE_EXAMPLE := examples/hello-node
 NODE_STAMP   := $(NODE_EXAMPLE)/node_modules/.installed
 
-.PHONY: setup demo test check lint typecheck schemas clean bench smoke load faults
+.PHONY: setup demo test check lint typecheck schemas clean bench bench-debug smoke load faults
 
 setup: $(STAMP) $(NODE_STAMP)
 
@@ -64,3 +64,7 @@ load: setup
 ## faults: 100 rounds of kill -9 (simulator or plugin) and dropped uploads during reloads
 faults: setup
 	$(PY) benchmarks/fault_rounds.py
+
+## bench-debug: a breakpoint set once must hit after each of 50 reloads; replay cost (prints a table)
+bench-debug: setup
+	$(PY) benchmarks/breakpoint_replay.py

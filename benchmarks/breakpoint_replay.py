@@ -1,0 +1,188 @@
+"""Breakpoints across reloads: does a breakpoint set once hit after every reload, and what
+does replaying it cost?
+
+Runs the Python example in a real simulator. First N reloads with no debugger (the
+baseline start phase), then N reloads with a client attached and one pause breakpoint:
+after each reload a request must stop at the breakpoint, in the new generation, at the
+right line; the benchmark then continues it. Prints a table:
+
+- hits: reloads after which the breakpoint stopped the request (target: 100 %);
+- replay: the simulator's DAP handshake + breakpoint replay into the generation (p50/p95);
+- start: the reload's start phase without and with the debugger, and the difference.
+
+    python benchmarks/breakpoint_replay.py              # 50 reloads each
+    python benchmarks/breakpoint_replay.py --reloads 200 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from powerx.build import BuildSession
+from powerx.testing import LocalSimulator
+
+REPO = Path(__file__).resolve().parent.parent
+PLUGIN = "com.example.hello-python"
+# A one-line statement: a multi-line call is reached twice per run in Python 3.11 (its
+# first line again when the call happens), so a breakpoint there stops twice.
+BREAK_AT = "    host = host_for(request)"
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+class Bench:
+    def __init__(self, simulator: LocalSimulator, plugin_dir: Path) -> None:
+        self.simulator = simulator
+        self.plugin_dir = plugin_dir
+        token = json.loads(
+            (Path(simulator.env["POWERX_CONFIG_HOME"]) / "credentials.json").read_text()
+        )["token"]
+        self.headers = {"authorization": f"Bearer {token}", "x-powerx-client": "benchmark"}
+        self.http = httpx.Client(base_url=simulator.url, timeout=60, trust_env=False)
+        self.build = BuildSession(plugin_dir, plugin_dir.parent / "build-cache")
+        self.version = 0
+
+    def reload(self) -> dict[str, Any]:
+        """Edit the greeting, push the artefact; the simulator's answer (with timings)."""
+        self.version += 1
+        app = self.plugin_dir / "app.py"
+        lines = app.read_text().splitlines()
+        lines = [
+            f'GREETING = "v{self.version}"' if line.startswith("GREETING =") else line
+            for line in lines
+        ]
+        app.write_text("\n".join(lines) + "\n")
+        artefact = self.build.build()
+        response = self.http.post(
+            "/internal/debug/hot-reload",
+            content=artefact.data,
+            headers={**self.headers, "x-powerx-digest": artefact.digest},
+        )
+        response.raise_for_status()
+        return dict(response.json())
+
+    def session(self) -> dict[str, Any]:
+        return dict(
+            self.http.get(f"/internal/debug/sessions/{PLUGIN}", headers=self.headers).json()
+        )
+
+    def wait_paused(self, timeout_s: float = 10.0) -> dict[str, Any] | None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            paused = self.session()["paused"]
+            if paused:
+                return dict(paused)
+            time.sleep(0.005)
+        return None
+
+
+def _get(url: str, answer: dict[str, httpx.Response]) -> None:
+    answer["r"] = httpx.get(f"{url}/plugins/{PLUGIN}/", timeout=60, trust_env=False)
+
+
+def run(reloads: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="powerx-bp-") as temp:
+        plugin_dir = Path(temp) / "hello-python"
+        shutil.copytree(REPO / "examples" / "hello-python", plugin_dir)
+        line = 1 + next(
+            i
+            for i, text in enumerate((plugin_dir / "app.py").read_text().splitlines())
+            if text.startswith(BREAK_AT)
+        )
+        with LocalSimulator([plugin_dir], workdir=Path(temp) / "sim") as simulator:
+            bench = Bench(simulator, plugin_dir)
+            plain = [bench.reload()["timings"]["start_ms"] for _ in range(reloads)]
+
+            bench.http.post(f"/internal/debug/sessions/{PLUGIN}/attach", headers=bench.headers)
+            put = bench.http.put(
+                f"/internal/debug/breakpoints/{PLUGIN}",
+                json={"breakpoints": [{"file": "app.py", "line": line}]},
+                headers=bench.headers,
+            )
+            put.raise_for_status()
+            debugged, replay, hits, misses = [], [], 0, []
+            for _ in range(reloads):
+                result = bench.reload()
+                debugged.append(result["timings"]["start_ms"])
+                replay_ms = bench.session()["last_replay_ms"]
+                if replay_ms is not None:
+                    replay.append(float(replay_ms))
+                answer: dict[str, httpx.Response] = {}
+                thread = threading.Thread(target=_get, args=(simulator.url, answer))
+                thread.start()
+                paused = bench.wait_paused()
+                if (
+                    paused is not None
+                    and paused["line"] == line
+                    and paused["generation"] == result["generation"]
+                ):
+                    hits += 1
+                else:
+                    misses.append(result["generation"])
+                if paused is not None:
+                    bench.http.post(
+                        f"/internal/debug/sessions/{PLUGIN}/command",
+                        json={"command": "continue"},
+                        headers=bench.headers,
+                    )
+                thread.join(60)
+                served = answer.get("r")
+                if served is None or served.json().get("greeting") != f"v{bench.version}":
+                    misses.append(result["generation"])
+            bench.build.close()
+    return {
+        "reloads": reloads,
+        "hits": hits,
+        "hit_rate": hits / reloads,
+        "missed_generations": misses,
+        "replay_ms": {"p50": percentile(replay, 50), "p95": percentile(replay, 95)},
+        "start_ms_without_debugger": {"p50": percentile(plain, 50), "p95": percentile(plain, 95)},
+        "start_ms_with_debugger": {
+            "p50": percentile(debugged, 50),
+            "p95": percentile(debugged, 95),
+        },
+        "added_p50_ms": statistics.median(debugged) - statistics.median(plain),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reloads", type=int, default=50, help="reloads per phase (50)")
+    parser.add_argument("--json", action="store_true", help="print the raw figures as JSON")
+    args = parser.parse_args()
+    figures = run(args.reloads)
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    print(
+        "| runtime | reloads | breakpoint hit | replay p50 / p95 | start p50 without / with debugger | added p50 |"
+    )
+    print("|---|---|---|---|---|---|")
+    print(
+        f"| python | {figures['reloads']} | {figures['hits']}/{figures['reloads']} "
+        f"({figures['hit_rate']:.0%}) | {figures['replay_ms']['p50']:.1f} / "
+        f"{figures['replay_ms']['p95']:.1f} ms | "
+        f"{figures['start_ms_without_debugger']['p50']:.1f} / "
+        f"{figures['start_ms_with_debugger']['p50']:.1f} ms | {figures['added_p50_ms']:.1f} ms |"
+    )
+    print("| node | - | not supported in this version (Python plugins only) | | | |")
+    return 0 if figures["hits"] == figures["reloads"] and not figures["missed_generations"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
