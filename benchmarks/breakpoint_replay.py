@@ -169,9 +169,9 @@ def main() -> int:
     figures = run(args.reloads)
     if args.json:
         print(json.dumps(figures, indent=2))
-    print(
-        "| runtime | reloads | breakpoint hit | replay p50 / p95 | start p50 without / with debugger | added p50 |"
-    )
+    columns = ["runtime", "reloads", "breakpoint hit", "replay p50 / p95"]
+    columns += ["start p50 without / with debugger", "added p50"]
+    print("| " + " | ".join(columns) + " |")
     print("|---|---|---|---|---|---|")
     print(
         f"| python | {figures['reloads']} | {figures['hits']}/{figures['reloads']} "
