@@ -112,3 +112,28 @@ def test_dashboard_escapes_plugin_logs(
     expect(page.locator("#logs img")).to_have_count(0)
     page.wait_for_timeout(300)  # an injected image would have failed to load by now
     assert page.evaluate("() => typeof window.__pwned") == "undefined"
+
+
+def test_dashboard_debug_panel_shows_snapshots_masked(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any, page: Page
+) -> None:
+    from tests.integration.test_debugging import APP, PLUGIN, RETURN_LINE
+
+    workspace.login()
+    plugin = write_plugin(tmp_path / "debugged", python_manifest(PLUGIN), {"app.py": APP})
+    simulator = start_simulator([plugin])
+    open_dashboard(page, simulator)
+    put = simulator.request(
+        "PUT",
+        f"/internal/debug/breakpoints/{PLUGIN}",
+        json={"breakpoints": [{"file": "app.py", "line": RETURN_LINE, "kind": "snapshot"}]},
+        headers=simulator.debug_headers(),
+    )
+    assert put.status_code == 200, put.text
+    assert simulator.get(f"/plugins/{PLUGIN}/?name=dash").status_code == 200
+    entry = page.locator("#debug li").first
+    expect(entry).to_contain_text(f"snapshot at app.py:{RETURN_LINE}", timeout=LIVE_TIMEOUT_MS)
+    expect(entry).to_contain_text("message = 'v0 dash'")
+    assert "hunter2" not in page.locator("#debug").inner_text()
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=OUTPUT / "debug-snapshot.png", full_page=True)
