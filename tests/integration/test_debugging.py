@@ -14,7 +14,7 @@ import pytest
 
 from powerx.build import BuildSession
 from tests.conftest import HELLO_NODE, RunningSimulator, Workspace, python_manifest, write_plugin
-from tests.integration.test_hot_reload import push
+from tests.integration.test_hot_reload import copy_example, push, set_node_greeting
 
 PLUGIN = "com.test.debugged"
 APP = """\
@@ -317,12 +317,50 @@ def test_breakpoints_survive_a_restart_of_the_simulator(
     assert _wait_for_snapshot(debug)["line"] == RETURN_LINE
 
 
-def test_node_plugins_are_refused_with_a_clear_message(
-    workspace: Workspace, start_simulator: Any
+NODE_PLUGIN = "com.example.hello-node"
+NODE_RETURN_LINE = 18  # `return json({` in examples/hello-node/src/index.ts
+
+
+def test_node_breakpoint_in_typescript_hits_after_each_of_ten_reloads(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
 ) -> None:
     workspace.login()
-    simulator = start_simulator([HELLO_NODE])
-    debug = Debug(simulator, "com.example.hello-node")
-    response = debug.put({"file": "src/index.ts", "line": 3})
-    assert response.status_code == 422
-    assert response.json()["error"] == "debug_runtime_unsupported"
+    plugin = copy_example(HELLO_NODE, tmp_path / "hello-node")
+    source = plugin / "src" / "index.ts"
+    assert source.read_text().splitlines()[NODE_RETURN_LINE - 1].strip() == "return json({"
+    simulator = start_simulator([plugin])
+    debug = Debug(simulator, NODE_PLUGIN)
+    assert debug.call("POST", f"/internal/debug/sessions/{NODE_PLUGIN}/attach").status_code == 200
+    response = debug.put({"file": "src/index.ts", "line": NODE_RETURN_LINE})
+    assert response.status_code == 200, response.text
+    [bp] = response.json()["breakpoints"]
+    assert bp["verified"] is True
+    session = BuildSession(plugin, workspace.state_dir / "test-build")
+    line = NODE_RETURN_LINE
+    try:
+        for version in range(1, 11):
+            set_node_greeting(plugin, f"v{version}")
+            if version == 5:  # code moves down: the breakpoint follows its line
+                text = source.read_text()
+                source.write_text(text.replace("function json(", "// moved\nfunction json(", 1))
+                line += 1
+            reloaded = push(simulator, plugin, session)
+            assert reloaded.status_code == 200, reloaded.text
+            thread, result = request_in_background(simulator, f"/plugins/{NODE_PLUGIN}/")
+            paused = debug.wait_paused()
+            assert (paused["file"], paused["line"]) == ("src/index.ts", line)
+            assert paused["generation"] == reloaded.json()["generation"]
+            assert paused["breakpoint"] == bp["id"]
+            assert debug.command("locals")["locals"]["contacts"].startswith("Array(7)")
+            assert debug.command("eval", expression="GREETING")["result"] == f'"v{version}"'
+            assert debug.command("eval", expression="contacts.length")["result"] == "7"
+            debug.command("continue")
+            thread.join(30)
+            assert result["response"].json()["greeting"] == f"v{version}"
+    finally:
+        session.close()
+    assert debug.state()["breakpoints"][0]["line"] == line
+    logs = simulator.get(
+        f"/internal/debug/logs?plugin={NODE_PLUGIN}&follow=0&tail=200", headers=debug.headers
+    ).text
+    assert "Debugger listening" not in logs  # the inspector's own chatter is kept out

@@ -108,9 +108,10 @@ def vscode(
         )
     if not found.get("debug_port"):
         raise PowerXError(
-            "debug_runtime_unsupported",
-            f"{plugin} runs on {found.get('runtime')}; this version debugs Python plugins only.",
-            "debug a Python plugin, or use node --inspect on the bundle meanwhile.",
+            "debug_ide_unsupported",
+            f"{plugin} runs on {found.get('runtime')}: attaching VS Code is supported for "
+            "Python plugins only in this version.",
+            f"use the terminal debugger: powerx debug attach {plugin}",
         )
     configuration = {
         "version": "0.2.0",

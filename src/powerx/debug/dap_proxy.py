@@ -25,7 +25,7 @@ from typing import Any
 from powerx.debug.breakpoints import BreakpointSpec
 from powerx.debug.dap import ANSWERED, DapConnection, DapError, Message
 from powerx.debug.python_link import PythonLink
-from powerx.debug.session import DebugSession
+from powerx.debug.session import DebugSession, Link
 
 FIRST_PORT = 5679  # debugpy's customary port is 5678; ours follow it
 _RESUME = frozenset({"continue", "next", "stepIn", "stepOut"})
@@ -172,7 +172,7 @@ class IdeClient:
     def _target(self) -> PythonLink:
         paused = self.session.paused
         link = paused.link if paused is not None else self.session.active_link
-        if link is None:
+        if not isinstance(link, PythonLink):
             raise DapError("request", "the plugin has no generation being debugged yet")
         return link
 
@@ -250,11 +250,11 @@ class IdeClient:
 
     # -- events ------------------------------------------------------------------------
 
-    def _on_session_event(self, message: Message, link: PythonLink | None) -> None:
+    def _on_session_event(self, message: Message, link: Link | None) -> None:
         if not self.attached:
             return
         body = message.get("body") or {}
-        if link is not None:
+        if isinstance(link, PythonLink):
             body = self._to_ide(link, body)
         self.connection.send_event(str(message.get("event")), body)
 

@@ -9,17 +9,25 @@ restarts the serving generation with the debugger (``restart``), exactly like a 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from powerx.debug.breakpoints import Breakpoint, BreakpointSet, BreakpointSpec
+from powerx.debug.dap import Message
 from powerx.debug.dap_proxy import DapProxy, PortBook
-from powerx.debug.session import DebugSession
+from powerx.debug.node_link import NodeLink
+from powerx.debug.python_link import PythonLink
+from powerx.debug.session import DebugSession, Link
 from powerx.errors import PowerXError, Problem
 from powerx.observe.observer import Observer
 
-DEBUGGABLE_RUNTIMES = frozenset({"python3.11"})
+DEBUGGABLE_RUNTIMES = frozenset({"python3.11", "node18"})
+_SOURCE_SUFFIXES = {
+    "python3.11": (".py",),
+    "node18": (".ts", ".tsx", ".mts", ".js", ".mjs", ".cjs"),
+}
 
 
 class Debugger:
@@ -71,9 +79,26 @@ class Debugger:
         return runtime in DEBUGGABLE_RUNTIMES and self.session(plugin).wanted()
 
     async def generation_listening(
-        self, plugin: str, generation: int, code_root: Path, port: int
+        self, plugin: str, generation: int, run_dir: Path, endpoint: dict[str, Any]
     ) -> None:
-        result = await self.session(plugin).attach_generation(generation, code_root, port)
+        """A starting generation waits for its breakpoints: connect and replay them."""
+        if "url" in endpoint:  # node: the inspector's WebSocket
+            info = json.loads((run_dir / "artefact.json").read_text(encoding="utf-8"))
+            bundle = run_dir / str(info["runnable"])
+            source_dir = self._source_dir_of(plugin) or run_dir
+
+            async def open_link(on_event: Callable[[Message], None]) -> Link:
+                return await NodeLink.open(
+                    generation, source_dir, bundle, str(endpoint["url"]), on_event
+                )
+        else:  # python: debugpy's DAP port
+
+            async def open_link(on_event: Callable[[Message], None]) -> Link:
+                return await PythonLink.open(
+                    generation, run_dir / "src", int(endpoint["port"]), on_event
+                )
+
+        result = await self.session(plugin).attach_generation(generation, open_link)
         self.observer.client_report(
             "breakpoint_sync",
             plugin,
@@ -110,17 +135,18 @@ class Debugger:
         if runtime not in DEBUGGABLE_RUNTIMES:
             raise PowerXError(
                 "debug_runtime_unsupported",
-                f"{plugin} runs on {runtime}; this version debugs Python plugins only.",
-                "use `node --inspect` on the plugin's bundle meanwhile; Node support is planned.",
+                f"{plugin} runs on {runtime}, which the debugger does not support.",
+                "debug Python (python3.11) or Node (node18) plugins.",
                 status=422,
             )
-        root = self._code_root(plugin)
+        # Python: the files the serving artefact holds; Node: the TypeScript sources.
+        root = self._code_root(plugin) if runtime == "python3.11" else self._source_dir_of(plugin)
         problems: list[Problem] = []
         for index, spec in enumerate(specs):
             where = f"breakpoints[{index}]"
             path = root / spec.file if root is not None else None
             if path is None or not path.is_file():
-                known = _python_files(root) if root is not None else []
+                known = _source_files(root, runtime) if root is not None else []
                 hint = f" (files: {', '.join(known[:8])})" if known else ""
                 problems.append(
                     Problem(f"{where}.file", f"no file {spec.file!r} in the plugin{hint}")
@@ -134,7 +160,7 @@ class Debugger:
                         f"{spec.file} has {lines} lines; {spec.line} is past the end",
                     )
                 )
-            if spec.condition:
+            if spec.condition and runtime == "python3.11":
                 try:
                     compile(spec.condition, "<condition>", "eval")
                 except SyntaxError as error:
@@ -157,6 +183,7 @@ class Debugger:
         session = self.session(plugin)
         before = set(session.breakpoints.files())
         session.breakpoints.replace_all(specs)
+        self.remember_texts(plugin, session.breakpoints.files())
         cleared = sorted(before - set(session.breakpoints.files()))
         await self._apply(plugin, session, cleared)
         await self.observer.audit(
@@ -170,6 +197,7 @@ class Debugger:
         self.check(plugin, [spec])
         session = self.session(plugin)
         added = session.breakpoints.add(spec)
+        self.remember_texts(plugin, [added.file])
         await self._apply(plugin, session, [])
         await self.observer.audit(
             "debug.breakpoint.add",
@@ -242,18 +270,34 @@ class Debugger:
         else:
             await session.push_breakpoints(cleared)
 
-    def follow_edit(self, plugin: str, old_root: Path, new_root: Path) -> list[str]:
-        """Move the plugin's breakpoints with the edit between two artefacts."""
+    def follow_edit(self, plugin: str, old_run_dir: Path, new_run_dir: Path) -> list[str]:
+        """Move the plugin's breakpoints with the edit between two artefacts. Python
+        artefacts hold the sources; for Node the TypeScript is compared with the text
+        each file had when its breakpoints were last placed."""
         session = self.sessions.get(plugin)
         if session is None or not session.breakpoints.items:
             return []
         notes = []
+        node = self._runtime_of(plugin) == "node18"
+        source_dir = self._source_dir_of(plugin)
         for file in session.breakpoints.files():
-            old, new = old_root / file, new_root / file
-            old_text = old.read_text(encoding="utf-8", errors="replace") if old.is_file() else ""
-            new_text = new.read_text(encoding="utf-8", errors="replace") if new.is_file() else ""
+            if node and source_dir is not None:
+                new_text = _read(source_dir / file)
+                old_text = session.texts.get(file, new_text)
+                session.texts[file] = new_text
+            else:
+                old_text = _read(old_run_dir / "src" / file)
+                new_text = _read(new_run_dir / "src" / file)
             notes += session.breakpoints.follow_edit(file, old_text, new_text)
         return notes
+
+    def remember_texts(self, plugin: str, files: list[str]) -> None:
+        """Node: the TypeScript as the breakpoints were placed (see :meth:`follow_edit`)."""
+        source_dir = self._source_dir_of(plugin)
+        if self._runtime_of(plugin) != "node18" or source_dir is None:
+            return
+        for file in files:
+            self.session(plugin).texts[file] = _read(source_dir / file)
 
     # -- clients -------------------------------------------------------------------------
 
@@ -278,5 +322,14 @@ class Debugger:
         await asyncio.gather(*(s.close() for s in self.sessions.values()), return_exceptions=True)
 
 
-def _python_files(root: Path) -> list[str]:
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*.py"))
+def _source_files(root: Path, runtime: str) -> list[str]:
+    suffixes = _SOURCE_SUFFIXES.get(runtime, ())
+    return sorted(
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.suffix in suffixes and "node_modules" not in p.parts
+    )
+
+
+def _read(path: Path) -> str:
+    return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""

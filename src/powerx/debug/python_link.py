@@ -69,6 +69,12 @@ class PythonLink:
         except ValueError:
             return None
 
+    def read_source(self, file: str) -> str | None:
+        try:
+            return (self.code_root / file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+
     # -- handshake and breakpoints ---------------------------------------------------------
 
     async def handshake(self, breakpoints: list[Breakpoint]) -> ReplayResult:
@@ -117,7 +123,7 @@ class PythonLink:
         for bp in breakpoints:
             by_file.setdefault(bp.file, []).append(bp)
         for name, group in by_file.items():
-            active = [bp for bp in group if not _orphaned(bp)]
+            active = [bp for bp in group if not orphaned(bp)]
             body = await self.dap.request(
                 "setBreakpoints",
                 {
@@ -192,7 +198,8 @@ class PythonLink:
         await self.dap.close()
 
 
-def _orphaned(bp: Breakpoint) -> bool:
+def orphaned(bp: Breakpoint) -> bool:
+    """Its line was deleted by an edit: it stays listed, unverified, and is not set."""
     return bool(bp.message and bp.message.startswith("line removed"))
 
 

@@ -17,11 +17,11 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from powerx.debug.breakpoints import Breakpoint, BreakpointSet
 from powerx.debug.dap import DapError, Message
+from powerx.debug.node_link import NodeLink
 from powerx.debug.python_link import PythonLink, ReplayResult
 from powerx.errors import PowerXError
 from powerx.observe.masking import mask_value
@@ -34,11 +34,13 @@ NOTICE = "plugin.debug.notice"
 OUTPUT = "plugin.debug.output"
 
 Publish = Callable[[str, dict[str, Any]], object]
+Link = PythonLink | NodeLink
+OpenLink = Callable[[Callable[[Message], None]], Awaitable[Link]]
 
 
 @dataclass
 class Paused:
-    link: PythonLink
+    link: Link
     thread_id: int
     reason: str
     file: str | None
@@ -74,14 +76,15 @@ class DebugSession:
         self.breakpoints = breakpoints
         self.publish = publish
         self.on_output = on_output
-        self.links: dict[int, PythonLink] = {}  # generation number -> link
+        self.links: dict[int, Link] = {}  # generation number -> link
         self.active_generation: int | None = None
         self.paused: Paused | None = None
         self.clients = 0
         self.snapshots: deque[dict[str, Any]] = deque(maxlen=50)
+        self.texts: dict[str, str] = {}  # node: each breakpoint file as last placed
         self.last_replay: ReplayResult | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._proxies: list[Callable[[Message, PythonLink | None], None]] = []
+        self._proxies: list[Callable[[Message, Link | None], None]] = []
 
     # -- state -------------------------------------------------------------------------
 
@@ -90,7 +93,7 @@ class DebugSession:
         return self.clients > 0 or bool(self.breakpoints.items) or bool(self._proxies)
 
     @property
-    def active_link(self) -> PythonLink | None:
+    def active_link(self) -> Link | None:
         if self.active_generation is None:
             return None
         return self.links.get(self.active_generation)
@@ -107,33 +110,33 @@ class DebugSession:
             "last_replay_ms": round(self.last_replay.replay_ms, 2) if self.last_replay else None,
         }
 
-    def add_event_listener(self, listener: Callable[[Message, PythonLink | None], None]) -> None:
+    def add_event_listener(self, listener: Callable[[Message, Link | None], None]) -> None:
         """A DAP proxy wants every event of every generation (it filters them itself)."""
         self._proxies.append(listener)
 
-    def remove_event_listener(self, listener: Callable[[Message, PythonLink | None], None]) -> None:
+    def remove_event_listener(self, listener: Callable[[Message, Link | None], None]) -> None:
         with contextlib.suppress(ValueError):
             self._proxies.remove(listener)
 
     # -- generations -------------------------------------------------------------------
 
-    async def attach_generation(self, generation: int, code_root: Path, port: int) -> ReplayResult:
-        """Connect to a starting generation's debugpy and replay the set into it."""
-        holder: list[PythonLink] = []
+    async def attach_generation(self, generation: int, open_link: OpenLink) -> ReplayResult:
+        """Connect to a starting generation's debugger and replay the set into it."""
+        holder: list[Link] = []
 
         def on_event(message: Message) -> None:
             if holder:
                 holder[0].saw_event(message)
                 self._on_event(holder[0], message)
 
-        link = await PythonLink.open(generation, code_root, port, on_event)
+        link = await open_link(on_event)
         holder.append(link)
         self.links[generation] = link
         try:
             result = await link.handshake(self.breakpoints.items)
         except (DapError, TimeoutError, OSError):
             self.links.pop(generation, None)
-            await link.dap.close()
+            await link.detach()
             raise
         self.breakpoints.save()  # verified flags as this generation saw them
         self.last_replay = result
@@ -176,13 +179,13 @@ class DebugSession:
 
     # -- events from debugpy -----------------------------------------------------------
 
-    def _tell(self, link: PythonLink | None, event: str, body: Message) -> None:
+    def _tell(self, link: Link | None, event: str, body: Message) -> None:
         """An event for the IDE proxies (they see the session, not one generation)."""
         message = {"type": "event", "event": event, "body": body}
         for listener in list(self._proxies):
             listener(message, link)
 
-    def _on_event(self, link: PythonLink, message: Message) -> None:
+    def _on_event(self, link: Link, message: Message) -> None:
         if message.get("event") not in _SESSION_EVENTS:
             for listener in list(self._proxies):
                 listener(message, link)
@@ -198,14 +201,14 @@ class DebugSession:
         elif event == "breakpoint":
             self._breakpoint_changed(link, body.get("breakpoint") or {})
 
-    def _breakpoint_changed(self, link: PythonLink, entry: Message) -> None:
+    def _breakpoint_changed(self, link: Link, entry: Message) -> None:
         ours = link.ids.get(entry.get("id", -1))
         bp = self.breakpoints.get(ours) if ours is not None else None
         if bp is not None and "verified" in entry:
             bp.verified = bool(entry["verified"])
             self.publish(BREAKPOINTS, self._breakpoints_event())
 
-    async def _stopped(self, link: PythonLink, body: Message) -> None:
+    async def _stopped(self, link: Link, body: Message) -> None:
         thread_id = int(body.get("threadId", 0))
         hit = [link.ids[i] for i in body.get("hitBreakpointIds") or [] if i in link.ids]
         bp = self.breakpoints.get(hit[0]) if hit else None
@@ -240,7 +243,7 @@ class DebugSession:
 
     async def _snapshot(
         self,
-        link: PythonLink,
+        link: Link,
         thread_id: int,
         bp: Breakpoint | None,
         stack: list[dict[str, Any]],
@@ -267,7 +270,7 @@ class DebugSession:
 
     # -- commands from clients ---------------------------------------------------------
 
-    def _resumed(self, link: PythonLink) -> None:
+    def _resumed(self, link: Link) -> None:
         self.paused = None
         self.publish(RESUMED, {"plugin": self.plugin, "generation": link.generation})
         self._tell(link, "continued", {"threadId": 0, "allThreadsContinued": True})
@@ -375,14 +378,12 @@ _SESSION_EVENTS = frozenset(
 )
 
 
-def _code_around(link: PythonLink, file: str | None, line: int | None) -> list[str]:
+def _code_around(link: Link, file: str | None, line: int | None) -> list[str]:
     """Two lines either side of ``line``, numbered, with ``->`` on the line itself."""
-    if file is None or line is None:
+    text = link.read_source(file) if file is not None and line is not None else None
+    if text is None or line is None:
         return []
-    try:
-        lines = (link.code_root / file).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return []
+    lines = text.splitlines()
     shown = range(max(1, line - 2), min(len(lines), line + 2) + 1)
     return [f"{'->' if n == line else '  '} {n:>4}  {lines[n - 1]}" for n in shown]
 

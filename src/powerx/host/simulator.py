@@ -233,9 +233,7 @@ class Simulator:
             started = time.perf_counter()
             run_dir = self.store.unpack(digest)
             if current is not None and current.digest != digest:
-                moved = self.debugger.follow_edit(
-                    manifest.id, current.run_dir / "src", run_dir / "src"
-                )
+                moved = self.debugger.follow_edit(manifest.id, current.run_dir, run_dir)
                 for note in moved:
                     self._on_log(LogLine(time.time(), manifest.id, current.number, "system", note))
             try:

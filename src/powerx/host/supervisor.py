@@ -39,6 +39,13 @@ CRASH_WINDOW_S = 60.0
 CRASH_LOOP_AFTER = 5
 BACKOFF_FIRST_S = 0.1
 BACKOFF_MAX_S = 5.0
+# What Node's inspector writes to stderr of a generation the simulator debugs.
+_INSPECTOR_CHATTER = (
+    "Debugger listening on ws://",
+    "For help, see: https://nodejs.org/en/docs/inspector",
+    "Debugger attached.",
+    "Waiting for the debugger to disconnect...",
+)
 
 
 class DebugHooks(Protocol):
@@ -46,7 +53,7 @@ class DebugHooks(Protocol):
 
     def wants_debug(self, plugin: str, runtime: str) -> bool: ...
     async def generation_listening(
-        self, plugin: str, generation: int, code_root: Path, port: int
+        self, plugin: str, generation: int, run_dir: Path, endpoint: dict[str, Any]
     ) -> None: ...
     async def generation_flipped(self, plugin: str, previous: int | None, current: int) -> None: ...
     async def generation_stopped(self, plugin: str, generation: int) -> None: ...
@@ -225,7 +232,7 @@ class Supervisor:
             return
         try:
             await self.debug.generation_listening(
-                slot.manifest.id, gen.number, gen.run_dir / "src", int(message["port"])
+                slot.manifest.id, gen.number, gen.run_dir, message
             )
         except Exception as error:
             self._log(slot, gen.number, "system", f"debugger attach failed: {error!r}")
@@ -233,7 +240,9 @@ class Supervisor:
 
     async def _read_stderr(self, slot: PluginSlot, gen: Generation) -> None:
         async for raw in gen.process.stderr:
-            self._log(slot, gen.number, "stderr", raw.decode(errors="replace").rstrip("\n"))
+            line = raw.decode(errors="replace").rstrip("\n")
+            if not line.startswith(_INSPECTOR_CHATTER):
+                self._log(slot, gen.number, "stderr", line)
 
     async def _watch_exit(self, slot: PluginSlot, gen: Generation) -> None:
         code = await gen.process.wait()

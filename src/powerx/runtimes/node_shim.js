@@ -57,6 +57,16 @@ async function toRequest(req, port) {
   });
 }
 
+function startDebugger() {
+  // With POWERX_DEBUGGER=1: open the inspector and wait until the simulator has replayed
+  // the breakpoints (it sends Runtime.runIfWaitingForDebugger) before any plugin code runs.
+  if (process.env.POWERX_DEBUGGER !== '1') return;
+  const inspector = require('node:inspector');
+  inspector.open(0, '127.0.0.1', false);
+  control('debug', { url: inspector.url(), pid: process.pid });
+  inspector.waitForDebugger();
+}
+
 function firstLine() {
   // Read exactly one line from stdin; later bytes (none are sent) are ignored.
   return new Promise((resolve) => {
@@ -100,6 +110,7 @@ async function main() {
   const bundle = path.resolve(root, args[1]);
   const sourceRoot = args[2] ? path.resolve(args[2]) : root;
   process.chdir(root);
+  startDebugger();
   require('./egress_guard.js').installFromEnv(); // before any plugin code runs
   // The simulator holds our stdin; EOF means it is gone, so we go too.
   process.stdin.on('data', () => {});

@@ -1,0 +1,306 @@
+"""The simulator's Chrome DevTools Protocol connection to one Node generation's inspector.
+
+The generation opens its inspector and waits (``inspector.waitForDebugger()``) until the
+simulator has set the breakpoints and sent ``Runtime.runIfWaitingForDebugger``; only then
+does it load the plugin's bundle. Breakpoints name TypeScript lines; the bundle's source
+map turns them into bundle positions for ``Debugger.setBreakpointByUrl`` (which binds when
+the bundle is parsed), and turns paused frames back into TypeScript lines.
+
+To the session this link looks like :class:`~powerx.debug.python_link.PythonLink`: the
+same methods, and DAP-shaped ``stopped``/``continued`` events, so the console and the
+HTTP API work the same for both runtimes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import websockets
+
+from powerx.debug.breakpoints import Breakpoint
+from powerx.debug.dap import DapError, Message
+from powerx.debug.python_link import ReplayResult, orphaned
+from powerx.debug.sourcemap import SourceMap
+
+TIMEOUT_S = 10.0
+_STEPS = {
+    "continue": "Debugger.resume",
+    "next": "Debugger.stepOver",
+    "stepIn": "Debugger.stepInto",
+    "stepOut": "Debugger.stepOut",
+}
+
+
+class NodeLink:
+    def __init__(
+        self,
+        generation: int,
+        source_dir: Path,
+        bundle: Path,
+        socket: Any,
+        on_event: Callable[[Message], None],
+    ) -> None:
+        self.generation = generation
+        self.source_dir = source_dir.resolve()
+        self.bundle = bundle.resolve()
+        self.bundle_url = self.bundle.as_uri()
+        self.map = (
+            SourceMap.load(bundle.with_name(bundle.name + ".map"))
+            if bundle.with_name(bundle.name + ".map").is_file()
+            else None
+        )
+        self._socket = socket
+        self._on_event = on_event
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[Message]] = {}
+        self.ids: dict[Any, int] = {}  # CDP breakpoint id -> our breakpoint id
+        self._placed: dict[str, str] = {}  # CDP breakpoint id -> file
+        self.frames: list[Message] = []
+        self.scripts: dict[str, str] = {}  # scriptId -> url (frames often carry no url)
+        self._reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def open(
+        cls,
+        generation: int,
+        source_dir: Path,
+        bundle: Path,
+        url: str,
+        on_event: Callable[[Message], None],
+    ) -> NodeLink:
+        socket = await asyncio.wait_for(
+            websockets.connect(url, max_size=None, ping_interval=None, compression=None),
+            TIMEOUT_S,
+        )
+        return cls(generation, source_dir, bundle, socket, on_event)
+
+    # -- protocol ----------------------------------------------------------------------
+
+    async def call(self, method: str, params: Message | None = None) -> Message:
+        number = next(self._ids)
+        future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self._pending[number] = future
+        try:
+            await self._socket.send(
+                json.dumps({"id": number, "method": method, "params": params or {}})
+            )
+            answer = await asyncio.wait_for(future, TIMEOUT_S)
+        except websockets.ConnectionClosed:
+            raise DapError(method, "the generation's inspector closed") from None
+        finally:
+            self._pending.pop(number, None)
+        if "error" in answer:
+            raise DapError(method, str(answer["error"].get("message")))
+        result = answer.get("result")
+        return result if isinstance(result, dict) else {}
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self._socket:
+                message = json.loads(raw)
+                if "id" in message:
+                    future = self._pending.get(int(message["id"]))
+                    if future is not None and not future.done():
+                        future.set_result(message)
+                else:
+                    self._event(str(message.get("method")), message.get("params") or {})
+        except (websockets.ConnectionClosed, ValueError):
+            pass
+        finally:
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_result({"error": {"message": "the inspector closed"}})
+
+    def _event(self, method: str, params: Message) -> None:
+        if method == "Debugger.paused":
+            self.frames = list(params.get("callFrames") or [])
+            hit = list(params.get("hitBreakpoints") or [])
+            reason = (
+                "breakpoint"
+                if hit
+                else "step"
+                if params.get("reason") == "other"
+                else str(params.get("reason"))
+            )
+            body = {"threadId": 1, "reason": reason, "hitBreakpointIds": hit}
+            self._on_event({"type": "event", "event": "stopped", "body": body})
+        elif method == "Debugger.scriptParsed":
+            self.scripts[str(params.get("scriptId"))] = str(params.get("url") or "")
+        elif method == "Debugger.resumed":
+            self.frames = []
+            self._on_event({"type": "event", "event": "continued", "body": {"threadId": 1}})
+
+    # -- paths -----------------------------------------------------------------------------
+
+    def read_source(self, file: str) -> str | None:
+        try:
+            return (self.source_dir / file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def _plugin_file(self, path: str) -> str | None:
+        try:
+            return Path(path).resolve().relative_to(self.source_dir).as_posix()
+        except ValueError:
+            return None
+
+    # -- handshake and breakpoints ---------------------------------------------------------
+
+    async def handshake(self, breakpoints: list[Breakpoint]) -> ReplayResult:
+        started = time.perf_counter()
+        await self.call("Debugger.enable")
+        result = await self.set_breakpoints(breakpoints)
+        await self.call("Runtime.runIfWaitingForDebugger")
+        result.replay_ms = (time.perf_counter() - started) * 1000
+        return result
+
+    def saw_event(self, message: Message) -> None:
+        """Nothing to wait for: CDP has no ``initialized`` step."""
+
+    async def set_breakpoints(
+        self, breakpoints: list[Breakpoint], files: list[str] | None = None
+    ) -> ReplayResult:
+        result = ReplayResult()
+        touched = set(files or []) | {bp.file for bp in breakpoints}
+        for cdp_id, file in list(self._placed.items()):
+            if file in touched:
+                with contextlib.suppress(DapError):
+                    await self.call("Debugger.removeBreakpoint", {"breakpointId": cdp_id})
+                self._placed.pop(cdp_id, None)
+                self.ids.pop(cdp_id, None)
+        for bp in breakpoints:
+            if orphaned(bp):
+                continue
+            result.set += 1
+            where = self._bundle_position(bp)
+            if where is None:
+                bp.verified = False
+                bp.message = (
+                    f"no code at {bp.label()} in the bundle (a comment, a type or a blank line?)"
+                )
+                continue
+            params: Message = {
+                "url": self.bundle_url,
+                "lineNumber": where[0],
+                "columnNumber": where[1],
+            }
+            condition = _condition(bp)
+            if condition:
+                params["condition"] = condition
+            answer = await self.call("Debugger.setBreakpointByUrl", params)
+            cdp_id = str(answer.get("breakpointId"))
+            self.ids[cdp_id] = bp.id
+            self._placed[cdp_id] = bp.file
+            result.by_id[cdp_id] = bp.id  # type: ignore[index]
+            bp.verified, bp.message = True, None
+            result.verified += 1
+        return result
+
+    def _bundle_position(self, bp: Breakpoint) -> tuple[int, int] | None:
+        if self.map is None:
+            return None
+        return self.map.generated(str((self.source_dir / bp.file).resolve()), bp.line - 1)
+
+    # -- inspection ------------------------------------------------------------------------
+
+    async def stack(self, thread_id: int, levels: int = 20) -> list[dict[str, Any]]:
+        frames = []
+        for index, frame in enumerate(self.frames[:levels]):
+            location = frame.get("location") or {}
+            line0, column = int(location.get("lineNumber", 0)), int(location.get("columnNumber", 0))
+            url = str(frame.get("url") or self.scripts.get(str(location.get("scriptId")), ""))
+            file, line, mine = url, line0 + 1, False
+            if url == self.bundle_url and self.map is not None:
+                original = self.map.original(line0, column)
+                if original is not None:
+                    relative = self._plugin_file(original[0])
+                    file, line, mine = (
+                        relative or original[0],
+                        original[1] + 1,
+                        relative is not None,
+                    )
+            frames.append(
+                {
+                    "id": index,
+                    "name": frame.get("functionName") or "(anonymous)",
+                    "file": file.removeprefix("file://"),
+                    "line": line,
+                    "plugin_code": mine,
+                }
+            )
+        return frames
+
+    async def locals(self, frame_id: int, limit: int = 100) -> dict[str, str]:
+        if not 0 <= frame_id < len(self.frames):
+            raise DapError("locals", "the frame is gone (the plugin resumed)")
+        found: dict[str, str] = {}
+        for scope in self.frames[frame_id].get("scopeChain") or []:
+            if scope.get("type") not in {"local", "block"}:
+                continue
+            object_id = (scope.get("object") or {}).get("objectId")
+            answer = await self.call(
+                "Runtime.getProperties", {"objectId": object_id, "ownProperties": True}
+            )
+            for prop in (answer.get("result") or [])[:limit]:
+                name = str(prop.get("name"))
+                if name not in found:
+                    found[name] = _describe(prop.get("value") or {})
+            if scope.get("type") == "local":
+                break
+        return found
+
+    async def evaluate(self, expression: str, frame_id: int | None) -> str:
+        if frame_id is None or not 0 <= frame_id < len(self.frames):
+            raise DapError("evaluate", "the frame is gone (the plugin resumed)")
+        answer = await self.call(
+            "Debugger.evaluateOnCallFrame",
+            {"callFrameId": self.frames[frame_id]["callFrameId"], "expression": expression},
+        )
+        if answer.get("exceptionDetails"):
+            details = answer["exceptionDetails"]
+            text = str((details.get("exception") or {}).get("description") or details.get("text"))
+            raise DapError("evaluate", text.splitlines()[0] if text else "failed")
+        return _describe(answer.get("result") or {})
+
+    async def resume(self, command: str, thread_id: int) -> None:
+        await self.call(_STEPS[command])
+
+    async def detach(self) -> None:
+        """Closing the only session resumes the generation if it was paused."""
+        with contextlib.suppress(Exception):
+            await self._socket.close()
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
+
+
+def _describe(value: Message) -> str:
+    if "value" in value:
+        return (
+            json.dumps(value["value"])
+            if isinstance(value["value"], str)
+            else str(value["value"]).lower()
+            if isinstance(value["value"], bool)
+            else str(value["value"])
+        )
+    if value.get("type") == "undefined":
+        return "undefined"
+    return str(value.get("description") or value.get("type"))
+
+
+def _condition(bp: Breakpoint) -> str | None:
+    """A log point is a condition that logs and is false (V8 has no log points)."""
+    log = None
+    if bp.log_message:
+        template = bp.log_message.replace("\\", "\\\\").replace("`", "\\`").replace("{", "${")
+        log = f"(console.log(`{template}`), false)"
+    if bp.condition and log:
+        return f"({bp.condition}) && {log}"
+    return bp.condition or log
