@@ -133,3 +133,42 @@ def test_vscode_prints_an_attach_configuration_for_the_stable_port(
     missing = workspace.powerx("debug", "vscode", "com.nope.plugin")
     assert missing.returncode == 1 and "plugin_not_found" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_the_console_debugs_a_node_plugin_the_same_way(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    from tests.integration.test_debugging import NODE_PLUGIN, NODE_RETURN_LINE
+    from tests.integration.test_hot_reload import HELLO_NODE, copy_example
+
+    workspace.login()
+    plugin = copy_example(HELLO_NODE, tmp_path / "hello-node")
+    simulator = start_simulator([plugin])
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "powerx.cli.main", "debug", "attach", NODE_PLUGIN],
+        cwd=str(workspace.root),
+        env={**workspace.env, "TERM": "dumb"},
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(50, 200),
+    )
+    try:
+        child.expect(PROMPT)
+        child.sendline(f"break src/index.ts:{NODE_RETURN_LINE}")
+        child.expect(rf"breakpoint 1 \(pause\) at src/index.ts:{NODE_RETURN_LINE}")
+        thread, result = request_in_background(simulator, f"/plugins/{NODE_PLUGIN}/")
+        child.expect(rf"paused at src/index.ts:{NODE_RETURN_LINE} \(breakpoint 1\)")
+        child.expect(r"->\s+18\s+return json\(\{")
+        child.sendline("p contacts[0].name")
+        child.expect(r'"Margaret Allen"')
+        child.sendline("stack")
+        child.expect(rf"#0\s+src/index.ts:{NODE_RETURN_LINE} fetch")
+        child.sendline("continue")
+        thread.join(30)
+        assert result["response"].json()["first_contact"] == "Margaret Allen"
+        child.sendline("quit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
