@@ -1,10 +1,13 @@
 """Breakpoints across reloads: does a breakpoint set once hit after every reload, and what
 does replaying it cost?
 
-Runs the Python example in a real simulator. First N reloads with no debugger (the
+Runs an example plugin in a real simulator. First N reloads with no debugger (the
 baseline start phase), then N reloads with a client attached and one pause breakpoint:
 after each reload a request must stop at the breakpoint, in the new generation, at the
 right line; the benchmark then continues it. Prints a table:
+
+Both examples: Python (debugpy) and Node (the inspector, TypeScript lines via the source
+map).
 
 - hits: reloads after which the breakpoint stopped the request (target: 100 %);
 - replay: the simulator's DAP handshake + breakpoint replay into the generation (p50/p95);
@@ -24,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +37,38 @@ from powerx.build import BuildSession
 from powerx.testing import LocalSimulator
 
 REPO = Path(__file__).resolve().parent.parent
-PLUGIN = "com.example.hello-python"
-# A one-line statement: a multi-line call is reached twice per run in Python 3.11 (its
-# first line again when the call happens), so a breakpoint there stops twice.
-BREAK_AT = "    host = host_for(request)"
+
+
+@dataclass(frozen=True)
+class Case:
+    runtime: str
+    plugin: str
+    example: str
+    source: str  # the file edited and broken in, relative to the plugin
+    greeting: str  # the line holding the greeting, as a format with {text}
+    # A one-line statement: a multi-line call is reached twice per run in Python 3.11
+    # (its first line again when the call happens), so a breakpoint there stops twice.
+    break_at: str
+
+
+CASES = {
+    "python": Case(
+        "python",
+        "com.example.hello-python",
+        "hello-python",
+        "app.py",
+        'GREETING = "{text}"',
+        "    host = host_for(request)",
+    ),
+    "node": Case(
+        "node",
+        "com.example.hello-node",
+        "hello-node",
+        "src/index.ts",
+        'const GREETING = "{text}";',
+        "    const url = new URL(request.url);",
+    ),
+}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -47,7 +79,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 class Bench:
-    def __init__(self, simulator: LocalSimulator, plugin_dir: Path) -> None:
+    def __init__(self, simulator: LocalSimulator, plugin_dir: Path, case: Case) -> None:
+        self.case = case
         self.simulator = simulator
         self.plugin_dir = plugin_dir
         token = json.loads(
@@ -61,13 +94,13 @@ class Bench:
     def reload(self) -> dict[str, Any]:
         """Edit the greeting, push the artefact; the simulator's answer (with timings)."""
         self.version += 1
-        app = self.plugin_dir / "app.py"
-        lines = app.read_text().splitlines()
+        source = self.plugin_dir / self.case.source
+        prefix = self.case.greeting.split("{")[0]
         lines = [
-            f'GREETING = "v{self.version}"' if line.startswith("GREETING =") else line
-            for line in lines
+            self.case.greeting.format(text=f"v{self.version}") if line.startswith(prefix) else line
+            for line in source.read_text().splitlines()
         ]
-        app.write_text("\n".join(lines) + "\n")
+        source.write_text("\n".join(lines) + "\n")
         artefact = self.build.build()
         response = self.http.post(
             "/internal/debug/hot-reload",
@@ -79,7 +112,9 @@ class Bench:
 
     def session(self) -> dict[str, Any]:
         return dict(
-            self.http.get(f"/internal/debug/sessions/{PLUGIN}", headers=self.headers).json()
+            self.http.get(
+                f"/internal/debug/sessions/{self.case.plugin}", headers=self.headers
+            ).json()
         )
 
     def wait_paused(self, timeout_s: float = 10.0) -> dict[str, Any] | None:
@@ -93,26 +128,27 @@ class Bench:
 
 
 def _get(url: str, answer: dict[str, httpx.Response]) -> None:
-    answer["r"] = httpx.get(f"{url}/plugins/{PLUGIN}/", timeout=60, trust_env=False)
+    answer["r"] = httpx.get(url, timeout=60, trust_env=False)
 
 
-def run(reloads: int) -> dict[str, Any]:
+def run(case: Case, reloads: int) -> dict[str, Any]:
+    plugin = case.plugin
     with tempfile.TemporaryDirectory(prefix="powerx-bp-") as temp:
-        plugin_dir = Path(temp) / "hello-python"
-        shutil.copytree(REPO / "examples" / "hello-python", plugin_dir)
+        plugin_dir = Path(temp) / case.example
+        shutil.copytree(REPO / "examples" / case.example, plugin_dir, symlinks=True)
         line = 1 + next(
             i
-            for i, text in enumerate((plugin_dir / "app.py").read_text().splitlines())
-            if text.startswith(BREAK_AT)
+            for i, text in enumerate((plugin_dir / case.source).read_text().splitlines())
+            if text.startswith(case.break_at)
         )
         with LocalSimulator([plugin_dir], workdir=Path(temp) / "sim") as simulator:
-            bench = Bench(simulator, plugin_dir)
+            bench = Bench(simulator, plugin_dir, case)
             plain = [bench.reload()["timings"]["start_ms"] for _ in range(reloads)]
 
-            bench.http.post(f"/internal/debug/sessions/{PLUGIN}/attach", headers=bench.headers)
+            bench.http.post(f"/internal/debug/sessions/{plugin}/attach", headers=bench.headers)
             put = bench.http.put(
-                f"/internal/debug/breakpoints/{PLUGIN}",
-                json={"breakpoints": [{"file": "app.py", "line": line}]},
+                f"/internal/debug/breakpoints/{plugin}",
+                json={"breakpoints": [{"file": case.source, "line": line}]},
                 headers=bench.headers,
             )
             put.raise_for_status()
@@ -124,7 +160,8 @@ def run(reloads: int) -> dict[str, Any]:
                 if replay_ms is not None:
                     replay.append(float(replay_ms))
                 answer: dict[str, httpx.Response] = {}
-                thread = threading.Thread(target=_get, args=(simulator.url, answer))
+                url = f"{simulator.url}/plugins/{plugin}/"
+                thread = threading.Thread(target=_get, args=(url, answer))
                 thread.start()
                 paused = bench.wait_paused()
                 if (
@@ -137,7 +174,7 @@ def run(reloads: int) -> dict[str, Any]:
                     misses.append(result["generation"])
                 if paused is not None:
                     bench.http.post(
-                        f"/internal/debug/sessions/{PLUGIN}/command",
+                        f"/internal/debug/sessions/{plugin}/command",
                         json={"command": "continue"},
                         headers=bench.headers,
                     )
@@ -147,6 +184,7 @@ def run(reloads: int) -> dict[str, Any]:
                     misses.append(result["generation"])
             bench.build.close()
     return {
+        "runtime": case.runtime,
         "reloads": reloads,
         "hits": hits,
         "hit_rate": hits / reloads,
@@ -164,24 +202,29 @@ def run(reloads: int) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reloads", type=int, default=50, help="reloads per phase (50)")
+    parser.add_argument(
+        "--only", choices=sorted(CASES), action="append", help="one runtime (repeatable)"
+    )
     parser.add_argument("--json", action="store_true", help="print the raw figures as JSON")
     args = parser.parse_args()
-    figures = run(args.reloads)
+    results = [run(CASES[name], args.reloads) for name in args.only or ["python", "node"]]
     if args.json:
-        print(json.dumps(figures, indent=2))
+        print(json.dumps(results, indent=2))
     columns = ["runtime", "reloads", "breakpoint hit", "replay p50 / p95"]
     columns += ["start p50 without / with debugger", "added p50"]
     print("| " + " | ".join(columns) + " |")
     print("|---|---|---|---|---|---|")
-    print(
-        f"| python | {figures['reloads']} | {figures['hits']}/{figures['reloads']} "
-        f"({figures['hit_rate']:.0%}) | {figures['replay_ms']['p50']:.1f} / "
-        f"{figures['replay_ms']['p95']:.1f} ms | "
-        f"{figures['start_ms_without_debugger']['p50']:.1f} / "
-        f"{figures['start_ms_with_debugger']['p50']:.1f} ms | {figures['added_p50_ms']:.1f} ms |"
-    )
-    print("| node | - | not supported in this version (Python plugins only) | | | |")
-    return 0 if figures["hits"] == figures["reloads"] and not figures["missed_generations"] else 1
+    for figures in results:
+        print(
+            f"| {figures['runtime']} | {figures['reloads']} | "
+            f"{figures['hits']}/{figures['reloads']} ({figures['hit_rate']:.0%}) | "
+            f"{figures['replay_ms']['p50']:.1f} / {figures['replay_ms']['p95']:.1f} ms | "
+            f"{figures['start_ms_without_debugger']['p50']:.1f} / "
+            f"{figures['start_ms_with_debugger']['p50']:.1f} ms | "
+            f"{figures['added_p50_ms']:.1f} ms |"
+        )
+    perfect = all(f["hits"] == f["reloads"] and not f["missed_generations"] for f in results)
+    return 0 if perfect else 1
 
 
 if __name__ == "__main__":
