@@ -106,25 +106,35 @@ def vscode(
             f"No plugin {plugin!r} is mounted.",
             "see `powerx host status` for the mounted plugins.",
         )
-    if not found.get("debug_port"):
+    port = found.get("debug_port")
+    if not port:
         raise PowerXError(
-            "debug_ide_unsupported",
-            f"{plugin} runs on {found.get('runtime')}: attaching VS Code is supported for "
-            "Python plugins only in this version.",
-            f"use the terminal debugger: powerx debug attach {plugin}",
+            "debug_runtime_unsupported",
+            f"{plugin} runs on {found.get('runtime')}, which the debugger does not support.",
+            "debug Python (python3.11) or Node (node18) plugins.",
         )
-    configuration = {
-        "version": "0.2.0",
-        "configurations": [
-            {
-                "name": f"PowerX: {plugin}",
-                "type": "debugpy",
-                "request": "attach",
-                "connect": {"host": "127.0.0.1", "port": found["debug_port"]},
-                "justMyCode": True,
-            }
-        ],
-    }
+    name = f"PowerX: {plugin}"
+    if found.get("runtime") == "node18":
+        # js-debug reconnects by itself when a reload closes the inspector socket.
+        entry: dict[str, object] = {
+            "name": name,
+            "type": "node",
+            "request": "attach",
+            "address": "127.0.0.1",
+            "port": port,
+            "restart": {"delay": 50, "maxAttempts": 100},
+            "sourceMaps": True,
+            "skipFiles": ["<node_internals>/**"],
+        }
+    else:
+        entry = {
+            "name": name,
+            "type": "debugpy",
+            "request": "attach",
+            "connect": {"host": "127.0.0.1", "port": port},
+            "justMyCode": True,
+        }
+    configuration = {"version": "0.2.0", "configurations": [entry]}
     print(json.dumps(configuration, indent=2))
     err_console.print(
         f"[dim]plugin folder: {escape(str(found.get('source')))} (open it in VS Code, "

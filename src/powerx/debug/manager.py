@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from powerx.debug.breakpoints import Breakpoint, BreakpointSet, BreakpointSpec
+from powerx.debug.cdp_proxy import InspectorProxy
 from powerx.debug.dap import Message
 from powerx.debug.dap_proxy import DapProxy, PortBook
 from powerx.debug.node_link import NodeLink
@@ -49,7 +50,7 @@ class Debugger:
         self._source_dir_of = source_dir_of
         self.bind = bind
         self.sessions: dict[str, DebugSession] = {}
-        self.proxies: dict[str, DapProxy] = {}
+        self.proxies: dict[str, DapProxy | InspectorProxy] = {}
         self.ports = PortBook(self.dir / "ports.json")
 
     def session(self, plugin: str) -> DebugSession:
@@ -237,11 +238,22 @@ class Debugger:
     # -- the IDE proxy -------------------------------------------------------------------
 
     async def ensure_proxy(self, plugin: str) -> int | None:
-        """Listen for IDEs on the plugin's stable port (Python plugins; once per plugin)."""
-        if self._runtime_of(plugin) not in DEBUGGABLE_RUNTIMES:
+        """Listen for IDEs on the plugin's stable port (once per plugin): a DAP server
+        for Python plugins, an inspector endpoint for Node plugins."""
+        runtime = self._runtime_of(plugin)
+        if runtime not in DEBUGGABLE_RUNTIMES:
             return None
         proxy = self.proxies.get(plugin)
-        if proxy is None:
+        if proxy is None and runtime == "node18":
+            proxy = InspectorProxy(
+                plugin,
+                self.session(plugin),
+                lambda: self.attach_client(plugin, "ide"),
+                lambda: self.detach_client(plugin, "ide"),
+            )
+            self.proxies[plugin] = proxy
+            await proxy.start(self.bind, self.ports.port_for(plugin))
+        elif proxy is None:
 
             def source_dir() -> Path:
                 return self._source_dir_of(plugin) or Path.cwd()

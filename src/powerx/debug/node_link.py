@@ -46,8 +46,10 @@ class NodeLink:
         bundle: Path,
         socket: Any,
         on_event: Callable[[Message], None],
+        url: str = "",
     ) -> None:
         self.generation = generation
+        self.url = url  # the generation's own inspector (the IDE endpoint pipes to it)
         self.source_dir = source_dir.resolve()
         self.bundle = bundle.resolve()
         self.bundle_url = self.bundle.as_uri()
@@ -79,7 +81,7 @@ class NodeLink:
             websockets.connect(url, max_size=None, ping_interval=None, compression=None),
             TIMEOUT_S,
         )
-        return cls(generation, source_dir, bundle, socket, on_event)
+        return cls(generation, source_dir, bundle, socket, on_event, url)
 
     # -- protocol ----------------------------------------------------------------------
 

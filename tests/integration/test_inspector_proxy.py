@@ -1,0 +1,84 @@
+"""The stable inspector endpoint of a Node plugin, as VS Code's js-debug uses it: discover
+the target, attach over WebSocket, get dropped on a reload, reconnect to the new
+generation on the same address."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+
+from tests.conftest import HELLO_NODE, RunningSimulator, Workspace
+from tests.integration.test_debugging import NODE_PLUGIN
+from tests.integration.test_hot_reload import copy_example, push, set_node_greeting
+
+
+async def evaluate(url: str, expression: str) -> Any:
+    async with websockets.connect(url) as inspector:
+        await inspector.send(
+            json.dumps(
+                {"id": 1, "method": "Runtime.evaluate", "params": {"expression": expression}}
+            )
+        )
+        while True:
+            message = json.loads(await asyncio.wait_for(inspector.recv(), 10))
+            if message.get("id") == 1:
+                return message["result"]["result"]["value"]
+
+
+async def wait_closed_after(url: str, action: Any) -> int | None:
+    """Attach, run ``action`` (a reload), and return the close code the endpoint sent."""
+    async with websockets.connect(url) as inspector:
+        await asyncio.to_thread(action)
+        with pytest.raises(websockets.ConnectionClosed):
+            await asyncio.wait_for(inspector.recv(), 15)
+        return inspector.close_code
+
+
+def plugin_status(simulator: RunningSimulator) -> dict[str, Any]:
+    return next(p for p in simulator.status()["plugins"] if p["id"] == NODE_PLUGIN)  # type: ignore[union-attr]
+
+
+def test_the_endpoint_follows_the_serving_generation_across_reloads(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    plugin = copy_example(HELLO_NODE, tmp_path / "hello-node")
+    simulator: RunningSimulator = start_simulator([plugin])
+    port = plugin_status(simulator)["debug_port"]
+    [target] = httpx.get(f"http://127.0.0.1:{port}/json/list", trust_env=False).json()
+    url = target["webSocketDebuggerUrl"]
+    assert url == f"ws://127.0.0.1:{port}/{NODE_PLUGIN}"
+
+    # The first attach turns the debugger on: the generation restarts with the inspector.
+    first_pid = asyncio.run(evaluate(url, "process.pid"))
+    status = plugin_status(simulator)
+    assert status["debugging"] is True and first_pid == status["pid"]
+
+    def reload() -> None:
+        set_node_greeting(plugin, "after the reload")
+        assert push(simulator, plugin).status_code == 200
+
+    code = asyncio.run(wait_closed_after(url, reload))
+    assert code == 1012  # "service restart": js-debug with `restart` reconnects
+    second_pid = asyncio.run(evaluate(url, "process.pid"))
+    assert second_pid == plugin_status(simulator)["pid"] != first_pid
+    assert simulator.get(f"/plugins/{NODE_PLUGIN}/").json()["greeting"] == "after the reload"
+
+
+def test_vscode_configuration_for_a_node_plugin_uses_the_endpoint(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    plugin = copy_example(HELLO_NODE, tmp_path / "hello-node")
+    simulator: RunningSimulator = start_simulator([plugin])
+    result = workspace.powerx("debug", "vscode", NODE_PLUGIN)
+    assert result.returncode == 0, result.stderr
+    [entry] = json.loads(result.stdout)["configurations"]
+    assert entry["type"] == "node" and entry["request"] == "attach"
+    assert entry["port"] == plugin_status(simulator)["debug_port"] and entry["restart"]
