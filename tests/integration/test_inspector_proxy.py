@@ -44,12 +44,19 @@ def plugin_status(simulator: RunningSimulator) -> dict[str, Any]:
     return next(p for p in simulator.status()["plugins"] if p["id"] == NODE_PLUGIN)  # type: ignore[union-attr]
 
 
-def test_the_endpoint_follows_the_serving_generation_across_reloads(
+@pytest.fixture
+def node_plugin(
     workspace: Workspace, tmp_path: Path, start_simulator: Any
-) -> None:
+) -> tuple[RunningSimulator, Path]:
     workspace.login()
     plugin = copy_example(HELLO_NODE, tmp_path / "hello-node")
-    simulator: RunningSimulator = start_simulator([plugin])
+    return start_simulator([plugin]), plugin
+
+
+def test_the_endpoint_follows_the_serving_generation_across_reloads(
+    node_plugin: tuple[RunningSimulator, Path],
+) -> None:
+    simulator, plugin = node_plugin
     port = plugin_status(simulator)["debug_port"]
     [target] = httpx.get(f"http://127.0.0.1:{port}/json/list", trust_env=False).json()
     url = target["webSocketDebuggerUrl"]
@@ -72,11 +79,9 @@ def test_the_endpoint_follows_the_serving_generation_across_reloads(
 
 
 def test_vscode_configuration_for_a_node_plugin_uses_the_endpoint(
-    workspace: Workspace, tmp_path: Path, start_simulator: Any
+    node_plugin: tuple[RunningSimulator, Path], workspace: Workspace
 ) -> None:
-    workspace.login()
-    plugin = copy_example(HELLO_NODE, tmp_path / "hello-node")
-    simulator: RunningSimulator = start_simulator([plugin])
+    simulator, _ = node_plugin
     result = workspace.powerx("debug", "vscode", NODE_PLUGIN)
     assert result.returncode == 0, result.stderr
     [entry] = json.loads(result.stdout)["configurations"]
