@@ -4,6 +4,7 @@ refused with a message naming the host and the fix, and is counted, logged and a
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -214,9 +215,18 @@ def test_hosts_outside_egress_are_blocked_and_listed_ones_reached(
         outside = simulator.get(f"/plugins/{plugin_id}/?host=example.org").json()
         for route, outcome in outside.items():
             if route == "curl":
-                continue  # subprocesses are checked for production hosts only (see SECURITY.md)
+                # Outside the guard: the egress proxy the process is pointed at refuses it.
+                assert outcome != "reached", outcome
+                continue
             assert "egress to example.org" in outcome, (route, outcome)
             assert "not in the manifest's egress list" in outcome
+        audit = json.loads(workspace.powerx("audit", "list", "--json", "-n", "500").stdout)
+        by_proxy = [
+            row
+            for row in audit
+            if row["action"] == "egress.blocked" and row["details"].get("route") == "proxy"
+        ]
+        assert by_proxy and by_proxy[0]["details"]["host"] == "example.org", audit
         listed = simulator.get(f"/plugins/{plugin_id}/?probe=http://localhost:{port}/").json()
         assert listed["probe"] == "reached", listed
     finally:

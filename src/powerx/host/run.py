@@ -175,6 +175,7 @@ async def _serve(
     url = url_for(config.bind, port)
     artefacts = build_all(plans, state_dir, reporter)
     simulator = Simulator(config, state_dir, url, on_log=reporter.log)
+    await simulator.start_services()
     simulator.supervisor.prepare_launchers({plan.manifest.runtime for plan in plans})
 
     async def on_shutdown() -> None:

@@ -23,6 +23,7 @@ from powerx.config import SimulatorConfig
 from powerx.debug.manager import Debugger
 from powerx.errors import PowerXError, Problem
 from powerx.host.artefacts import ArtefactStore, check_archive, read_member
+from powerx.host.egress_proxy import EgressProxy
 from powerx.host.gateway import Denial, Gateway
 from powerx.host.images import HostImage, check_compatible, get_image, unknown_permissions
 from powerx.host.supervisor import Generation, LogLine, PluginSlot, Supervisor
@@ -506,8 +507,21 @@ class Simulator:
             },
         )
 
+    async def start_services(self) -> None:
+        """Listeners the plugins need before the first one starts: the egress proxy."""
+        proxy = EgressProxy(self.supervisor.egress_policy, self._on_proxy_blocked)
+        await proxy.start()
+        self.supervisor.egress_proxy = proxy
+
+    def _on_proxy_blocked(self, plugin: str, host: str, port: int, reason: str) -> None:
+        slot = self.supervisor.slots.get(plugin)
+        generation = slot.active.number if slot and slot.active else 0
+        self.observer.egress_blocked(plugin, generation, host, port, "proxy", reason)
+
     async def stop(self) -> None:
         await self.supervisor.stop_all()
         await self.debugger.close()
+        if self.supervisor.egress_proxy is not None:
+            await self.supervisor.egress_proxy.close()
         await self.observer.audit("host.stop", None, {"url": self.url, "pid": os.getpid()})
         await self.observer.close()

@@ -24,10 +24,12 @@ from typing import Any, Literal, Protocol
 import httpx
 
 from powerx.errors import PowerXError
+from powerx.host.egress_proxy import EgressProxy
 from powerx.host.launcher import Launcher, LaunchSpec, PluginProcess, choose_launcher
 from powerx.manifest import Manifest
 from powerx.runtimes import CONTROL_PREFIX
 from powerx.runtimes.egress_guard import POLICY_ENV as EGRESS_POLICY_ENV
+from powerx.runtimes.egress_guard import EgressPolicy
 
 GenerationState = Literal["starting", "running", "draining", "stopped", "crashed", "failed"]
 # The only variables of the developer's environment a plugin process inherits.
@@ -131,6 +133,7 @@ class Supervisor:
     ) -> None:
         self.host_url = host_url
         self.debug = debug
+        self.egress_proxy: EgressProxy | None = None  # set once the simulator started it
         self.production_hosts = tuple(production_hosts)
         self.on_egress_blocked = on_egress_blocked
         self.tenant = tenant
@@ -178,10 +181,18 @@ class Supervisor:
                         "allow": list(manifest.egress),
                         "deny": list(self.production_hosts),
                         "simulator": httpx.URL(self.host_url).netloc.decode(),
+                        "proxy": f"127.0.0.1:{self.egress_proxy.port}" if self.egress_proxy else "",
                     }
                 ),
             }
         )
+        if self.egress_proxy is not None:
+            # Tools the plugin starts (curl, pip ...) go through the proxy, which applies the
+            # same policy; the simulator itself is reached directly.
+            proxy_url = self.egress_proxy.url_for(manifest.id, token)
+            for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+                env[name] = proxy_url
+            env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost,::1"
         if self.debug is not None and self.debug.wants_debug(manifest.id, manifest.runtime):
             env["POWERX_DEBUGGER"] = "1"
         return env
@@ -454,6 +465,15 @@ class Supervisor:
         await asyncio.gather(*(self.stop_generation(gen) for gen in list(self.live)))
         await asyncio.gather(*(launcher.close() for launcher in self.launchers.values()))
         await self.http.aclose()
+
+    def egress_policy(self, token: str) -> tuple[str, EgressPolicy] | None:
+        """The egress policy of the live generation a proxy token belongs to."""
+        slot = self.identity(token)
+        if slot is None:
+            return None
+        simulator = httpx.URL(self.host_url).netloc.decode()
+        policy = EgressPolicy(slot.manifest.egress, self.production_hosts, simulator)
+        return slot.manifest.id, policy
 
     def identity(self, token: str) -> PluginSlot | None:
         """The plugin a per-process token belongs to (only while that generation lives)."""

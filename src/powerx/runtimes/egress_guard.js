@@ -3,7 +3,8 @@
 // Every outbound TCP connection in Node (net, tls, http, https, fetch/undici) goes through
 // net.Socket.prototype.connect, and every name lookup through dns; both are wrapped before
 // the plugin's bundle loads. child_process calls naming a production host are refused.
-// Policy: POWERX_EGRESS = {"allow": [...], "deny": [...], "simulator": "host:port"}.
+// Policy: POWERX_EGRESS = {"allow": [...], "deny": [...], "simulator": "host:port",
+// "proxy": "host:port"}.
 const net = require('node:net');
 const dns = require('node:dns');
 const childProcess = require('node:child_process');
@@ -32,6 +33,8 @@ function install(policy) {
   const split = simulator.lastIndexOf(':');
   const simHost = normalise(simulator.slice(0, split));
   const simPort = Number(simulator.slice(split + 1));
+  // The simulator's egress proxy (on loopback) checks what passes through it.
+  const proxyPort = Number(String(policy.proxy || '').split(':').pop()) || null;
   const resolved = new Set();
 
   function verdict(host, port) {
@@ -40,7 +43,8 @@ function install(policy) {
       return ['production_host', 'production PowerX API', FIX_PRODUCTION];
     }
     const atSimulator = host === simHost || LOOPBACK.has(host) || host.startsWith('127.');
-    if (atSimulator && (port === undefined || Number(port) === simPort)) return null;
+    const localPort = port === undefined || Number(port) === simPort || Number(port) === proxyPort;
+    if (atSimulator && localPort) return null;
     if (resolved.has(host) || allow.some((p) => matches(host, p))) return null;
     return ['egress_not_allowed', "not in the manifest's egress list", FIX_EGRESS];
   }

@@ -61,12 +61,17 @@ def _is_loopback(host: str) -> bool:
 
 
 class EgressPolicy:
-    def __init__(self, allow: Iterable[str], deny: Iterable[str], simulator: str) -> None:
+    def __init__(
+        self, allow: Iterable[str], deny: Iterable[str], simulator: str, proxy: str = ""
+    ) -> None:
         self.allow = [_normalise(a) for a in allow]
         self.deny = [_normalise(d) for d in deny]
         sim_host, _, sim_port = simulator.rpartition(":")
         self.simulator_host = _normalise(sim_host)
         self.simulator_port = int(sim_port) if sim_port.isdigit() else None
+        proxy_port = proxy.rpartition(":")[2]
+        # The simulator's egress proxy (on loopback) checks what passes through it.
+        self.proxy_port = int(proxy_port) if proxy_port.isdigit() else None
         self.resolved: set[str] = set()  # addresses of allowed names, learnt on lookup
 
     @classmethod
@@ -74,7 +79,12 @@ class EgressPolicy:
         if not raw:
             return None
         data = json.loads(raw)
-        return cls(data.get("allow", []), data.get("deny", []), str(data.get("simulator", "")))
+        return cls(
+            data.get("allow", []),
+            data.get("deny", []),
+            str(data.get("simulator", "")),
+            str(data.get("proxy", "")),
+        )
 
     def verdict(self, host: str, port: int | None) -> tuple[str, str, str] | None:
         """None when allowed, else (reason code, what it means, fix)."""
@@ -82,7 +92,8 @@ class EgressPolicy:
         if any(matches(host, pattern) for pattern in self.deny):
             return "production_host", "production PowerX API", FIX_PRODUCTION
         at_simulator = host == self.simulator_host or _is_loopback(host)
-        if self.simulator_port is not None and port in (self.simulator_port, None) and at_simulator:
+        local_ports = (self.simulator_port, self.proxy_port, None)
+        if self.simulator_port is not None and port in local_ports and at_simulator:
             return None
         if host in self.resolved or any(matches(host, pattern) for pattern in self.allow):
             return None
