@@ -16,6 +16,9 @@ from powerx.versions import RangeSyntaxError, VersionRange
 
 MANIFEST_FILE = "powerx.plugin.yaml"
 RUNTIMES = ("python3.11", "node18")
+# A manifest is a few hundred bytes; the YAML loader is pure Python (about 5 s per MiB of
+# keys), and admission runs on the simulator's event loop.
+MAX_MANIFEST_CHARS = 64 * 1024
 Runtime = Literal["python3.11", "node18"]
 
 _ID = re.compile(r"^[a-z][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+$")
@@ -75,7 +78,10 @@ class HostRequirement(BaseModel):
         try:
             VersionRange.parse(value)
         except RangeSyntaxError as exc:
-            raise ValueError(f"not a version range ({exc})") from exc
+            # The reason quotes the text; pydantic cannot carry a lone surrogate (YAML's
+            # "\ud800") in a message, so it is escaped.
+            reason = str(exc).encode("utf-8", "backslashreplace").decode()
+            raise ValueError(f"not a version range ({reason})") from exc
         return value
 
     @property
@@ -196,6 +202,13 @@ def _field_problem(error: dict[str, Any], raw: dict[str, Any]) -> Problem:
 
 def parse_manifest(text: str, source: str = MANIFEST_FILE) -> Manifest:
     """Parse manifest text; raise :class:`ManifestError` listing every problem at once."""
+    if len(text) > MAX_MANIFEST_CHARS:
+        raise ManifestError(
+            "manifest_too_large",
+            f"{source}: the manifest is {len(text)} characters; the cap is {MAX_MANIFEST_CHARS}.",
+            "a manifest is a short mapping of fields; see examples/hello-python.",
+            status=413,
+        )
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -207,10 +220,15 @@ def parse_manifest(text: str, source: str = MANIFEST_FILE) -> Manifest:
             f"{where}: the manifest is not valid YAML ({problem}).",
             "fix the YAML syntax at that line (indentation, quotes, a missing ':').",
         ) from None
-    # The YAML loader recurses once per nesting level and builds ints with int(), which
-    # refuses more than 4300 digits; neither is a YAMLError.
-    except (RecursionError, ValueError) as exc:
-        reason = "nested too deeply" if isinstance(exc, RecursionError) else "a number too long"
+    # Not every failure of the loader is a YAMLError: it recurses once per nesting level,
+    # int() refuses more than 4300 digits, and an explicit tag on a value it does not fit
+    # (`!!bool x`, `!!timestamp x`, `!!int ""`) raises KeyError, AttributeError, IndexError.
+    except Exception as exc:
+        reason = (
+            "nested too deeply"
+            if isinstance(exc, RecursionError)
+            else "a value the YAML loader cannot build"
+        )
         raise ManifestError(
             "manifest_yaml",
             f"{source}: the manifest is not valid YAML ({reason}).",
