@@ -7,6 +7,7 @@ same way; a traceback never reaches the user.
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,3 +69,33 @@ class PowerXError(Exception):
             ],
             details={k: v for k, v in body.items() if k not in known},
         )
+
+
+_STORAGE_ERRNOS = {errno.ENOSPC: "storage_full", errno.EDQUOT: "storage_full"}
+_STORAGE_ERRNOS[errno.EROFS] = "storage_read_only"
+
+
+def storage_error(exc: OSError) -> PowerXError | None:
+    """A full or read-only disk under the state folder, as a user error (None otherwise).
+
+    Nothing is half-written when this happens: artefacts and pointers are written to a
+    temporary file and renamed, SQLite rolls back, so what served before still serves.
+    """
+    code = _STORAGE_ERRNOS.get(exc.errno or 0)
+    if code is None:
+        return None
+    where = f" ({exc.filename})" if exc.filename else ""
+    if code == "storage_full":
+        return PowerXError(
+            code,
+            f"The disk holding the PowerX state folder is full{where}.",
+            "free some space (or `powerx host cache clear`), then save again; "
+            "what served before keeps serving.",
+            status=507,
+        )
+    return PowerXError(
+        code,
+        f"The PowerX state folder is on a read-only file system{where}.",
+        "set POWERX_STATE_DIR to a writable folder, or make this one writable.",
+        status=507,
+    )

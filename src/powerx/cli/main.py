@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from typing import NoReturn
 
 import typer
 
@@ -15,7 +16,7 @@ from powerx.cli.doctor import doctor
 from powerx.cli.login import login
 from powerx.cli.logs import logs
 from powerx.cli.render import err_console, render_error
-from powerx.errors import PowerXError
+from powerx.errors import PowerXError, storage_error
 
 app = typer.Typer(
     name="powerx",
@@ -50,12 +51,22 @@ def run() -> None:
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+    except OSError as exc:
+        storage = storage_error(exc)
+        if storage is None:
+            _internal_error(exc)
+        render_error(storage)
+        sys.exit(1)
     except Exception as exc:  # a bug of ours, not the user's: say so, hide the noise
-        if os.environ.get("POWERX_DEBUG"):
-            traceback.print_exc()
-        err_console.print(f"[bold red]internal error[/] {type(exc).__name__}: {exc}")
-        err_console.print("  [bold]fix:[/] rerun with POWERX_DEBUG=1 for details and report it.")
-        sys.exit(70)
+        _internal_error(exc)
+
+
+def _internal_error(exc: BaseException) -> NoReturn:
+    if os.environ.get("POWERX_DEBUG"):
+        traceback.print_exception(exc)
+    err_console.print(f"[bold red]internal error[/] {type(exc).__name__}: {exc}")
+    err_console.print("  [bold]fix:[/] rerun with POWERX_DEBUG=1 for details and report it.")
+    sys.exit(70)
 
 
 if __name__ == "__main__":

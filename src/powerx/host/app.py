@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from powerx.auth import check_bearer
 from powerx.config import SIMULATOR_FLAG
-from powerx.errors import PowerXError
+from powerx.errors import PowerXError, storage_error
 from powerx.host.artefacts import MAX_ARCHIVE_BYTES
 from powerx.host.debug_routes import debug_routes
 from powerx.host.gateway import TENANT_HEADER
@@ -52,6 +52,15 @@ def error_response(error: PowerXError) -> JSONResponse:
 async def _on_powerx_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PowerXError)
     return error_response(exc)
+
+
+async def _on_os_error(request: Request, exc: Exception) -> Response:
+    """A full or read-only disk is the user's to fix: 507 with the fix, not a 500."""
+    assert isinstance(exc, OSError)
+    error = storage_error(exc)
+    if error is None:
+        raise exc
+    return error_response(error)
 
 
 def create_app(
@@ -246,7 +255,7 @@ def create_app(
             *observability_routes(simulator, require_debug),
             *debug_routes(simulator),
         ],
-        exception_handlers={PowerXError: _on_powerx_error},
+        exception_handlers={PowerXError: _on_powerx_error, OSError: _on_os_error},
         middleware=[Middleware(RequestGuard, bind=simulator.config.bind)],
         lifespan=lifespan,
     )
