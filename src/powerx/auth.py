@@ -108,7 +108,7 @@ def check_bearer(header: str | None, scope: str = DEBUG_SCOPE) -> Credential:
         )
     presented = header[7:].strip()
     credential = load_credential()
-    if credential is None or not hmac.compare_digest(presented, credential.token):
+    if credential is None or not hmac.compare_digest(presented.encode(), credential.token.encode()):
         raise PowerXError(
             "unauthenticated",
             "The bearer credential is not valid for this simulator.",

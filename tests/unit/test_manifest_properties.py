@@ -96,6 +96,8 @@ _SCALARS = (
     | st.binary(max_size=8)
     | st.dates()
 )
+
+
 def _containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     return st.lists(children, max_size=4) | st.dictionaries(
         st.text(max_size=8) | st.integers(), children, max_size=4

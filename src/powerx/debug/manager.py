@@ -146,7 +146,7 @@ class Debugger:
         for index, spec in enumerate(specs):
             where = f"breakpoints[{index}]"
             path = root / spec.file if root is not None else None
-            if path is None or not path.is_file():
+            if path is None or not _is_file(path):
                 known = _source_files(root, runtime) if root is not None else []
                 hint = f" (files: {', '.join(known[:8])})" if known else ""
                 problems.append(
@@ -343,5 +343,13 @@ def _source_files(root: Path, runtime: str) -> list[str]:
     )
 
 
+def _is_file(path: Path) -> bool:
+    """False also for names the file system refuses (too long, NUL ...)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def _read(path: Path) -> str:
-    return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+    return path.read_text(encoding="utf-8", errors="replace") if _is_file(path) else ""

@@ -93,7 +93,7 @@ def reader_check(simulator: Simulator) -> Callable[[Request], None]:
 
     def check(request: Request) -> None:
         cookie = request.cookies.get(DASHBOARD_COOKIE, "")
-        if cookie and secrets.compare_digest(cookie, simulator.dashboard_key):
+        if cookie and secrets.compare_digest(cookie.encode(), simulator.dashboard_key.encode()):
             return
         check_bearer(request.headers.get("authorization"))
 
@@ -288,7 +288,7 @@ def observability_routes(
         require_flag()
         key = request.query_params.get("key")
         if key is not None:
-            if not secrets.compare_digest(key, simulator.dashboard_key):
+            if not secrets.compare_digest(key.encode(), simulator.dashboard_key.encode()):
                 return HTMLResponse(_REFUSED_PAGE, status_code=401)
             # Trade the key in the URL for a cookie, so it leaves the address bar and history.
             response = RedirectResponse("/dashboard", status_code=303)
@@ -301,7 +301,9 @@ def observability_routes(
             )
             return response
         cookie = request.cookies.get(DASHBOARD_COOKIE, "")
-        if not cookie or not secrets.compare_digest(cookie, simulator.dashboard_key):
+        if not cookie or not secrets.compare_digest(
+            cookie.encode(), simulator.dashboard_key.encode()
+        ):
             return HTMLResponse(_REFUSED_PAGE, status_code=401)
         return HTMLResponse(dashboard_html(), headers={"cache-control": "no-store"})
 
