@@ -43,6 +43,21 @@ def tmpfs(target: Path, options: str) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(target)], check=False)
 
 
+@contextlib.contextmanager
+def read_only_bind(folder: Path) -> Iterator[None]:
+    """Make one folder read-only in place (a read-only bind mount over itself)."""
+    for command in (
+        ["mount", "--bind", str(folder), str(folder)],
+        ["mount", "-o", "bind,remount,ro", str(folder)],
+    ):
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
 def fill(folder: Path) -> Path:
     """Write until the file system is full; the filler is returned to be removed."""
     filler = folder / "filler"
@@ -53,7 +68,7 @@ def fill(folder: Path) -> Path:
     return filler
 
 
-def test_a_full_disk_refuses_the_reload_clearly_and_keeps_what_serves(
+def test_a_full_or_read_only_disk_refuses_the_reload_clearly_and_keeps_what_serves(
     workspace: Workspace, tmp_path: Path, start_simulator: Any
 ) -> None:
     with tmpfs(tmp_path / "disk", "size=24m") as disk:
@@ -75,17 +90,29 @@ def test_a_full_disk_refuses_the_reload_clearly_and_keeps_what_serves(
 
         os.remove(filler)
         set_python_greeting(plugin, "after space came back")
-        assert push(simulator, plugin).status_code == 200
+        acknowledged = push(simulator, plugin)
+        assert acknowledged.status_code == 200
         assert greeting(simulator, PY_ID) == "after space came back"
+
+        # The artefact store turns read-only while the simulator runs.
+        with read_only_bind(disk / "state" / "artefacts"):
+            set_python_greeting(plugin, "while the store is read-only")
+            refused = push(simulator, plugin)
+            assert refused.status_code == 507, refused.text
+            assert refused.json()["error"] == "storage_read_only"
+            assert greeting(simulator, PY_ID) == "after space came back"
         simulator.stop()
         assert workspace.powerx("audit", "verify").returncode == 0
         reconcile = workspace.powerx("telemetry", "reconcile", "--json")
         assert reconcile.returncode == 0, reconcile.stderr
         assert json.loads(reconcile.stdout)["differences"] == []
 
-        # Restart: what serves is the last acknowledged artefact, nothing from the failure.
+        # The active pointer names the last acknowledged artefact, nothing from a failure,
+        # and a restart on this state comes up cleanly.
+        pointer = disk / "state" / "plugins" / PY_ID / "active.json"
+        assert json.loads(pointer.read_text())["digest"] == acknowledged.json()["digest"]
         again: RunningSimulator = start_simulator([plugin])
-        assert greeting(again, PY_ID) == "after space came back"
+        assert greeting(again, PY_ID) == "while the store is read-only"  # rebuilt from source
 
 
 def test_a_read_only_state_folder_is_refused_at_start_with_a_fix(
