@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from powerx.build import BuildSession
-from tests.conftest import RunningSimulator, Workspace
+from tests.conftest import RunningSimulator, Workspace, python_manifest, write_plugin
 from tests.integration.test_debugging import (
     PLUGIN,
     RETURN_LINE,
@@ -156,4 +156,51 @@ def test_breakpoints_outside_the_plugin_are_unverified_with_a_reason(
         {"source": {"path": str(tmp_path / "elsewhere.py")}, "breakpoints": [{"line": 3}]},
     )["breakpoints"]
     assert placed[0]["verified"] is False and "not part of the plugin" in placed[0]["message"]
+    ide.request("disconnect", {})
+
+
+BOOM_APP = """\
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+
+async def boom(request):
+    try:
+        number = int(request.query_params.get("n", "x"))
+    except ValueError:
+        number = -1
+    return JSONResponse({"number": number})
+
+
+app = Starlette(routes=[Route("/", boom)])
+"""
+
+
+def test_exception_settings_from_the_ide_are_replayed_into_new_generations(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    plugin = write_plugin(tmp_path / "boom", python_manifest("com.test.boom"), {"app.py": BOOM_APP})
+    simulator: RunningSimulator = start_simulator([plugin])
+    [status] = simulator.status()["plugins"]
+    ide = DapTestClient(status["debug_port"])
+    capabilities = ide.request("initialize", {"adapterID": "python"})
+    assert {f["filter"] for f in capabilities["exceptionBreakpointFilters"]} >= {"raised"}
+    ide.request("attach", {"justMyCode": True})
+    ide.request("setExceptionBreakpoints", {"filters": ["raised"]})
+    ide.request("configurationDone")
+    for _ in range(2):  # the generation the IDE attached to, then one after a reload
+        thread, result = request_in_background(simulator, "/plugins/com.test.boom/?n=x")
+        stopped = ide.event("stopped")
+        assert stopped["reason"] == "exception"
+        [frame, *_] = ide.request("stackTrace", {"threadId": stopped["threadId"]})["stackFrames"]
+        assert frame["source"]["path"] == str(plugin / "app.py") and frame["line"] == 8
+        ide.request("continue", {"threadId": stopped["threadId"]})
+        thread.join(30)
+        assert result["response"].json() == {"number": -1}
+        with (plugin / "app.py").open("a") as source:
+            source.write("# edited\n")  # a new artefact, so a new generation
+        reloaded = push(simulator, plugin)
+        assert reloaded.status_code == 200 and reloaded.json()["status"] == "ok"
     ide.request("disconnect", {})

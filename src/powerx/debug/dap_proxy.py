@@ -56,7 +56,12 @@ CAPABILITIES: Message = {
     "supportsExceptionInfoRequest": True,
     "supportsLoadedSourcesRequest": False,
     "supportsTerminateRequest": False,
-    "exceptionBreakpointFilters": [],
+    # debugpy's filters; the proxy keeps the IDE's choice and replays it per generation.
+    "exceptionBreakpointFilters": [
+        {"filter": "raised", "label": "Raised Exceptions", "default": False},
+        {"filter": "uncaught", "label": "Uncaught Exceptions", "default": True},
+        {"filter": "userUnhandled", "label": "User Uncaught Exceptions", "default": False},
+    ],
 }
 
 
@@ -192,8 +197,11 @@ class IdeClient:
             return {}
         if command == "setBreakpoints":
             return await self._set_breakpoints(arguments)
-        if command in {"setExceptionBreakpoints", "setFunctionBreakpoints"}:
-            return {"breakpoints": []}
+        if command == "setExceptionBreakpoints":
+            await self.session.set_exception_filters(dict(arguments))
+            return {}
+        if command == "setFunctionBreakpoints":
+            return {"breakpoints": []}  # not kept: they name functions, not lines
         if command == "configurationDone":
             paused = self.session.paused
             if paused is not None:  # already paused when the IDE arrived: show it

@@ -155,7 +155,9 @@ class NodeLink:
 
     # -- handshake and breakpoints ---------------------------------------------------------
 
-    async def handshake(self, breakpoints: list[Breakpoint]) -> ReplayResult:
+    async def handshake(
+        self, breakpoints: list[Breakpoint], exception_filters: Message | None = None
+    ) -> ReplayResult:
         started = time.perf_counter()
         await self.call("Debugger.enable")
         result = await self.set_breakpoints(breakpoints)

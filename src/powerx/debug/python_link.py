@@ -77,7 +77,9 @@ class PythonLink:
 
     # -- handshake and breakpoints ---------------------------------------------------------
 
-    async def handshake(self, breakpoints: list[Breakpoint]) -> ReplayResult:
+    async def handshake(
+        self, breakpoints: list[Breakpoint], exception_filters: Message | None = None
+    ) -> ReplayResult:
         """initialize -> attach -> (initialized) -> setBreakpoints per file -> configurationDone."""
         started = time.perf_counter()
         initialized: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -99,13 +101,17 @@ class PythonLink:
         attach = self.dap.send_request("attach", {"justMyCode": True, "redirectOutput": False})
         await asyncio.wait_for(initialized, HANDSHAKE_TIMEOUT_S)
         result = await self.set_breakpoints(breakpoints)
-        await self.dap.request("setExceptionBreakpoints", {"filters": []}, HANDSHAKE_TIMEOUT_S)
+        await self.set_exception_breakpoints(exception_filters or {"filters": []})
         await self.dap.request("configurationDone", {}, HANDSHAKE_TIMEOUT_S)
         response = await asyncio.wait_for(attach, HANDSHAKE_TIMEOUT_S)
         if not response.get("success"):
             raise DapError("attach", str(response.get("message")))
         result.replay_ms = (time.perf_counter() - started) * 1000
         return result
+
+    async def set_exception_breakpoints(self, arguments: Message) -> Message:
+        """The IDE's exception settings (``raised``, ``uncaught`` ...), as it sent them."""
+        return await self.dap.request("setExceptionBreakpoints", arguments, HANDSHAKE_TIMEOUT_S)
 
     def saw_event(self, message: Message) -> None:
         """Feed every event here first: the handshake waits for ``initialized``."""

@@ -82,6 +82,8 @@ class DebugSession:
         self.clients = 0
         self.snapshots: deque[dict[str, Any]] = deque(maxlen=50)
         self.texts: dict[str, str] = {}  # node: each breakpoint file as last placed
+        # An IDE's last setExceptionBreakpoints (Python), replayed like the breakpoints.
+        self.exception_filters: Message | None = None
         self.last_replay: ReplayResult | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._proxies: list[Callable[[Message, Link | None], None]] = []
@@ -133,7 +135,7 @@ class DebugSession:
         holder.append(link)
         self.links[generation] = link
         try:
-            result = await link.handshake(self.breakpoints.items)
+            result = await link.handshake(self.breakpoints.items, self.exception_filters)
         except (DapError, TimeoutError, OSError):
             self.links.pop(generation, None)
             await link.detach()
@@ -345,6 +347,14 @@ class DebugSession:
             f"Unknown debugger command {name!r}.",
             "use continue, next, step, out, stack, locals or eval.",
         )
+
+    async def set_exception_filters(self, arguments: Message) -> None:
+        """Keep an IDE's exception settings and apply them to every live generation."""
+        self.exception_filters = arguments
+        for link in list(self.links.values()):
+            if isinstance(link, PythonLink):
+                with contextlib.suppress(DapError, TimeoutError):
+                    await link.set_exception_breakpoints(arguments)
 
     async def push_breakpoints(self, cleared_files: list[str]) -> None:
         """Send the changed set to every live generation (each file's set is replaced)."""
