@@ -360,7 +360,37 @@ def test_node_breakpoint_in_typescript_hits_after_each_of_ten_reloads(
     finally:
         session.close()
     assert debug.state()["breakpoints"][0]["line"] == line
-    logs = simulator.get(
-        f"/internal/debug/logs?plugin={NODE_PLUGIN}&follow=0&tail=200", headers=debug.headers
-    ).text
+    # A log point: V8 has none, so it is a condition that logs and is false.
+    placed = debug.put(
+        {"file": "src/index.ts", "line": line, "log_message": "{contacts.length} contacts"}
+    )
+    assert placed.status_code == 200, placed.text
+    assert simulator.get(f"/plugins/{NODE_PLUGIN}/").status_code == 200
+    assert debug.state()["paused"] is None
+    deadline, logs = time.monotonic() + 10, ""
+    while "7 contacts" not in logs and time.monotonic() < deadline:
+        logs = simulator.get(
+            f"/internal/debug/logs?plugin={NODE_PLUGIN}&follow=0&tail=200", headers=debug.headers
+        ).text
+    assert "7 contacts" in logs
     assert "Debugger listening" not in logs  # the inspector's own chatter is kept out
+
+
+def test_a_log_point_writes_to_the_plugin_log_without_halting(
+    debugged: tuple[RunningSimulator, Path],
+) -> None:
+    simulator, _ = debugged
+    debug = Debug(simulator)
+    debug.call("POST", f"/internal/debug/sessions/{PLUGIN}/attach")  # even with a client
+    placed = debug.put({"file": "app.py", "line": RETURN_LINE, "log_message": "said {message}"})
+    assert placed.status_code == 200, placed.text
+    response = simulator.get(f"/plugins/{PLUGIN}/?name=logpoint")
+    assert response.status_code == 200 and debug.state()["paused"] is None
+    deadline = time.monotonic() + 10
+    logs = ""
+    while "said v0 logpoint" not in logs and time.monotonic() < deadline:
+        logs = simulator.get(
+            f"/internal/debug/logs?plugin={PLUGIN}&follow=0&tail=50", headers=debug.headers
+        ).text
+        time.sleep(0.05)
+    assert "said v0 logpoint" in logs

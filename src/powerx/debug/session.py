@@ -1,5 +1,6 @@
-"""One plugin's debug session in the simulator: its breakpoint set, the DAP links to its
-live generations, and whether (and where) it is paused.
+"""One plugin's debug session in the simulator: its breakpoint set, the links to the
+debuggers of its live generations (DAP to debugpy, CDP to Node's inspector), and whether
+(and where) it is paused.
 
 Every client (the terminal console, an IDE through the DAP proxy, the HTTP API) works on
 this one session, so they all see the same breakpoints and the same pause.
@@ -31,7 +32,6 @@ RESUMED = "plugin.debug.resumed"
 SNAPSHOT = "plugin.debug.snapshot"
 BREAKPOINTS = "plugin.debug.breakpoints"
 NOTICE = "plugin.debug.notice"
-OUTPUT = "plugin.debug.output"
 
 Publish = Callable[[str, dict[str, Any]], object]
 Link = PythonLink | NodeLink
@@ -179,7 +179,7 @@ class DebugSession:
             self._resumed(link)
         await link.detach()
 
-    # -- events from debugpy -----------------------------------------------------------
+    # -- events from the generations' debuggers ---------------------------------------
 
     def _tell(self, link: Link | None, event: str, body: Message) -> None:
         """An event for the IDE proxies (they see the session, not one generation)."""
@@ -197,9 +197,11 @@ class DebugSession:
         elif event == "continued" and self.paused is not None and self.paused.link is link:
             self._resumed(link)
         elif event == "output" and body.get("category") in {"console", "stdout", "stderr"}:
+            # The plugin's own output is read from its pipes (debugpy does not redirect
+            # it), so what arrives here is the debugger's: log point messages.
             text = str(body.get("output", "")).rstrip("\n")
-            if text and body.get("category") == "console":
-                self.on_output(link.generation, text)  # logpoint messages
+            if text:
+                self.on_output(link.generation, text)
         elif event == "breakpoint":
             self._breakpoint_changed(link, body.get("breakpoint") or {})
 
