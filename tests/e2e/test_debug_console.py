@@ -112,8 +112,12 @@ def test_snapshot_and_logs_from_the_console(
         child.expect(rf"snapshot at app.py:{RETURN_LINE}")
         child.expect(r"message = 'v0 eve'")
         child.expect(r"│ #\d+ info\s+GET / 200")
+        child.sendline(f"log app.py:{RETURN_LINE - 1} greeted {{name}}")
+        child.expect(r"log point 2 at app.py:11: greeted \{name\}")
+        httpx.get(simulator.url + f"/plugins/{PLUGIN}/?name=zoe", timeout=10, trust_env=False)
+        child.expect(r"│ #\d+ info\s+greeted zoe")
         child.sendline("clear")
-        child.expect(r"removed 1 breakpoint")
+        child.expect(r"removed 2 breakpoint")
         child.sendeof()
         child.expect(pexpect.EOF)
     finally:

@@ -28,6 +28,7 @@ _LOCATION = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+)$")
 HELP = """\
 break FILE:LINE [if COND]   pause there (COND: an expression in the plugin's language)
 snap FILE:LINE [if COND]    snapshot there: capture locals and stack, do not halt
+log FILE:LINE MESSAGE       log point: write MESSAGE ({expr} filled in) to the log, no halt
 clear [ID|all]              remove a breakpoint (all without an id)
 list                        breakpoints, verified or not, and hits
 continue | c                resume          next | n    step over
@@ -139,6 +140,7 @@ class DebugConsole:
             "break": self._break,
             "b": self._break,
             "snap": self._snap,
+            "log": self._log_point,
             "clear": self._clear,
             "list": self._list,
             "l": self._list,
@@ -192,6 +194,17 @@ class DebugConsole:
 
     def _snap(self, args: list[str], rest: str) -> None:
         self._add(rest, "snapshot")
+
+    def _log_point(self, args: list[str], rest: str) -> None:
+        location, _, message = rest.strip().partition(" ")
+        if not message.strip():
+            raise PowerXError(
+                "log_point_empty", "A log point needs a message.", "log app.py:12 said {name}"
+            )
+        file, line = parse_location(location)
+        spec = {"file": file, "line": line, "log_message": message.strip()}
+        added = self._call("POST", f"/internal/debug/breakpoints/{self.plugin}", spec)
+        self.out.print(f"log point {added['id']} at {escape(file)}:{line}: {escape(message)}")
 
     def _clear(self, args: list[str], rest: str) -> None:
         target = args[0] if args else "all"
