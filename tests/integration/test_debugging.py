@@ -144,6 +144,8 @@ def test_breakpoint_hits_after_every_one_of_ten_reloads_with_the_right_locals(
             reloaded = push(simulator, plugin, session)
             assert reloaded.status_code == 200, reloaded.text
             generation = reloaded.json()["generation"]
+            replayed = reloaded.json()["debug"]
+            assert (replayed["breakpoints"], replayed["verified"]) == (1, 1)
             thread, result = request_in_background(simulator, f"/plugins/{PLUGIN}/?name=ada")
             paused = debug.wait_paused()
             assert (paused["file"], paused["line"]) == ("app.py", RETURN_LINE)

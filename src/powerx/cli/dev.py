@@ -38,6 +38,13 @@ def format_outcome(outcome: ReloadOutcome) -> str:
         )
     if outcome.ok:
         phases = " · ".join(f"{label} {outcome.timings.get(key, 0):.0f}" for key, label in PHASES)
+        if outcome.debug:
+            # Shown so the developer sees the breakpoints carried into the new generation.
+            debug = outcome.debug
+            phases += (
+                f" · {debug['verified']:.0f}/{debug['breakpoints']:.0f} breakpoints "
+                f"in {debug['replay_ms']:.0f}"
+            )
         return (
             f"[green]✓[/] {escape(outcome.plugin)}  gen {outcome.generation}  "
             f"[bold]{outcome.total_ms:.0f} ms[/]  [dim]({phases})  {escape(changed)}[/]"

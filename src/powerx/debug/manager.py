@@ -66,6 +66,18 @@ class Debugger:
             self.sessions[plugin] = session
         return session
 
+    def replay_summary(self, plugin: str, generation: int) -> dict[str, float] | None:
+        """What was replayed into a generation (for the reload's answer), if it debugs."""
+        session = self.sessions.get(plugin)
+        result = session.replays.get(generation) if session else None
+        if result is None:
+            return None
+        return {
+            "breakpoints": result.set,
+            "verified": result.verified,
+            "replay_ms": round(result.replay_ms, 2),
+        }
+
     def debugging(self, plugin: str) -> bool:
         """A debugger is in the serving generation (requests may pause)."""
         session = self.sessions.get(plugin)

@@ -85,6 +85,7 @@ class DebugSession:
         # An IDE's last setExceptionBreakpoints (Python), replayed like the breakpoints.
         self.exception_filters: Message | None = None
         self.last_replay: ReplayResult | None = None
+        self.replays: dict[int, ReplayResult] = {}  # per live generation
         self._tasks: set[asyncio.Task[None]] = set()
         self._proxies: list[Callable[[Message, Link | None], None]] = []
 
@@ -142,6 +143,7 @@ class DebugSession:
             raise
         self.breakpoints.save()  # verified flags as this generation saw them
         self.last_replay = result
+        self.replays[generation] = result
         return result
 
     async def generation_flipped(self, previous: int | None, current: int) -> None:
@@ -172,6 +174,7 @@ class DebugSession:
             await self._drop(generation)
 
     async def _drop(self, generation: int) -> None:
+        self.replays.pop(generation, None)
         link = self.links.pop(generation, None)
         if link is None:
             return

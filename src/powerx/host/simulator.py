@@ -46,6 +46,7 @@ class Activation:
     timings: dict[str, float] = field(default_factory=dict)
     previous_digest: str | None = None
     reload_id: str | None = None
+    debug: dict[str, float] | None = None  # breakpoints replayed into the generation
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +57,7 @@ class Activation:
             "previous_digest": self.previous_digest,
             "reload_id": self.reload_id,
             "timings": {k: round(v, 2) for k, v in self.timings.items()},
+            "debug": self.debug,
         }
 
 
@@ -260,6 +262,7 @@ class Simulator:
                 "ok",
                 timings,
                 previous.digest if previous else None,
+                debug=self.debugger.replay_summary(manifest.id, generation.number),
             )
 
     async def mount(self, artefact: Artefact) -> Generation:

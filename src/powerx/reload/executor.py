@@ -32,6 +32,7 @@ class ReloadOutcome:
     status: str = ""
     timings: dict[str, float] = field(default_factory=dict)
     error: PowerXError | None = None
+    debug: dict[str, float] | None = None  # breakpoints replayed into the new generation
 
 
 class DevReporter(Protocol):
@@ -121,6 +122,7 @@ class PluginLoop:
                 generation=result["generation"],
                 status=result["status"],
                 timings=result["timings"],
+                debug=result.get("debug"),
             )
         self.outcomes.append(outcome)
         self.reporter.reloaded(outcome)
