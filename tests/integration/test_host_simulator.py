@@ -71,6 +71,10 @@ def test_status_table_names_the_plugins(demo: RunningSimulator) -> None:
     assert result.returncode == 0, result.stderr
     assert PY_ID in result.stdout and NODE_ID in result.stdout
     assert "running" in result.stdout
+    ports = {p["id"]: p["debug_port"] for p in demo.status()["plugins"]}  # type: ignore[union-attr]
+    for plugin_id, port in ports.items():
+        row = next(line for line in result.stdout.splitlines() if plugin_id in line)
+        assert f":{port}" in row  # the port an IDE attaches to
 
 
 @pytest.mark.parametrize("plugin_id", [PY_ID, NODE_ID])

@@ -169,6 +169,14 @@ def start(
     err_console.print("[dim]simulator stopped[/]")
 
 
+def _debug_cell(plugin: dict[str, Any]) -> str:
+    """The stable port an IDE attaches to, and whether a debugger is in the generation."""
+    port = plugin.get("debug_port")
+    if not port:
+        return "-"
+    return f"[yellow]:{port} on[/]" if plugin.get("debugging") else f"[dim]:{port}[/]"
+
+
 def _render_status(data: dict[str, Any]) -> None:
     host = data["host"]
     console.print(
@@ -176,7 +184,7 @@ def _render_status(data: dict[str, Any]) -> None:
         f"tenant {host['tenant']}"
     )
     table = Table(show_edge=False, header_style="bold")
-    for column in ("plugin", "runtime", "version", "state", "gen", "artefact", "pid"):
+    for column in ("plugin", "runtime", "version", "state", "gen", "artefact", "pid", "debug"):
         table.add_column(column)
     for plugin in data["plugins"]:
         state = plugin["state"]
@@ -189,6 +197,7 @@ def _render_status(data: dict[str, Any]) -> None:
             str(plugin["generation"]),
             (plugin["digest"] or "")[:12],
             str(plugin["pid"]),
+            _debug_cell(plugin),
         )
     console.print(table)
 
@@ -197,7 +206,8 @@ def _render_status(data: dict[str, Any]) -> None:
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw status as JSON.")] = False,
 ) -> None:
-    """Show the running simulator and its plugins (generation, artefact, pid, state).
+    """Show the running simulator and its plugins (generation, artefact, pid, state, and
+    the debug port an IDE attaches to: `powerx debug vscode PLUGIN`).
 
     Examples:
 
