@@ -41,7 +41,7 @@ schemas: $(STAMP)
 	$(PY) scripts/write_schemas.py
 
 clean:
-	rm -rf $(VENV) $(NODE_EXAMPLE)/node_modules benchmarks/node_modules .powerx test-output
+	rm -rf $(VENV) $(NODE_EXAMPLE)/node_modules benchmarks/node_modules tests/dap-client/node_modules .powerx test-output
 
 BENCH_STAMP := benchmarks/node_modules/.installed
 
