@@ -20,7 +20,7 @@ from typing import Any
 from powerx import __version__
 from powerx.build.artefact import Artefact
 from powerx.config import SimulatorConfig
-from powerx.debug.manager import Debugger
+from powerx.debug.debugger import Debugger
 from powerx.errors import PowerXError, Problem
 from powerx.host.artefacts import ArtefactStore, check_archive, read_member
 from powerx.host.egress_proxy import EgressProxy

@@ -51,7 +51,7 @@ _INSPECTOR_CHATTER = (
 
 
 class DebugHooks(Protocol):
-    """What the supervisor tells the debugger (``powerx.debug.manager.Debugger``)."""
+    """What the supervisor tells the debugger (``powerx.debug.debugger.Debugger``)."""
 
     def wants_debug(self, plugin: str, runtime: str) -> bool: ...
     async def generation_listening(
