@@ -71,8 +71,11 @@ class PowerXError(Exception):
         )
 
 
-_STORAGE_ERRNOS = {errno.ENOSPC: "storage_full", errno.EDQUOT: "storage_full"}
-_STORAGE_ERRNOS[errno.EROFS] = "storage_read_only"
+_STORAGE_ERRNOS = {
+    errno.ENOSPC: "storage_full",
+    errno.EDQUOT: "storage_full",
+    errno.EROFS: "storage_read_only",
+}
 
 
 def storage_error(exc: OSError) -> PowerXError | None:

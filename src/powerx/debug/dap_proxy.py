@@ -174,6 +174,15 @@ class IdeClient:
             return [self._to_ide(link, item) for item in value]
         return value
 
+    def _to_generation(self, link: PythonLink, arguments: Message) -> Message:
+        """Rewrite a ``source.path`` the IDE sent into the generation's folder."""
+        source = arguments.get("source")
+        if isinstance(source, dict) and isinstance(source.get("path"), str):
+            relative = self._plugin_file(source["path"])
+            if relative is not None:
+                return {**arguments, "source": {**source, "path": link.remote(relative)}}
+        return arguments
+
     def _target(self) -> PythonLink:
         paused = self.session.paused
         link = paused.link if paused is not None else self.session.active_link
@@ -216,7 +225,7 @@ class IdeClient:
             return {"allThreadsContinued": True} if command == "continue" else {}
         if command in _FORWARDED:
             link = self._target()
-            body = await link.dap.request(command, _to_generation(link, self, arguments))
+            body = await link.dap.request(command, self._to_generation(link, arguments))
             return self._to_ide(link, body)
         raise DapError(command, f"'{command}' is not supported by the PowerX proxy")
 
@@ -274,13 +283,3 @@ class IdeClient:
 
     async def closed(self) -> None:
         await self._leave()
-
-
-def _to_generation(link: PythonLink, client: IdeClient, arguments: Message) -> Message:
-    """Rewrite a ``source.path`` the IDE sent into the generation's folder."""
-    source = arguments.get("source")
-    if isinstance(source, dict) and isinstance(source.get("path"), str):
-        relative = client._plugin_file(source["path"])
-        if relative is not None:
-            return {**arguments, "source": {**source, "path": link.remote(relative)}}
-    return arguments

@@ -53,11 +53,8 @@ class NodeLink:
         self.source_dir = source_dir.resolve()
         self.bundle = bundle.resolve()
         self.bundle_url = self.bundle.as_uri()
-        self.map = (
-            SourceMap.load(bundle.with_name(bundle.name + ".map"))
-            if bundle.with_name(bundle.name + ".map").is_file()
-            else None
-        )
+        map_file = bundle.with_name(bundle.name + ".map")
+        self.map = SourceMap.load(map_file) if map_file.is_file() else None
         self._socket = socket
         self._on_event = on_event
         self._ids = itertools.count(1)
@@ -202,7 +199,6 @@ class NodeLink:
             cdp_id = str(answer.get("breakpointId"))
             self.ids[cdp_id] = bp.id
             self._placed[cdp_id] = bp.file
-            result.by_id[cdp_id] = bp.id  # type: ignore[index]
             bp.verified, bp.message = True, None
             result.verified += 1
         return result

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,6 @@ class ReplayResult:
     set: int = 0
     verified: int = 0
     replay_ms: float = 0.0
-    by_id: dict[int, int] = field(default_factory=dict)  # debugpy's id -> our id
 
 
 class PythonLink:
@@ -146,7 +145,6 @@ class PythonLink:
                 bp.message = None if bp.verified else answer.get("message") or "not verified"
                 if isinstance(answer.get("id"), int):
                     self.ids[answer["id"]] = bp.id
-                    result.by_id[answer["id"]] = bp.id
                 if bp.verified:
                     result.verified += 1
         return result

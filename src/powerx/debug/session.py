@@ -227,9 +227,10 @@ class DebugSession:
         file, line = (top["file"], top["line"]) if top else (None, None)
         if bp is not None:
             bp.hits += 1
-        halt = self.clients > 0 and (bp is None or bp.kind == "pause")
-        if self._proxies and (bp is None or bp.kind == "pause"):
-            halt = True  # an IDE is attached: it shows the pause itself
+        # An attached client (console or IDE) decides when to go on; nobody attached:
+        # the breakpoint acts as a snapshot, so a forgotten one never hangs a request.
+        watched = self.clients > 0 or bool(self._proxies)
+        halt = watched and (bp is None or bp.kind == "pause")
         if not halt:
             await self._snapshot(link, thread_id, bp, stack, top)
             with contextlib.suppress(DapError, TimeoutError):

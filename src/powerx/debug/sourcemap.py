@@ -83,6 +83,5 @@ class SourceMap:
             return None
         segments = self.lines[line]
         at = bisect.bisect_right(segments, (column, 1 << 30, 0, 0)) - 1
-        generated_column, source, source_line, _ = segments[max(at, 0)]
-        del generated_column
+        _, source, source_line, _ = segments[max(at, 0)]
         return self.sources[source], source_line
