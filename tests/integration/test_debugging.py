@@ -247,6 +247,13 @@ def test_reloading_while_paused_tells_the_client_and_keeps_the_breakpoints(
     assert debug.put({"file": "app.py", "line": RETURN_LINE}).status_code == 200
     thread, result = request_in_background(simulator, f"/plugins/{PLUGIN}/")
     first = debug.wait_paused()
+    for frame in ("top", 99):  # bad input is a 4xx with a code, never a 500
+        refused = debug.call(
+            "POST",
+            f"/internal/debug/sessions/{PLUGIN}/command",
+            {"command": "locals", "frame": frame},
+        )
+        assert refused.status_code == 422 and refused.json()["error"] == "debug_frame_unknown"
     edit(plugin, 'GREETING = "v0"', 'GREETING = "v1"')
     assert push(simulator, plugin).status_code == 200
     thread.join(30)

@@ -303,7 +303,17 @@ class DebugSession:
             )
         return self.paused
 
-    def _frame(self, paused: Paused, index: int) -> dict[str, Any]:
+    def _frame(self, paused: Paused, arguments: dict[str, Any]) -> dict[str, Any]:
+        """The frame a command names (``frame``: an index into the stack), by default the
+        innermost frame of the plugin's own code."""
+        index = arguments.get("frame", _first_plugin_frame(paused))
+        if not isinstance(index, int) or isinstance(index, bool):
+            raise PowerXError(
+                "debug_frame_unknown",
+                f"The frame must be a number from `stack`, not {index!r}.",
+                "see the frames with `stack`.",
+                status=422,
+            )
         if not 0 <= index < len(paused.stack):
             raise PowerXError(
                 "debug_frame_unknown",
@@ -325,18 +335,14 @@ class DebugSession:
                 return {"stack": self._require_paused(name).to_dict(self.plugin)["stack"]}
             if name == "locals":
                 paused = self._require_paused(name)
-                frame = self._frame(
-                    paused, int(arguments.get("frame", _first_plugin_frame(paused)))
-                )
+                frame = self._frame(paused, arguments)
                 return {
                     "frame": frame["name"],
                     "locals": await paused.link.locals(int(frame["id"])),
                 }
             if name == "eval":
                 paused = self._require_paused(name)
-                frame = self._frame(
-                    paused, int(arguments.get("frame", _first_plugin_frame(paused)))
-                )
+                frame = self._frame(paused, arguments)
                 expression = str(arguments.get("expression", "")).strip()
                 if not expression:
                     raise PowerXError("debug_eval_empty", "Nothing to evaluate.", "eval EXPR")
