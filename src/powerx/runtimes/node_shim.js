@@ -9,6 +9,7 @@
 const http = require('node:http');
 const path = require('node:path');
 const { createHost } = require('./powerx_host.js');
+const egressGuard = require('./egress_guard.js');
 
 const CONTROL_PREFIX = '@@powerx ';
 const TENANT_HEADER = 'x-powerx-tenant';
@@ -42,7 +43,7 @@ function fail(kind, error, root) {
   process.exit(1);
 }
 
-async function toRequest(req, port) {
+async function toRequest(req) {
   const chunks = [];
   for await (const chunk of req) chunks.push(chunk);
   const body = chunks.length ? Buffer.concat(chunks) : undefined;
@@ -52,8 +53,48 @@ async function toRequest(req, port) {
     else if (value !== undefined) headers.set(name, value);
   }
   const method = req.method || 'GET';
-  return new Request(`http://127.0.0.1:${port}${req.url}`, {
+  return new Request(`http://127.0.0.1:${req.socket.localPort}${req.url}`, {
     method, headers, body: method === 'GET' || method === 'HEAD' ? undefined : body,
+  });
+}
+
+function listener(handler, makeEnv) {
+  // One request: the health probe, or the plugin's fetch(request, env, ctx).
+  return async (req, res) => {
+    if (req.url === HEALTH_PATH) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"ok":true}');
+      return;
+    }
+    try {
+      const request = await toRequest(req);
+      const env = makeEnv(request.headers.get(TENANT_HEADER) || process.env.POWERX_TENANT || '');
+      const pending = [];
+      const ctx = { waitUntil: (promise) => pending.push(promise) };
+      const response = await handler.fetch(request, env, ctx);
+      if (!(response instanceof Response)) throw new TypeError('fetch() must return a Response');
+      const body = Buffer.from(await response.arrayBuffer());
+      const headers = {};
+      response.headers.forEach((value, name) => { headers[name] = value; });
+      res.writeHead(response.status, headers);
+      res.end(body);
+      await Promise.allSettled(pending);
+    } catch (error) {
+      console.error(error && error.stack ? error.stack : String(error));
+      if (!res.headersSent) {
+        res.writeHead(500, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: 'plugin_exception', message: String(error && error.message) }));
+      } else {
+        res.end();
+      }
+    }
+  };
+}
+
+function listen(server) {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve(server.address().port));
   });
 }
 
@@ -86,13 +127,22 @@ function firstLine() {
 }
 
 async function warmUp() {
-  // A process's first fetch() loads undici (~30 ms); pay that before a generation is
-  // asked to serve, not on its first request. Request/Response come from the same code.
+  // A fresh process pays ~10-30 ms the first time it serves HTTP, parses a Request,
+  // reads a Response and makes a fetch() (undici). A spare pays that before it is asked
+  // to serve, on a throwaway server with an echo handler, not on a generation's first
+  // request. No plugin code runs here and nothing leaves loopback.
+  const echo = { fetch: async (request) => new Response(await request.text(), {
+    headers: { 'content-type': 'text/plain' } }) };
+  const server = http.createServer(listener(echo, (tenant) => ({ TENANT: tenant })));
   try {
-    await (await fetch('data:,warm')).text();
-    await new Response(new Request('http://127.0.0.1/', { method: 'POST', body: 'x' }).body).text();
+    const url = `http://127.0.0.1:${await listen(server)}/warm`;
+    await (await fetch(url, { method: 'POST', body: 'x', headers: { [TENANT_HEADER]: 't' } })).text();
+    await (await fetch(url)).arrayBuffer();
   } catch (error) {
     // Warming is an optimisation only.
+  } finally {
+    server.closeAllConnections();
+    server.close();
   }
 }
 
@@ -111,7 +161,7 @@ async function main() {
   const sourceRoot = args[2] ? path.resolve(args[2]) : root;
   process.chdir(root);
   startDebugger();
-  require('./egress_guard.js').installFromEnv(); // before any plugin code runs
+  egressGuard.installFromEnv(); // before any plugin code runs
   // The simulator holds our stdin; EOF means it is gone, so we go too.
   process.stdin.on('data', () => {});
   process.stdin.on('end', () => process.exit(0));
@@ -135,43 +185,12 @@ async function main() {
     PLUGIN_ID: process.env.POWERX_PLUGIN_ID,
     PLUGIN_VERSION: process.env.POWERX_PLUGIN_VERSION,
   };
-  let port = 0;
-  const server = http.createServer(async (req, res) => {
-    if (req.url === HEALTH_PATH) {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end('{"ok":true}');
-      return;
-    }
-    try {
-      const request = await toRequest(req, port);
-      const tenant = request.headers.get(TENANT_HEADER) || process.env.POWERX_TENANT || '';
-      const env = { ...baseEnv, TENANT: tenant, host: createHost({
-        baseUrl: process.env.POWERX_HOST_URL, token: process.env.POWERX_PLUGIN_TOKEN, tenant }) };
-      const pending = [];
-      const ctx = { waitUntil: (promise) => pending.push(promise) };
-      const response = await handler.fetch(request, env, ctx);
-      if (!(response instanceof Response)) throw new TypeError('fetch() must return a Response');
-      const body = Buffer.from(await response.arrayBuffer());
-      const headers = {};
-      response.headers.forEach((value, name) => { headers[name] = value; });
-      res.writeHead(response.status, headers);
-      res.end(body);
-      await Promise.allSettled(pending);
-    } catch (error) {
-      console.error(error && error.stack ? error.stack : String(error));
-      if (!res.headersSent) {
-        res.writeHead(500, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ error: 'plugin_exception', message: String(error && error.message) }));
-      } else {
-        res.end();
-      }
-    }
-  });
+  const makeEnv = (tenant) => ({ ...baseEnv, TENANT: tenant, host: createHost({
+    baseUrl: process.env.POWERX_HOST_URL, token: process.env.POWERX_PLUGIN_TOKEN, tenant }) });
+  const server = http.createServer(listener(handler, makeEnv));
   server.keepAliveTimeout = 30000;
-  server.listen(0, '127.0.0.1', () => {
-    port = server.address().port;
-    control('ready', { port, pid: process.pid });
-  });
+  const port = await listen(server);
+  control('ready', { port, pid: process.pid });
   const stop = () => server.close(() => process.exit(0));
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
