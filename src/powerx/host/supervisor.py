@@ -39,7 +39,6 @@ STOP_GRACE_S = 3.0
 DRAIN_TIMEOUT_S = 10.0
 CRASH_WINDOW_S = 60.0
 CRASH_LOOP_AFTER = 5
-PREPARE_DELAY_S = 0.1  # after a generation starts, before the next warm spare is started
 BACKOFF_FIRST_S = 0.1
 BACKOFF_MAX_S = 5.0
 # What Node's inspector writes to stderr of a generation the simulator debugs.
@@ -153,7 +152,6 @@ class Supervisor:
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
         )
         self._background: set[asyncio.Task[None]] = set()
-        self._prepare_timers: dict[str, asyncio.TimerHandle] = {}  # runtime -> pending start
         self.live: set[Generation] = set()  # every generation whose process may still run
         self.closing = False
 
@@ -310,7 +308,7 @@ class Supervisor:
         except TimeoutError:
             message = {"event": "timeout"}
         finally:
-            self._prepare_later(manifest.runtime)
+            self.prepare_launchers({manifest.runtime})  # the next reload finds one warm
         if message.get("event") == "ready":
             gen.port = int(message["port"])
             if await self._healthy(gen):
@@ -453,30 +451,14 @@ class Supervisor:
 
     def prepare_launchers(self, runtimes: set[str]) -> None:
         """Start warm parents/spares early so the first reload already finds them."""
-        if self.closing:
-            return
         for runtime in runtimes:
             launcher = self.launcher(runtime)
             prepare = getattr(launcher, "prepare", None)
             if prepare is not None:
                 prepare()
 
-    def _prepare_later(self, runtime: str) -> None:
-        """Replace the spare a generation just took, once that generation has served its
-        first requests: a Node start-up costs ~50 ms of CPU and, begun at once, it slowed
-        the health check and first request of the very generation the developer waits for
-        (about 10 ms at p50 on two cores). A reload that comes sooner starts one itself."""
-        pending = self._prepare_timers.pop(runtime, None)
-        if pending is not None:
-            pending.cancel()
-        self._prepare_timers[runtime] = asyncio.get_running_loop().call_later(
-            PREPARE_DELAY_S, self.prepare_launchers, {runtime}
-        )
-
     async def stop_all(self) -> None:
         self.closing = True
-        for timer in self._prepare_timers.values():
-            timer.cancel()
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
