@@ -499,3 +499,57 @@ class socket_bound_but_closed:
 
     def __exit__(self, *exc: object) -> None:
         self.sock.close()
+
+
+NODE_ECHO = """export default {
+  async fetch(request: Request, env: { TENANT: string }): Promise<Response> {
+    const url = new URL(request.url);
+    if (url.pathname === "/boom") throw new Error("boom at " + url.pathname);
+    return new Response(JSON.stringify({
+      method: request.method,
+      path: url.pathname + url.search,
+      body: await request.text(),
+      header: request.headers.get("x-probe"),
+      tenant: env.TENANT,
+    }), { status: 201, headers: { "content-type": "application/json", "x-echo": "1" } });
+  },
+};
+"""
+
+
+def test_node_generation_from_a_warm_spare_serves_the_plugin_not_the_warm_up(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    """A spare serves an echo handler of its own before it is taken; the generation made
+    from it must answer with the plugin's handler, with method, body, headers and tenant
+    intact, on its very first request, and turn a throw into a 500 plugin_exception."""
+    workspace.login()
+    plugin = copy_example(HELLO_NODE, tmp_path / "echo-node")
+    (plugin / "src" / "index.ts").write_text(NODE_ECHO)
+    simulator = start_simulator([plugin])
+    assert plugin_status(simulator, NODE_ID)["launcher"] == "spare"
+    for version in range(2):
+        if version:
+            source = plugin / "src" / "index.ts"
+            source.write_text(source.read_text().replace("status: 201", "status: 202"))
+            assert push(simulator, plugin).status_code == 200
+        first = httpx.post(
+            f"{simulator.url}/plugins/{NODE_ID}/echo?x=1",
+            content=b"payload",
+            headers={"x-probe": "p", "x-powerx-tenant": "tenant-from-header"},
+            trust_env=False,
+            timeout=10,
+        )
+        assert first.status_code == 201 + version, first.text
+        assert first.headers["x-echo"] == "1"
+        assert first.json() == {
+            "method": "POST",
+            "path": "/echo?x=1",
+            "body": "payload",
+            "header": "p",
+            "tenant": "tenant-from-header",
+        }
+        failed = simulator.get(f"/plugins/{NODE_ID}/boom")
+        assert failed.status_code == 500
+        assert failed.json()["error"] == "plugin_exception"
+        assert "boom at /boom" in failed.json()["message"]
