@@ -87,13 +87,14 @@ def summary(simulator: RunningSimulator) -> dict[str, Any]:
     return response.json()  # type: ignore[no-any-return]
 
 
-def set_greeting(app: Path, text: str) -> None:
+def set_greeting(app: Path, text: str, tail: str = "") -> None:
+    """One write per save: two writes a few ms apart may be seen as two saves."""
     lines = [
         f'GREETING = "{text}"' if line.startswith("GREETING =") else line
         for line in app.read_text().splitlines()
         if not line.startswith("raise ")
     ]
-    app.write_text("\n".join(lines) + "\n")
+    app.write_text("\n".join(lines) + "\n" + tail)
 
 
 def metric_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -122,14 +123,15 @@ def test_twenty_reloads_are_counted_streamed_audited_and_reconciled(
             app.write_text(app.read_text().replace("GREETING =", "GREETING = (", 1))
             outcome, reason = "failed", "build_failed"
         elif number == 8:  # a crash at import: the server's new generation fails to start
-            set_greeting(app, f"edit {number}")
-            app.write_text(app.read_text() + "raise RuntimeError('boom at import')\n")
+            set_greeting(app, f"edit {number}", "raise RuntimeError('boom at import')\n")
             outcome, reason = "failed", "plugin_start_failed"
         elif number == 13:  # the range excludes the image: blocked with version_mismatch
             manifest.write_text(good_manifest.replace('">=2.3 <3"', '">=3"'))
             outcome, reason = "blocked", "version_mismatch"
+        elif number == 14:  # the range restored: a manifest edit reloads like code
+            manifest.write_text(good_manifest + f"# edit {number}\n")
+            outcome, reason = "ok", ""
         else:
-            manifest.write_text(good_manifest)
             set_greeting(app, f"edit {number}")
             outcome, reason = "ok", ""
         expected[outcome] += 1
