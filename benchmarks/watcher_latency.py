@@ -3,7 +3,7 @@
 The watcher is the first phase of every reload and the one the reload line cannot show
 (its clock starts at the batch). Writes go to a plugin-shaped folder in a temp dir.
 
-    python benchmarks/watcher_latency.py                  # steps 2 and 10, 40 writes each
+    python benchmarks/watcher_latency.py                  # steps 2, 5 and 10, 40 writes each
     python benchmarks/watcher_latency.py --steps 2 5 10 --writes 100
 """
 
@@ -49,7 +49,7 @@ async def measure(step_ms: int, writes: int, folder: Path) -> list[float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, nargs="+", default=[2, 10])
+    parser.add_argument("--steps", type=int, nargs="+", default=[2, 5, 10])
     parser.add_argument("--writes", type=int, default=40)
     args = parser.parse_args()
     print("| step ms | writes | p50 ms | p95 ms | max ms |")
