@@ -7,6 +7,10 @@ failed request. Prints a table (markdown) and, with --json, the raw figures.
 
     python benchmarks/reload_latency.py                # 200 edits each, all tools
     python benchmarks/reload_latency.py --edits 1000 --only powerx-python
+
+Two nodemon rows: the plain JavaScript server is the fastest nodemon can be (no build);
+the TypeScript one is the same server in TypeScript, rebuilt with esbuild on each restart,
+which is how nodemon runs a TypeScript app like the powerx Node example.
 """
 
 from __future__ import annotations
@@ -31,7 +35,9 @@ import httpx
 from powerx.testing import LocalSimulator
 
 REPO = Path(__file__).resolve().parent.parent
-NODEMON = REPO / "benchmarks" / "node_modules" / ".bin" / "nodemon"
+BIN = REPO / "benchmarks" / "node_modules" / ".bin"
+NODEMON = BIN / "nodemon"
+ESBUILD = BIN / "esbuild"
 PHASES = re.compile(r"build (\d+) · upload (\d+) · start (\d+) · swap\s+(\d+)")
 
 UVICORN_APP = """from starlette.applications import Starlette
@@ -54,6 +60,16 @@ http.createServer((req, res) => {
   res.setHeader('content-type', 'application/json');
   res.end(JSON.stringify({ greeting: GREETING }));
 }).listen(Number(process.env.PORT), '127.0.0.1');
+"""
+
+NODE_TS_APP = """import { createServer, IncomingMessage, ServerResponse } from "node:http";
+
+const GREETING: string = "start";
+
+createServer((req: IncomingMessage, res: ServerResponse) => {
+  res.setHeader("content-type", "application/json");
+  res.end(JSON.stringify({ greeting: GREETING }));
+}).listen(Number(process.env.PORT), "127.0.0.1");
 """
 
 
@@ -275,25 +291,52 @@ def bench_uvicorn(edits: int, gap_s: float, timeout_s: float, work: Path) -> Res
     )
 
 
-def bench_nodemon(edits: int, gap_s: float, timeout_s: float, work: Path) -> Result:
-    if not NODEMON.exists():
-        raise SystemExit("nodemon is missing: run `make bench` (or `npm ci` in benchmarks/)")
-    folder = work / "nodemon-app"
+def bench_nodemon(
+    edits: int, gap_s: float, timeout_s: float, work: Path, typescript: bool = False
+) -> Result:
+    missing = [tool.name for tool in (NODEMON, ESBUILD) if not tool.exists()]
+    if missing:
+        raise SystemExit(
+            f"{' and '.join(missing)} missing: run `make bench` (or `npm ci` in benchmarks/)"
+        )
+    folder = work / ("nodemon-ts-app" if typescript else "nodemon-app")
     folder.mkdir()
-    source = folder / "server.js"
-    source.write_text(NODE_APP)
     port = free_port()
     env = {
         "PATH": f"{Path(shutil.which('node') or 'node').parent}:/usr/bin:/bin",
         "PORT": str(port),
     }
+    if typescript:
+        source = folder / "src" / "server.ts"
+        source.parent.mkdir()
+        source.write_text(NODE_TS_APP)
+        build = (
+            f"{ESBUILD} src/server.ts --bundle --platform=node --target=node18 "
+            "--outfile=dist/server.js --log-level=warning"
+        )
+        command = [
+            str(NODEMON),
+            "--quiet",
+            "--watch",
+            "src",
+            "--ext",
+            "ts",
+            "--exec",
+            f"{build} && node dist/server.js",
+        ]
+        tool, line = "nodemon + esbuild (TypeScript)", 'const GREETING: string = "{}";'
+    else:
+        source = folder / "server.js"
+        source.write_text(NODE_APP)
+        command = [str(NODEMON), "--quiet", "server.js"]
+        tool, line = "nodemon", 'const GREETING = "{}";'
     return bench_restarting_tool(
-        "nodemon",
-        [str(NODEMON), "--quiet", "server.js"],
+        tool,
+        command,
         folder,
         env,
         port,
-        lambda m: set_constant(source, "const GREETING", f'const GREETING = "{m}";'),
+        lambda m: set_constant(source, "const GREETING", line.format(m)),
         edits,
         gap_s,
         timeout_s,
@@ -316,7 +359,11 @@ def table(results: list[Result]) -> str:
         )
     by_tool = {r.tool: r for r in results}
     ratios = []
-    for ours, theirs in (("powerx (python)", "uvicorn --reload"), ("powerx (node)", "nodemon")):
+    for ours, theirs in (
+        ("powerx (python)", "uvicorn --reload"),
+        ("powerx (node)", "nodemon"),
+        ("powerx (node)", "nodemon + esbuild (TypeScript)"),
+    ):
         if ours in by_tool and theirs in by_tool:
             ratio = by_tool[theirs].percentile(50) / by_tool[ours].percentile(50)
             verdict = f"{ratio:.1f}x faster than" if ratio >= 1 else f"{1 / ratio:.1f}x slower than"
@@ -336,8 +383,8 @@ def main() -> int:
     parser.add_argument(
         "--only",
         action="append",
-        choices=["powerx-python", "powerx-node", "uvicorn", "nodemon"],
-        help="run only these (repeatable); default: all four",
+        choices=["powerx-python", "powerx-node", "uvicorn", "nodemon", "nodemon-ts"],
+        help="run only these (repeatable); default: all five",
     )
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     parser.add_argument(
@@ -349,7 +396,7 @@ def main() -> int:
         "that the serving generation keeps serving",
     )
     args = parser.parse_args()
-    chosen = args.only or ["powerx-python", "uvicorn", "powerx-node", "nodemon"]
+    chosen = args.only or ["powerx-python", "uvicorn", "powerx-node", "nodemon", "nodemon-ts"]
     gap_s = args.gap_ms / 1000
     results = []
     with tempfile.TemporaryDirectory(prefix="powerx-bench-") as tmp:
@@ -363,6 +410,9 @@ def main() -> int:
             ),
             "uvicorn": lambda: bench_uvicorn(args.edits, gap_s, args.timeout_s, work),
             "nodemon": lambda: bench_nodemon(args.edits, gap_s, args.timeout_s, work),
+            "nodemon-ts": lambda: bench_nodemon(
+                args.edits, gap_s, args.timeout_s, work, typescript=True
+            ),
         }
         for name in chosen:
             results.append(runners[name]())
