@@ -83,6 +83,12 @@ def test_break_inspect_and_continue_across_a_reload(
 
         child.sendline("list")
         child.expect(rf"✓\s+1 pause\s+app.py:{RETURN_LINE}\s+hits 3")
+        child.sendline("break app.py:10 hits >=2 if name == 'x'")
+        child.expect(r"breakpoint 2 \(pause\) at app.py:10")
+        child.sendline("list")
+        child.expect(r"app.py:10 on hit >=2 if name == 'x'")
+        child.sendline("break app.py:10 hits often")
+        child.expect(r"breakpoints\[0\].hit_condition: 'often' is not a hit count")
         child.sendline("break nowhere.py:3")
         child.expect(r"breakpoints_invalid")
         child.expect(r"no file 'nowhere.py' in the plugin")

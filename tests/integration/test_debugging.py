@@ -110,6 +110,23 @@ def request_in_background(
     return thread, result
 
 
+def pauses(simulator: RunningSimulator, debug: Debug, paths: list[str]) -> list[bool]:
+    """Send the requests one at a time: which of them paused (each pause is continued)?"""
+    paused: list[bool] = []
+    for path in paths:
+        thread, result = request_in_background(simulator, path)
+        deadline = time.monotonic() + 15
+        while "response" not in result and not debug.state()["paused"]:
+            assert time.monotonic() < deadline, f"{path} neither answered nor paused"
+            time.sleep(0.02)
+        paused.append("response" not in result)
+        if paused[-1]:
+            debug.command("continue")
+        thread.join(30)
+        assert result["response"].status_code == 200, result["response"].text
+    return paused
+
+
 def edit(plugin: Path, old: str, new: str) -> None:
     app = plugin / "app.py"
     text = app.read_text()
@@ -286,13 +303,16 @@ def test_bad_breakpoints_are_refused_with_every_problem_and_change_nothing(
         {"file": "app.py", "line": 9, "condition": "name ==="},
         {"file": "../outside.py", "line": 1},
         {"file": "app.py", "line": 0},
+        {"file": "app.py", "line": 9, "hit_condition": "> some"},
     )
     assert response.status_code in {400, 422}
     body = response.json()
     assert body["error"] == "breakpoints_invalid" and body["fix"]
     # Shape problems come first (all at once); then the checks against the plugin's files.
     wheres = {p["where"] for p in body["problems"]}
-    assert {"breakpoints[3].file", "breakpoints[4].line"} <= wheres
+    assert {"breakpoints[3].file", "breakpoints[4].line", "breakpoints[5].hit_condition"} <= wheres
+    [hit_problem] = [p for p in body["problems"] if p["where"] == "breakpoints[5].hit_condition"]
+    assert ">=3" in hit_problem["message"] and "%3" in hit_problem["message"]
     response = debug.put(
         {"file": "nope.py", "line": 1},
         {"file": "app.py", "line": 999},
@@ -308,6 +328,27 @@ def test_bad_breakpoints_are_refused_with_every_problem_and_change_nothing(
     )
     assert unauthenticated.status_code == 401
     assert debug.command_error("continue")["error"] == "debug_not_paused"
+
+
+def test_python_hit_counts_pause_only_on_the_matching_hits(
+    debugged: tuple[RunningSimulator, Path],
+) -> None:
+    simulator, _ = debugged
+    debug = Debug(simulator)
+    assert debug.call("POST", f"/internal/debug/sessions/{PLUGIN}/attach").status_code == 200
+    # Counted only when the condition holds: the second and later requests for x pause.
+    placed = debug.put(
+        {"file": "app.py", "line": RETURN_LINE, "condition": "name == 'x'", "hit_condition": ">=2"}
+    )
+    assert placed.status_code == 200, placed.text
+    names = ["x", "y", "y", "x", "x"]
+    paths = [f"/plugins/{PLUGIN}/?name={name}" for name in names]
+    assert pauses(simulator, debug, paths) == [False, False, False, True, True]
+    # A changed breakpoint counts afresh; %2 is every second hit.
+    assert (
+        debug.put({"file": "app.py", "line": RETURN_LINE, "hit_condition": "%2"}).status_code == 200
+    )
+    assert pauses(simulator, debug, paths[:4]) == [False, True, False, True]
 
 
 def test_breakpoints_survive_a_restart_of_the_simulator(
@@ -383,6 +424,40 @@ def test_node_breakpoint_in_typescript_hits_after_each_of_ten_reloads(
         ).text
     assert "7 contacts" in logs
     assert "Debugger listening" not in logs  # the inspector's own chatter is kept out
+
+
+def test_node_hit_counts_pause_only_on_the_matching_hits_in_each_generation(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    plugin = copy_example(HELLO_NODE, tmp_path / "hello-node")
+    simulator = start_simulator([plugin])
+    debug = Debug(simulator, NODE_PLUGIN)
+    assert debug.call("POST", f"/internal/debug/sessions/{NODE_PLUGIN}/attach").status_code == 200
+    placed = debug.put(
+        {
+            "file": "src/index.ts",
+            "line": NODE_RETURN_LINE,
+            "condition": "url.searchParams.get('name') === 'x'",
+            "hit_condition": ">=2",
+        }
+    )
+    assert placed.status_code == 200, placed.text
+    assert placed.json()["breakpoints"][0]["verified"] is True
+    names = ["x", "y", "y", "x", "x"]
+    paths = [f"/plugins/{NODE_PLUGIN}/?name={name}" for name in names]
+    assert pauses(simulator, debug, paths) == [False, False, False, True, True]
+    placed = debug.put({"file": "src/index.ts", "line": NODE_RETURN_LINE, "hit_condition": "3"})
+    assert placed.status_code == 200, placed.text
+    assert pauses(simulator, debug, paths[:4]) == [False, False, True, False]
+    # A new generation counts from one again, like a new debugpy process.
+    set_node_greeting(plugin, "counted again")
+    session = BuildSession(plugin, workspace.state_dir / "test-build")
+    try:
+        assert push(simulator, plugin, session).status_code == 200
+    finally:
+        session.close()
+    assert pauses(simulator, debug, paths[:4]) == [False, False, True, False]
 
 
 def test_a_log_point_writes_to_the_plugin_log_without_halting(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
@@ -58,6 +59,22 @@ class Breakpoint(BreakpointSpec):
         return f"{self.file}:{self.line}"
 
 
+_HIT_CONDITION = re.compile(r"^\s*(==|>=|<=|>|<|%)?\s*(\d+)\s*$")
+HIT_CONDITION_HELP = "3 (the third hit), >=3, >3, <3, <=3 or %3 (every third hit)"
+
+
+def parse_hit_condition(text: str) -> tuple[str, int] | None:
+    """A hit count as debugpy reads one: ``3`` is ``==3``; None when ``text`` is not one.
+
+    Hits are counted per generation, like debugpy's, and only when the condition holds.
+    """
+    found = _HIT_CONDITION.match(text)
+    if found is None:
+        return None
+    operator, count = found.group(1) or "==", int(found.group(2))
+    return None if operator == "%" and count == 0 else (operator, count)
+
+
 def normalise_file(file: str) -> str:
     """``./app.py`` and ``app.py`` name the same file; no absolute paths, no ``..``."""
     path = PurePosixPath(file.replace("\\", "/"))
@@ -86,6 +103,14 @@ def parse_specs(raw: object) -> list[BreakpointSpec]:
         try:
             spec = BreakpointSpec.model_validate(item)
             spec.file = normalise_file(spec.file)
+            if spec.hit_condition is not None and parse_hit_condition(spec.hit_condition) is None:
+                problems.append(
+                    Problem(
+                        f"breakpoints[{index}].hit_condition",
+                        f"{spec.hit_condition!r} is not a hit count: use {HIT_CONDITION_HELP}",
+                    )
+                )
+                continue
             specs.append(spec)
         except ValidationError as error:
             for detail in error.errors():

@@ -26,8 +26,11 @@ CLIENT_HEADER = {"x-powerx-client": "console"}
 _LOCATION = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+)$")
 
 HELP = """\
-break FILE:LINE [if COND]   pause there (COND: an expression in the plugin's language)
-snap FILE:LINE [if COND]    snapshot there: capture locals and stack, do not halt
+break FILE:LINE [hits N] [if COND]
+                            pause there (COND: an expression in the plugin's language;
+                            N: 3 = the third hit, >=3, >3, <3, <=3, %3 = every third)
+snap FILE:LINE [hits N] [if COND]
+                            snapshot there: capture locals and stack, do not halt
 log FILE:LINE MESSAGE       log point: write MESSAGE ({expr} filled in) to the log, no halt
 clear [ID|all]              remove a breakpoint (all without an id)
 list                        breakpoints, verified or not, and hits
@@ -179,8 +182,11 @@ class DebugConsole:
 
     def _add(self, rest: str, kind: str) -> None:
         location, _, condition = rest.partition(" if ")
+        location, _, hits = location.strip().partition(" hits ")
         file, line = parse_location(location)
         spec: dict[str, Any] = {"file": file, "line": line, "kind": kind}
+        if hits.strip():
+            spec["hit_condition"] = hits.strip()
         if condition.strip():
             spec["condition"] = condition.strip()
         added = self._call("POST", f"/internal/debug/breakpoints/{self.plugin}", spec)
@@ -219,7 +225,8 @@ class DebugConsole:
             self.out.print("no breakpoints")
         for bp in items:
             mark = "[green]✓[/]" if bp.get("verified") else "[yellow]?[/]"
-            extra = f" if {bp['condition']}" if bp.get("condition") else ""
+            extra = f" on hit {bp['hit_condition']}" if bp.get("hit_condition") else ""
+            extra += f" if {bp['condition']}" if bp.get("condition") else ""
             why = f" [dim]({escape(bp['message'])})[/]" if bp.get("message") else ""
             self.out.print(
                 f"{mark} {bp['id']:>3} {bp['kind']:<8} {escape(bp['file'])}:{bp['line']}"

@@ -24,7 +24,7 @@ from typing import Any
 
 import websockets
 
-from powerx.debug.breakpoints import Breakpoint
+from powerx.debug.breakpoints import HIT_CONDITION_HELP, Breakpoint, parse_hit_condition
 from powerx.debug.dap import DapError, Message
 from powerx.debug.python_link import ReplayResult, orphaned
 from powerx.debug.sourcemap import SourceMap
@@ -61,6 +61,7 @@ class NodeLink:
         self._pending: dict[int, asyncio.Future[Message]] = {}
         self.ids: dict[Any, int] = {}  # CDP breakpoint id -> our breakpoint id
         self._placed: dict[str, str] = {}  # CDP breakpoint id -> file
+        self._placements = 0  # each placement counts its hits afresh, as debugpy does
         self.frames: list[Message] = []
         self.scripts: dict[str, str] = {}  # scriptId -> url (frames often carry no url)
         self._reader = asyncio.create_task(self._read())
@@ -180,6 +181,10 @@ class NodeLink:
             if orphaned(bp):
                 continue
             result.set += 1
+            if bp.hit_condition and parse_hit_condition(bp.hit_condition) is None:
+                bp.verified = False  # saved before hit counts were checked on the way in
+                bp.message = f"hit condition {bp.hit_condition!r}: use {HIT_CONDITION_HELP}"
+                continue
             where = self._bundle_position(bp)
             if where is None:
                 bp.verified = False
@@ -192,7 +197,8 @@ class NodeLink:
                 "lineNumber": where[0],
                 "columnNumber": where[1],
             }
-            condition = _condition(bp)
+            self._placements += 1
+            condition = _condition(bp, self._placements)
             if condition:
                 params["condition"] = condition
             answer = await self.call("Debugger.setBreakpointByUrl", params)
@@ -295,12 +301,23 @@ def _describe(value: Message) -> str:
     return str(value.get("description") or value.get("type"))
 
 
-def _condition(bp: Breakpoint) -> str | None:
-    """A log point is a condition that logs and is false (V8 has no log points)."""
-    log = None
+def _condition(bp: Breakpoint, placement: int) -> str | None:
+    """V8 has neither hit counts nor log points: both become parts of the condition. The
+    hit count is kept in the generation per placement (so it restarts with each generation
+    and each change of the breakpoints, as in debugpy) and goes up only when the condition
+    holds; a log point logs and is false."""
+    parts = [f"({bp.condition})"] if bp.condition else []
+    hit = parse_hit_condition(bp.hit_condition) if bp.hit_condition else None
+    if hit is not None:
+        operator, count = hit
+        hits = f"globalThis[Symbol.for('powerx.hits')][{placement}]"
+        counted = f"((globalThis[Symbol.for('powerx.hits')] ??= {{}}), {hits} = ({hits} || 0) + 1)"
+        test = f"% {count} === 0" if operator == "%" else f"{_JS_OPERATORS[operator]} {count}"
+        parts.append(f"({counted} {test})")
     if bp.log_message:
         template = bp.log_message.replace("\\", "\\\\").replace("`", "\\`").replace("{", "${")
-        log = f"(console.log(`{template}`), false)"
-    if bp.condition and log:
-        return f"({bp.condition}) && {log}"
-    return bp.condition or log
+        parts.append(f"(console.log(`{template}`), false)")
+    return " && ".join(parts) or None
+
+
+_JS_OPERATORS = {"==": "===", ">=": ">=", ">": ">", "<": "<", "<=": "<="}

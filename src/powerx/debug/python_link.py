@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from powerx.debug.breakpoints import Breakpoint
+from powerx.debug.breakpoints import Breakpoint, parse_hit_condition
 from powerx.debug.dap import DapConnection, DapError, Message
 
 HANDSHAKE_TIMEOUT_S = 10.0
@@ -46,6 +46,7 @@ class PythonLink:
         self.ids: dict[int, int] = {}  # debugpy breakpoint id -> our breakpoint id
         self.capabilities: Message = {}
         self._initialized: asyncio.Future[bool] | None = None
+        self._placements = 0  # a key per placement for folded hit counts
 
     @classmethod
     async def open(
@@ -133,7 +134,7 @@ class PythonLink:
                 "setBreakpoints",
                 {
                     "source": {"path": self.remote(name)},
-                    "breakpoints": [_dap_breakpoint(bp) for bp in active],
+                    "breakpoints": [self._dap_breakpoint(bp) for bp in active],
                     "sourceModified": False,
                 },
                 HANDSHAKE_TIMEOUT_S,
@@ -201,18 +202,34 @@ class PythonLink:
             await self.dap.request("disconnect", {"terminateDebuggee": False}, 2.0)
         await self.dap.close()
 
+    def _dap_breakpoint(self, bp: Breakpoint) -> Message:
+        entry: Message = {"line": bp.line}
+        hit = parse_hit_condition(bp.hit_condition) if bp.hit_condition else None
+        if bp.condition and hit is not None:
+            # debugpy stops when the condition *or* the hit count holds, and counts every
+            # arrival; VS Code and our Node plugins mean *and*, counting only when the
+            # condition holds. So the count is folded into the condition here.
+            self._placements += 1
+            entry["condition"] = f"({bp.condition}) and ({_counted_hit(self._placements, *hit)})"
+        elif bp.condition:
+            entry["condition"] = bp.condition
+        elif bp.hit_condition:
+            entry["hitCondition"] = bp.hit_condition
+        if bp.log_message:
+            entry["logMessage"] = bp.log_message
+        return entry
+
 
 def orphaned(bp: Breakpoint) -> bool:
     """Its line was deleted by an edit: it stays listed, unverified, and is not set."""
     return bool(bp.message and bp.message.startswith("line removed"))
 
 
-def _dap_breakpoint(bp: Breakpoint) -> Message:
-    entry: Message = {"line": bp.line}
-    if bp.condition:
-        entry["condition"] = bp.condition
-    if bp.hit_condition:
-        entry["hitCondition"] = bp.hit_condition
-    if bp.log_message:
-        entry["logMessage"] = bp.log_message
-    return entry
+def _counted_hit(key: int, operator: str, count: int) -> str:
+    """A Python expression that counts one hit of placement ``key`` in the plugin process
+    and tests the count (``%`` is every count-th hit)."""
+    hits = "vars(__import__('sys')).setdefault('_powerx_hits', {})"
+    counted = (
+        f"(lambda hits: hits.__setitem__({key}, hits.get({key}, 0) + 1) or hits[{key}])({hits})"
+    )
+    return f"{counted} % {count} == 0" if operator == "%" else f"{counted} {operator} {count}"
