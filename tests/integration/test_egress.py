@@ -65,6 +65,42 @@ import * as net from "node:net";
 import * as http from "node:http";
 import * as https from "node:https";
 import { execSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { Worker, WorkerOptions } from "node:worker_threads";
+
+// The same fetch from a worker thread: as inline code, a CommonJS file and an ES module.
+const WORKER_FETCH = `fetch("https://" + workerData + "/v1").then(
+  () => parentPort.postMessage("reached"),
+  (e) => parentPort.postMessage((e.code ?? e.name) + ": " + (e.cause?.message ?? e.message)),
+);`;
+const WORKER_CJS = `const { parentPort, workerData } = require("node:worker_threads");
+${WORKER_FETCH}`;
+const WORKER_ESM = `import { parentPort, workerData } from "node:worker_threads";
+${WORKER_FETCH}`;
+
+function inWorker(
+  code: string | URL,
+  target: string,
+  options: WorkerOptions = {},
+): Promise<string> {
+  return new Promise((resolve) => {
+    const worker = new Worker(code, { ...options, workerData: target });
+    worker.once("message", (message) => {
+      resolve(String(message));
+      void worker.terminate();
+    });
+    worker.once("error", (e: any) => resolve(`${e.code ?? e.name}: ${e.message}`));
+  });
+}
+
+function workerFile(name: string, code: string): string {
+  const file = join(mkdtempSync(join(tmpdir(), "leak-worker-")), name);
+  writeFileSync(file, code);
+  return file;
+}
 
 async function attempt(fn: () => unknown): Promise<string> {
   try {
@@ -100,6 +136,9 @@ export default {
       http: await attempt(() => get(http, `http://${target}/v1`)),
       https: await attempt(() => get(https as unknown as typeof http, `https://${target}/v1`)),
       curl: await attempt(() => execSync(`curl -s -m 2 https://${target}/v1`)),
+      worker: await inWorker(WORKER_CJS, target, { eval: true }),
+      worker_file: await inWorker(workerFile("leak.js", WORKER_CJS), target),
+      worker_esm: await inWorker(pathToFileURL(workerFile("leak.mjs", WORKER_ESM)), target),
     };
     return Response.json(results);
   },
@@ -107,7 +146,7 @@ export default {
 """
 
 ROUTES_PY = {"socket", "getaddrinfo", "urllib", "httpx", "curl", "httpx_async"}
-ROUTES_NODE = {"fetch", "net", "http", "https", "curl"}
+ROUTES_NODE = {"fetch", "net", "http", "https", "curl", "worker", "worker_file", "worker_esm"}
 
 
 @pytest.fixture(autouse=True)

@@ -3,11 +3,16 @@
 // Every outbound TCP connection in Node (net, tls, http, https, fetch/undici) goes through
 // net.Socket.prototype.connect, and every name lookup through dns; both are wrapped before
 // the plugin's bundle loads. child_process calls naming a production host are refused.
+// A worker thread has its own module instances, so each Worker is started with the same
+// guard installed first (the policy is passed in its code, not through its env).
 // Policy: POWERX_EGRESS = {"allow": [...], "deny": [...], "simulator": "host:port",
 // "proxy": "host:port"}.
 const net = require('node:net');
 const dns = require('node:dns');
 const childProcess = require('node:child_process');
+const path = require('node:path');
+const url = require('node:url');
+const workerThreads = require('node:worker_threads');
 
 const CONTROL_PREFIX = '@@powerx ';
 const FIX_PRODUCTION = 'plugins in the simulator must not call production PowerX; use the mock ' +
@@ -123,6 +128,33 @@ function install(policy) {
       return original.apply(this, args);
     };
   }
+
+  guardWorkers(policy);
+}
+
+// What a guarded worker runs after the guard: the caller's code (eval), or its file, by
+// require() or, for ES modules, import().
+function workerBody(target, options) {
+  if (options && options.eval) return String(target);
+  const href = String(target instanceof URL ? target.href : target);
+  if (!href.startsWith('file:') && /^[a-z][a-z0-9+.-]*:/i.test(href)) {
+    return `import(${JSON.stringify(href)});`; // data: and other URLs
+  }
+  const file = JSON.stringify(href.startsWith('file:') ? url.fileURLToPath(href) : path.resolve(href));
+  return `try { require(${file}); } catch (error) {
+  if (error.code !== 'ERR_REQUIRE_ESM') throw error;
+  import(require('node:url').pathToFileURL(${file}).href);
+}`;
+}
+
+function guardWorkers(policy) {
+  const Original = workerThreads.Worker;
+  const prelude = `require(${JSON.stringify(__filename)}).install(${JSON.stringify(policy)});\n`;
+  workerThreads.Worker = class GuardedWorker extends Original {
+    constructor(target, options = {}) {
+      super(prelude + workerBody(target, options), { ...options, eval: true });
+    }
+  };
 }
 
 function installFromEnv() {
@@ -130,4 +162,4 @@ function installFromEnv() {
   if (raw) install(JSON.parse(raw));
 }
 
-module.exports = { installFromEnv, matches };
+module.exports = { install, installFromEnv, matches };
