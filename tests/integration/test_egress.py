@@ -64,7 +64,7 @@ NODE_LEAK = """
 import * as net from "node:net";
 import * as http from "node:http";
 import * as https from "node:https";
-import { execSync } from "node:child_process";
+import { execFileSync, execSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -100,6 +100,19 @@ function workerFile(name: string, code: string): string {
   const file = join(mkdtempSync(join(tmpdir(), "leak-worker-")), name);
   writeFileSync(file, code);
   return file;
+}
+
+// A `node` the plugin starts; the host is in its environment, not in its arguments.
+const CHILD_FETCH = `fetch("https://" + process.env.LEAK_TARGET + "/v1").then(
+  () => process.exit(0),
+  (e) => { process.stderr.write(e.cause?.message ?? e.message); process.exit(1); },
+);`;
+
+function inChildNode(target: string): void {
+  execFileSync(process.execPath, ["-e", CHILD_FETCH], {
+    env: { ...process.env, LEAK_TARGET: target },
+    stdio: ["ignore", "inherit", "pipe"], // its control lines reach the simulator
+  });
 }
 
 async function attempt(fn: () => unknown): Promise<string> {
@@ -139,6 +152,7 @@ export default {
       worker: await inWorker(WORKER_CJS, target, { eval: true }),
       worker_file: await inWorker(workerFile("leak.js", WORKER_CJS), target),
       worker_esm: await inWorker(pathToFileURL(workerFile("leak.mjs", WORKER_ESM)), target),
+      child_node: await attempt(() => inChildNode(target)),
     };
     return Response.json(results);
   },
@@ -146,7 +160,10 @@ export default {
 """
 
 ROUTES_PY = {"socket", "getaddrinfo", "urllib", "httpx", "curl", "httpx_async"}
-ROUTES_NODE = {"fetch", "net", "http", "https", "curl", "worker", "worker_file", "worker_esm"}
+ROUTES_NODE = {
+    *("fetch", "net", "http", "https", "curl"),
+    *("worker", "worker_file", "worker_esm", "child_node"),
+}
 
 
 @pytest.fixture(autouse=True)

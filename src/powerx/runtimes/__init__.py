@@ -11,3 +11,5 @@ from pathlib import Path
 CONTROL_PREFIX = "@@powerx "
 NODE_SHIM = Path(__file__).with_name("node_shim.js")
 NODE_BUILD = Path(__file__).with_name("node_build.js")
+# Preloaded (NODE_OPTIONS) by every Node process a Node plugin starts: the same guard.
+NODE_EGRESS_PRELOAD = Path(__file__).with_name("egress_preload.js")

@@ -4,7 +4,8 @@
 // net.Socket.prototype.connect, and every name lookup through dns; both are wrapped before
 // the plugin's bundle loads. child_process calls naming a production host are refused.
 // A worker thread has its own module instances, so each Worker is started with the same
-// guard installed first (the policy is passed in its code, not through its env).
+// guard installed first (the policy is passed in its code, not through its env). Node
+// processes the plugin starts preload it through NODE_OPTIONS (egress_preload.js).
 // Policy: POWERX_EGRESS = {"allow": [...], "deny": [...], "simulator": "host:port",
 // "proxy": "host:port"}.
 const net = require('node:net');
@@ -31,7 +32,11 @@ function matches(host, pattern) {
   return host === pattern;
 }
 
+const INSTALLED = Symbol.for('powerx.egress_guard');
+
 function install(policy) {
+  if (globalThis[INSTALLED]) return; // preloaded already: wrapping twice would count twice
+  globalThis[INSTALLED] = true;
   const allow = (policy.allow || []).map(normalise);
   const deny = (policy.deny || []).map(normalise);
   const simulator = String(policy.simulator || '');
