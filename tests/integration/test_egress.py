@@ -17,14 +17,37 @@ from tests.conftest import HELLO_NODE, RunningSimulator, Workspace, python_manif
 from tests.integration.test_hot_reload import push
 
 PY_LEAK = """
+import os
 import socket
 import subprocess
+import sys
 import urllib.request
 
 import httpx
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+
+# A `python` the plugin starts; the host is in its environment, not in its arguments.
+CHILD_CONNECT = (
+    "import os, socket, sys\\n"
+    "try:\\n"
+    "    socket.create_connection((os.environ['LEAK_TARGET'], 443), timeout=2)\\n"
+    "except OSError as exc:\\n"
+    "    sys.exit(str(exc))\\n"
+)
+
+
+def in_child_python(target):
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD_CONNECT],
+        env={**os.environ, "LEAK_TARGET": target},
+        stderr=subprocess.PIPE,  # stdout stays the plugin's: its control lines reach the host
+        text=True,
+    )
+    if done.returncode:
+        raise OSError(done.stderr.strip())
 
 
 def attempt(fn):
@@ -47,6 +70,7 @@ async def home(request):
         "urllib": attempt(lambda: urllib.request.urlopen(url, timeout=2)),
         "httpx": attempt(lambda: httpx.get(url, timeout=2)),
         "curl": attempt(lambda: subprocess.run(["curl", "-s", "-m", "2", url], check=True)),
+        "child_python": attempt(lambda: in_child_python(target)),
     }
     async with httpx.AsyncClient() as client:
         try:
@@ -159,7 +183,7 @@ export default {
 };
 """
 
-ROUTES_PY = {"socket", "getaddrinfo", "urllib", "httpx", "curl", "httpx_async"}
+ROUTES_PY = {"socket", "getaddrinfo", "urllib", "httpx", "curl", "httpx_async", "child_python"}
 ROUTES_NODE = {
     *("fetch", "net", "http", "https", "curl"),
     *("worker", "worker_file", "worker_esm", "child_node"),

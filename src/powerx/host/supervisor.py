@@ -27,7 +27,7 @@ from powerx.errors import PowerXError
 from powerx.host.egress_proxy import EgressProxy
 from powerx.host.launcher import Launcher, LaunchSpec, PluginProcess, choose_launcher
 from powerx.manifest import Manifest
-from powerx.runtimes import CONTROL_PREFIX, NODE_EGRESS_PRELOAD
+from powerx.runtimes import CONTROL_PREFIX, NODE_EGRESS_PRELOAD, PYTHON_CHILD_PATH
 from powerx.runtimes.egress_guard import POLICY_ENV as EGRESS_POLICY_ENV
 from powerx.runtimes.egress_guard import EgressPolicy
 
@@ -196,6 +196,9 @@ class Supervisor:
         if manifest.runtime.startswith("node"):
             # Node ignores HTTP(S)_PROXY, so a `node` the plugin starts loads the guard too.
             env["NODE_OPTIONS"] = f"--require {json.dumps(str(NODE_EGRESS_PRELOAD))}"
+        else:
+            # And a `python` it starts runs python_child/sitecustomize.py, which does the same.
+            env["PYTHONPATH"] = str(PYTHON_CHILD_PATH)
         if self.debug is not None and self.debug.wants_debug(manifest.id, manifest.runtime):
             env["POWERX_DEBUGGER"] = "1"
         return env

@@ -13,3 +13,5 @@ NODE_SHIM = Path(__file__).with_name("node_shim.js")
 NODE_BUILD = Path(__file__).with_name("node_build.js")
 # Preloaded (NODE_OPTIONS) by every Node process a Node plugin starts: the same guard.
 NODE_EGRESS_PRELOAD = Path(__file__).with_name("egress_preload.js")
+# On PYTHONPATH of Python plugins, so the Python processes they start load the guard.
+PYTHON_CHILD_PATH = Path(__file__).with_name("python_child")

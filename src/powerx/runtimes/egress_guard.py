@@ -33,6 +33,7 @@ FIX_PRODUCTION = (
 FIX_EGRESS = "add the host to `egress` in powerx.plugin.yaml, or call it through the host API"
 _HOST_IN_TEXT = re.compile(r"(?:[a-z][a-z0-9+.-]*://)?(?:[^\s/@:]+(?::[^\s/@]*)?@)?([a-z0-9.-]+)")
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+_INSTALLED = "_powerx_egress_guard_installed"  # on sys: this module may be loaded twice
 
 
 class EgressBlocked(PermissionError):
@@ -124,6 +125,9 @@ def _hosts_in(args: Iterable[object]) -> list[str]:
 
 def install(policy: EgressPolicy) -> None:
     """Install the audit hook (once per process; it cannot be removed)."""
+    if getattr(sys, _INSTALLED, False):
+        return  # installed at start-up by python_child/sitecustomize.py: once is enough
+    setattr(sys, _INSTALLED, True)
     state = threading.local()
     real_getaddrinfo: Callable[..., Any] = socket.getaddrinfo
 
