@@ -204,3 +204,60 @@ def test_exception_settings_from_the_ide_are_replayed_into_new_generations(
         reloaded = push(simulator, plugin)
         assert reloaded.status_code == 200 and reloaded.json()["status"] == "ok"
     ide.request("disconnect", {})
+
+
+PARSE_APP = """\
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+
+def parse(text):
+    return int(text)
+
+
+async def boom(request):
+    return JSONResponse({"number": parse(request.query_params.get("n", "0"))})
+
+
+app = Starlette(routes=[Route("/", boom)])
+"""
+
+
+def test_function_breakpoints_from_the_ide_are_replayed_into_new_generations(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    # debugpy stops at plain functions by name (not at `async def` ones: it never did).
+    plugin = write_plugin(
+        tmp_path / "boom", python_manifest("com.test.boom"), {"app.py": PARSE_APP}
+    )
+    simulator: RunningSimulator = start_simulator([plugin])
+    [status] = simulator.status()["plugins"]
+    ide = DapTestClient(status["debug_port"])
+    capabilities = ide.request("initialize", {"adapterID": "python"})
+    assert capabilities["supportsFunctionBreakpoints"] is True
+    ide.request("attach", {"justMyCode": True})
+    placed = ide.request("setFunctionBreakpoints", {"breakpoints": [{"name": "parse"}]})
+    assert placed["breakpoints"] == [{"verified": True}]
+    ide.request("configurationDone")
+    generations = []
+    for number in range(3):  # the generation the IDE attached to, then two after reloads
+        thread, result = request_in_background(simulator, f"/plugins/com.test.boom/?n={number}")
+        stopped = ide.event("stopped")
+        assert stopped["reason"] == "function breakpoint"
+        [frame, *_] = ide.request("stackTrace", {"threadId": stopped["threadId"]})["stackFrames"]
+        assert frame["name"] == "parse" and frame["source"]["path"] == str(plugin / "app.py")
+        ide.request("continue", {"threadId": stopped["threadId"]})
+        thread.join(30)
+        assert result["response"].json() == {"number": number}
+        generations.append(result["response"].headers["x-powerx-generation"])
+        with (plugin / "app.py").open("a") as source:
+            source.write("# edited\n")
+        reloaded = push(simulator, plugin)
+        assert reloaded.status_code == 200 and reloaded.json()["status"] == "ok"
+    assert len(set(generations)) == 3
+    # Cleared in the IDE: cleared in the serving generation and in the ones after it.
+    assert ide.request("setFunctionBreakpoints", {"breakpoints": []}) == {"breakpoints": []}
+    assert simulator.get("/plugins/com.test.boom/?n=7").json() == {"number": 7}
+    ide.request("disconnect", {})

@@ -50,6 +50,7 @@ CAPABILITIES: Message = {
     "supportsConfigurationDoneRequest": True,
     "supportsConditionalBreakpoints": True,
     "supportsHitConditionalBreakpoints": True,
+    "supportsFunctionBreakpoints": True,
     "supportsLogPoints": True,
     "supportsEvaluateForHovers": True,
     "supportsSetVariable": True,
@@ -210,7 +211,7 @@ class IdeClient:
             await self.session.set_exception_filters(dict(arguments))
             return {}
         if command == "setFunctionBreakpoints":
-            return {"breakpoints": []}  # not kept: they name functions, not lines
+            return await self._set_function_breakpoints(arguments)
         if command == "configurationDone":
             paused = self.session.paused
             if paused is not None:  # already paused when the IDE arrived: show it
@@ -228,6 +229,16 @@ class IdeClient:
             body = await link.dap.request(command, self._to_generation(link, arguments))
             return self._to_ide(link, body)
         raise DapError(command, f"'{command}' is not supported by the PowerX proxy")
+
+    async def _set_function_breakpoints(self, arguments: Message) -> Message:
+        """Kept by the session and set in each new generation, like exception settings.
+        debugpy numbers them anew in each generation, so no ids are passed on."""
+        wanted = arguments.get("breakpoints") or []
+        placed = await self.session.set_function_breakpoints(dict(arguments))
+        if placed is None:
+            message = "set when the plugin's next generation starts under the debugger"
+            return {"breakpoints": [{"verified": False, "message": message} for _ in wanted]}
+        return {"breakpoints": [{"verified": bool(entry.get("verified"))} for entry in placed]}
 
     async def _set_breakpoints(self, arguments: Message) -> Message:
         source = arguments.get("source") or {}

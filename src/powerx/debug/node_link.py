@@ -154,7 +154,10 @@ class NodeLink:
     # -- handshake and breakpoints ---------------------------------------------------------
 
     async def handshake(
-        self, breakpoints: list[Breakpoint], exception_filters: Message | None = None
+        self,
+        breakpoints: list[Breakpoint],
+        exception_filters: Message | None = None,
+        function_breakpoints: Message | None = None,
     ) -> ReplayResult:
         started = time.perf_counter()
         await self.call("Debugger.enable")

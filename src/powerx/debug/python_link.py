@@ -78,7 +78,10 @@ class PythonLink:
     # -- handshake and breakpoints ---------------------------------------------------------
 
     async def handshake(
-        self, breakpoints: list[Breakpoint], exception_filters: Message | None = None
+        self,
+        breakpoints: list[Breakpoint],
+        exception_filters: Message | None = None,
+        function_breakpoints: Message | None = None,
     ) -> ReplayResult:
         """initialize -> attach -> (initialized) -> setBreakpoints per file -> configurationDone."""
         started = time.perf_counter()
@@ -101,6 +104,8 @@ class PythonLink:
         attach = self.dap.send_request("attach", {"justMyCode": True, "redirectOutput": False})
         await asyncio.wait_for(initialized, HANDSHAKE_TIMEOUT_S)
         result = await self.set_breakpoints(breakpoints)
+        if function_breakpoints:
+            await self.set_function_breakpoints(function_breakpoints)
         await self.set_exception_breakpoints(exception_filters or {"filters": []})
         await self.dap.request("configurationDone", {}, HANDSHAKE_TIMEOUT_S)
         response = await asyncio.wait_for(attach, HANDSHAKE_TIMEOUT_S)
@@ -108,6 +113,10 @@ class PythonLink:
             raise DapError("attach", str(response.get("message")))
         result.replay_ms = (time.perf_counter() - started) * 1000
         return result
+
+    async def set_function_breakpoints(self, arguments: Message) -> Message:
+        """The IDE's function breakpoints (by name), as it sent them."""
+        return await self.dap.request("setFunctionBreakpoints", arguments, HANDSHAKE_TIMEOUT_S)
 
     async def set_exception_breakpoints(self, arguments: Message) -> Message:
         """The IDE's exception settings (``raised``, ``uncaught`` ...), as it sent them."""

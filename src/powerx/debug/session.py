@@ -84,6 +84,8 @@ class DebugSession:
         self.texts: dict[str, str] = {}  # node: each breakpoint file as last placed
         # An IDE's last setExceptionBreakpoints (Python), replayed like the breakpoints.
         self.exception_filters: Message | None = None
+        # And its last setFunctionBreakpoints: functions by name, the same in each generation.
+        self.function_breakpoints: Message | None = None
         self.last_replay: ReplayResult | None = None
         self.replays: dict[int, ReplayResult] = {}  # per live generation
         self._tasks: set[asyncio.Task[None]] = set()
@@ -136,7 +138,9 @@ class DebugSession:
         holder.append(link)
         self.links[generation] = link
         try:
-            result = await link.handshake(self.breakpoints.items, self.exception_filters)
+            result = await link.handshake(
+                self.breakpoints.items, self.exception_filters, self.function_breakpoints
+            )
         except (DapError, TimeoutError, OSError):
             self.links.pop(generation, None)
             await link.detach()
@@ -367,6 +371,19 @@ class DebugSession:
             if isinstance(link, PythonLink):
                 with contextlib.suppress(DapError, TimeoutError):
                     await link.set_exception_breakpoints(arguments)
+
+    async def set_function_breakpoints(self, arguments: Message) -> list[Message] | None:
+        """Keep an IDE's function breakpoints and set them in every live generation; what
+        the serving generation made of them (None when none is being debugged yet)."""
+        self.function_breakpoints = arguments
+        placed: list[Message] | None = None
+        for generation, link in list(self.links.items()):
+            if isinstance(link, PythonLink):
+                with contextlib.suppress(DapError, TimeoutError):
+                    body = await link.set_function_breakpoints(arguments)
+                    if generation == self.active_generation:
+                        placed = list(body.get("breakpoints") or [])
+        return placed
 
     async def push_breakpoints(self, cleared_files: list[str]) -> None:
         """Send the changed set to every live generation (each file's set is replaced)."""
