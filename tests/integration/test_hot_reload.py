@@ -553,3 +553,8 @@ def test_node_generation_from_a_warm_spare_serves_the_plugin_not_the_warm_up(
         assert failed.status_code == 500
         assert failed.json()["error"] == "plugin_exception"
         assert "boom at /boom" in failed.json()["message"]
+        # Once the generation has answered, the next spare starts: the next reload finds it.
+        deadline = time.monotonic() + 10
+        while not plugin_status(simulator, NODE_ID)["launcher_warm"]:
+            assert time.monotonic() < deadline, "no warm spare after the first request"
+            time.sleep(0.05)

@@ -53,6 +53,10 @@ class PluginProcess(Protocol):
 class Launcher(Protocol):
     name: str
 
+    def warm(self) -> bool:
+        """Whether a launch now would skip the runtime's start-up."""
+        ...
+
     async def launch(self, spec: LaunchSpec) -> PluginProcess: ...
     async def close(self) -> None: ...
 
@@ -122,6 +126,9 @@ async def _spawn(command: list[str], env: Mapping[str, str], cwd: str) -> ChildP
 class ColdLauncher:
     name = "cold"
 
+    def warm(self) -> bool:
+        return False
+
     async def launch(self, spec: LaunchSpec) -> PluginProcess:
         return await _spawn(shim_command(spec.runtime, spec.argv), spec.env, spec.cwd)
 
@@ -133,8 +140,10 @@ class SpareLauncher:
     """Keeps one warm shim per runtime, started before it is needed.
 
     The next spare is started by ``prepare()`` once the generation that took the last
-    one is up (the supervisor calls it), not at once: a Node start-up costs ~50 ms of CPU,
-    and on a two-core laptop it would slow the very generation the user is waiting for.
+    one has answered its first request, or 0.2 s after it came up (the supervisor calls
+    it), not at once: a Node start-up costs ~50 ms of CPU, and on a two-core laptop it
+    would slow the very request the user saved for. A launch that finds no spare starts
+    one and waits for it.
     """
 
     name = "spare"
@@ -156,6 +165,10 @@ class SpareLauncher:
     def prepare(self) -> None:
         if self._next is None:
             self._next = asyncio.create_task(self._warm())
+
+    def warm(self) -> bool:
+        task = self._next
+        return task is not None and task.done() and not task.cancelled() and not task.exception()
 
     async def launch(self, spec: LaunchSpec) -> PluginProcess:
         self.prepare()
@@ -253,6 +266,10 @@ class ZygoteLauncher:
     def prepare(self) -> None:
         if self._starting is None:
             self._starting = asyncio.create_task(self.start())
+
+    def warm(self) -> bool:
+        ready = self._ready
+        return ready is not None and ready.done() and not ready.cancelled() and not ready.exception()
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()

@@ -473,6 +473,7 @@ class Simulator:
                     "exit_code": gen.exit_code if gen else None,
                     "restarts": slot.restarts,
                     "launcher": self.supervisor.launcher(slot.manifest.runtime).name,
+                    "launcher_warm": self.supervisor.launcher(slot.manifest.runtime).warm(),
                     "permissions": slot.manifest.permissions,
                     "url": f"{self.url}/plugins/{plugin_id}/",
                     "debug_port": self.debugger.debug_port(plugin_id),
