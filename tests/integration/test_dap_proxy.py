@@ -228,7 +228,7 @@ def test_function_breakpoints_from_the_ide_are_replayed_into_new_generations(
     workspace: Workspace, tmp_path: Path, start_simulator: Any
 ) -> None:
     workspace.login()
-    # debugpy stops at plain functions by name (not at `async def` ones: it never did).
+    # debugpy stops at plain functions by name; it does not stop at `async def` ones.
     plugin = write_plugin(
         tmp_path / "boom", python_manifest("com.test.boom"), {"app.py": PARSE_APP}
     )
