@@ -269,7 +269,9 @@ class ZygoteLauncher:
 
     def warm(self) -> bool:
         ready = self._ready
-        return ready is not None and ready.done() and not ready.cancelled() and not ready.exception()
+        if ready is None or not ready.done() or ready.cancelled():
+            return False
+        return ready.exception() is None
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
