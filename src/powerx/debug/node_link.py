@@ -184,7 +184,8 @@ class NodeLink:
             if orphaned(bp):
                 continue
             result.set += 1
-            if bp.hit_condition and parse_hit_condition(bp.hit_condition) is None:
+            hit = parse_hit_condition(bp.hit_condition) if bp.hit_condition else None
+            if bp.hit_condition and hit is None:
                 bp.verified = False  # saved before hit counts were checked on the way in
                 bp.message = f"hit condition {bp.hit_condition!r}: use {HIT_CONDITION_HELP}"
                 continue
@@ -201,7 +202,7 @@ class NodeLink:
                 "columnNumber": where[1],
             }
             self._placements += 1
-            condition = _condition(bp, self._placements)
+            condition = _condition(bp, hit, self._placements)
             if condition:
                 params["condition"] = condition
             answer = await self.call("Debugger.setBreakpointByUrl", params)
@@ -304,13 +305,12 @@ def _describe(value: Message) -> str:
     return str(value.get("description") or value.get("type"))
 
 
-def _condition(bp: Breakpoint, placement: int) -> str | None:
+def _condition(bp: Breakpoint, hit: tuple[str, int] | None, placement: int) -> str | None:
     """V8 has neither hit counts nor log points: both become parts of the condition. The
     hit count is kept in the generation per placement (so it restarts with each generation
     and each change of the breakpoints, as in debugpy) and goes up only when the condition
     holds; a log point logs and is false."""
     parts = [f"({bp.condition})"] if bp.condition else []
-    hit = parse_hit_condition(bp.hit_condition) if bp.hit_condition else None
     if hit is not None:
         operator, count = hit
         hits = f"globalThis[Symbol.for('powerx.hits')][{placement}]"

@@ -21,7 +21,7 @@ import socket
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from powerx.build.toolchain import node_executable
 from powerx.runtimes import CONTROL_PREFIX, NODE_SHIM
@@ -123,6 +123,13 @@ async def _spawn(command: list[str], env: Mapping[str, str], cwd: str) -> ChildP
     return ChildProcess(process)
 
 
+def _succeeded(future: asyncio.Future[Any] | None) -> bool:
+    """Done without an error (a warm spare started, the zygote reported ready)."""
+    if future is None or not future.done() or future.cancelled():
+        return False
+    return future.exception() is None
+
+
 class ColdLauncher:
     name = "cold"
 
@@ -167,8 +174,7 @@ class SpareLauncher:
             self._next = asyncio.create_task(self._warm())
 
     def warm(self) -> bool:
-        task = self._next
-        return task is not None and task.done() and not task.cancelled() and not task.exception()
+        return _succeeded(self._next)
 
     async def launch(self, spec: LaunchSpec) -> PluginProcess:
         self.prepare()
@@ -268,10 +274,7 @@ class ZygoteLauncher:
             self._starting = asyncio.create_task(self.start())
 
     def warm(self) -> bool:
-        ready = self._ready
-        if ready is None or not ready.done() or ready.cancelled():
-            return False
-        return ready.exception() is None
+        return _succeeded(self._ready)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()

@@ -323,7 +323,7 @@ class Supervisor:
             if await self._healthy(gen):
                 gen.state = "running"
                 gen.start_ms = (time.perf_counter() - started) * 1000
-                self._warm_next_after_first_request(gen, manifest.runtime)
+                self._spawn_background(self._warm_next_after_first_request(gen, manifest.runtime))
                 return gen
             message = {"event": "unhealthy"}
         self.prepare_launchers({manifest.runtime})  # the next reload finds one warm
@@ -331,20 +331,14 @@ class Supervisor:
         await self.stop_generation(gen)
         raise self._start_error(slot, gen, message)
 
-    def _warm_next_after_first_request(self, gen: Generation, runtime: str) -> None:
+    async def _warm_next_after_first_request(self, gen: Generation, runtime: str) -> None:
         """Start the next warm spare once the new generation has answered its first request
         (or SPARE_AFTER_S after it came up): a Node start-up costs ~50 ms of CPU, and
         started at once it competes with the very request the developer saved for."""
-
-        async def warm() -> None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(gen.served.wait(), SPARE_AFTER_S)
-            if not self.closing:
-                self.prepare_launchers({runtime})
-
-        task = asyncio.create_task(warm())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(gen.served.wait(), SPARE_AFTER_S)
+        if not self.closing:
+            self.prepare_launchers({runtime})
 
     async def _healthy(self, gen: Generation) -> bool:
         try:
