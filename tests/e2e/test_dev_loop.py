@@ -125,6 +125,46 @@ def test_a_burst_of_saves_coalesces_and_the_last_edit_wins(tmp_path: Path) -> No
     assert 1 <= len(reloads) < 20
 
 
+SLOW_BUILD = """\
+// Joins src/a.js and src/b.js into dist/index.js, slowly: saves land while it runs.
+const fs = require('node:fs');
+const [a, b] = ['a', 'b'].map((name) => fs.readFileSync(`src/${name}.js`, 'utf8').trim());
+setTimeout(() => {
+  fs.mkdirSync('dist', { recursive: true });
+  fs.writeFileSync('dist/index.js', `const parts = [${a}, ${b}];
+module.exports = { fetch: async () => new Response(parts.join('+')) };
+`);
+}, 400);
+"""
+
+
+def test_a_save_that_lands_during_a_build_drops_that_build(tmp_path: Path) -> None:
+    """Two files saved 0.1 s apart, the second while the first one's build runs: one
+    reload, serving both edits; the half-saved state is never pushed."""
+    plugin = tmp_path / "two-files"
+    (plugin / "src").mkdir(parents=True)
+    (plugin / "src/a.js").write_text('"a0"\n')
+    (plugin / "src/b.js").write_text('"b0"\n')
+    (plugin / "build.js").write_text(SLOW_BUILD)
+    (plugin / "powerx.plugin.yaml").write_text(
+        "id: com.example.two-files\nname: Two files\nversion: 1.0.0\nruntime: node18\n"
+        "entry: src/a.js\nbuild:\n  command: node build.js\n  output: dist/index.js\n"
+        'host:\n  api: "^2.3"\n'
+    )
+    with LocalSimulator([plugin], watch=True, workdir=tmp_path / "sim") as sim:
+        assert sim.get("/plugins/com.example.two-files/").text == "a0+b0"
+        time.sleep(0.5)
+        (plugin / "src/a.js").write_text('"a1"\n')
+        time.sleep(0.1)  # the build of a1 alone is running
+        (plugin / "src/b.js").write_text('"b1"\n')
+        assert wait_for_text(sim.get, "/plugins/com.example.two-files/", "a1+b1")
+        assert wait_for_output(sim, "gen 2"), sim.output()
+        time.sleep(1.0)  # a late second reload would show up by now
+        reloads = [line for line in sim.output().splitlines() if "  gen " in line]
+    assert len(reloads) == 1, sim.output()
+    assert "gen 2" in reloads[0] and "a.js" in reloads[0] and "b.js" in reloads[0]
+
+
 def test_repeated_mismatches_print_an_alert_line_that_later_clears(tmp_path: Path) -> None:
     config = tmp_path / "sim.yaml"
     config.write_text(

@@ -3,6 +3,11 @@
 Bursts of saves coalesce: while a reload is building or pushing, further changes only
 mark the plugin dirty; when the reload ends, one more runs on the folder's state at that
 moment. So the latest edit always wins and no queue of stale builds builds up.
+
+A build that more saves overtook while it ran is dropped before it is pushed, and the
+folder is built again: the watcher yields within a few ms of the first write, so the rest
+of a multi-file save ("Save All", a branch switch) often lands during the build, and the
+half-saved state it saw must not be served, nor its errors reported.
 """
 
 from __future__ import annotations
@@ -15,11 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from powerx.build import BuildSession
+from powerx.build import Artefact, BuildSession
 from powerx.errors import PowerXError
 from powerx.manifest import load_manifest
 from powerx.reload.client import SimulatorClient
 from powerx.reload.watcher import WatchPlan, plan_watch, watch
+
+# Builds dropped in a row because newer saves overtook them; then one is pushed anyway,
+# so a tool that writes without pause (a code generator in watch mode) still reloads.
+MAX_SUPERSEDED_BUILDS = 3
 
 
 @dataclass
@@ -89,6 +98,7 @@ class PluginLoop:
         self.changed: set[Path] = set()
         self.first_change_at = 0.0
         self.outcomes: list[ReloadOutcome] = []
+        self.superseded = 0  # builds dropped because newer saves overtook them
 
     def mark(self, paths: set[Path]) -> None:
         if not self.dirty.is_set():
@@ -96,11 +106,22 @@ class PluginLoop:
         self.changed |= paths
         self.dirty.set()
 
-    async def reload_once(self, changed: list[str], since: float) -> ReloadOutcome:
+    async def _build(self) -> Artefact | PowerXError:
+        try:
+            return await asyncio.to_thread(self.session.build)
+        except PowerXError as error:
+            return error
+
+    async def reload_once(
+        self, changed: list[str], since: float, built: Artefact | PowerXError | None = None
+    ) -> ReloadOutcome:
+        """Build (unless ``built`` is given), push, and report one reload."""
         plugin = self.plan.root.name
         result: dict[str, Any] | None = None
         try:
-            artefact = await asyncio.to_thread(self.session.build)
+            artefact = built if built is not None else await self._build()
+            if isinstance(artefact, PowerXError):
+                raise artefact
             plugin = artefact.manifest.id
             result = await self.client.push(artefact)
         except PowerXError as error:
@@ -166,17 +187,28 @@ class PluginLoop:
         with contextlib.suppress(PowerXError):
             await asyncio.to_thread(self.session.build)
 
+    def _take_changed(self) -> set[str]:
+        changed = {
+            str(p.relative_to(self.plan.root))
+            for p in self.changed
+            if p.is_relative_to(self.plan.root)
+        }
+        self.changed = set()
+        return changed
+
     async def run_builds(self) -> None:
         while True:
             await self.dirty.wait()
-            self.dirty.clear()
-            changed = sorted(
-                str(p.relative_to(self.plan.root))
-                for p in self.changed
-                if p.is_relative_to(self.plan.root)
-            )
-            self.changed = set()
-            await self.reload_once(changed, self.first_change_at)
+            since = self.first_change_at
+            changed: set[str] = set()
+            for dropped in range(MAX_SUPERSEDED_BUILDS + 1):
+                self.dirty.clear()
+                changed |= self._take_changed()
+                built = await self._build()
+                if not self.dirty.is_set() or dropped == MAX_SUPERSEDED_BUILDS:
+                    break
+                self.superseded += 1  # newer saves landed while it built: build them too
+            await self.reload_once(sorted(changed), since, built)
 
     async def run_watch(self, stop: asyncio.Event) -> None:
         self.reporter.watching(self.plan)

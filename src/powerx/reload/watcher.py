@@ -1,6 +1,6 @@
 """Watch a plugin's source folders and yield batches of changed paths.
 
-Native events (watchfiles, tuned to ~8 ms from write to batch) where they work;
+Native events (watchfiles, tuned to ~4 ms from write to batch) where they work;
 a poller over ``st_mtime_ns`` and size where they do not: WSL on ``/mnt/*``, network
 and FUSE file systems, or when asked (``--poll``, ``POWERX_FORCE_POLLING=1``). The poller
 catches two saves within one second, which watchfiles' own polling mode misses.
@@ -21,12 +21,13 @@ import watchfiles
 from powerx.build.pack import EXCLUDED_DIRS, EXCLUDED_SUFFIXES
 
 # watchfiles yields a batch once a step passes with no new change, so a save is seen
-# 1-2 steps after it lands. Measured p50 (benchmarks/watcher_latency.py): 3.9 ms with 2 ms
-# steps, 7.7 ms with 5 ms, 12.0 ms with 10 ms. 5 ms keeps the writes of one "Save All"
-# (several files, a few ms apart) in one batch, so it reloads once, not once per file.
-# The price of short steps is wake-ups while idle (simulator, two plugins watched: 1.9 %
-# of a core with 2 ms steps, 1.1 % with 10 ms).
-STEP_MS = 5
+# 1-2 steps after it lands. Measured p50 (benchmarks/watcher_latency.py): 2.5 ms with 1 ms
+# steps, 3.6 ms with 2 ms, 7.7 ms with 5 ms. A "Save All" whose writes are more than a step
+# apart arrives in two batches; the dev loop then drops the build of the first (see
+# reload/executor.py), so it still reloads once. The price of short steps is wake-ups
+# while idle (simulator, two plugins watched: 1.9 % of a core with 2 ms steps, 1.1 % with
+# 10 ms).
+STEP_MS = 2
 DEBOUNCE_MS = 60
 POLL_INTERVAL_S = 0.05
 _NETWORK_FS = {
