@@ -16,6 +16,7 @@ which is how nodemon runs a TypeScript app like the powerx Node example.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import shutil
@@ -70,6 +71,29 @@ createServer((req: IncomingMessage, res: ServerResponse) => {
   res.setHeader("content-type", "application/json");
   res.end(JSON.stringify({ greeting: GREETING }));
 }).listen(Number(process.env.PORT), "127.0.0.1");
+"""
+
+
+# The example plugins answer `/` after one host API call (contacts.list). The same app
+# under nodemon calls a stand-in host API, so each restart pays what a fresh Node process
+# pays for its first fetch(), as a plugin run by nodemon would.
+NODE_TS_HOST_APP = """import { createServer, IncomingMessage, ServerResponse } from "node:http";
+
+const GREETING: string = "start";
+
+createServer(async (req: IncomingMessage, res: ServerResponse) => {
+  const contacts = (await (await fetch(`${process.env.HOST_API}/contacts`)).json()) as unknown[];
+  res.setHeader("content-type", "application/json");
+  res.end(JSON.stringify({ greeting: GREETING, contacts: contacts.length }));
+}).listen(Number(process.env.PORT), "127.0.0.1");
+"""
+
+HOST_API_STANDIN = """const http = require('node:http');
+const contacts = JSON.stringify([{ id: 'c1', name: 'Ada Lovelace', email: 'ada@example.com' }]);
+http.createServer((req, res) => {
+  res.setHeader('content-type', 'application/json');
+  res.end(contacts);
+}).listen(Number(process.env.PORT), '127.0.0.1');
 """
 
 
@@ -292,24 +316,54 @@ def bench_uvicorn(edits: int, gap_s: float, timeout_s: float, work: Path) -> Res
 
 
 def bench_nodemon(
-    edits: int, gap_s: float, timeout_s: float, work: Path, typescript: bool = False
+    edits: int,
+    gap_s: float,
+    timeout_s: float,
+    work: Path,
+    typescript: bool = False,
+    host_api: bool = False,
 ) -> Result:
     missing = [tool.name for tool in (NODEMON, ESBUILD) if not tool.exists()]
     if missing:
         raise SystemExit(
             f"{' and '.join(missing)} missing: run `make bench` (or `npm ci` in benchmarks/)"
         )
-    folder = work / ("nodemon-ts-app" if typescript else "nodemon-app")
+    folder = work / f"nodemon-{'host' if host_api else 'ts' if typescript else 'js'}-app"
     folder.mkdir()
     port = free_port()
-    env = {
-        "PATH": f"{Path(shutil.which('node') or 'node').parent}:/usr/bin:/bin",
-        "PORT": str(port),
-    }
+    node_dir = Path(shutil.which("node") or "node").parent
+    env = {"PATH": f"{node_dir}:/usr/bin:/bin", "PORT": str(port)}
+    with contextlib.ExitStack() as stack:
+        if host_api:
+            api_port = free_port()
+            (folder / "host_api.js").write_text(HOST_API_STANDIN)
+            stack.enter_context(
+                running(
+                    [str(node_dir / "node"), "host_api.js"], folder, {**env, "PORT": str(api_port)}
+                )
+            )
+            env["HOST_API"] = f"http://127.0.0.1:{api_port}"
+            with httpx.Client(trust_env=False, timeout=10) as client:
+                wait_up(f"{env['HOST_API']}/contacts", client)
+        return _bench_nodemon_app(
+            edits, gap_s, timeout_s, folder, env, port, typescript or host_api, host_api
+        )
+
+
+def _bench_nodemon_app(
+    edits: int,
+    gap_s: float,
+    timeout_s: float,
+    folder: Path,
+    env: dict[str, str],
+    port: int,
+    typescript: bool,
+    host_api: bool,
+) -> Result:
     if typescript:
         source = folder / "src" / "server.ts"
         source.parent.mkdir()
-        source.write_text(NODE_TS_APP)
+        source.write_text(NODE_TS_HOST_APP if host_api else NODE_TS_APP)
         build = (
             f"{ESBUILD} src/server.ts --bundle --platform=node --target=node18 "
             "--outfile=dist/server.js --log-level=warning"
@@ -324,7 +378,8 @@ def bench_nodemon(
             "--exec",
             f"{build} && node dist/server.js",
         ]
-        tool, line = "nodemon + esbuild (TypeScript)", 'const GREETING: string = "{}";'
+        tool = "nodemon + esbuild (TypeScript" + (", host API call)" if host_api else ")")
+        line = 'const GREETING: string = "{}";'
     else:
         source = folder / "server.js"
         source.write_text(NODE_APP)
@@ -363,6 +418,7 @@ def table(results: list[Result]) -> str:
         ("powerx (python)", "uvicorn --reload"),
         ("powerx (node)", "nodemon"),
         ("powerx (node)", "nodemon + esbuild (TypeScript)"),
+        ("powerx (node)", "nodemon + esbuild (TypeScript, host API call)"),
     ):
         if ours in by_tool and theirs in by_tool:
             ratio = by_tool[theirs].percentile(50) / by_tool[ours].percentile(50)
@@ -383,8 +439,15 @@ def main() -> int:
     parser.add_argument(
         "--only",
         action="append",
-        choices=["powerx-python", "powerx-node", "uvicorn", "nodemon", "nodemon-ts"],
-        help="run only these (repeatable); default: all five",
+        choices=[
+            "powerx-python",
+            "powerx-node",
+            "uvicorn",
+            "nodemon",
+            "nodemon-ts",
+            "nodemon-host",
+        ],
+        help="run only these (repeatable); default: all six",
     )
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     parser.add_argument(
@@ -396,7 +459,14 @@ def main() -> int:
         "that the serving generation keeps serving",
     )
     args = parser.parse_args()
-    chosen = args.only or ["powerx-python", "uvicorn", "powerx-node", "nodemon", "nodemon-ts"]
+    chosen = args.only or [
+        "powerx-python",
+        "uvicorn",
+        "powerx-node",
+        "nodemon",
+        "nodemon-ts",
+        "nodemon-host",
+    ]
     gap_s = args.gap_ms / 1000
     results = []
     with tempfile.TemporaryDirectory(prefix="powerx-bench-") as tmp:
@@ -412,6 +482,9 @@ def main() -> int:
             "nodemon": lambda: bench_nodemon(args.edits, gap_s, args.timeout_s, work),
             "nodemon-ts": lambda: bench_nodemon(
                 args.edits, gap_s, args.timeout_s, work, typescript=True
+            ),
+            "nodemon-host": lambda: bench_nodemon(
+                args.edits, gap_s, args.timeout_s, work, host_api=True
             ),
         }
         for name in chosen:
