@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import reprlib
 from pathlib import Path
@@ -201,7 +202,16 @@ def _field_problem(error: dict[str, Any], raw: dict[str, Any]) -> Problem:
 
 
 def parse_manifest(text: str, source: str = MANIFEST_FILE) -> Manifest:
-    """Parse manifest text; raise :class:`ManifestError` listing every problem at once."""
+    """Parse manifest text; raise :class:`ManifestError` listing every problem at once.
+
+    Every hot reload parses the same manifest twice (the build, then the simulator's
+    admission) and YAML costs ~0.5 ms each time, so good manifests are remembered by text;
+    each caller gets its own copy."""
+    return _parse_remembered(text, source).model_copy(deep=True)
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_remembered(text: str, source: str) -> Manifest:  # errors are not cached
     if len(text) > MAX_MANIFEST_CHARS:
         raise ManifestError(
             "manifest_too_large",

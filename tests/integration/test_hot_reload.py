@@ -139,6 +139,40 @@ def test_node_edit_is_served_by_the_next_generation(
     assert plugin_status(simulator, NODE_ID)["generation"] == 4
 
 
+def process_gone(pid: int, timeout_s: float = 10) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_the_previous_generation_stops_whether_or_not_a_request_comes(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    """It is stopped after the new generation's first request, or shortly after the flip
+    when none comes; either way no process is left behind."""
+    workspace.login()
+    plugin = copy_example(HELLO_NODE, tmp_path / "hello-node")
+    simulator = start_simulator([plugin])
+    session = BuildSession(plugin, tmp_path / "build")
+    try:
+        for version, request_first in ((1, True), (2, False)):
+            old_pid = plugin_status(simulator, NODE_ID)["pid"]
+            set_node_greeting(plugin, f"node v{version}")
+            assert push(simulator, plugin, session).status_code == 200
+            if request_first:
+                assert greeting(simulator, NODE_ID) == f"node v{version}"
+            assert process_gone(old_pid), f"generation pid {old_pid} still runs"
+            assert plugin_status(simulator, NODE_ID)["pid"] != old_pid
+    finally:
+        session.close()
+    assert greeting(simulator, NODE_ID) == "node v2"
+
+
 def test_same_artefact_twice_is_idempotent(
     workspace: Workspace, tmp_path: Path, start_simulator: Any
 ) -> None:

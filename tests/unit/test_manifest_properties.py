@@ -397,3 +397,21 @@ def test_valid_manifests_parse_and_keep_their_values(raw: dict[str, Any]) -> Non
     assert verdict.egress == [host.lower() for host in raw.get("egress", [])]
     build = verdict.build.model_dump(exclude_unset=True) if verdict.build else None
     assert build == raw.get("build")
+
+
+def test_a_remembered_manifest_is_a_fresh_copy_each_time() -> None:
+    """Good manifests are remembered by text (each hot reload parses one twice); a caller
+    that changes its copy must not change what the next caller gets."""
+    text = yaml.safe_dump({**VALID, "permissions": ["contacts:read"]})
+    first = parse_manifest(text)
+    first.permissions.append("messages:send")
+    first.host.api = "^9.0"
+    second = parse_manifest(text)
+    assert second is not first
+    assert second.permissions == ["contacts:read"]
+    assert second.host.api == VALID["host"]["api"]
+    broken = text.replace("version: 1.0.0", "version: one")
+    assert broken != text
+    for _ in range(2):  # a bad manifest is refused every time, not remembered
+        with pytest.raises(PowerXError):
+            parse_manifest(broken)

@@ -148,9 +148,10 @@ class SpareLauncher:
 
     The next spare is started by ``prepare()`` once the generation that took the last
     one has answered its first request, or 0.2 s after it came up (the supervisor calls
-    it), not at once: a Node start-up costs ~50 ms of CPU, and on a two-core laptop it
-    would slow the very request the user saved for. A launch that finds no spare starts
-    one and waits for it.
+    it), not at once: a Node start-up with its warm-up costs ~0.1 s of CPU (measured
+    with `/usr/bin/time node node_shim.js --spare`), and on a two-core laptop it would
+    slow the very request the user saved for. A launch that finds no spare starts one
+    and waits for it.
     """
 
     name = "spare"

@@ -35,9 +35,10 @@ GenerationState = Literal["starting", "running", "draining", "stopped", "crashed
 # The only variables of the developer's environment a plugin process inherits.
 _PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SYSTEMROOT")
 HEALTH_PATH = "/__powerx/health"
-# The next warm spare starts after a new generation's first request, or this long after it
-# came up when no request comes; a reload before then starts one itself.
-SPARE_AFTER_S = 0.2
+# After a flip, the work that can wait (the next warm spare starts, the previous generation
+# stops) waits for the new generation's first request, or this long when none comes; a
+# reload before then starts a spare itself.
+AFTER_FLIP_WAIT_S = 0.2
 STOP_GRACE_S = 3.0
 DRAIN_TIMEOUT_S = 10.0
 CRASH_WINDOW_S = 60.0
@@ -331,12 +332,17 @@ class Supervisor:
         await self.stop_generation(gen)
         raise self._start_error(slot, gen, message)
 
-    async def _warm_next_after_first_request(self, gen: Generation, runtime: str) -> None:
-        """Start the next warm spare once the new generation has answered its first request
-        (or SPARE_AFTER_S after it came up): a Node start-up costs ~50 ms of CPU, and
-        started at once it competes with the very request the developer saved for."""
+    @staticmethod
+    async def _first_request(gen: Generation) -> None:
+        """Until ``gen`` has answered its first request, or AFTER_FLIP_WAIT_S: work done
+        sooner competes for the CPU with the very request the developer saved for."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(gen.served.wait(), SPARE_AFTER_S)
+            await asyncio.wait_for(gen.served.wait(), AFTER_FLIP_WAIT_S)
+
+    async def _warm_next_after_first_request(self, gen: Generation, runtime: str) -> None:
+        """Start the next warm spare (a Node start-up costs ~0.1 s of CPU) after
+        ``gen``'s first request."""
+        await self._first_request(gen)
         if not self.closing:
             self.prepare_launchers({runtime})
 
@@ -426,8 +432,14 @@ class Supervisor:
             number = previous.number if previous is not None else None
             self._spawn_background(self.debug.generation_flipped(gen.plugin_id, number, gen.number))
         if previous is not None and previous is not gen:
-            self._spawn_background(self.stop_generation(previous, drain=True))
+            self._spawn_background(self._retire_after_first_request(previous, gen))
         return previous
+
+    async def _retire_after_first_request(self, previous: Generation, gen: Generation) -> None:
+        """Stop the previous generation (it gets no new requests) after ``gen``'s first
+        request; it drains what it still serves."""
+        await self._first_request(gen)
+        await self.stop_generation(previous, drain=True)
 
     def slot_for(self, manifest: Manifest, source_dir: Path) -> PluginSlot:
         slot = self.slots.get(manifest.id)

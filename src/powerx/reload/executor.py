@@ -29,6 +29,8 @@ from powerx.reload.watcher import WatchPlan, plan_watch, watch
 # Builds dropped in a row because newer saves overtook them; then one is pushed anyway,
 # so a tool that writes without pause (a code generator in watch mode) still reloads.
 MAX_SUPERSEDED_BUILDS = 3
+# Telemetry and the alert check of a reload wait this long after its line is printed.
+REPORT_AFTER_S = 0.05
 
 
 @dataclass
@@ -154,6 +156,9 @@ class PluginLoop:
         return outcome
 
     async def _report(self, outcome: ReloadOutcome, result: dict[str, Any] | None) -> None:
+        # Two requests to the simulator: sent at once, they would queue beside the first
+        # request to the new generation, the one the developer saved for.
+        await asyncio.sleep(REPORT_AFTER_S)
         error = outcome.error
         report: dict[str, Any] | None = None
         if result is not None and result.get("reload_id"):
