@@ -100,7 +100,6 @@ class PluginLoop:
         self.changed: set[Path] = set()
         self.first_change_at = 0.0
         self.outcomes: list[ReloadOutcome] = []
-        self.superseded = 0  # builds dropped because newer saves overtook them
 
     def mark(self, paths: set[Path]) -> None:
         if not self.dirty.is_set():
@@ -189,8 +188,7 @@ class PluginLoop:
             await self.alert_watch.refresh()
 
     async def warm(self) -> None:
-        with contextlib.suppress(PowerXError):
-            await asyncio.to_thread(self.session.build)
+        await self._build()  # a failure here is reported by the first reload
 
     def _take_changed(self) -> set[str]:
         changed = {
@@ -211,8 +209,7 @@ class PluginLoop:
                 changed |= self._take_changed()
                 built = await self._build()
                 if not self.dirty.is_set() or dropped == MAX_SUPERSEDED_BUILDS:
-                    break
-                self.superseded += 1  # newer saves landed while it built: build them too
+                    break  # else newer saves landed while it built: build them too
             await self.reload_once(sorted(changed), since, built)
 
     async def run_watch(self, stop: asyncio.Event) -> None:
