@@ -8,9 +8,10 @@ failed request. Prints a table (markdown) and, with --json, the raw figures.
     python benchmarks/reload_latency.py                # 200 edits each, all tools
     python benchmarks/reload_latency.py --edits 1000 --only powerx-python
 
-Two nodemon rows: the plain JavaScript server is the fastest nodemon can be (no build);
+Three nodemon rows: the plain JavaScript server is the fastest nodemon can be (no build);
 the TypeScript one is the same server in TypeScript, rebuilt with esbuild on each restart,
-which is how nodemon runs a TypeScript app like the powerx Node example.
+which is how nodemon runs a TypeScript app like the powerx Node example; the third is that
+TypeScript server calling a stand-in host API per request, as the example does.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = REPO / "benchmarks" / "node_modules" / ".bin"
 NODEMON = BIN / "nodemon"
 ESBUILD = BIN / "esbuild"
+# In the order they run by default: each powerx row next to the tools it is compared with.
+TOOLS = ("powerx-python", "uvicorn", "powerx-node", "nodemon", "nodemon-ts", "nodemon-host")
 PHASES = re.compile(r"build (\d+) · upload (\d+) · start (\d+) · swap\s+(\d+)")
 
 UVICORN_APP = """from starlette.applications import Starlette
@@ -319,54 +322,29 @@ def bench_uvicorn(edits: int, gap_s: float, timeout_s: float, work: Path) -> Res
 
 
 def bench_nodemon(
-    edits: int,
-    gap_s: float,
-    timeout_s: float,
-    work: Path,
-    typescript: bool = False,
-    host_api: bool = False,
+    edits: int, gap_s: float, timeout_s: float, work: Path, app: str = "js"
 ) -> Result:
+    """``app``: "js" (plain JavaScript), "ts" (TypeScript + esbuild) or "host" (TypeScript +
+    esbuild, one call to a stand-in host API per request)."""
     missing = [tool.name for tool in (NODEMON, ESBUILD) if not tool.exists()]
     if missing:
         raise SystemExit(
             f"{' and '.join(missing)} missing: run `make bench` (or `npm ci` in benchmarks/)"
         )
-    folder = work / f"nodemon-{'host' if host_api else 'ts' if typescript else 'js'}-app"
+    folder = work / f"nodemon-{app}-app"
     folder.mkdir()
     port = free_port()
     node_dir = Path(shutil.which("node") or "node").parent
     env = {"PATH": f"{node_dir}:/usr/bin:/bin", "PORT": str(port)}
-    with contextlib.ExitStack() as stack:
-        if host_api:
-            api_port = free_port()
-            (folder / "host_api.js").write_text(HOST_API_STANDIN)
-            stack.enter_context(
-                running(
-                    [str(node_dir / "node"), "host_api.js"], folder, {**env, "PORT": str(api_port)}
-                )
-            )
-            env["HOST_API"] = f"http://127.0.0.1:{api_port}"
-            with httpx.Client(trust_env=False, timeout=10) as client:
-                wait_up(f"{env['HOST_API']}/contacts", client)
-        return _bench_nodemon_app(
-            edits, gap_s, timeout_s, folder, env, port, typescript or host_api, host_api
-        )
-
-
-def _bench_nodemon_app(
-    edits: int,
-    gap_s: float,
-    timeout_s: float,
-    folder: Path,
-    env: dict[str, str],
-    port: int,
-    typescript: bool,
-    host_api: bool,
-) -> Result:
-    if typescript:
+    if app == "js":
+        source = folder / "server.js"
+        source.write_text(NODE_APP)
+        command = [str(NODEMON), "--quiet", "server.js"]
+        tool, line = "nodemon", 'const GREETING = "{}";'
+    else:
         source = folder / "src" / "server.ts"
         source.parent.mkdir()
-        source.write_text(NODE_TS_HOST_APP if host_api else NODE_TS_APP)
+        source.write_text(NODE_TS_HOST_APP if app == "host" else NODE_TS_APP)
         build = (
             f"{ESBUILD} src/server.ts --bundle --platform=node --target=node18 "
             "--outfile=dist/server.js --log-level=warning"
@@ -381,24 +359,28 @@ def _bench_nodemon_app(
             "--exec",
             f"{build} && node dist/server.js",
         ]
-        tool = "nodemon + esbuild (TypeScript" + (", host API call)" if host_api else ")")
+        tool = "nodemon + esbuild (TypeScript" + (", host API call)" if app == "host" else ")")
         line = 'const GREETING: string = "{}";'
-    else:
-        source = folder / "server.js"
-        source.write_text(NODE_APP)
-        command = [str(NODEMON), "--quiet", "server.js"]
-        tool, line = "nodemon", 'const GREETING = "{}";'
-    return bench_restarting_tool(
-        tool,
-        command,
-        folder,
-        env,
-        port,
-        lambda m: set_constant(source, "const GREETING", line.format(m)),
-        edits,
-        gap_s,
-        timeout_s,
-    )
+    with contextlib.ExitStack() as stack:
+        if app == "host":
+            api_port = free_port()
+            (folder / "host_api.js").write_text(HOST_API_STANDIN)
+            api_env = {**env, "PORT": str(api_port)}
+            stack.enter_context(running([str(node_dir / "node"), "host_api.js"], folder, api_env))
+            env["HOST_API"] = f"http://127.0.0.1:{api_port}"
+            with httpx.Client(trust_env=False, timeout=10) as client:
+                wait_up(f"{env['HOST_API']}/contacts", client)
+        return bench_restarting_tool(
+            tool,
+            command,
+            folder,
+            env,
+            port,
+            lambda m: set_constant(source, "const GREETING", line.format(m)),
+            edits,
+            gap_s,
+            timeout_s,
+        )
 
 
 def table(results: list[Result]) -> str:
@@ -442,15 +424,8 @@ def main() -> int:
     parser.add_argument(
         "--only",
         action="append",
-        choices=[
-            "powerx-python",
-            "powerx-node",
-            "uvicorn",
-            "nodemon",
-            "nodemon-ts",
-            "nodemon-host",
-        ],
-        help="run only these (repeatable); default: all six",
+        choices=TOOLS,
+        help=f"run only these (repeatable); default: all {len(TOOLS)}",
     )
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     parser.add_argument(
@@ -462,14 +437,7 @@ def main() -> int:
         "that the serving generation keeps serving",
     )
     args = parser.parse_args()
-    chosen = args.only or [
-        "powerx-python",
-        "uvicorn",
-        "powerx-node",
-        "nodemon",
-        "nodemon-ts",
-        "nodemon-host",
-    ]
+    chosen = args.only or list(TOOLS)
     gap_s = args.gap_ms / 1000
     results = []
     with tempfile.TemporaryDirectory(prefix="powerx-bench-") as tmp:
@@ -483,12 +451,8 @@ def main() -> int:
             ),
             "uvicorn": lambda: bench_uvicorn(args.edits, gap_s, args.timeout_s, work),
             "nodemon": lambda: bench_nodemon(args.edits, gap_s, args.timeout_s, work),
-            "nodemon-ts": lambda: bench_nodemon(
-                args.edits, gap_s, args.timeout_s, work, typescript=True
-            ),
-            "nodemon-host": lambda: bench_nodemon(
-                args.edits, gap_s, args.timeout_s, work, host_api=True
-            ),
+            "nodemon-ts": lambda: bench_nodemon(args.edits, gap_s, args.timeout_s, work, "ts"),
+            "nodemon-host": lambda: bench_nodemon(args.edits, gap_s, args.timeout_s, work, "host"),
         }
         for name in chosen:
             results.append(runners[name]())
