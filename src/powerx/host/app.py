@@ -28,6 +28,8 @@ DIGEST_HEADER = "x-powerx-digest"
 BUILD_MS_HEADER = "x-powerx-build-ms"
 SOURCE_HEADER = "x-powerx-source"
 PLUGIN_HEADER = "x-powerx-plugin"
+# On a response that waited at the reload gate: how long, in ms.
+HELD_HEADER = "x-powerx-held-ms"
 
 _HOP_BY_HOP = frozenset(
     {
@@ -178,6 +180,7 @@ def create_app(
         plugin_id = request.path_params["plugin_id"]
         body = await request.body()
         started = time.perf_counter()
+        held_ms = await simulator.gate.passage(plugin_id)
         # No await between choosing the generation and counting the request in flight:
         # a generation being retired then always finishes this request before it stops.
         generation = simulator.serving(plugin_id)
@@ -211,11 +214,15 @@ def create_app(
             if k.lower() not in _HOP_BY_HOP and k.lower() != "content-encoding"
         }
         response_headers["x-powerx-generation"] = str(generation.number)
+        held = ""
+        if held_ms >= 1:
+            response_headers[HELD_HEADER] = f"{held_ms:.0f}"
+            held = f" (held {held_ms:.0f} ms for a reload)"
         simulator.observer.logs.record(
             plugin_id,
             generation.number,
             "access",
-            f"{request.method} /{path} {upstream.status_code}",
+            f"{request.method} /{path} {upstream.status_code}{held}",
             latency_ms=(time.perf_counter() - started) * 1000,
             level="info"
             if upstream.status_code < 400

@@ -26,6 +26,7 @@ from powerx.host.artefacts import ArtefactStore, check_archive, read_member
 from powerx.host.egress_proxy import EgressProxy
 from powerx.host.gateway import Denial, Gateway
 from powerx.host.images import HostImage, check_compatible, get_image, unknown_permissions
+from powerx.host.reload_gate import ReloadGate
 from powerx.host.supervisor import Generation, LogLine, PluginSlot, Supervisor
 from powerx.manifest import MANIFEST_FILE, Manifest, parse_manifest
 from powerx.observe import events
@@ -96,6 +97,7 @@ class Simulator:
             on_egress_blocked=self._on_egress_blocked,
             debug=self.debugger,
         )
+        self.gate = ReloadGate()
         self.denials: list[Denial] = []
         self.counters: Counter[str] = Counter()
         self.gateway = Gateway(
@@ -217,8 +219,19 @@ class Simulator:
         timings: dict[str, float] | None = None,
         force: bool = False,
     ) -> Activation:
-        """Serve ``digest`` for the plugin: start N+1 beside N, flip, record the pointer."""
-        timings = dict(timings or {})
+        """Serve ``digest`` for the plugin: start N+1 beside N, flip, record the pointer.
+        Requests to the plugin wait at the gate meanwhile, then go to what serves."""
+        with self.gate.reloading(manifest.id):
+            return await self._activate(manifest, digest, source_dir, dict(timings or {}), force)
+
+    async def _activate(
+        self,
+        manifest: Manifest,
+        digest: str,
+        source_dir: Path,
+        timings: dict[str, float],
+        force: bool,
+    ) -> Activation:
         slot = self.supervisor.slot_for(manifest, source_dir)
         async with slot.lock:
             current = slot.active

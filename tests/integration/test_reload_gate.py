@@ -1,0 +1,128 @@
+"""A request made while its plugin reloads waits, then gets what serves when the reload
+settles: the new code, or the old generation when the reload failed."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from powerx.build import BuildSession
+from tests.conftest import HELLO_PYTHON, RunningSimulator, Workspace
+from tests.integration.test_hot_reload import (
+    PY_ID,
+    copy_example,
+    push_bytes,
+    set_python_greeting,
+)
+
+
+def slow_import(plugin: Path, flag: Path, tail: str = "") -> None:
+    """Make the next generation's import announce itself (``flag``), then take 0.6 s."""
+    app = plugin / "app.py"
+    prefix = f"import pathlib, time\npathlib.Path({str(flag)!r}).touch()\ntime.sleep(0.6)\n{tail}"
+    app.write_text(prefix + app.read_text())
+
+
+def reload_in_background(
+    simulator: RunningSimulator, plugin: Path, build_dir: Path
+) -> tuple[threading.Thread, list[httpx.Response]]:
+    session = BuildSession(plugin, build_dir)
+    try:
+        artefact = session.build()
+    finally:
+        session.close()
+    responses: list[httpx.Response] = []
+    thread = threading.Thread(
+        target=lambda: responses.append(push_bytes(simulator, artefact.data, artefact.digest))
+    )
+    thread.start()
+    return thread, responses
+
+
+def wait_for_file(path: Path, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.01)
+
+
+def test_a_request_during_a_reload_is_served_by_the_new_generation(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    plugin = copy_example(HELLO_PYTHON, tmp_path / "p")
+    simulator: RunningSimulator = start_simulator([plugin])
+    flag = tmp_path / "importing"
+    set_python_greeting(plugin, "saved")
+    slow_import(plugin, flag)
+    thread, pushed = reload_in_background(simulator, plugin, tmp_path / "build")
+    wait_for_file(flag)  # generation 2 is importing; generation 1 still serves
+
+    response = simulator.get(f"/plugins/{PY_ID}/")
+    thread.join(60)
+
+    assert pushed and pushed[0].status_code == 200, pushed and pushed[0].text
+    assert response.status_code == 200, response.text
+    assert response.json()["greeting"] == "saved"
+    assert response.headers["x-powerx-generation"] == "2"
+    assert int(response.headers["x-powerx-held-ms"]) > 0
+    logs = workspace.powerx("logs", PY_ID, "--json", "--tail", "50")
+    access = [
+        json.loads(line)["message"]
+        for line in logs.stdout.splitlines()
+        if json.loads(line)["stream"] == "access"
+    ]
+    assert any("held" in message and "for a reload" in message for message in access), access
+
+
+def test_a_request_held_for_a_failed_reload_is_served_by_the_old_generation(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    plugin = copy_example(HELLO_PYTHON, tmp_path / "p")
+    simulator: RunningSimulator = start_simulator([plugin])
+    flag = tmp_path / "importing"
+    set_python_greeting(plugin, "never served")
+    slow_import(plugin, flag, tail="raise RuntimeError('broken at import')\n")
+    thread, pushed = reload_in_background(simulator, plugin, tmp_path / "build")
+    wait_for_file(flag)
+
+    response = simulator.get(f"/plugins/{PY_ID}/")
+    thread.join(60)
+
+    assert pushed and pushed[0].status_code == 422, pushed and pushed[0].text
+    assert pushed[0].json()["error"] == "plugin_start_failed"
+    assert response.status_code == 200, response.text
+    assert response.json()["greeting"] == "hello from python"
+    assert response.headers["x-powerx-generation"] == "1"
+    assert int(response.headers["x-powerx-held-ms"]) > 0
+
+
+def test_other_plugins_are_not_held(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    slow = copy_example(HELLO_PYTHON, tmp_path / "slow")
+    other = tmp_path / "other"
+    copy_example(HELLO_PYTHON, other)
+    manifest = other / "powerx.plugin.yaml"
+    manifest.write_text(manifest.read_text().replace(PY_ID, "com.example.other"))
+    simulator: RunningSimulator = start_simulator([slow, other])
+    flag = tmp_path / "importing"
+    slow_import(slow, flag)
+    thread, pushed = reload_in_background(simulator, slow, tmp_path / "build")
+    wait_for_file(flag)
+
+    response = simulator.get("/plugins/com.example.other/")
+    still_reloading = thread.is_alive()
+    thread.join(60)
+
+    assert response.status_code == 200, response.text
+    assert "x-powerx-held-ms" not in response.headers
+    assert still_reloading, "the reload ended before the other plugin answered"
+    assert pushed and pushed[0].status_code == 200

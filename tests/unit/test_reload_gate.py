@@ -1,0 +1,73 @@
+"""The reload gate on its own: who waits, for how long, and when they go."""
+
+from __future__ import annotations
+
+import asyncio
+
+from powerx.host.reload_gate import ReloadGate
+
+
+def test_no_reload_no_wait() -> None:
+    async def scenario() -> float:
+        return await ReloadGate().passage("p")
+
+    assert asyncio.run(scenario()) == 0.0
+
+
+def test_a_request_goes_when_the_last_of_nested_reloads_ends() -> None:
+    async def scenario() -> list[str]:
+        gate = ReloadGate()
+        order: list[str] = []
+
+        async def request() -> None:
+            await gate.passage("p")
+            order.append("request")
+
+        with gate.reloading("p"):
+            with gate.reloading("p"):
+                waiting = asyncio.create_task(request())
+                await asyncio.sleep(0.05)
+                order.append("inner ends")
+            await asyncio.sleep(0.05)
+            order.append("outer ends")
+        await waiting
+        return order
+
+    assert asyncio.run(scenario()) == ["inner ends", "outer ends", "request"]
+
+
+def test_a_reload_of_one_plugin_does_not_hold_another() -> None:
+    async def scenario() -> float:
+        gate = ReloadGate()
+        with gate.reloading("p"):
+            return await gate.passage("q")
+
+    assert asyncio.run(scenario()) == 0.0
+
+
+def test_a_reload_that_never_ends_holds_for_at_most_the_bound() -> None:
+    async def scenario() -> float:
+        gate = ReloadGate(max_hold_s=0.1)
+        with gate.reloading("p"):
+            return await gate.passage("p")
+
+    waited = asyncio.run(scenario())
+    assert 90 <= waited < 2000
+
+
+def test_the_gate_opens_even_when_the_reload_fails() -> None:
+    async def scenario() -> float:
+        gate = ReloadGate()
+
+        async def failing_reload() -> None:
+            with gate.reloading("p"):
+                await asyncio.sleep(0.05)
+                raise RuntimeError("start failed")
+
+        reload = asyncio.create_task(failing_reload())
+        await asyncio.sleep(0.01)
+        waited = await gate.passage("p")
+        assert isinstance(reload.exception(), RuntimeError)
+        return waited
+
+    assert 20 <= asyncio.run(scenario()) < 2000
