@@ -138,19 +138,23 @@ module.exports = { fetch: async () => new Response(parts.join('+')) };
 """
 
 
-def test_a_save_that_lands_during_a_build_drops_that_build(tmp_path: Path) -> None:
-    """Two files saved 0.1 s apart, the second while the first one's build runs: one
-    reload, serving both edits; the half-saved state is never pushed."""
-    plugin = tmp_path / "two-files"
-    (plugin / "src").mkdir(parents=True)
-    (plugin / "src/a.js").write_text('"a0"\n')
-    (plugin / "src/b.js").write_text('"b0"\n')
-    (plugin / "build.js").write_text(SLOW_BUILD)
-    (plugin / "powerx.plugin.yaml").write_text(
+def two_file_plugin(root: Path) -> Path:
+    (root / "src").mkdir(parents=True)
+    (root / "src/a.js").write_text('"a0"\n')
+    (root / "src/b.js").write_text('"b0"\n')
+    (root / "build.js").write_text(SLOW_BUILD)
+    (root / "powerx.plugin.yaml").write_text(
         "id: com.example.two-files\nname: Two files\nversion: 1.0.0\nruntime: node18\n"
         "entry: src/a.js\nbuild:\n  command: node build.js\n  output: dist/index.js\n"
         'host:\n  api: "^2.3"\n'
     )
+    return root
+
+
+def test_a_save_that_lands_during_a_build_drops_that_build(tmp_path: Path) -> None:
+    """Two files saved 0.1 s apart, the second while the first one's build runs: one
+    reload, serving both edits; the half-saved state is never pushed."""
+    plugin = two_file_plugin(tmp_path / "two-files")
     with LocalSimulator([plugin], watch=True, workdir=tmp_path / "sim") as sim:
         assert sim.get("/plugins/com.example.two-files/").text == "a0+b0"
         time.sleep(0.5)
@@ -163,6 +167,38 @@ def test_a_save_that_lands_during_a_build_drops_that_build(tmp_path: Path) -> No
         reloads = [line for line in sim.output().splitlines() if "  gen " in line]
     assert len(reloads) == 1, sim.output()
     assert "gen 2" in reloads[0] and "a.js" in reloads[0] and "b.js" in reloads[0]
+
+
+def test_a_request_made_while_the_save_builds_gets_the_saved_code(tmp_path: Path) -> None:
+    """The dev loop tells the simulator a reload is coming as soon as it sees the save, so
+    a request sent during the (0.4 s) build waits for the new generation."""
+    plugin = two_file_plugin(tmp_path / "two-files")
+    with LocalSimulator([plugin], watch=True, workdir=tmp_path / "sim") as sim:
+        assert sim.get("/plugins/com.example.two-files/").text == "a0+b0"
+        time.sleep(0.5)
+        (plugin / "src/a.js").write_text('"a1"\n')
+        time.sleep(0.15)  # seen, and building
+        response = sim.get("/plugins/com.example.two-files/")
+    assert response.status_code == 200
+    assert response.text == "a1+b0"
+    assert response.headers["x-powerx-generation"] == "2"
+    assert int(response.headers["x-powerx-held-ms"]) > 100
+
+
+def test_a_failed_build_lets_held_requests_go_at_once(tmp_path: Path) -> None:
+    """A save that does not build ends the hold when the build fails, not 3 s later."""
+    plugin = tmp_path / "hello-python"
+    shutil.copytree(HELLO_PYTHON, plugin)
+    with LocalSimulator([plugin], watch=True, workdir=tmp_path / "sim") as sim:
+        time.sleep(0.5)
+        replace_line(plugin / "app.py", "GREETING =", "GREETING = (")
+        assert wait_for_output(sim, "build_failed", timeout_s=10), sim.output()
+        started = time.monotonic()
+        response = sim.get(f"/plugins/{PY_ID}/")
+        waited_s = time.monotonic() - started
+    assert response.status_code == 200
+    assert response.json()["greeting"] == "hello from python"
+    assert waited_s < 2.0, f"held {waited_s:.1f} s after a failed build"
 
 
 def test_repeated_mismatches_print_an_alert_line_that_later_clears(tmp_path: Path) -> None:

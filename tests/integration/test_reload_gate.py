@@ -126,3 +126,49 @@ def test_other_plugins_are_not_held(
     assert "x-powerx-held-ms" not in response.headers
     assert still_reloading, "the reload ended before the other plugin answered"
     assert pushed and pushed[0].status_code == 200
+
+
+def pending(simulator: RunningSimulator, body: object, **kwargs: Any) -> httpx.Response:
+    headers = kwargs.pop("headers", simulator.debug_headers())
+    return simulator.request(
+        "POST", "/internal/debug/hot-reload/pending", json=body, headers=headers, **kwargs
+    )
+
+
+def test_a_pending_reload_holds_requests_until_it_is_called_off(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    plugin = copy_example(HELLO_PYTHON, tmp_path / "p")
+    simulator: RunningSimulator = start_simulator([plugin])
+    assert pending(simulator, {"plugin": PY_ID}).status_code == 200
+    answers: list[httpx.Response] = []
+    request = threading.Thread(target=lambda: answers.append(simulator.get(f"/plugins/{PY_ID}/")))
+    request.start()
+    time.sleep(0.3)
+    waiting = request.is_alive()
+    assert pending(simulator, {"plugin": PY_ID, "pending": False}).status_code == 200
+    request.join(10)
+
+    assert waiting, "the request was answered while a reload was pending"
+    assert answers and answers[0].status_code == 200
+    assert answers[0].json()["greeting"] == "hello from python"
+    assert int(answers[0].headers["x-powerx-held-ms"]) >= 250
+
+
+def test_a_pending_reload_is_refused_for_bad_input(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    plugin = copy_example(HELLO_PYTHON, tmp_path / "p")
+    simulator: RunningSimulator = start_simulator([plugin])
+    unknown = pending(simulator, {"plugin": "com.example.nope"})
+    assert unknown.status_code == 404 and unknown.json()["error"] == "plugin_not_found"
+    for body in ({}, {"plugin": 3}, {"plugin": PY_ID, "pending": "yes"}, [PY_ID]):
+        refused = pending(simulator, body)
+        assert refused.status_code == 400, body
+        assert refused.json()["error"] == "invalid_body" and refused.json()["fix"]
+    assert pending(simulator, {"plugin": PY_ID}, headers={}).status_code == 401
+    # None of these held anything.
+    response = simulator.get(f"/plugins/{PY_ID}/")
+    assert response.status_code == 200 and "x-powerx-held-ms" not in response.headers

@@ -113,9 +113,7 @@ def create_app(
             )
         return b"".join(chunks)
 
-    async def hot_reload(request: Request) -> Response:
-        received = time.perf_counter()
-        require_debug(request)
+    def require_flag() -> None:
         if not simulator.config.flag(SIMULATOR_FLAG):
             raise PowerXError(
                 "simulator_disabled",
@@ -123,7 +121,19 @@ def create_app(
                 f"set {SIMULATOR_FLAG}=1 and restart the simulator.",
                 status=403,
             )
+
+    async def hot_reload(request: Request) -> Response:
+        received = time.perf_counter()
+        require_debug(request)
+        require_flag()
         plugin_hint = request.headers.get(PLUGIN_HEADER)
+        try:
+            return await _hot_reload(request, received, plugin_hint)
+        finally:
+            if plugin_hint:  # refused before its manifest was read: the pending hold ends too
+                simulator.gate.settle(plugin_hint)
+
+    async def _hot_reload(request: Request, received: float, plugin_hint: str | None) -> Response:
         try:
             data = await read_archive(request)
         except PowerXError as error:
@@ -145,6 +155,33 @@ def create_app(
             plugin_hint,
         )
         return JSONResponse(activation.to_dict())
+
+    async def reload_pending(request: Request) -> Response:
+        """The dev loop saw a save and builds: hold the plugin's requests until its upload
+        has been handled (or ``{"pending": false}``: the build failed)."""
+        require_debug(request)
+        require_flag()
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get("plugin"), str)
+            or not isinstance(body.get("pending", True), bool)
+        ):
+            raise PowerXError(
+                "invalid_body",
+                'A pending reload needs {"plugin": id, "pending"?: bool}.',
+                "send the plugin id as JSON.",
+            )
+        plugin, pending = body["plugin"], body.get("pending", True)
+        simulator.serving(plugin)  # a plugin that is not mounted is refused (404)
+        if pending:
+            simulator.gate.expect(plugin)
+        else:
+            simulator.gate.settle(plugin)
+        return JSONResponse({"plugin": plugin, "pending": pending})
 
     async def rollback(request: Request) -> Response:
         require_debug(request)
@@ -254,6 +291,7 @@ def create_app(
             Route("/internal/debug/status", status),
             Route("/internal/debug/shutdown", shutdown, methods=["POST"]),
             Route("/internal/debug/hot-reload", hot_reload, methods=["POST"]),
+            Route("/internal/debug/hot-reload/pending", reload_pending, methods=["POST"]),
             Route("/internal/debug/rollback", rollback, methods=["POST"]),
             Route("/internal/debug/cache/clear", cache_clear, methods=["POST"]),
             Route("/host/api/{path:path}", host_api, methods=methods),

@@ -1,10 +1,11 @@
 """Requests to a plugin wait while a reload of that plugin is under way.
 
 A developer who saves and then refreshes wants the code they saved, not the generation
-that is about to be replaced. So from the moment an upload arrives until the reload has
-settled (the new generation serves, or the reload failed and the old one keeps serving),
-a request to that plugin waits at the gate and then goes to whatever serves. `wrangler
-dev` does the same: its proxy buffers requests while the worker reloads.
+that is about to be replaced. So from the moment the dev loop says a reload is coming (it
+saw the save and builds) or an upload arrives, until the reload has settled (the new
+generation serves, or the reload failed and the old one keeps serving), a request to that
+plugin waits at the gate and then goes to whatever serves. `wrangler dev` does the same:
+its proxy buffers requests from the start of a rebuild until the worker has reloaded.
 
 A wait is bounded by ``MAX_HOLD_S``: a start that hangs (a blocking import, a debugger
 pause) must not hang the developer's browser too; after that the previous generation
@@ -28,19 +29,42 @@ class ReloadGate:
         self.max_hold_s = max_hold_s
         self._reloads: dict[str, int] = {}
         self._settled: dict[str, asyncio.Event] = {}
+        self._expected: dict[str, asyncio.TimerHandle] = {}
+
+    def _hold(self, plugin: str) -> None:
+        self._reloads[plugin] = self._reloads.get(plugin, 0) + 1
+        self._settled.setdefault(plugin, asyncio.Event())
+
+    def _release(self, plugin: str) -> None:
+        self._reloads[plugin] -= 1
+        if not self._reloads[plugin]:
+            del self._reloads[plugin]
+            self._settled.pop(plugin).set()
 
     @contextlib.contextmanager
     def reloading(self, plugin: str) -> Iterator[None]:
-        """Hold requests to ``plugin`` for as long as the block runs (blocks may nest)."""
-        self._reloads[plugin] = self._reloads.get(plugin, 0) + 1
-        self._settled.setdefault(plugin, asyncio.Event()).clear()
+        """Hold requests to ``plugin`` for as long as the block runs (holds may nest)."""
+        self._hold(plugin)
         try:
             yield
         finally:
-            self._reloads[plugin] -= 1
-            if not self._reloads[plugin]:
-                del self._reloads[plugin]
-                self._settled.pop(plugin).set()
+            self._release(plugin)
+
+    def expect(self, plugin: str) -> None:
+        """A reload of ``plugin`` is on its way: hold until ``settle(plugin)`` (the upload
+        has been handled, or the build failed) or, if neither comes, ``max_hold_s``."""
+        if plugin in self._expected:
+            return
+        self._hold(plugin)
+        loop = asyncio.get_running_loop()
+        self._expected[plugin] = loop.call_later(self.max_hold_s, self.settle, plugin)
+
+    def settle(self, plugin: str) -> None:
+        """The expected reload of ``plugin`` has been handled (or will not come)."""
+        timer = self._expected.pop(plugin, None)
+        if timer is not None:
+            timer.cancel()
+            self._release(plugin)
 
     async def passage(self, plugin: str) -> float:
         """Wait until no reload of ``plugin`` is under way (at most ``max_hold_s``);

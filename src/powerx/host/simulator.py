@@ -313,7 +313,10 @@ class Simulator:
             digest = self.store.put(data, declared_digest)
             slot = self.supervisor.slots.get(manifest.id)
             source = source_dir or (slot.source_dir if slot else self.store.unpack(digest))
-            activation = await self.activate(manifest, digest, source, timings)
+            try:
+                activation = await self.activate(manifest, digest, source, timings)
+            finally:
+                self.gate.settle(manifest.id)  # held requests go now, before the bookkeeping
         except PowerXError as error:
             named = error.details.get("plugin")
             plugin = manifest.id if manifest else str(named or plugin_hint or "unknown")

@@ -16,6 +16,7 @@ from powerx.errors import PowerXError
 
 RETRIES = 5
 BACKOFF_FIRST_S = 0.05
+PENDING_TIMEOUT_S = 2.0
 
 
 class SimulatorClient:
@@ -67,6 +68,20 @@ class SimulatorClient:
             },
         )
         return result
+
+    async def reload_pending(self, plugin: str, pending: bool) -> bool:
+        """Tell the simulator a reload of ``plugin`` is on its way (it then holds the
+        plugin's requests for the new code) or, after a failed build, will not come.
+        One try, no error: this only decides when requests are answered, never by what."""
+        try:
+            response = await self._client.post(
+                "/internal/debug/hot-reload/pending",
+                json={"plugin": plugin, "pending": pending},
+                timeout=PENDING_TIMEOUT_S,
+            )
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
 
     async def report(self, reports: list[dict[str, Any]]) -> None:
         """Client-side telemetry (``POST /internal/debug/telemetry``)."""

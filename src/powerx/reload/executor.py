@@ -203,6 +203,8 @@ class PluginLoop:
         while True:
             await self.dirty.wait()
             since = self.first_change_at
+            # Beside the build: the simulator holds this plugin's requests for the new code.
+            pending = asyncio.create_task(self.client.reload_pending(self.plugin_id, True))
             changed: set[str] = set()
             for dropped in range(MAX_SUPERSEDED_BUILDS + 1):
                 self.dirty.clear()
@@ -210,6 +212,9 @@ class PluginLoop:
                 built = await self._build()
                 if not self.dirty.is_set() or dropped == MAX_SUPERSEDED_BUILDS:
                     break  # else newer saves landed while it built: build them too
+            await pending  # in place before the upload that ends it is sent
+            if not isinstance(built, Artefact) or built.manifest.id != self.plugin_id:
+                await self.client.reload_pending(self.plugin_id, False)  # nothing to wait for
             await self.reload_once(sorted(changed), since, built)
 
     async def run_watch(self, stop: asyncio.Event) -> None:
