@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from powerx.build import BuildSession
+from powerx.paths import run_root
 from tests.conftest import (
     HELLO_NODE,
     HELLO_PYTHON,
@@ -487,7 +488,7 @@ def test_kill_9_during_a_swap_leaves_a_consistent_pointer(
     pointer = json.loads((workspace.state_dir / "plugins" / PY_ID / "active.json").read_text())
     blob = workspace.state_dir / "artefacts" / pointer["digest"]
     assert blob.is_file()
-    assert (workspace.state_dir / "run" / pointer["digest"] / "artefact.json").is_file()
+    assert (run_root(workspace.state_dir) / pointer["digest"] / "artefact.json").is_file()
     assert not list((workspace.state_dir / "plugins" / PY_ID).glob(".active.json.*"))
     # The next start works on the same state and serves the folder's current code.
     (workspace.state_dir / "host.json").unlink(missing_ok=True)

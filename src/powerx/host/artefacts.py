@@ -123,10 +123,14 @@ class ActiveRecord:
 
 
 class ArtefactStore:
-    def __init__(self, root: Path) -> None:
+    """Archives by digest and active pointers under ``root`` (on disk, durable); the
+    unpacked run trees under ``run_root`` (``root / "run"`` unless given: see
+    ``paths.run_root``)."""
+
+    def __init__(self, root: Path, run_root: Path | None = None) -> None:
         self.root = root
         self.blobs = root / "artefacts"
-        self.unpacked = root / "run"
+        self.unpacked = run_root or root / "run"
         self.pointers = root / "plugins"
 
     def put(self, data: bytes, expected_digest: str | None = None) -> str:
@@ -157,13 +161,15 @@ class ArtefactStore:
             )
         return path.read_bytes()
 
-    def unpack(self, digest: str) -> Path:
-        """The artefact's files, unpacked once; a half-unpacked tree is never visible."""
+    def unpack(self, digest: str, data: bytes | None = None) -> Path:
+        """The artefact's files, unpacked once; a half-unpacked tree is never visible.
+        ``data``: the archive, already stored and checked (saves reading it back)."""
         target = self.unpacked / digest
         if target.is_dir():
             return target
-        data = self.read(digest)
-        check_archive(data)
+        if data is None:
+            data = self.read(digest)
+            check_archive(data)
         self.unpacked.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{digest[:12]}-", dir=self.unpacked))
         try:
@@ -177,6 +183,10 @@ class ArtefactStore:
         except OSError:
             shutil.rmtree(staging, ignore_errors=True)  # another writer won the race
         return target
+
+    def remove_run_tree(self, digest: str) -> None:
+        """Drop an unpacked tree (the archive stays; unpacking again is cheap)."""
+        shutil.rmtree(self.unpacked / digest, ignore_errors=True)
 
     def active(self, plugin_id: str) -> ActiveRecord | None:
         path = self.pointers / plugin_id / "active.json"

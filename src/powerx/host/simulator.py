@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from powerx.observe import events
 from powerx.observe.logs import PluginContext
 from powerx.observe.masking import mask_line
 from powerx.observe.observer import Observer, new_reload_id, reload_record
+from powerx.paths import RAM_DIR, run_root
 from powerx.runtimes.egress_guard import matches
 
 
@@ -76,7 +78,9 @@ class Simulator:
         state_dir.mkdir(parents=True, exist_ok=True)
         self.url = host_url
         self.started_at = time.time()
-        self.store = ArtefactStore(state_dir)
+        self.store = ArtefactStore(state_dir, run_root(state_dir))
+        self._run_tree_in_ram = self.store.unpacked.is_relative_to(RAM_DIR)
+        self._starting: Counter[str] = Counter()  # digests unpacked, not yet serving
         self.observer = Observer(config, state_dir, config.tenant)
         self._print_log = on_log
         self.debugger = Debugger(
@@ -96,6 +100,7 @@ class Simulator:
             production_hosts=config.production_hosts,
             on_egress_blocked=self._on_egress_blocked,
             debug=self.debugger,
+            on_stopped=self._drop_run_tree,
         )
         self.gate = ReloadGate()
         self.denials: list[Denial] = []
@@ -218,11 +223,15 @@ class Simulator:
         source_dir: Path,
         timings: dict[str, float] | None = None,
         force: bool = False,
+        data: bytes | None = None,
     ) -> Activation:
         """Serve ``digest`` for the plugin: start N+1 beside N, flip, record the pointer.
-        Requests to the plugin wait at the gate meanwhile, then go to what serves."""
+        Requests to the plugin wait at the gate meanwhile, then go to what serves.
+        ``data``: the archive, when the caller has it (stored and checked already)."""
         with self.gate.reloading(manifest.id):
-            return await self._activate(manifest, digest, source_dir, dict(timings or {}), force)
+            return await self._activate(
+                manifest, digest, source_dir, dict(timings or {}), force, data
+            )
 
     async def _activate(
         self,
@@ -231,6 +240,7 @@ class Simulator:
         source_dir: Path,
         timings: dict[str, float],
         force: bool,
+        data: bytes | None,
     ) -> Activation:
         slot = self.supervisor.slot_for(manifest, source_dir)
         async with slot.lock:
@@ -247,16 +257,21 @@ class Simulator:
                 manifest.version, self.config.tenant
             )
             started = time.perf_counter()
-            run_dir = self.store.unpack(digest)
-            if current is not None and current.digest != digest:
-                moved = self.debugger.follow_edit(manifest.id, current.run_dir, run_dir)
-                for note in moved:
-                    self._on_log(LogLine(time.time(), manifest.id, current.number, "system", note))
+            self._starting[digest] += 1
             try:
+                run_dir = self.store.unpack(digest, data)
+                if current is not None and current.digest != digest:
+                    moved = self.debugger.follow_edit(manifest.id, current.run_dir, run_dir)
+                    for note in moved:
+                        line = LogLine(time.time(), manifest.id, current.number, "system", note)
+                        self._on_log(line)
                 generation = await self.supervisor.start_generation(slot, digest, run_dir)
             except PowerXError:
                 self.counters["reload_failed"] += 1
                 raise
+            finally:
+                self._starting[digest] -= 1
+                self._drop_unused_run_tree(digest)  # kept if the new generation runs from it
             timings["start_ms"] = (time.perf_counter() - started) * 1000
             flipped = time.perf_counter()
             previous = self.supervisor.flip(slot, generation)
@@ -277,6 +292,23 @@ class Simulator:
                 previous.digest if previous else None,
                 debug=self.debugger.replay_summary(manifest.id, generation.number),
             )
+
+    def _drop_run_tree(self, gen: Generation) -> None:
+        """A stopped generation's run tree goes, unless another runs or is about to run
+        from it (run trees in RAM must not pile up over a day of saves)."""
+        self._drop_unused_run_tree(gen.digest)
+
+    def _drop_unused_run_tree(self, digest: str) -> None:
+        in_use = (
+            self._starting[digest] > 0
+            or any(gen.digest == digest for gen in self.supervisor.live)
+            or any(
+                slot.active is not None and slot.active.digest == digest
+                for slot in self.supervisor.slots.values()
+            )
+        )
+        if not in_use:
+            self.store.remove_run_tree(digest)
 
     async def mount(self, artefact: Artefact) -> Generation:
         """Mount a plugin built at start-up (same path as a hot reload, minus the upload)."""
@@ -314,7 +346,7 @@ class Simulator:
             slot = self.supervisor.slots.get(manifest.id)
             source = source_dir or (slot.source_dir if slot else self.store.unpack(digest))
             try:
-                activation = await self.activate(manifest, digest, source, timings)
+                activation = await self.activate(manifest, digest, source, timings, data=data)
             finally:
                 self.gate.settle(manifest.id)  # held requests go now, before the bookkeeping
         except PowerXError as error:
@@ -540,6 +572,8 @@ class Simulator:
 
     async def stop(self) -> None:
         await self.supervisor.stop_all()
+        if self._run_tree_in_ram:  # the archives stay on disk; RAM is given back
+            shutil.rmtree(self.store.unpacked, ignore_errors=True)
         await self.debugger.close()
         if self.supervisor.egress_proxy is not None:
             await self.supervisor.egress_proxy.close()

@@ -136,9 +136,11 @@ class Supervisor:
         production_hosts: Sequence[str] = (),
         on_egress_blocked: Callable[[PluginSlot, Generation, dict[str, Any]], None] | None = None,
         debug: DebugHooks | None = None,
+        on_stopped: Callable[[Generation], None] | None = None,
     ) -> None:
         self.host_url = host_url
         self.debug = debug
+        self.on_stopped = on_stopped
         self.egress_proxy: EgressProxy | None = None  # set once the simulator started it
         self.production_hosts = tuple(production_hosts)
         self.on_egress_blocked = on_egress_blocked
@@ -421,6 +423,8 @@ class Supervisor:
             *(t for t in gen.tasks if t is not asyncio.current_task()), return_exceptions=True
         )
         self.live.discard(gen)
+        if self.on_stopped is not None:
+            self.on_stopped(gen)
         if self.debug is not None:
             await self.debug.generation_stopped(gen.plugin_id, gen.number)
 

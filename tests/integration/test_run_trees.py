@@ -1,0 +1,62 @@
+"""Run trees (unpacked artefacts) live as long as a generation runs from them."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from powerx.build import BuildSession
+from powerx.paths import RAM_DIR, run_root
+from tests.conftest import HELLO_NODE, RunningSimulator, Workspace
+from tests.integration.test_hot_reload import (
+    NODE_ID,
+    copy_example,
+    greeting,
+    plugin_status,
+    push,
+    set_node_greeting,
+)
+
+
+def trees(root: Path) -> set[str]:
+    return {p.name for p in root.iterdir()} if root.is_dir() else set()
+
+
+def wait_until(check: Any, timeout_s: float = 10) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_only_running_generations_keep_a_run_tree(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    plugin = copy_example(HELLO_NODE, tmp_path / "hello-node")
+    simulator: RunningSimulator = start_simulator([plugin])
+    root = run_root(workspace.state_dir)
+    session = BuildSession(plugin, tmp_path / "build")
+    try:
+        for version in range(5):
+            set_node_greeting(plugin, f"v{version}")
+            assert push(simulator, plugin, session).status_code == 200
+            assert greeting(simulator, NODE_ID) == f"v{version}"
+        set_node_greeting(plugin, "never served")  # and the start fails at load:
+        (plugin / "src" / "index.ts").write_text(
+            (plugin / "src" / "index.ts").read_text() + "\nthrow new Error('at load');\n"
+        )
+        assert push(simulator, plugin, session).status_code == 422
+    finally:
+        session.close()
+    active = plugin_status(simulator, NODE_ID)["digest"]
+    # The generation before the last stops after its successor's first request.
+    assert wait_until(lambda: trees(root) == {active}), (trees(root), active)
+
+    simulator.stop()
+    if root.is_relative_to(RAM_DIR):
+        assert not root.exists(), "the RAM run trees outlived the simulator"
+    assert (workspace.state_dir / "artefacts" / active).is_file()  # archives stay on disk
