@@ -71,3 +71,22 @@ def test_the_gate_opens_even_when_the_reload_fails() -> None:
         return waited
 
     assert 20 <= asyncio.run(scenario()) < 2000
+
+
+def test_after_the_flip_requests_go_at_once_and_the_next_save_holds_again() -> None:
+    async def scenario() -> tuple[float, float, bool]:
+        gate = ReloadGate()
+        with gate.reloading("p"):
+            gate.expect("p")
+            gate.flipped("p")  # the new generation serves; the bookkeeping goes on
+            after_flip = await gate.passage("p")
+            with gate.reloading("p"):  # the next save's reload
+                waiting = asyncio.create_task(gate.passage("p"))
+                await asyncio.sleep(0.05)
+                held = not waiting.done()
+            gate.settle("p")
+        return after_flip, await waiting, held
+
+    after_flip, next_wait, held = asyncio.run(scenario())
+    assert after_flip == 0.0
+    assert held and next_wait >= 40

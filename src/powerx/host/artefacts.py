@@ -133,8 +133,9 @@ class ArtefactStore:
         self.unpacked = run_root or root / "run"
         self.pointers = root / "plugins"
 
-    def put(self, data: bytes, expected_digest: str | None = None) -> str:
-        """Store an archive (after the safety checks) and return its digest; idempotent."""
+    @staticmethod
+    def digest_of(data: bytes, expected_digest: str | None = None) -> str:
+        """The archive's SHA-256, checked against the one declared with it."""
         actual = sha256_of(data)
         if expected_digest is not None and expected_digest != actual:
             raise PowerXError(
@@ -142,6 +143,11 @@ class ArtefactStore:
                 f"The archive's SHA-256 is {actual}, not the declared {expected_digest}.",
                 "the upload was damaged; retry it.",
             )
+        return actual
+
+    def put(self, data: bytes, expected_digest: str | None = None) -> str:
+        """Store an archive (after the safety checks) and return its digest; idempotent."""
+        actual = self.digest_of(data, expected_digest)
         target = self.blobs / actual
         if target.is_file():
             return actual

@@ -39,7 +39,15 @@ class ReloadGate:
         self._reloads[plugin] -= 1
         if not self._reloads[plugin]:
             del self._reloads[plugin]
-            self._settled.pop(plugin).set()
+            self.flipped(plugin)
+
+    def flipped(self, plugin: str) -> None:
+        """The new generation serves: waiting requests go to it now, and so do new ones
+        (what is left of the reload is bookkeeping). A hold taken after this, for the
+        next save, holds again."""
+        settled = self._settled.pop(plugin, None)
+        if settled is not None:
+            settled.set()
 
     @contextlib.contextmanager
     def reloading(self, plugin: str) -> Iterator[None]:

@@ -13,7 +13,7 @@ import secrets
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -224,13 +224,15 @@ class Simulator:
         timings: dict[str, float] | None = None,
         force: bool = False,
         data: bytes | None = None,
+        stored: Awaitable[str] | None = None,
     ) -> Activation:
         """Serve ``digest`` for the plugin: start N+1 beside N, flip, record the pointer.
         Requests to the plugin wait at the gate meanwhile, then go to what serves.
-        ``data``: the archive, when the caller has it (stored and checked already)."""
+        ``data``: the archive, when the caller has it (checked already); ``stored``: its
+        write to the store, if still under way (awaited before the flip)."""
         with self.gate.reloading(manifest.id):
             return await self._activate(
-                manifest, digest, source_dir, dict(timings or {}), force, data
+                manifest, digest, source_dir, dict(timings or {}), force, data, stored
             )
 
     async def _activate(
@@ -241,6 +243,7 @@ class Simulator:
         timings: dict[str, float],
         force: bool,
         data: bytes | None,
+        stored: Awaitable[str] | None,
     ) -> Activation:
         slot = self.supervisor.slot_for(manifest, source_dir)
         async with slot.lock:
@@ -266,6 +269,12 @@ class Simulator:
                         line = LogLine(time.time(), manifest.id, current.number, "system", note)
                         self._on_log(line)
                 generation = await self.supervisor.start_generation(slot, digest, run_dir)
+                if stored is not None:
+                    try:
+                        await stored
+                    except BaseException:
+                        await self.supervisor.stop_generation(generation)
+                        raise
             except PowerXError:
                 self.counters["reload_failed"] += 1
                 raise
@@ -275,7 +284,9 @@ class Simulator:
             timings["start_ms"] = (time.perf_counter() - started) * 1000
             flipped = time.perf_counter()
             previous = self.supervisor.flip(slot, generation)
-            self.store.set_active(manifest.id, digest)
+            self.gate.flipped(manifest.id)
+            # On disk, durably; meanwhile the loop serves the requests just let through.
+            await asyncio.to_thread(self.store.set_active, manifest.id, digest)
             timings["swap_ms"] = (time.perf_counter() - flipped) * 1000
             self.counters["activations"] += 1
             await self.debugger.ensure_proxy(manifest.id)
@@ -342,12 +353,18 @@ class Simulator:
         manifest: Manifest | None = None
         try:
             manifest = self.admit(data, declared_digest)
-            digest = self.store.put(data, declared_digest)
+            digest = self.store.digest_of(data, declared_digest)
+            # Written (and fsynced) to disk while the new generation starts; it must be
+            # stored before traffic flips to it.
+            stored = asyncio.create_task(asyncio.to_thread(self.store.put, data, digest))
             slot = self.supervisor.slots.get(manifest.id)
-            source = source_dir or (slot.source_dir if slot else self.store.unpack(digest))
+            source = source_dir or (slot.source_dir if slot else self.store.unpack(digest, data))
             try:
-                activation = await self.activate(manifest, digest, source, timings, data=data)
+                activation = await self.activate(
+                    manifest, digest, source, timings, data=data, stored=stored
+                )
             finally:
+                await asyncio.gather(stored, return_exceptions=True)  # never left running
                 self.gate.settle(manifest.id)  # held requests go now, before the bookkeeping
         except PowerXError as error:
             named = error.details.get("plugin")
