@@ -13,7 +13,8 @@ from powerx.manifest import EsbuildSettings, Manifest
 
 def _run_esbuild(
     manifest: Manifest, root: Path, outfile: Path, worker: EsbuildWorker | None
-) -> list[Path]:
+) -> list[tuple[str, bytes]]:
+    """The bundle and its source map, as (file name, contents), from memory."""
     settings = (manifest.build.esbuild if manifest.build else None) or EsbuildSettings()
     request = esbuild_request(root, manifest.entry, outfile, settings.model_dump())
     if worker is not None:
@@ -46,10 +47,10 @@ def _run_esbuild(
             problems=problems,
             details={"file": first["file"], "line": first["line"]},
         )
-    return [Path(p) for p in answer["outputs"]]
+    return [(f["name"], f["text"].encode()) for f in answer["files"]]
 
 
-def _run_command(manifest: Manifest, root: Path) -> list[Path]:
+def _run_command(manifest: Manifest, root: Path) -> list[tuple[str, bytes]]:
     assert manifest.build is not None and manifest.build.command and manifest.build.output
     completed = subprocess.run(
         shlex.split(manifest.build.command),
@@ -77,7 +78,7 @@ def _run_command(manifest: Manifest, root: Path) -> list[Path]:
     source_map = output.with_name(output.name + ".map")
     if source_map.is_file():
         outputs.append(source_map)
-    return outputs
+    return [(path.name, path.read_bytes()) for path in outputs]
 
 
 def node_members(
@@ -95,6 +96,6 @@ def node_members(
         return [
             (f"src/{f.as_posix()}", (root / f).read_bytes()) for f in files
         ], f"src/{manifest.entry}"
-    members = [(f"bundle/{p.name}", p.read_bytes()) for p in outputs]
+    members = [(f"bundle/{name}", content) for name, content in outputs]
     runnable = next(name for name, _ in members if name.endswith(".js"))
     return members, runnable

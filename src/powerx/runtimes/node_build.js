@@ -3,9 +3,9 @@
 // Reads JSON requests, one per line, on stdin and answers one JSON line each, so one
 // process can serve many rebuilds from an incremental esbuild context.
 // Request: {"root", "entry", "outfile", "options": {target, format, sourcemap, minify, external}}
-// Answer:  {"ok": true, "outputs": [paths], "ms": n} or {"ok": false, "errors": [{file, line, column, text}]}
-// Outputs are written with write:false + rename, so a failed build never removes the last good one.
-const fs = require('node:fs');
+// Answer:  {"ok": true, "files": [{name, text}], "ms": n} or {"ok": false, "errors": [{file, line, column, text}]}
+// The bundle and its map come back in the answer, never through the disk (write: false):
+// they go straight into the artefact, and a failed build leaves nothing half-written.
 const path = require('node:path');
 const readline = require('node:readline');
 
@@ -62,23 +62,19 @@ async function build(request) {
   } catch (error) {
     return { ok: false, code: 'build_failed', errors: describe(error.errors || [{ text: String(error) }], root) };
   }
-  const outputs = [];
+  const files = [];
   for (const file of result.outputFiles) {
-    fs.mkdirSync(path.dirname(file.path), { recursive: true });
-    const tmp = `${file.path}.${process.pid}.tmp`;
-    let contents = file.contents;
+    let text = file.text;
     if (file.path.endsWith('.map')) {
       // Absolute source paths: the bundle runs from the artefact store, the sources stay here.
-      const map = JSON.parse(file.text);
+      const map = JSON.parse(text);
       map.sources = map.sources.map((s) => path.resolve(path.dirname(file.path), s));
-      contents = JSON.stringify(map);
+      text = JSON.stringify(map);
     }
-    fs.writeFileSync(tmp, contents);
-    fs.renameSync(tmp, file.path);
-    outputs.push(file.path);
+    files.push({ name: path.basename(file.path), text });
   }
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
-  return { ok: true, outputs, ms };
+  return { ok: true, files, ms };
 }
 
 const rl = readline.createInterface({ input: process.stdin });
