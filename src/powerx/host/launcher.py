@@ -41,6 +41,9 @@ class PluginProcess(Protocol):
     pid: int
     stdout: asyncio.StreamReader
     stderr: asyncio.StreamReader
+    # Where it listens already, if it did before it was given its plugin (a Node spare):
+    # the health probe can then be sent while the plugin loads.
+    listening_port: int | None
 
     @property
     def returncode(self) -> int | None: ...
@@ -70,6 +73,7 @@ class ChildProcess:
         self.pid = process.pid
         self.stdout: asyncio.StreamReader = process.stdout
         self.stderr: asyncio.StreamReader = process.stderr
+        self.listening_port: int | None = None
 
     @property
     def returncode(self) -> int | None:
@@ -168,6 +172,8 @@ class SpareLauncher:
         if not line.startswith(CONTROL_PREFIX.encode()):
             spare.kill()
             raise RuntimeError(f"warm spare did not start: {line!r}")
+        port = json.loads(line[len(CONTROL_PREFIX) :]).get("port")
+        spare.listening_port = port if isinstance(port, int) else None
         return spare
 
     def prepare(self) -> None:
@@ -216,6 +222,7 @@ class ForkedProcess:
         self.pid = pid
         self.stdout = stdout
         self.stderr = stderr
+        self.listening_port: int | None = None
         self._stdin_fd: int | None = stdin_fd
         self._exited = exited
 

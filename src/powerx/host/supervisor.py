@@ -317,18 +317,27 @@ class Supervisor:
             asyncio.create_task(self._read_stderr(slot, gen)),
             asyncio.create_task(self._watch_exit(slot, gen)),
         ]
+        early_probe = None
+        if process.listening_port is not None:  # answered once the plugin has loaded
+            early_probe = asyncio.create_task(self._healthy(process.listening_port))
         try:
             message = await asyncio.wait_for(asyncio.shield(gen.ready), self.start_timeout_s)
         except TimeoutError:
             message = {"event": "timeout"}
-        if message.get("event") == "ready":
-            gen.port = int(message["port"])
-            if await self._healthy(gen):
-                gen.state = "running"
-                gen.start_ms = (time.perf_counter() - started) * 1000
-                self._spawn_background(self._warm_next_after_first_request(gen, manifest.runtime))
-                return gen
-            message = {"event": "unhealthy"}
+        try:
+            if message.get("event") == "ready":
+                gen.port = int(message["port"])
+                if await self._passes_probe(gen.port, early_probe, process.listening_port):
+                    gen.state = "running"
+                    gen.start_ms = (time.perf_counter() - started) * 1000
+                    self._spawn_background(
+                        self._warm_next_after_first_request(gen, manifest.runtime)
+                    )
+                    return gen
+                message = {"event": "unhealthy"}
+        finally:
+            if early_probe is not None:
+                early_probe.cancel()
         self.prepare_launchers({manifest.runtime})  # the next reload finds one warm
         gen.state = "failed"
         await self.stop_generation(gen)
@@ -348,9 +357,19 @@ class Supervisor:
         if not self.closing:
             self.prepare_launchers({runtime})
 
-    async def _healthy(self, gen: Generation) -> bool:
+    async def _passes_probe(
+        self, port: int, early: asyncio.Task[bool] | None, early_port: int | None
+    ) -> bool:
+        """The health probe. One sent early (to a spare while its plugin loaded) counts if
+        it passed; else the generation is asked again (a start paused for the debugger
+        can outlast the early one)."""
+        if early is not None and early_port == port and await early:
+            return True
+        return await self._healthy(port)
+
+    async def _healthy(self, port: int) -> bool:
         try:
-            response = await self.http.get(f"http://127.0.0.1:{gen.port}{HEALTH_PATH}", timeout=5.0)
+            response = await self.http.get(f"http://127.0.0.1:{port}{HEALTH_PATH}", timeout=5.0)
         except httpx.HTTPError:
             return False
         return response.status_code == 200

@@ -3,8 +3,10 @@
 // `fetch(request, env, ctx)` handler on a loopback port.
 // Usage: node --enable-source-maps node_shim.js ROOT BUNDLE [SOURCE_ROOT]
 //    or: node --enable-source-maps node_shim.js --spare
-// A spare is warm (node started, shim loaded) and waits for one JSON line on stdin:
-// {"argv": [ROOT, BUNDLE, SOURCE_ROOT], "env": {...}}.
+// A spare is warm (node started, shim loaded, its server listening) and waits for one
+// JSON line on stdin: {"argv": [ROOT, BUNDLE, SOURCE_ROOT], "env": {...}}. It reports its
+// port before the order, so the simulator's health probe can be on its way while the
+// plugin loads; requests (the probe too) wait until the plugin has loaded.
 // Control lines go to stdout prefixed with "@@powerx " (see runtimes/__init__.py).
 const http = require('node:http');
 const path = require('node:path');
@@ -149,11 +151,24 @@ async function warmUp() {
   }
 }
 
+function deferredListener() {
+  // A listener for a server that is up before the plugin is loaded: each request waits
+  // for serve(), which is given the plugin's own listener once it has loaded.
+  let serve;
+  const loaded = new Promise((resolve) => { serve = resolve; });
+  return { listener: async (req, res) => (await loaded)(req, res), serve };
+}
+
 async function main() {
   let args = process.argv.slice(2);
+  let server = null;
+  let serve = null;
   if (args[0] === '--spare') {
     await warmUp();
-    control('spare', { pid: process.pid });
+    const deferred = deferredListener();
+    server = http.createServer(deferred.listener);
+    serve = deferred.serve;
+    control('spare', { pid: process.pid, port: await listen(server) });
     const order = JSON.parse(await firstLine());
     for (const name of Object.keys(process.env)) delete process.env[name];
     Object.assign(process.env, order.env);
@@ -190,9 +205,15 @@ async function main() {
   };
   const makeEnv = (tenant) => ({ ...baseEnv, TENANT: tenant, host: createHost({
     baseUrl: process.env.POWERX_HOST_URL, token: process.env.POWERX_PLUGIN_TOKEN, tenant }) });
-  const server = http.createServer(listener(handler, makeEnv));
+  let port;
+  if (server === null) {
+    server = http.createServer(listener(handler, makeEnv));
+    port = await listen(server);
+  } else {
+    serve(listener(handler, makeEnv));
+    port = server.address().port;
+  }
   server.keepAliveTimeout = 30000;
-  const port = await listen(server);
   control('ready', { port, pid: process.pid });
   const stop = () => server.close(() => process.exit(0));
   process.on('SIGTERM', stop);
