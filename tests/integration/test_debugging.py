@@ -328,6 +328,16 @@ def test_bad_breakpoints_are_refused_with_every_problem_and_change_nothing(
     )
     assert unauthenticated.status_code == 401
     assert debug.command_error("continue")["error"] == "debug_not_paused"
+    # Deleting: an unknown plugin (any name, however odd) and a non-number id are refused.
+    headers = simulator.debug_headers()
+    odd = "T\u0335o\u035e i\u0332nvoke" * 20
+    unknown = simulator.request("DELETE", f"/internal/debug/breakpoints/{odd}", headers=headers)
+    assert unknown.status_code == 404 and unknown.json()["error"] == "plugin_not_found"
+    for raw in ("two", "\u00b2", "\u0663"):  # "²" and "٣" are digits to str.isdigit
+        bad = simulator.request(
+            "DELETE", f"/internal/debug/breakpoints/{PLUGIN}", params={"id": raw}, headers=headers
+        )
+        assert bad.status_code == 400 and bad.json()["error"] == "invalid_id", raw
 
 
 def test_python_hit_counts_pause_only_on_the_matching_hits(

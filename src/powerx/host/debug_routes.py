@@ -63,8 +63,9 @@ def debug_routes(simulator: Simulator) -> list[Route]:
 
     async def delete_breakpoints(request: Request) -> Response:
         plugin = require_debug(request)
+        debugger.check(plugin, [])  # an unknown plugin is refused before any state changes
         raw = request.query_params.get("id")
-        if raw is not None and not raw.isdigit():
+        if raw is not None and not (raw.isascii() and raw.isdigit()):
             raise PowerXError(
                 "invalid_id", f"Breakpoint id {raw!r} is not a number.", "see `list`."
             )
