@@ -60,3 +60,19 @@ def test_only_running_generations_keep_a_run_tree(
     if root.is_relative_to(RAM_DIR):
         assert not root.exists(), "the RAM run trees outlived the simulator"
     assert (workspace.state_dir / "artefacts" / active).is_file()  # archives stay on disk
+
+
+def test_run_trees_left_by_a_killed_simulator_go_at_the_next_start(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    root = run_root(workspace.state_dir)
+    if not root.is_relative_to(RAM_DIR):
+        return  # under the state dir they are kept, as before (no RAM to give back)
+    stale = root / ("0" * 64)
+    stale.mkdir(parents=True)
+    (stale / "artefact.json").write_text("{}")
+    plugin = copy_example(HELLO_NODE, tmp_path / "hello-node")
+    simulator: RunningSimulator = start_simulator([plugin])
+    assert not stale.exists()
+    assert trees(root) == {plugin_status(simulator, NODE_ID)["digest"]}

@@ -578,6 +578,8 @@ class Simulator:
 
     async def start_services(self) -> None:
         """Listeners the plugins need before the first one starts: the egress proxy."""
+        if self._run_tree_in_ram:  # left by a simulator that was killed: nothing runs there
+            shutil.rmtree(self.store.unpacked, ignore_errors=True)
         proxy = EgressProxy(self.supervisor.egress_policy, self._on_proxy_blocked)
         await proxy.start()
         self.supervisor.egress_proxy = proxy
