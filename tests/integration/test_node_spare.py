@@ -66,36 +66,41 @@ def request_in_background(url: str) -> tuple[threading.Thread, list[object]]:
     return thread, answers
 
 
-def test_a_request_to_a_spare_waits_for_its_plugin(tmp_path: Path) -> None:
+def request_then_order(
+    tmp_path: Path, path: str, source: str
+) -> tuple[bool, dict[str, object], object, int, int | None]:
+    """Send a request to a fresh spare, then give it a plugin of ``source``: whether the
+    request waited, the spare's control message, the request's answer, the spare's port
+    and its exit code (None while it runs)."""
     process, port = spare()
     try:
-        thread, answers = request_in_background(f"http://127.0.0.1:{port}/")
+        thread, answers = request_in_background(f"http://127.0.0.1:{port}{path}")
         time.sleep(0.3)
         waited = thread.is_alive()
-        ready = order(process, plugin(tmp_path / "run", HELLO))
+        message = order(process, plugin(tmp_path / "run", source))
         thread.join(20)
+        try:
+            code: int | None = process.wait(2)
+        except subprocess.TimeoutExpired:
+            code = None
     finally:
         process.kill()
         process.wait()
+    return waited, message, answers[0], port, code
+
+
+def test_a_request_to_a_spare_waits_for_its_plugin(tmp_path: Path) -> None:
+    waited, ready, response, port, code = request_then_order(tmp_path, "/", HELLO)
     assert waited, "the spare answered before it had a plugin"
     assert ready["event"] == "ready" and ready["port"] == port
-    response = answers[0]
+    assert code is None  # still serving
     assert isinstance(response, httpx.Response), response
     assert response.status_code == 200 and response.text == "plugin says hello"
 
 
 def test_a_health_probe_to_a_spare_fails_when_its_plugin_does_not_load(tmp_path: Path) -> None:
-    process, port = spare()
-    try:
-        thread, answers = request_in_background(f"http://127.0.0.1:{port}{HEALTH_PATH}")
-        time.sleep(0.3)
-        waited = thread.is_alive()
-        failed = order(process, plugin(tmp_path / "run", BROKEN))
-        thread.join(20)
-        code = process.wait(10)
-    finally:
-        process.kill()
+    waited, failed, answer, _, code = request_then_order(tmp_path, HEALTH_PATH, BROKEN)
     assert waited
     assert failed["event"] == "error" and "broken at load" in str(failed["message"])
-    assert code != 0
-    assert isinstance(answers[0], httpx.HTTPError), answers[0]  # never a 200
+    assert code not in (None, 0)
+    assert isinstance(answer, httpx.HTTPError), answer  # never a 200

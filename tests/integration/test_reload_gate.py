@@ -51,22 +51,30 @@ def wait_for_file(path: Path, timeout_s: float = 30) -> None:
         time.sleep(0.01)
 
 
-def test_a_request_during_a_reload_is_served_by_the_new_generation(
-    workspace: Workspace, tmp_path: Path, start_simulator: Any
-) -> None:
+def request_during_a_slow_reload(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any, greeting: str, tail: str = ""
+) -> tuple[httpx.Response, httpx.Response]:
+    """Save ``greeting`` with an import that takes 0.6 s (then runs ``tail``), push it, and
+    request the plugin while generation 2 imports; (that response, the push's)."""
     workspace.login()
     plugin = copy_example(HELLO_PYTHON, tmp_path / "p")
     simulator: RunningSimulator = start_simulator([plugin])
     flag = tmp_path / "importing"
-    set_python_greeting(plugin, "saved")
-    slow_import(plugin, flag)
+    set_python_greeting(plugin, greeting)
+    slow_import(plugin, flag, tail)
     thread, pushed = reload_in_background(simulator, plugin, tmp_path / "build")
     wait_for_file(flag)  # generation 2 is importing; generation 1 still serves
-
     response = simulator.get(f"/plugins/{PY_ID}/")
     thread.join(60)
+    assert pushed, "the push did not return"
+    return response, pushed[0]
 
-    assert pushed and pushed[0].status_code == 200, pushed and pushed[0].text
+
+def test_a_request_during_a_reload_is_served_by_the_new_generation(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    response, pushed = request_during_a_slow_reload(workspace, tmp_path, start_simulator, "saved")
+    assert pushed.status_code == 200, pushed.text
     assert response.status_code == 200, response.text
     assert response.json()["greeting"] == "saved"
     assert response.headers["x-powerx-generation"] == "2"
@@ -83,20 +91,12 @@ def test_a_request_during_a_reload_is_served_by_the_new_generation(
 def test_a_request_held_for_a_failed_reload_is_served_by_the_old_generation(
     workspace: Workspace, tmp_path: Path, start_simulator: Any
 ) -> None:
-    workspace.login()
-    plugin = copy_example(HELLO_PYTHON, tmp_path / "p")
-    simulator: RunningSimulator = start_simulator([plugin])
-    flag = tmp_path / "importing"
-    set_python_greeting(plugin, "never served")
-    slow_import(plugin, flag, tail="raise RuntimeError('broken at import')\n")
-    thread, pushed = reload_in_background(simulator, plugin, tmp_path / "build")
-    wait_for_file(flag)
-
-    response = simulator.get(f"/plugins/{PY_ID}/")
-    thread.join(60)
-
-    assert pushed and pushed[0].status_code == 422, pushed and pushed[0].text
-    assert pushed[0].json()["error"] == "plugin_start_failed"
+    broken = "raise RuntimeError('broken at import')\n"
+    response, pushed = request_during_a_slow_reload(
+        workspace, tmp_path, start_simulator, "never served", broken
+    )
+    assert pushed.status_code == 422, pushed.text
+    assert pushed.json()["error"] == "plugin_start_failed"
     assert response.status_code == 200, response.text
     assert response.json()["greeting"] == "hello from python"
     assert response.headers["x-powerx-generation"] == "1"

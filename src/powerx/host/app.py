@@ -6,6 +6,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 from starlette.applications import Starlette
@@ -63,6 +64,15 @@ async def _on_os_error(request: Request, exc: Exception) -> Response:
     if error is None:
         raise exc
     return error_response(error)
+
+
+async def _json_or_none(request: Request) -> Any:
+    """The JSON body, or None when there is none or it is not JSON (the caller says why
+    that is wrong for it)."""
+    try:
+        return await request.json()
+    except ValueError:
+        return None
 
 
 def create_app(
@@ -161,10 +171,7 @@ def create_app(
         has been handled (or ``{"pending": false}``: the build failed)."""
         require_debug(request)
         require_flag()
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
+        body = await _json_or_none(request)
         if (
             not isinstance(body, dict)
             or not isinstance(body.get("plugin"), str)
@@ -185,10 +192,7 @@ def create_app(
 
     async def rollback(request: Request) -> Response:
         require_debug(request)
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
+        body = await _json_or_none(request)
         if not isinstance(body, dict) or not isinstance(body.get("plugin"), str):
             raise PowerXError(
                 "invalid_body",
