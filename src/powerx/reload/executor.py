@@ -210,9 +210,9 @@ class PluginLoop:
                 self.dirty.clear()
                 changed |= self._take_changed()
                 built = await self._build()
+                await pending  # in place before the upload that ends it (sent by now, mostly)
                 if not self.dirty.is_set() or dropped == MAX_SUPERSEDED_BUILDS:
                     break  # else newer saves landed while it built: build them too
-            await pending  # in place before the upload that ends it is sent
             if not isinstance(built, Artefact) or built.manifest.id != self.plugin_id:
                 await self.client.reload_pending(self.plugin_id, False)  # nothing to wait for
             await self.reload_once(sorted(changed), since, built)
