@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from powerx.paths import run_root
 from tests.conftest import (
     HELLO_NODE,
     HELLO_PYTHON,
@@ -229,6 +231,8 @@ def test_plugins_exit_when_the_simulator_is_killed(
     while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(_alive(pid) for pid in pids), "orphaned plugin processes"
+    # A killed simulator cannot remove its run trees; the next start on this state would.
+    shutil.rmtree(run_root(workspace.state_dir), ignore_errors=True)
 
 
 def _alive(pid: int) -> bool:
