@@ -10,7 +10,8 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -189,3 +190,13 @@ def python_manifest(
         f"id: {plugin_id}\nname: Test\nversion: 1.0.0\nruntime: python3.11\n"
         f"entry: {entry}\nhost:\n  api: '{api}'\npermissions: {permissions}\n"
     )
+
+
+def wait_until(check: Callable[[], object], timeout_s: float = 10) -> bool:
+    """Poll ``check`` every 20 ms until it is true (True) or ``timeout_s`` passes (False)."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True

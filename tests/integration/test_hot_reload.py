@@ -24,6 +24,7 @@ from tests.conftest import (
     RunningSimulator,
     Workspace,
     python_manifest,
+    wait_until,
     write_plugin,
 )
 
@@ -141,14 +142,24 @@ def test_node_edit_is_served_by_the_next_generation(
 
 
 def process_gone(pid: int, timeout_s: float = 10) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def gone() -> bool:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
             return True
-        time.sleep(0.02)
-    return False
+        return False
+
+    return wait_until(gone, timeout_s)
+
+
+def start_example(
+    workspace: Workspace, start_simulator: Any, example: Path, folder: Path
+) -> tuple[RunningSimulator, Path]:
+    """Log in, copy an example plugin to ``folder`` and start a simulator over it."""
+    workspace.login()
+    plugin = copy_example(example, folder)
+    simulator: RunningSimulator = start_simulator([plugin])
+    return simulator, plugin
 
 
 def test_the_previous_generation_stops_whether_or_not_a_request_comes(

@@ -18,6 +18,7 @@ from tests.integration.test_hot_reload import (
     copy_example,
     push_bytes,
     set_python_greeting,
+    start_example,
 )
 
 
@@ -56,9 +57,7 @@ def request_during_a_slow_reload(
 ) -> tuple[httpx.Response, httpx.Response]:
     """Save ``greeting`` with an import that takes 0.6 s (then runs ``tail``), push it, and
     request the plugin while generation 2 imports; (that response, the push's)."""
-    workspace.login()
-    plugin = copy_example(HELLO_PYTHON, tmp_path / "p")
-    simulator: RunningSimulator = start_simulator([plugin])
+    simulator, plugin = start_example(workspace, start_simulator, HELLO_PYTHON, tmp_path / "p")
     flag = tmp_path / "importing"
     set_python_greeting(plugin, greeting)
     slow_import(plugin, flag, tail)
@@ -138,9 +137,7 @@ def pending(simulator: RunningSimulator, body: object, **kwargs: Any) -> httpx.R
 def test_a_pending_reload_holds_requests_until_it_is_called_off(
     workspace: Workspace, tmp_path: Path, start_simulator: Any
 ) -> None:
-    workspace.login()
-    plugin = copy_example(HELLO_PYTHON, tmp_path / "p")
-    simulator: RunningSimulator = start_simulator([plugin])
+    simulator, _ = start_example(workspace, start_simulator, HELLO_PYTHON, tmp_path / "p")
     assert pending(simulator, {"plugin": PY_ID}).status_code == 200
     answers: list[httpx.Response] = []
     request = threading.Thread(target=lambda: answers.append(simulator.get(f"/plugins/{PY_ID}/")))
@@ -159,9 +156,7 @@ def test_a_pending_reload_holds_requests_until_it_is_called_off(
 def test_a_pending_reload_is_refused_for_bad_input(
     workspace: Workspace, tmp_path: Path, start_simulator: Any
 ) -> None:
-    workspace.login()
-    plugin = copy_example(HELLO_PYTHON, tmp_path / "p")
-    simulator: RunningSimulator = start_simulator([plugin])
+    simulator, _ = start_example(workspace, start_simulator, HELLO_PYTHON, tmp_path / "p")
     unknown = pending(simulator, {"plugin": "com.example.nope"})
     assert unknown.status_code == 404 and unknown.json()["error"] == "plugin_not_found"
     for body in ({}, {"plugin": 3}, {"plugin": PY_ID, "pending": "yes"}, [PY_ID]):

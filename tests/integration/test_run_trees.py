@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 from powerx.build import BuildSession
 from powerx.paths import RAM_DIR, run_root
-from tests.conftest import HELLO_NODE, RunningSimulator, Workspace
+from tests.conftest import HELLO_NODE, RunningSimulator, Workspace, wait_until
 from tests.integration.test_hot_reload import (
     NODE_ID,
     copy_example,
@@ -16,6 +15,7 @@ from tests.integration.test_hot_reload import (
     plugin_status,
     push,
     set_node_greeting,
+    start_example,
 )
 
 
@@ -23,21 +23,12 @@ def trees(root: Path) -> set[str]:
     return {p.name for p in root.iterdir()} if root.is_dir() else set()
 
 
-def wait_until(check: Any, timeout_s: float = 10) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def test_only_running_generations_keep_a_run_tree(
     workspace: Workspace, tmp_path: Path, start_simulator: Any
 ) -> None:
-    workspace.login()
-    plugin = copy_example(HELLO_NODE, tmp_path / "hello-node")
-    simulator: RunningSimulator = start_simulator([plugin])
+    simulator, plugin = start_example(
+        workspace, start_simulator, HELLO_NODE, tmp_path / "hello-node"
+    )
     root = run_root(workspace.state_dir)
     session = BuildSession(plugin, tmp_path / "build")
     try:

@@ -327,7 +327,7 @@ class Supervisor:
         try:
             if message.get("event") == "ready":
                 gen.port = int(message["port"])
-                if await self._passes_probe(gen.port, early_probe, process.listening_port):
+                if await self._passes_probe(gen.port, early_probe):
                     gen.state = "running"
                     gen.start_ms = (time.perf_counter() - started) * 1000
                     self._spawn_background(
@@ -357,13 +357,11 @@ class Supervisor:
         if not self.closing:
             self.prepare_launchers({runtime})
 
-    async def _passes_probe(
-        self, port: int, early: asyncio.Task[bool] | None, early_port: int | None
-    ) -> bool:
-        """The health probe. One sent early (to a spare while its plugin loaded) counts if
-        it passed; else the generation is asked again (a start paused for the debugger
-        can outlast the early one)."""
-        if early is not None and early_port == port and await early:
+    async def _passes_probe(self, port: int, early: asyncio.Task[bool] | None) -> bool:
+        """The health probe. One sent early (to a spare, on the port it serves from, while
+        its plugin loaded) counts if it passed; else the generation is asked again (a
+        start paused for the debugger can outlast the early one)."""
+        if early is not None and await early:
             return True
         return await self._healthy(port)
 
