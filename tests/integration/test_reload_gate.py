@@ -53,13 +53,23 @@ def wait_for_file(path: Path, timeout_s: float = 30) -> None:
 
 
 def request_during_a_slow_reload(
-    workspace: Workspace, tmp_path: Path, start_simulator: Any, greeting: str, tail: str = ""
+    workspace: Workspace,
+    tmp_path: Path,
+    start_simulator: Any,
+    greeting: str,
+    tail: str = "",
+    answer_after_s: float = 0.0,
 ) -> tuple[httpx.Response, httpx.Response]:
-    """Save ``greeting`` with an import that takes 0.6 s (then runs ``tail``), push it, and
-    request the plugin while generation 2 imports; (that response, the push's)."""
+    """Save ``greeting`` with an import that takes 0.6 s (then runs ``tail``) and a `/` that
+    takes ``answer_after_s``, push it, and request the plugin while generation 2 imports;
+    (that response, the push's)."""
     simulator, plugin = start_example(workspace, start_simulator, HELLO_PYTHON, tmp_path / "p")
     flag = tmp_path / "importing"
     set_python_greeting(plugin, greeting)
+    if answer_after_s:
+        app = plugin / "app.py"
+        slow = f"    await __import__('asyncio').sleep({answer_after_s})\n    host = host_for"
+        app.write_text(app.read_text().replace("    host = host_for", slow, 1))
     slow_import(plugin, flag, tail)
     thread, pushed = reload_in_background(simulator, plugin, tmp_path / "build")
     wait_for_file(flag)  # generation 2 is importing; generation 1 still serves
@@ -85,6 +95,23 @@ def test_a_request_during_a_reload_is_served_by_the_new_generation(
         if json.loads(line)["stream"] == "access"
     ]
     assert any("held" in message and "for a reload" in message for message in access), access
+
+
+def test_the_rest_of_a_reload_waits_for_the_answer_to_the_held_request(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    """After the flip the held request goes first: the reload's pointer write, records and
+    reply would compete with it for the CPU. That wait is not counted as reload time."""
+    response, pushed = request_during_a_slow_reload(
+        workspace, tmp_path, start_simulator, "saved", answer_after_s=0.15
+    )
+    assert pushed.status_code == 200, pushed.text
+    assert response.status_code == 200 and response.json()["greeting"] == "saved"
+    assert response.headers["x-powerx-generation"] == "2"
+    timings = pushed.json()["timings"]
+    stood_aside_ms = pushed.elapsed.total_seconds() * 1000 - timings["total_ms"]
+    assert stood_aside_ms >= 120, (stood_aside_ms, timings)
+    assert timings["swap_ms"] < 120, timings
 
 
 def test_a_request_held_for_a_failed_reload_is_served_by_the_old_generation(

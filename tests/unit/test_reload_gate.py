@@ -90,3 +90,18 @@ def test_after_the_flip_requests_go_at_once_and_the_next_save_holds_again() -> N
     after_flip, next_wait, held = asyncio.run(scenario())
     assert after_flip == 0.0
     assert held and next_wait >= 40
+
+
+def test_the_flip_says_how_many_requests_it_let_through() -> None:
+    async def scenario() -> tuple[int, int, int]:
+        gate = ReloadGate()
+        with gate.reloading("p"):
+            nobody = gate.flipped("q")  # another plugin: nothing held there
+            waiting = [asyncio.create_task(gate.passage("p")) for _ in range(2)]
+            await asyncio.sleep(0.01)
+            let_through = gate.flipped("p")
+            await asyncio.gather(*waiting)
+            again = gate.flipped("p")  # already open: nobody waits
+        return nobody, let_through, again
+
+    assert asyncio.run(scenario()) == (0, 2, 0)

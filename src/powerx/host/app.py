@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -204,7 +205,9 @@ def create_app(
         activation = await simulator.rollback(
             body["plugin"], digest if isinstance(digest, str) else None
         )
-        activation.timings["total_ms"] = (time.perf_counter() - started) * 1000
+        activation.timings["total_ms"] = (
+            time.perf_counter() - started
+        ) * 1000 - activation.deferred_ms
         return JSONResponse(activation.to_dict())
 
     async def cache_clear(request: Request) -> Response:
@@ -241,6 +244,7 @@ def create_app(
                 request.method, url, headers=headers, content=body, timeout=timeout
             )
         except httpx.HTTPError as exc:
+            generation.answered()
             raise PowerXError(
                 "plugin_unavailable",
                 f"Plugin '{plugin_id}' (generation {generation.number}) did not answer: {exc!r}.",
@@ -272,8 +276,13 @@ def create_app(
             else "error",
             tenant=request.headers.get(TENANT_HEADER),
         )
+        # Work waiting for the generation's first answer (the next warm spare, stopping
+        # the previous generation, the rest of a reload) starts once this one is sent.
         return Response(
-            upstream.content, status_code=upstream.status_code, headers=response_headers
+            upstream.content,
+            status_code=upstream.status_code,
+            headers=response_headers,
+            background=BackgroundTask(generation.answered),
         )
 
     async def root(request: Request) -> Response:

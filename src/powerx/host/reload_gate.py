@@ -30,6 +30,7 @@ class ReloadGate:
         self._reloads: dict[str, int] = {}
         self._settled: dict[str, asyncio.Event] = {}
         self._expected: dict[str, asyncio.TimerHandle] = {}
+        self._waiting: dict[str, int] = {}  # requests held at the gate, per plugin
 
     def _hold(self, plugin: str) -> None:
         self._reloads[plugin] = self._reloads.get(plugin, 0) + 1
@@ -41,13 +42,15 @@ class ReloadGate:
             del self._reloads[plugin]
             self.flipped(plugin)
 
-    def flipped(self, plugin: str) -> None:
+    def flipped(self, plugin: str) -> int:
         """The new generation serves: waiting requests go to it now, and so do new ones
         (what is left of the reload is bookkeeping). A hold taken after this, for the
-        next save, holds again."""
+        next save, holds again. Returns how many requests were waiting."""
         settled = self._settled.pop(plugin, None)
-        if settled is not None:
-            settled.set()
+        if settled is None:
+            return 0
+        settled.set()
+        return self._waiting.get(plugin, 0)
 
     @contextlib.contextmanager
     def reloading(self, plugin: str) -> Iterator[None]:
@@ -81,6 +84,12 @@ class ReloadGate:
         if settled is None:
             return 0.0
         started = time.perf_counter()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(settled.wait(), self.max_hold_s)
+        self._waiting[plugin] = self._waiting.get(plugin, 0) + 1
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(settled.wait(), self.max_hold_s)
+        finally:
+            self._waiting[plugin] -= 1
+            if not self._waiting[plugin]:
+                del self._waiting[plugin]
         return (time.perf_counter() - started) * 1000

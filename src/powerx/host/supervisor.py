@@ -92,7 +92,8 @@ class Generation:
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
     idle: asyncio.Event = field(default_factory=asyncio.Event)
-    served: asyncio.Event = field(default_factory=asyncio.Event)  # its first request is done
+    served: asyncio.Event = field(default_factory=asyncio.Event)  # its first answer went out
+    swapped: asyncio.Event = field(default_factory=asyncio.Event)  # its pointer is on disk
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
@@ -105,9 +106,12 @@ class Generation:
 
     def leave(self) -> None:
         self.inflight -= 1
-        self.served.set()
         if self.inflight == 0:
             self.idle.set()
+
+    def answered(self) -> None:
+        """A response from this generation has gone out to the client."""
+        self.served.set()
 
 
 @dataclass
@@ -344,16 +348,26 @@ class Supervisor:
         raise self._start_error(slot, gen, message)
 
     @staticmethod
-    async def _first_request(gen: Generation) -> None:
+    async def first_request(gen: Generation) -> None:
         """Until ``gen`` has answered its first request, or AFTER_FLIP_WAIT_S: work done
         sooner competes for the CPU with the very request the developer saved for."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(gen.served.wait(), AFTER_FLIP_WAIT_S)
 
+    @staticmethod
+    async def _settled(gen: Generation) -> None:
+        """Until ``gen`` has answered its first request and its swap is on disk, or
+        AFTER_FLIP_WAIT_S: work done sooner competes for the CPU with the request the
+        developer saved for, then with the rest of the reload."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(AFTER_FLIP_WAIT_S):
+                await gen.served.wait()
+                await gen.swapped.wait()
+
     async def _warm_next_after_first_request(self, gen: Generation, runtime: str) -> None:
         """Start the next warm spare (a Node start-up costs ~0.1 s of CPU) after
-        ``gen``'s first request."""
-        await self._first_request(gen)
+        ``gen``'s first request and swap."""
+        await self._settled(gen)
         if not self.closing:
             self.prepare_launchers({runtime})
 
@@ -458,8 +472,8 @@ class Supervisor:
 
     async def _retire_after_first_request(self, previous: Generation, gen: Generation) -> None:
         """Stop the previous generation (it gets no new requests) after ``gen``'s first
-        request; it drains what it still serves."""
-        await self._first_request(gen)
+        request and swap; it drains what it still serves."""
+        await self._settled(gen)
         await self.stop_generation(previous, drain=True)
 
     def slot_for(self, manifest: Manifest, source_dir: Path) -> PluginSlot:
@@ -496,6 +510,7 @@ class Supervisor:
                 return
             slot.restarts += 1
             slot.active = gen
+            gen.swapped.set()  # the pointer already names its artefact
             if self.debug is not None:
                 await self.debug.generation_flipped(slot.manifest.id, crashed.number, gen.number)
             self._log(
