@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +43,36 @@ def wait_for_output(sim: LocalSimulator, text: str, timeout_s: float = 5) -> boo
     return text in sim.output()
 
 
+@dataclass
+class DevRun:
+    """A `powerx dev` process; its output once it has stopped."""
+
+    process: subprocess.Popen[str]
+    out: str = ""
+    err: str = ""
+
+
+@contextlib.contextmanager
+def powerx_dev(workspace: Workspace, plugin: Path, *args: str) -> Iterator[DevRun]:
+    """`powerx dev PLUGIN ARGS` against the running simulator, stopped (SIGTERM) after."""
+    run = DevRun(
+        subprocess.Popen(
+            [sys.executable, "-m", "powerx.cli.main", "dev", str(plugin), *args],
+            cwd=workspace.root,
+            env=workspace.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    )
+    try:
+        time.sleep(1.0)  # initial push and watchers armed
+        yield run
+    finally:
+        run.process.terminate()
+        run.out, run.err = run.process.communicate(timeout=20)
+
+
 @pytest.mark.parametrize("poll", [False, True], ids=["native", "poll"])
 def test_powerx_dev_reloads_each_save(
     workspace: Workspace, tmp_path: Path, start_simulator: Any, poll: bool
@@ -48,23 +81,7 @@ def test_powerx_dev_reloads_each_save(
     plugin = tmp_path / "hello-python"
     shutil.copytree(HELLO_PYTHON, plugin)
     simulator = start_simulator([plugin])
-    dev = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "powerx.cli.main",
-            "dev",
-            str(plugin),
-            *(["--poll"] if poll else []),
-        ],
-        cwd=workspace.root,
-        env=workspace.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        time.sleep(1.0)  # initial push and watchers armed
+    with powerx_dev(workspace, plugin, *(["--poll"] if poll else [])) as dev:
         source = plugin / "app.py"
         replace_line(source, "GREETING =", 'GREETING = "first save"')
         assert wait_for_text(simulator.get, f"/plugins/{PY_ID}/", "first save")
@@ -76,10 +93,8 @@ def test_powerx_dev_reloads_each_save(
         replace_line(source, "GREETING =", "GREETING = (")
         time.sleep(1.0)
         assert wait_for_text(simulator.get, f"/plugins/{PY_ID}/", "save two B", timeout_s=2)
-    finally:
-        dev.terminate()
-        out, err = dev.communicate(timeout=20)
-    assert dev.returncode in (0, -15), err
+    out, err = dev.out, dev.err
+    assert dev.process.returncode in (0, -15), err
     assert "Traceback" not in out + err
     reload_lines = [line for line in out.splitlines() if line.startswith("✓")]
     assert reload_lines, out
@@ -169,19 +184,32 @@ def test_a_save_that_lands_during_a_build_drops_that_build(tmp_path: Path) -> No
     assert "gen 2" in reloads[0] and "a.js" in reloads[0] and "b.js" in reloads[0]
 
 
-def test_a_request_made_while_the_save_builds_gets_the_saved_code(tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["in the simulator", "powerx dev"])
+def test_a_request_made_while_the_save_builds_gets_the_saved_code(
+    tmp_path: Path, workspace: Workspace, start_simulator: Any, where: str
+) -> None:
     """The dev loop tells the simulator a reload is coming as soon as it sees the save, so
-    a request sent during the (0.4 s) build waits for the new generation."""
+    a request sent during the (0.4 s) build waits for the new generation. In the
+    simulator's process (`host start --watch`) that note is a call; from `powerx dev`, an
+    HTTP request."""
     plugin = two_file_plugin(tmp_path / "two-files")
-    with LocalSimulator([plugin], watch=True, workdir=tmp_path / "sim") as sim:
-        assert sim.get("/plugins/com.example.two-files/").text == "a0+b0"
-        time.sleep(0.5)
+    with contextlib.ExitStack() as running:
+        if where == "powerx dev":
+            workspace.login()
+            get = start_simulator([plugin]).get
+            running.enter_context(powerx_dev(workspace, plugin))
+        else:
+            sim = running.enter_context(
+                LocalSimulator([plugin], watch=True, workdir=tmp_path / "sim")
+            )
+            get = sim.get
+            time.sleep(0.5)
+        assert get("/plugins/com.example.two-files/").text == "a0+b0"
         (plugin / "src/a.js").write_text('"a1"\n')
         time.sleep(0.15)  # seen, and building
-        response = sim.get("/plugins/com.example.two-files/")
+        response = get("/plugins/com.example.two-files/")
     assert response.status_code == 200
     assert response.text == "a1+b0"
-    assert response.headers["x-powerx-generation"] == "2"
     assert int(response.headers["x-powerx-held-ms"]) > 100
 
 

@@ -184,11 +184,7 @@ def create_app(
                 "send the plugin id as JSON.",
             )
         plugin, pending = body["plugin"], body.get("pending", True)
-        simulator.serving(plugin)  # a plugin that is not mounted is refused (404)
-        if pending:
-            simulator.gate.expect(plugin)
-        else:
-            simulator.gate.settle(plugin)
+        simulator.note_pending(plugin, pending)
         return JSONResponse({"plugin": plugin, "pending": pending})
 
     async def rollback(request: Request) -> Response:

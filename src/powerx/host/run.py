@@ -139,15 +139,18 @@ def url_for(bind: str, port: int) -> str:
 
 
 async def _watch_in_process(
-    url: str,
+    simulator: Simulator,
     plans: list[PluginPlan],
     state_dir: Path,
     dev_reporter: DevReporter,
     stop: asyncio.Event,
     poll: bool,
 ) -> None:
-    """``host start --watch``: the dev loop in this process, still talking HTTP to the host."""
-    client = SimulatorClient(url, require_credential().token)
+    """``host start --watch``: the dev loop in this process, still talking HTTP to the host
+    (uploads are admitted, audited and counted as any other), bar the pending-reload note."""
+    client = SimulatorClient(
+        simulator.url, require_credential().token, local_pending=simulator.note_pending
+    )
     try:
         await run_dev(
             [plan.path for plan in plans],
@@ -218,7 +221,7 @@ async def _serve(
     watcher = None
     if dev_reporter is not None:
         watcher = asyncio.create_task(
-            _watch_in_process(url, plans, state_dir, dev_reporter, stop_watching, poll)
+            _watch_in_process(simulator, plans, state_dir, dev_reporter, stop_watching, poll)
         )
     stop_waiter = asyncio.create_task(simulator.shutdown_requested.wait())
     await asyncio.wait({serving, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)

@@ -350,6 +350,16 @@ class Simulator:
         assert generation is not None
         return generation
 
+    def note_pending(self, plugin: str, pending: bool) -> None:
+        """The dev loop saw a save of ``plugin`` and builds it (``pending``): hold its
+        requests for the upload; or the build failed: stop holding. A plugin that is not
+        mounted is refused (404 ``plugin_not_found``)."""
+        self.serving(plugin)
+        if pending:
+            self.gate.expect(plugin)
+        else:
+            self.gate.settle(plugin)
+
     async def hot_reload(
         self,
         data: bytes,
