@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import subprocess
 import threading
 import time
@@ -11,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from powerx.build.toolchain import node_executable
+from powerx.host.launcher import LaunchSpec, SpareLauncher
 from powerx.host.supervisor import HEALTH_PATH
 from powerx.runtimes import CONTROL_PREFIX, NODE_SHIM
 
@@ -104,3 +107,58 @@ def test_a_health_probe_to_a_spare_fails_when_its_plugin_does_not_load(tmp_path:
     assert failed["event"] == "error" and "broken at load" in str(failed["message"])
     assert code not in (None, 0)
     assert isinstance(answer, httpx.HTTPError), answer  # never a 200
+
+
+def probe_a_launched_spare(tmp_path: Path, source: str) -> tuple[list[int], bool, bool]:
+    """Warm a spare through the launcher, whose probe records the port and asks the
+    spare's health path; then launch a plugin of ``source`` into it. Returns the ports
+    probed before the launch, whether that probe was still waiting when the plugin was
+    given, and its result."""
+
+    async def scenario() -> tuple[list[int], bool, bool]:
+        probed: list[int] = []
+
+        async def probe(port: int) -> bool:
+            probed.append(port)
+            async with httpx.AsyncClient(trust_env=False) as client:
+                try:
+                    response = await client.get(f"http://127.0.0.1:{port}{HEALTH_PATH}")
+                except httpx.HTTPError:
+                    return False
+            return response.status_code == 200
+
+        launcher = SpareLauncher("node18", dict(os.environ), str(tmp_path), probe)
+        launcher.prepare()
+        while not launcher.warm():
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)
+        probed_before = list(probed)
+        root = plugin(tmp_path / "run", source)
+        spec = LaunchSpec("node18", [str(root), "bundle/index.js", str(root)], {}, str(root))
+        process = await launcher.launch(spec)
+        try:
+            assert process.early_probe is not None
+            waiting_before = not process.early_probe.done()
+            passed = await asyncio.wait_for(process.early_probe, 20)
+            return probed_before, waiting_before, passed
+        finally:
+            process.kill()
+            await process.wait()
+            await launcher.close()
+
+    return asyncio.run(scenario())
+
+
+def test_the_launcher_probes_a_spare_before_giving_it_a_plugin(tmp_path: Path) -> None:
+    """The probe goes as soon as the spare listens (it then waits in the spare, already
+    read), and passes once the plugin has loaded."""
+    probed, waiting_before, passed = probe_a_launched_spare(tmp_path, HELLO)
+    assert len(probed) == 1, probed
+    assert waiting_before, "the probe was answered before the spare had a plugin"
+    assert passed
+
+
+def test_a_probe_sent_early_fails_when_the_plugin_does_not_load(tmp_path: Path) -> None:
+    probed, waiting_before, passed = probe_a_launched_spare(tmp_path, BROKEN)
+    assert len(probed) == 1 and waiting_before
+    assert not passed

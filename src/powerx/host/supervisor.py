@@ -176,7 +176,9 @@ class Supervisor:
 
     def launcher(self, runtime: str) -> Launcher:
         if runtime not in self.launchers:
-            self.launchers[runtime] = choose_launcher(runtime, self._base_env(), str(self.work_dir))
+            self.launchers[runtime] = choose_launcher(
+                runtime, self._base_env(), str(self.work_dir), self._healthy_once_loaded
+            )
         return self.launchers[runtime]
 
     def _environment(self, manifest: Manifest, token: str) -> dict[str, str]:
@@ -321,9 +323,7 @@ class Supervisor:
             asyncio.create_task(self._read_stderr(slot, gen)),
             asyncio.create_task(self._watch_exit(slot, gen)),
         ]
-        early_probe = None
-        if process.listening_port is not None:  # answered once the plugin has loaded
-            early_probe = asyncio.create_task(self._healthy(process.listening_port))
+        early_probe = process.early_probe  # a spare's, sent before its order
         try:
             message = await asyncio.wait_for(asyncio.shield(gen.ready), self.start_timeout_s)
         except TimeoutError:
@@ -372,19 +372,25 @@ class Supervisor:
             self.prepare_launchers({runtime})
 
     async def _passes_probe(self, port: int, early: asyncio.Task[bool] | None) -> bool:
-        """The health probe. One sent early (to a spare, on the port it serves from, while
-        its plugin loaded) counts if it passed; else the generation is asked again (a
-        start paused for the debugger can outlast the early one)."""
+        """The health probe. One sent early (to a spare, on the port it serves from,
+        before its order) counts if it passed; else the generation is asked again."""
         if early is not None and await early:
             return True
         return await self._healthy(port)
 
-    async def _healthy(self, port: int) -> bool:
+    async def _healthy(self, port: int, timeout_s: float | None = 5.0) -> bool:
         try:
-            response = await self.http.get(f"http://127.0.0.1:{port}{HEALTH_PATH}", timeout=5.0)
+            response = await self.http.get(
+                f"http://127.0.0.1:{port}{HEALTH_PATH}", timeout=timeout_s
+            )
         except httpx.HTTPError:
             return False
         return response.status_code == 200
+
+    async def _healthy_once_loaded(self, port: int) -> bool:
+        """The probe a warm spare holds until it is given a plugin (maybe minutes later);
+        a spare that never loads one is stopped, which ends it."""
+        return await self._healthy(port, timeout_s=None)
 
     def _start_error(
         self, slot: PluginSlot, gen: Generation, message: dict[str, Any]
