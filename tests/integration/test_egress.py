@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -13,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from powerx.build.toolchain import node_executable
+from powerx.runtimes import NODE_EGRESS_PRELOAD
 from tests.conftest import HELLO_NODE, RunningSimulator, Workspace, python_manifest, write_plugin
 from tests.integration.test_hot_reload import push
 
@@ -325,3 +328,33 @@ def test_a_manifest_listing_a_production_host_in_egress_is_refused(
     body = response.json()
     assert body["error"] == "egress_production"
     assert "api.powerx.io" in body["message"] and body["fix"]
+
+
+WIDEN_ATTEMPT = """
+const guard = require(process.argv[1]);
+guard.installHooks(); // as a warm spare does, before it has a plugin and a policy
+guard.install({ allow: [], deny: ['*.powerx.io'], simulator: '127.0.0.1:1' });
+guard.install({ allow: ['api.powerx.io'], deny: [], simulator: '127.0.0.1:1' }); // later code
+try {
+  require('node:net').connect(443, 'api.powerx.io').on('error', () => {});
+  console.log('RESULT reached');
+} catch (error) {
+  console.log(`RESULT ${error.code}`);
+}
+process.exit(0);
+"""
+
+
+def test_a_node_plugins_egress_policy_is_set_once() -> None:
+    """The guard's hooks go in before the policy is known (a warm spare hooks them in
+    early); the policy is then set once, so code that runs later cannot widen it."""
+    guard = NODE_EGRESS_PRELOAD.with_name("egress_guard.js")
+    done = subprocess.run(
+        [node_executable(), "-e", WIDEN_ATTEMPT, str(guard)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    results = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert results == ["RESULT POWERX_EGRESS_BLOCKED"], done.stdout + done.stderr

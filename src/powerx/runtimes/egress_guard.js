@@ -7,7 +7,8 @@
 // guard installed first (the policy is passed in its code, not through its env). Node
 // processes the plugin starts preload it through NODE_OPTIONS (egress_preload.js).
 // Policy: POWERX_EGRESS = {"allow": [...], "deny": [...], "simulator": "host:port",
-// "proxy": "host:port"}.
+// "proxy": "host:port"}. The hooks may go in before the policy is known (a warm spare);
+// the policy is set once, before plugin code runs, and cannot be changed after.
 const net = require('node:net');
 const dns = require('node:dns');
 const childProcess = require('node:child_process');
@@ -34,44 +35,63 @@ function matches(host, pattern) {
 
 const INSTALLED = Symbol.for('powerx.egress_guard');
 
-function install(policy) {
-  if (globalThis[INSTALLED]) return; // preloaded already: wrapping twice would count twice
-  globalThis[INSTALLED] = true;
-  const allow = (policy.allow || []).map(normalise);
-  const deny = (policy.deny || []).map(normalise);
+// The policy the hooks apply; null: none given (no POWERX_EGRESS), so nothing is checked.
+let current = null;
+
+function setPolicy(policy) {
+  if (current !== null) return; // set once: code that runs later cannot widen it
   const simulator = String(policy.simulator || '');
   const split = simulator.lastIndexOf(':');
-  const simHost = normalise(simulator.slice(0, split));
-  const simPort = Number(simulator.slice(split + 1));
-  // The simulator's egress proxy (on loopback) checks what passes through it.
-  const proxyPort = Number(String(policy.proxy || '').split(':').pop()) || null;
-  const resolved = new Set();
+  current = {
+    source: policy,
+    allow: (policy.allow || []).map(normalise),
+    deny: (policy.deny || []).map(normalise),
+    simHost: normalise(simulator.slice(0, split)),
+    simPort: Number(simulator.slice(split + 1)),
+    // The simulator's egress proxy (on loopback) checks what passes through it.
+    proxyPort: Number(String(policy.proxy || '').split(':').pop()) || null,
+    resolved: new Set(),
+  };
+}
 
-  function verdict(host, port) {
-    host = normalise(host);
-    if (deny.some((p) => matches(host, p))) {
-      return ['production_host', 'production PowerX API', FIX_PRODUCTION];
-    }
-    const atSimulator = host === simHost || LOOPBACK.has(host) || host.startsWith('127.');
-    const localPort = port === undefined || Number(port) === simPort || Number(port) === proxyPort;
-    if (atSimulator && localPort) return null;
-    if (resolved.has(host) || allow.some((p) => matches(host, p))) return null;
-    return ['egress_not_allowed', "not in the manifest's egress list", FIX_EGRESS];
+function verdict(host, port) {
+  const { allow, deny, simHost, simPort, proxyPort, resolved } = current;
+  host = normalise(host);
+  if (deny.some((p) => matches(host, p))) {
+    return ['production_host', 'production PowerX API', FIX_PRODUCTION];
   }
+  const atSimulator = host === simHost || LOOPBACK.has(host) || host.startsWith('127.');
+  const localPort = port === undefined || Number(port) === simPort || Number(port) === proxyPort;
+  if (atSimulator && localPort) return null;
+  if (resolved.has(host) || allow.some((p) => matches(host, p))) return null;
+  return ['egress_not_allowed', "not in the manifest's egress list", FIX_EGRESS];
+}
 
-  function check(host, port, route) {
-    const found = verdict(host, port);
-    if (!found) return;
-    const [reason, meaning, fix] = found;
-    process.stdout.write(CONTROL_PREFIX + JSON.stringify({
-      event: 'egress_blocked', host: normalise(host), port: port === undefined ? null : Number(port),
-      route, reason,
-    }) + '\n');
-    const where = port === undefined ? host : `${host}:${port}`;
-    const error = new Error(`powerx: egress to ${where} blocked (${meaning}); fix: ${fix}`);
-    error.code = 'POWERX_EGRESS_BLOCKED';
-    throw error;
-  }
+function check(host, port, route) {
+  if (current === null) return;
+  const found = verdict(host, port);
+  if (!found) return;
+  const [reason, meaning, fix] = found;
+  process.stdout.write(CONTROL_PREFIX + JSON.stringify({
+    event: 'egress_blocked', host: normalise(host), port: port === undefined ? null : Number(port),
+    route, reason,
+  }) + '\n');
+  const where = port === undefined ? host : `${host}:${port}`;
+  const error = new Error(`powerx: egress to ${where} blocked (${meaning}); fix: ${fix}`);
+  error.code = 'POWERX_EGRESS_BLOCKED';
+  throw error;
+}
+
+function remember(address) {
+  if (current !== null) current.resolved.add(normalise(address));
+}
+
+function installHooks() {
+  // Wraps what every connection, name lookup and child process goes through. A warm
+  // spare does this before it is given a plugin (it costs ~0.3 ms), with no policy yet:
+  // no plugin code runs before the policy is set.
+  if (globalThis[INSTALLED]) return; // preloaded already: wrapping twice would count twice
+  globalThis[INSTALLED] = true;
 
   const connect = net.Socket.prototype.connect;
   net.Socket.prototype.connect = function guardedConnect(...args) {
@@ -94,33 +114,32 @@ function install(policy) {
       if (typeof done === 'function') { process.nextTick(done, error); return {}; }
       throw error;
     }
-    const remember = (err, address, family) => {
+    const remembered = (err, address, family) => {
       if (!err) {
-        for (const entry of Array.isArray(address) ? address : [{ address }]) {
-          resolved.add(normalise(entry.address));
-        }
+        for (const entry of Array.isArray(address) ? address : [{ address }]) remember(entry.address);
       }
       done(err, address, family);
     };
     return typeof options === 'function'
-      ? lookup.call(dns, hostname, remember)
-      : lookup.call(dns, hostname, options, remember);
+      ? lookup.call(dns, hostname, remembered)
+      : lookup.call(dns, hostname, options, remembered);
   };
   const promisesLookup = dns.promises.lookup;
   dns.promises.lookup = async function guardedPromisesLookup(hostname, options) {
     check(hostname, undefined, 'dns.lookup');
     const result = await promisesLookup.call(dns.promises, hostname, options);
-    for (const entry of Array.isArray(result) ? result : [result]) resolved.add(normalise(entry.address));
+    for (const entry of Array.isArray(result) ? result : [result]) remember(entry.address);
     return result;
   };
 
   const HOST_IN_TEXT = /(?:[a-z][a-z0-9+.-]*:\/\/)?(?:[^\s/@:]+(?::[^\s/@]*)?@)?([a-z0-9.-]+)/;
   function checkCommand(args, route) {
+    if (current === null) return;
     for (const arg of args.flat()) {
       if (typeof arg !== 'string') continue;
       for (const token of arg.toLowerCase().split(/\s+/)) {
         const match = HOST_IN_TEXT.exec(token);
-        if (match && match[1].includes('.') && deny.some((p) => matches(match[1], p))) {
+        if (match && match[1].includes('.') && current.deny.some((p) => matches(match[1], p))) {
           check(match[1], undefined, route);
         }
       }
@@ -134,7 +153,12 @@ function install(policy) {
     };
   }
 
-  guardWorkers(policy);
+  guardWorkers();
+}
+
+function install(policy) {
+  setPolicy(policy);
+  installHooks();
 }
 
 // What a guarded worker runs after the guard: the caller's code (eval), or its file, by
@@ -152,11 +176,16 @@ function workerBody(target, options) {
 }`;
 }
 
-function guardWorkers(policy) {
+function guardWorkers() {
   const Original = workerThreads.Worker;
-  const prelude = `require(${JSON.stringify(__filename)}).install(${JSON.stringify(policy)});\n`;
   workerThreads.Worker = class GuardedWorker extends Original {
     constructor(target, options = {}) {
+      if (current === null) {
+        super(target, options);
+        return;
+      }
+      const guard = JSON.stringify(current.source);
+      const prelude = `require(${JSON.stringify(__filename)}).install(${guard});\n`;
       super(prelude + workerBody(target, options), { ...options, eval: true });
     }
   };
@@ -167,4 +196,4 @@ function installFromEnv() {
   if (raw) install(JSON.parse(raw));
 }
 
-module.exports = { install, installFromEnv, matches };
+module.exports = { install, installHooks, installFromEnv, matches };
