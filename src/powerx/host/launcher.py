@@ -157,11 +157,11 @@ class SpareLauncher:
     """Keeps one warm shim per runtime, started before it is needed.
 
     The next spare is started by ``prepare()`` once the generation that took the last
-    one has answered its first request, or 0.2 s after it came up (the supervisor calls
-    it), not at once: a Node start-up with its warm-up costs ~0.1 s of CPU (measured
-    with `/usr/bin/time node node_shim.js --spare`), and on a two-core laptop it would
-    slow the very request the user saved for. A launch that finds no spare starts one
-    and waits for it.
+    one has answered its first request and its swap is on disk, or 0.2 s after it came
+    up (the supervisor calls it), not at once: a Node start-up with its warm-up costs
+    ~0.1 s of CPU (measured with `/usr/bin/time node node_shim.js --spare`), and on a
+    two-core laptop it would slow the very request the user saved for. A launch that
+    finds no spare starts one and waits for it.
     """
 
     name = "spare"

@@ -35,9 +35,9 @@ GenerationState = Literal["starting", "running", "draining", "stopped", "crashed
 # The only variables of the developer's environment a plugin process inherits.
 _PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SYSTEMROOT")
 HEALTH_PATH = "/__powerx/health"
-# After a flip, the work that can wait (the next warm spare starts, the previous generation
-# stops) waits for the new generation's first request, or this long when none comes; a
-# reload before then starts a spare itself.
+# After a flip, the work that can wait (the rest of a reload, the next warm spare, stopping
+# the previous generation) waits for the new generation's first answer, or this long when
+# none comes; a reload before then starts a spare itself.
 AFTER_FLIP_WAIT_S = 0.2
 STOP_GRACE_S = 3.0
 DRAIN_TIMEOUT_S = 10.0
