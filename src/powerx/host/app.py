@@ -201,9 +201,7 @@ def create_app(
         activation = await simulator.rollback(
             body["plugin"], digest if isinstance(digest, str) else None
         )
-        activation.timings["total_ms"] = (
-            time.perf_counter() - started
-        ) * 1000 - activation.deferred_ms
+        activation.finish(started)
         return JSONResponse(activation.to_dict())
 
     async def cache_clear(request: Request) -> Response:

@@ -54,6 +54,10 @@ class Activation:
     # for it; not part of the reload's own time.
     deferred_ms: float = 0.0
 
+    def finish(self, since: float) -> None:
+        """Record the total time from ``since`` (``perf_counter``), less ``deferred_ms``."""
+        self.timings["total_ms"] = (time.perf_counter() - since) * 1000 - self.deferred_ms
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "plugin": self.plugin,
@@ -414,9 +418,7 @@ class Simulator:
                 },
             )
             raise
-        activation.timings["total_ms"] = (
-            time.perf_counter() - received
-        ) * 1000 - activation.deferred_ms
+        activation.finish(received)
         activation.reload_id = reload_id
         await self.observer.reload_finished(
             reload_record(
