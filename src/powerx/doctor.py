@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import socket
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from powerx import auth
 from powerx.build.toolchain import node_executable
 from powerx.config import OBSERVABILITY_FLAG, SIMULATOR_FLAG, SimulatorConfig, load_config
-from powerx.errors import PowerXError
+from powerx.errors import PowerXError, Problem
 from powerx.host.images import get_image
 from powerx.host.preflight import check_plugin, check_runtime
 from powerx.manifest import MANIFEST_FILE
@@ -25,8 +25,10 @@ class Check:
     status: Status
     detail: str
     fix: str | None = None
+    # What ``fix`` points at when there are several things to fix (a manifest's fields).
+    problems: list[Problem] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, str | None]:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -99,8 +101,15 @@ def _plugins(paths: list[Path], config: SimulatorConfig) -> list[Check]:
         try:
             plan = check_plugin(path, image, config)
         except PowerXError as error:
-            detail = error.message + "".join(f"\n{p.message}" for p in error.problems)
-            checks.append(Check(f"plugin {path}", "fail", f"[{error.code}] {detail}", error.fix))
+            checks.append(
+                Check(
+                    f"plugin {path}",
+                    "fail",
+                    f"[{error.code}] {error.message}",
+                    error.fix,
+                    error.problems,
+                )
+            )
             continue
         manifest = plan.manifest
         if manifest.needs_esbuild:

@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 
 from powerx.auth import require_credential
-from powerx.cli.render import console, err_console
+from powerx.cli.render import console, err_console, problem_lines
 from powerx.host.client import running_url
 from powerx.manifest import load_manifest
 from powerx.paths import state_dir
@@ -26,6 +26,9 @@ PHASES = (
     ("start_ms", "start"),
     ("swap_ms", "swap"),
 )
+# A reload's line lists this many of its error's problems (a manifest's bad fields, the
+# next broken lines of a build); `powerx doctor` lists them all.
+MAX_PROBLEMS = 8
 
 
 def format_outcome(outcome: ReloadOutcome) -> str:
@@ -52,10 +55,10 @@ def format_outcome(outcome: ReloadOutcome) -> str:
     error = outcome.error
     assert error is not None
     line = f"[red]✗[/] {escape(outcome.plugin)}  [red]{error.code}[/] {escape(error.message)}"
-    for problem in error.problems[1:4]:
-        line += f"\n    {escape(problem.message)}"
     if error.fix:
         line += f"\n  [dim]fix: {escape(error.fix)}[/]"
+    for problem in problem_lines(error.problems, "    ", stated=error.message, limit=MAX_PROBLEMS):
+        line += f"\n{problem}"
     if outcome.generation is not None:
         line += f"\n  [dim]generation {outcome.generation} keeps serving[/]"
     return line

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from powerx.cli.render import console
+from powerx.cli.render import console, problem_lines
 from powerx.doctor import diagnose
 
 _MARK = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]"}
@@ -44,6 +44,8 @@ def doctor(
             detail = escape(check.detail) + (
                 f"\n[dim]fix: {escape(check.fix)}[/]" if check.fix else ""
             )
+            for line in problem_lines(check.problems, indent="", stated=check.detail):
+                detail += f"\n{line}"
             table.add_row(_MARK[check.status], check.name, detail)
         console.print(table)
     if any(c.status == "fail" for c in checks):
