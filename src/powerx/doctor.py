@@ -15,6 +15,7 @@ from powerx.errors import PowerXError, Problem
 from powerx.host.images import get_image
 from powerx.host.preflight import check_plugin, check_runtime
 from powerx.manifest import MANIFEST_FILE
+from powerx.plugin_imports import missing_imports
 
 Status = Literal["ok", "warn", "fail"]
 
@@ -130,6 +131,20 @@ def _plugins(paths: list[Path], config: SimulatorConfig) -> list[Check]:
                         "fail",
                         f"{manifest.id}: esbuild is not installed",
                         f"run `npm install` in {path}",
+                    )
+                )
+                continue
+        if manifest.runtime == "python3.11":
+            missing = missing_imports(path, manifest.entry_file)
+            if missing:
+                checks.append(
+                    Check(
+                        f"plugin {path}",
+                        "fail",
+                        f"{manifest.id} imports {len(missing)} module(s) that nothing provides; "
+                        "it would fail to start.",
+                        "fix each import listed below.",
+                        missing,
                     )
                 )
                 continue

@@ -27,6 +27,7 @@ from powerx.errors import PowerXError
 from powerx.host.egress_proxy import EgressProxy
 from powerx.host.launcher import Launcher, LaunchSpec, PluginProcess, choose_launcher
 from powerx.manifest import Manifest
+from powerx.plugin_imports import explain_missing_module
 from powerx.runtimes import CONTROL_PREFIX, NODE_EGRESS_PRELOAD, PYTHON_CHILD_PATH
 from powerx.runtimes.egress_guard import POLICY_ENV as EGRESS_POLICY_ENV
 from powerx.runtimes.egress_guard import EgressPolicy
@@ -398,6 +399,8 @@ class Supervisor:
         plugin = slot.manifest.id
         event = message.get("event")
         tail = [r.line for r in slot.logs if r.generation == gen.number][-5:]
+        if event == "error" and message.get("module"):
+            return self._module_not_found(plugin, gen, message)
         if event == "error":
             file, line = message.get("file"), message.get("line")
             where = f" at {file}:{line}" if file else ""
@@ -433,6 +436,22 @@ class Supervisor:
             "run the plugin's entry directly to see the failure, then fix it.",
             status=422,
             details={"plugin": plugin, "output": tail},
+        )
+
+    @staticmethod
+    def _module_not_found(plugin: str, gen: Generation, message: dict[str, Any]) -> PowerXError:
+        """An import of a module nothing provides: which one, and how to provide it (the
+        generic "fix the error at that line" does not say that pip install is the fix)."""
+        module, file, line = str(message["module"]), message.get("file"), message.get("line")
+        missing = explain_missing_module(module, gen.run_dir / "src")  # the plugin's root
+        where = f"{file}:{line}" if file else "the plugin"
+        statement = f"`{message['source']}` in " if message.get("source") else ""
+        return PowerXError(
+            "module_not_found",
+            f"{plugin} failed to start: {statement}{where}: {missing.message}.",
+            missing.fix,
+            status=422,
+            details={"plugin": plugin, "module": module, "file": file, "line": line},
         )
 
     async def stop_generation(self, gen: Generation, drain: bool = False) -> None:

@@ -33,13 +33,13 @@ def _control(event: str, **fields: Any) -> None:
 
 def _fail(kind: str, exc: BaseException, root: Path) -> None:
     """Report where the plugin's code broke (deepest frame inside the plugin) and exit."""
-    file, line = None, None
+    file, line, source = None, None, None
     if isinstance(exc, SyntaxError) and exc.filename:
         file, line = exc.filename, exc.lineno
     else:
         for frame in traceback.extract_tb(exc.__traceback__):
             if Path(frame.filename).resolve().is_relative_to(root):
-                file, line = frame.filename, frame.lineno
+                file, line, source = frame.filename, frame.lineno, frame.line
     if file is not None and Path(file).resolve().is_relative_to(root):
         file = str(Path(file).resolve().relative_to(root))
     _control(
@@ -48,6 +48,9 @@ def _fail(kind: str, exc: BaseException, root: Path) -> None:
         file=file,
         line=line,
         message=f"{type(exc).__name__}: {exc}",
+        source=source,  # the line's text, e.g. the import statement
+        # A module nothing provides: the simulator says how to provide it.
+        module=exc.name if isinstance(exc, ModuleNotFoundError) else None,
         traceback="".join(traceback.format_exception(exc)),
     )
     sys.exit(1)
