@@ -8,20 +8,25 @@
 
 The simulator gives every plugin process ``POWERX_HOST_URL`` and a token holding only the
 scopes its manifest declares; a call outside them raises :class:`HostApiError` with
-``code == "permission_denied"``.
+``code == "permission_denied"``. A denial the plugin does not catch answers its request
+``403`` with the host's ``{"error", "message", "fix"}``, as a Node plugin's does, and logs
+one line: the simulator wraps a handler plugin's app in :func:`answer_denials`; a backend
+plugin (its own server) can wrap its app the same way.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 import httpx
 
 TENANT_HEADER = "x-powerx-tenant"
 
-__all__ = ["TENANT_HEADER", "HostApiError", "HostClient", "host_for"]
+__all__ = ["TENANT_HEADER", "HostApiError", "HostClient", "answer_denials", "host_for"]
 
 _client: httpx.AsyncClient | None = None
 
@@ -98,3 +103,84 @@ def host_for(request: Any) -> HostClient:
     """A host client for the tenant of an incoming request (Starlette/ASGI request)."""
     headers: Mapping[str, str] = getattr(request, "headers", {})
     return HostClient(tenant=headers.get(TENANT_HEADER))
+
+
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
+
+
+def _denial(error: BaseException) -> HostApiError | None:
+    """The permission denial ``error`` is, or holds (an ExceptionGroup from a task group)."""
+    if isinstance(error, HostApiError):
+        return error if error.code == "permission_denied" else None
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            if found := _denial(inner):
+                return found
+    return None
+
+
+def answer_denials(app: ASGIApp) -> ASGIApp:
+    """Wrap an ASGI app: a host permission denial it does not catch answers the request
+    ``403`` with the host's JSON (``error``, ``message``, ``fix``) and logs one warning
+    line, instead of a bare 500 and a traceback that ends, 40 lines down, in the reason.
+
+    Starlette's (and FastAPI's) outermost middleware sends its 500 before it re-raises,
+    so a 500 is held back until the app has finished: if a denial is what broke it, the
+    403 goes instead. Every other response passes straight through.
+    """
+
+    async def wrapped(scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        held: list[Message] = []  # a 500 and its body, sent only once the app is done
+        started = False
+
+        async def send_unless_500(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                if message.get("status") == 500:
+                    held.append(message)
+                    return
+            elif held:
+                held.append(message)
+                return
+            await send(message)
+
+        try:
+            await app(scope, receive, send_unless_500)
+        except Exception as error:
+            denial = _denial(error)
+            if denial is None or (started and not held):
+                for message in held:
+                    await send(message)
+                raise
+            await _answer_denial(scope, send, denial)
+            return
+        for message in held:
+            await send(message)
+
+    return wrapped
+
+
+async def _answer_denial(scope: MutableMapping[str, Any], send: Send, denial: HostApiError) -> None:
+    # The one line the log gets (the same as a Node plugin's): the reason and the fix.
+    print(
+        f"WARNING permission_denied: {scope.get('method', '')} {scope.get('path', '')} "
+        f"answered {denial.status}: {denial.message} fix: {denial.fix}",
+        file=sys.stderr,
+        flush=True,
+    )
+    body = json.dumps({"error": denial.code, "message": denial.message, "fix": denial.fix})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": denial.status,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body.encode()})

@@ -10,7 +10,7 @@
 // Control lines go to stdout prefixed with "@@powerx " (see runtimes/__init__.py).
 const http = require('node:http');
 const path = require('node:path');
-const { createHost } = require('./powerx_host.js');
+const { createHost, HostApiError } = require('./powerx_host.js');
 const egressGuard = require('./egress_guard.js');
 
 const CONTROL_PREFIX = '@@powerx ';
@@ -60,6 +60,21 @@ async function toRequest(req) {
   });
 }
 
+function isDenial(error) {
+  return error instanceof HostApiError && error.code === 'permission_denied';
+}
+
+function answerDenial(req, res, error) {
+  // A host permission denial the plugin did not catch: the host's 403 and its JSON
+  // (error, message, fix) answer the request, and the log gets one line, the same as a
+  // Python plugin's (powerx_plugin.answer_denials), not a stack trace.
+  const path = (req.url || '').split('?')[0];
+  console.error(`WARNING permission_denied: ${req.method} ${path} answered ${error.status}: ` +
+    `${error.message} fix: ${error.fix}`);
+  res.writeHead(error.status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ error: error.code, message: error.message, fix: error.fix }));
+}
+
 function listener(handler, makeEnv) {
   // One request: the health probe, or the plugin's fetch(request, env, ctx).
   return async (req, res) => {
@@ -82,6 +97,10 @@ function listener(handler, makeEnv) {
       res.end(body);
       await Promise.allSettled(pending);
     } catch (error) {
+      if (isDenial(error) && !res.headersSent) {
+        answerDenial(req, res, error);
+        return;
+      }
       console.error(error && error.stack ? error.stack : String(error));
       if (!res.headersSent) {
         res.writeHead(500, { 'content-type': 'application/json' });

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from powerx.runtimes import egress_guard
+from powerx_plugin import answer_denials
 
 CONTROL_PREFIX = "@@powerx "
 HEALTH_PATH = "/__powerx/health"
@@ -113,7 +114,10 @@ async def serve(app: Any) -> None:
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)
     config = uvicorn.Config(
-        with_health_route(app), log_level="warning", lifespan="auto", access_log=False
+        with_health_route(answer_denials(app)),
+        log_level="warning",
+        lifespan="auto",
+        access_log=False,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
