@@ -108,7 +108,11 @@ class Debugger:
 
             async def open_link(on_event: Callable[[Message], None]) -> Link:
                 return await PythonLink.open(
-                    generation, run_dir / "src", int(endpoint["port"]), on_event
+                    generation,
+                    run_dir / "src",
+                    int(endpoint["port"]),
+                    str(endpoint.get("token", "")),
+                    on_event,
                 )
 
         result = await self.session(plugin).attach_generation(generation, open_link)
