@@ -18,6 +18,7 @@ from powerx.debug.breakpoints import Breakpoint, BreakpointSet, BreakpointSpec
 from powerx.debug.cdp_proxy import InspectorProxy
 from powerx.debug.dap import Message
 from powerx.debug.dap_proxy import DapProxy, PortBook
+from powerx.debug.ide_access import IdeAccess
 from powerx.debug.node_link import NodeLink
 from powerx.debug.python_link import PythonLink
 from powerx.debug.session import DebugSession, Link
@@ -291,6 +292,29 @@ class Debugger:
     def debug_port(self, plugin: str) -> int | None:
         proxy = self.proxies.get(plugin)
         return proxy.port if proxy else None
+
+    def ide_access(self, plugin: str) -> IdeAccess:
+        """Port and secret of the plugin's IDE port: for the developer's tools only (the
+        route that returns it needs the developer credential)."""
+        self.check(plugin, [])
+        proxy = self.proxies.get(plugin)
+        runtime = self._runtime_of(plugin)
+        if proxy is None or proxy.port is None or runtime is None:
+            raise PowerXError(
+                "debug_port_not_open",
+                f"{plugin} has no debug port yet: it has not served since it was mounted.",
+                "fix the plugin's start error (see `powerx logs`) and save to reload.",
+                status=409,
+            )
+        source = self._source_dir_of(plugin)
+        return IdeAccess(
+            plugin,
+            runtime,
+            self.bind,
+            proxy.port,
+            proxy.secret,
+            str(source) if source is not None else None,
+        )
 
     async def _apply(self, plugin: str, session: DebugSession, cleared: list[str]) -> None:
         if session.active_link is None and session.wanted():
