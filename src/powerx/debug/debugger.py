@@ -293,23 +293,17 @@ class Debugger:
         proxy = self.proxies.get(plugin)
         return proxy.port if proxy else None
 
-    def ide_access(self, plugin: str) -> IdeAccess:
+    async def ide_access(self, plugin: str) -> IdeAccess:
         """Port and secret of the plugin's IDE port: for the developer's tools only (the
         route that returns it needs the developer credential)."""
-        self.check(plugin, [])
-        proxy = self.proxies.get(plugin)
-        runtime = self._runtime_of(plugin)
-        if proxy is None or proxy.port is None or runtime is None:
-            raise PowerXError(
-                "debug_port_not_open",
-                f"{plugin} has no debug port yet: it has not served since it was mounted.",
-                "fix the plugin's start error (see `powerx logs`) and save to reload.",
-                status=409,
-            )
+        self.check(plugin, [])  # mounted, and a runtime the debugger supports
+        await self.ensure_proxy(plugin)  # open since the plugin first served; this is cheap
+        proxy = self.proxies[plugin]
+        assert proxy.port is not None  # set when it started listening
         source = self._source_dir_of(plugin)
         return IdeAccess(
             plugin,
-            runtime,
+            str(self._runtime_of(plugin)),
             self.bind,
             proxy.port,
             proxy.secret,

@@ -90,7 +90,8 @@ def debug_routes(simulator: Simulator) -> list[Route]:
     async def ide_access(request: Request) -> Response:
         plugin = require_debug(request)
         headers = {"cache-control": "no-store"}
-        return JSONResponse(debugger.ide_access(plugin).to_dict(), headers=headers)
+        access = await debugger.ide_access(plugin)
+        return JSONResponse(access.to_dict(), headers=headers)
 
     async def attach(request: Request) -> Response:
         plugin = require_debug(request)
