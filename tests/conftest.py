@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -125,6 +126,12 @@ class RunningSimulator:
 
     def debug_headers(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self.workspace.token()}"}
+
+    def ide_access(self, plugin: str) -> dict[str, Any]:
+        """The plugin's IDE port and its secret, as `powerx debug vscode` gets them."""
+        response = self.get(f"/internal/debug/sessions/{plugin}/ide", headers=self.debug_headers())
+        assert response.status_code == 200, response.text
+        return dict(response.json())
 
     def status(self) -> dict[str, object]:
         response = self.get("/internal/debug/status", headers=self.debug_headers())

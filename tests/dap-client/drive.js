@@ -1,7 +1,9 @@
 'use strict';
 // Drives the simulator's DAP proxy with VS Code's own test client (DebugClient, from
 // @vscode/debugadapter-testsupport), the way VS Code talks to a debug adapter server.
-// Usage: node drive.js PORT FILE LINE
+// Usage: node drive.js PORT FILE LINE SECRET
+// SECRET goes in the attach arguments as launch.json's "powerxToken" (VS Code passes a
+// configuration's own keys to the adapter in the attach request).
 // One JSON line each way with the Python test (tests/integration/test_dap_debugclient.py):
 //   out {"ready": true, "breakpoint": {...}}   attached, breakpoint set, configuration done
 //   in  "go"                                   the test reloaded and sent a request
@@ -15,7 +17,7 @@ function emit(value) {
 }
 
 async function main() {
-  const [port, file, line] = process.argv.slice(2);
+  const [port, file, line, secret] = process.argv.slice(2);
   const client = new DebugClient('node', '', 'python');
   client.defaultTimeout = 20000;
   let thread = 0;
@@ -29,7 +31,7 @@ async function main() {
   await client.initializeRequest({
     adapterID: 'python', linesStartAt1: true, columnsStartAt1: true, pathFormat: 'path',
   });
-  await client.attachRequest({ justMyCode: true });
+  await client.attachRequest({ justMyCode: true, powerxToken: secret });
   await initialized;
   const placed = await client.setBreakpointsRequest({
     source: { path: file }, breakpoints: [{ line: Number(line) }],

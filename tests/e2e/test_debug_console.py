@@ -140,6 +140,8 @@ def test_vscode_prints_an_attach_configuration_for_the_stable_port(
     [status] = simulator.status()["plugins"]
     assert configuration["request"] == "attach" and configuration["type"] == "debugpy"
     assert configuration["connect"] == {"host": "127.0.0.1", "port": status["debug_port"]}
+    # The port's secret, which VS Code passes to the proxy in the attach request.
+    assert configuration["powerxToken"] == simulator.ide_access(PLUGIN)["secret"]
     missing = workspace.powerx("debug", "vscode", "com.nope.plugin")
     assert missing.returncode == 1 and "plugin_not_found" in missing.stderr
     assert "Traceback" not in missing.stderr

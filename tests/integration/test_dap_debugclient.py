@@ -49,7 +49,14 @@ def test_vscode_debugclient_stops_at_the_breakpoint_after_each_of_ten_reloads(
     [status] = simulator.status()["plugins"]  # type: ignore[misc]
     local_file = str(plugin / "app.py")
     client = subprocess.Popen(
-        ["node", str(debug_client), str(status["debug_port"]), local_file, str(RETURN_LINE)],
+        [
+            "node",
+            str(debug_client),
+            str(status["debug_port"]),
+            local_file,
+            str(RETURN_LINE),
+            str(simulator.ide_access(PLUGIN)["secret"]),
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

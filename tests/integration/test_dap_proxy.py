@@ -82,6 +82,11 @@ class DapTestClient:
                 return dict(message.get("body") or {})
 
 
+def secret(simulator: RunningSimulator, plugin: str) -> str:
+    """The debug port's secret, which launch.json passes in the attach arguments."""
+    return str(simulator.ide_access(plugin)["secret"])
+
+
 def test_an_ide_attached_once_stops_at_its_breakpoint_after_each_of_ten_reloads(
     debugged: tuple[RunningSimulator, Path],  # noqa: F811
     workspace: Workspace,
@@ -93,8 +98,8 @@ def test_an_ide_attached_once_stops_at_its_breakpoint_after_each_of_ten_reloads(
     ide = DapTestClient(port)
     capabilities = ide.request("initialize", {"adapterID": "python", "linesStartAt1": True})
     assert capabilities["supportsConditionalBreakpoints"] is True
-    ide.event("initialized")
-    ide.request("attach", {"justMyCode": True})
+    ide.request("attach", {"justMyCode": True, "powerxToken": secret(simulator, PLUGIN)})
+    ide.event("initialized")  # configuration may follow once the attach is let in
     local_file = str(plugin / "app.py")
     placed = ide.request(
         "setBreakpoints",
@@ -150,7 +155,7 @@ def test_breakpoints_outside_the_plugin_are_unverified_with_a_reason(
     [status] = simulator.status()["plugins"]
     ide = DapTestClient(status["debug_port"])
     ide.request("initialize", {"adapterID": "python"})
-    ide.request("attach", {"justMyCode": True})
+    ide.request("attach", {"justMyCode": True, "powerxToken": secret(simulator, PLUGIN)})
     placed = ide.request(
         "setBreakpoints",
         {"source": {"path": str(tmp_path / "elsewhere.py")}, "breakpoints": [{"line": 3}]},
@@ -187,7 +192,7 @@ def test_exception_settings_from_the_ide_are_replayed_into_new_generations(
     ide = DapTestClient(status["debug_port"])
     capabilities = ide.request("initialize", {"adapterID": "python"})
     assert {f["filter"] for f in capabilities["exceptionBreakpointFilters"]} >= {"raised"}
-    ide.request("attach", {"justMyCode": True})
+    ide.request("attach", {"justMyCode": True, "powerxToken": secret(simulator, "com.test.boom")})
     ide.request("setExceptionBreakpoints", {"filters": ["raised"]})
     ide.request("configurationDone")
     for _ in range(2):  # the generation the IDE attached to, then one after a reload
@@ -237,7 +242,7 @@ def test_function_breakpoints_from_the_ide_are_replayed_into_new_generations(
     ide = DapTestClient(status["debug_port"])
     capabilities = ide.request("initialize", {"adapterID": "python"})
     assert capabilities["supportsFunctionBreakpoints"] is True
-    ide.request("attach", {"justMyCode": True})
+    ide.request("attach", {"justMyCode": True, "powerxToken": secret(simulator, "com.test.boom")})
     placed = ide.request("setFunctionBreakpoints", {"breakpoints": [{"name": "parse"}]})
     assert placed["breakpoints"] == [{"verified": True}]
     ide.request("configurationDone")

@@ -58,9 +58,13 @@ def test_the_endpoint_follows_the_serving_generation_across_reloads(
 ) -> None:
     simulator, plugin = node_plugin
     port = plugin_status(simulator)["debug_port"]
-    [target] = httpx.get(f"http://127.0.0.1:{port}/json/list", trust_env=False).json()
+    access = simulator.ide_access(NODE_PLUGIN)
+    # Discovery as DevTools-style clients do it, under the secret the developer's tools got.
+    listing = f"http://127.0.0.1:{port}/{access['secret']}/json/list"
+    [target] = httpx.get(listing, trust_env=False).json()
     url = target["webSocketDebuggerUrl"]
-    assert url == f"ws://127.0.0.1:{port}/{NODE_PLUGIN}"
+    assert url == access["websocket"] == f"ws://127.0.0.1:{port}/{access['secret']}/{NODE_PLUGIN}"
+    assert target["devtoolsFrontendUrl"] == access["devtools"]
 
     # The first attach turns the debugger on: the generation restarts with the inspector.
     first_pid = asyncio.run(evaluate(url, "process.pid"))
@@ -85,5 +89,12 @@ def test_vscode_configuration_for_a_node_plugin_uses_the_endpoint(
     result = workspace.powerx("debug", "vscode", NODE_PLUGIN)
     assert result.returncode == 0, result.stderr
     [entry] = json.loads(result.stdout)["configurations"]
-    assert entry["type"] == "node" and entry["request"] == "attach"
-    assert entry["port"] == plugin_status(simulator)["debug_port"] and entry["restart"]
+    assert entry["type"] == "node" and entry["request"] == "attach" and entry["restart"]
+    # js-debug cannot send headers: the secret is in the WebSocket path it attaches to.
+    port = plugin_status(simulator)["debug_port"]
+    secret = simulator.ide_access(NODE_PLUGIN)["secret"]
+    assert entry["websocketAddress"] == f"ws://127.0.0.1:{port}/{secret}/{NODE_PLUGIN}"
+    assert "Chrome DevTools: devtools://devtools/bundled/js_app.html?ws=" in result.stderr
+    # And what it prints attaches (the first attach restarts the generation, debugging).
+    pid = asyncio.run(evaluate(entry["websocketAddress"], "process.pid"))
+    assert pid == plugin_status(simulator)["pid"]

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 
 from powerx.cli.render import console, err_console
 from powerx.debug.console import HELP, DebugConsole
-from powerx.errors import PowerXError
+from powerx.debug.ide_access import SECRET_ARGUMENT
 from powerx.host import client
 
 app = typer.Typer(
@@ -97,46 +97,47 @@ def vscode(
     reloads and simulator restarts); breakpoints you set in the editor are kept by the
     simulator and replayed into every new generation. Open the plugin folder as the
     workspace so its paths match. The output is valid JSON: paste it into launch.json.
+
+    The configuration carries the debug port's secret, which changes each time the
+    simulator starts: run this again after a restart. For a Node plugin the Chrome
+    DevTools URL is printed as well (on stderr).
     """
-    status = client.request("GET", "/internal/debug/status")
-    found = next((p for p in status.get("plugins", []) if p.get("id") == plugin), None)
-    if found is None:
-        raise PowerXError(
-            "plugin_not_found",
-            f"No plugin {plugin!r} is mounted.",
-            "see `powerx host status` for the mounted plugins.",
+    access = client.request("GET", f"/internal/debug/sessions/{plugin}/ide")
+    configuration = {"version": "0.2.0", "configurations": [launch_entry(access)]}
+    print(json.dumps(configuration, indent=2))
+    if access.get("devtools"):
+        # soft_wrap: a URL broken over lines could not be pasted
+        err_console.print(
+            f"[dim]Chrome DevTools:[/] {escape(str(access['devtools']))}", soft_wrap=True
         )
-    port = found.get("debug_port")
-    if not port:
-        raise PowerXError(
-            "debug_runtime_unsupported",
-            f"{plugin} runs on {found.get('runtime')}, which the debugger does not support.",
-            "debug Python (python3.11) or Node (node18) plugins.",
-        )
-    name = f"PowerX: {plugin}"
-    if found.get("runtime") == "node18":
-        # js-debug reconnects by itself when a reload closes the inspector socket.
-        entry: dict[str, object] = {
+    err_console.print(
+        f"[dim]plugin folder: {escape(str(access.get('source')))} (open it in VS Code, "
+        "then Run and Debug > PowerX); the secret is valid until the simulator stops[/]"
+    )
+
+
+def launch_entry(access: dict[str, Any]) -> dict[str, object]:
+    """One launch.json configuration for the IDE port ``access`` describes."""
+    name = f"PowerX: {access['plugin']}"
+    if access.get("websocket"):
+        # js-debug takes the inspector's URL (secret in its path) and reconnects to it by
+        # itself when a reload closes the socket.
+        return {
             "name": name,
             "type": "node",
             "request": "attach",
-            "address": "127.0.0.1",
-            "port": port,
+            "websocketAddress": access["websocket"],
             "restart": {"delay": 50, "maxAttempts": 100},
             "sourceMaps": True,
             "skipFiles": ["<node_internals>/**"],
         }
-    else:
-        entry = {
-            "name": name,
-            "type": "debugpy",
-            "request": "attach",
-            "connect": {"host": "127.0.0.1", "port": port},
-            "justMyCode": True,
-        }
-    configuration = {"version": "0.2.0", "configurations": [entry]}
-    print(json.dumps(configuration, indent=2))
-    err_console.print(
-        f"[dim]plugin folder: {escape(str(found.get('source')))} (open it in VS Code, "
-        "then Run and Debug > PowerX)[/]"
-    )
+    # VS Code passes the configuration's own keys in the attach request: the proxy takes
+    # the secret from there.
+    return {
+        "name": name,
+        "type": "debugpy",
+        "request": "attach",
+        "connect": {"host": access["host"], "port": access["port"]},
+        SECRET_ARGUMENT: access["secret"],
+        "justMyCode": True,
+    }

@@ -1,12 +1,17 @@
 """A stable inspector endpoint per Node plugin, for VS Code's js-debug (or Chrome DevTools).
 
 Each generation has its own inspector on a random port. This endpoint stays on one port
-(the plugin's, from :class:`~powerx.debug.dap_proxy.PortBook`): ``/json/list`` names one
-target, and a WebSocket to it is piped to the serving generation's inspector. When the
-generation is replaced the IDE's socket is closed; js-debug, attached with
-``"restart": true``, reconnects at once, reaches the new generation and sends its
-breakpoints again. The simulator's own session (which replays the set the console and
-the HTTP API manage) is separate: Node's inspector takes several sessions at a time.
+(the plugin's, from :class:`~powerx.debug.dap_proxy.PortBook`): a WebSocket to
+``/<secret>/<plugin>`` is piped to the serving generation's inspector, and
+``/<secret>/json/list`` names that one target. When the generation is replaced the
+IDE's socket is closed; js-debug, attached with ``"restart": true``, reconnects at once,
+reaches the new generation and sends its breakpoints again. The simulator's own session
+(which replays the set the console and the HTTP API manage) is separate: Node's inspector
+takes several sessions at a time.
+
+Only the developer's tools may attach (see :mod:`powerx.debug.ide_access`): a request
+with a foreign ``Host`` or a web page's ``Origin``, or without the secret, is refused
+with 403 before any upgrade, and nothing is attached or restarted for it.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,8 +29,15 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from powerx.debug.dap import Message
+from powerx.debug.ide_access import local_host, new_secret, origin_allowed, secret_matches
 from powerx.debug.node_link import NodeLink
 from powerx.debug.session import DebugSession, Link
+
+_VERSION = {"Browser": "PowerX simulator (node)", "Protocol-Version": "1.1"}
+# At DEBUG, websockets logs each request line, and the path holds the secret: this logger
+# never goes below INFO, whatever the root logger is set to.
+_HANDSHAKE_LOG = logging.getLogger("powerx.debug.inspector_proxy")
+_HANDSHAKE_LOG.setLevel(logging.INFO)
 
 
 class InspectorProxy:
@@ -39,6 +52,7 @@ class InspectorProxy:
         self.session = session
         self.attach = attach
         self.detach = detach
+        self.secret = new_secret()
         self.server: Server | None = None
         self.host = "127.0.0.1"
         self.port: int | None = None
@@ -52,6 +66,7 @@ class InspectorProxy:
             "max_size": None,
             "compression": None,
             "ping_interval": None,
+            "logger": _HANDSHAKE_LOG,
         }
         try:
             self.server = await serve(self._pipe, host, port, **options)
@@ -61,28 +76,53 @@ class InspectorProxy:
         return self.port
 
     def _target(self) -> dict[str, str]:
-        address = f"{self.host}:{self.port}"
+        address = f"{self.host}:{self.port}/{self.secret}/{self.plugin}"
         return {
             "id": self.plugin,
             "type": "node",
             "title": f"PowerX plugin {self.plugin}",
             "description": "the serving generation (stable across reloads)",
             "url": f"powerx://{self.plugin}",
-            "webSocketDebuggerUrl": f"ws://{address}/{self.plugin}",
-            "devtoolsFrontendUrl": f"devtools://devtools/bundled/js_app.html?ws={address}/{self.plugin}",
+            "webSocketDebuggerUrl": f"ws://{address}",
+            "devtoolsFrontendUrl": f"devtools://devtools/bundled/js_app.html?ws={address}",
         }
 
     def _http(self, connection: ServerConnection, request: Request) -> Response | None:
-        """Answer the discovery requests a debugger makes before the WebSocket."""
-        path = request.path.rstrip("/")
-        if path in {"/json", "/json/list"}:
-            body: object = [self._target()]
-        elif path == "/json/version":
-            body = {"Browser": "PowerX simulator (node)", "Protocol-Version": "1.1"}
-        else:
-            return None
-        headers = Headers({"Content-Type": "application/json"})
-        return Response(200, "OK", headers, json.dumps(body).encode())
+        """Refuse what is not the developer's tool, then answer discovery requests; None
+        lets the WebSocket handshake go on (only ``/<secret>/<plugin>`` gets there)."""
+        hosts = request.headers.get_all("Host")
+        if len(hosts) != 1 or not local_host(hosts[0]):
+            return _refused(
+                "host_forbidden",
+                "The debug port answers to Host 127.0.0.1 or localhost only.",
+                "attach with the URL `powerx debug vscode` prints (a page on another site "
+                "may be trying to reach the debugger through DNS rebinding).",
+            )
+        if not all(origin_allowed(origin) for origin in request.headers.get_all("Origin")):
+            return _refused(
+                "origin_forbidden",
+                "A web page may not open the debug port.",
+                "attach from VS Code or Chrome DevTools with the URL `powerx debug vscode` prints.",
+            )
+        path = request.path.partition("?")[0]
+        if path.rstrip("/") == "/json/version":  # names the program; nothing to hide
+            return _json(200, "OK", _VERSION)
+        secret, _, rest = path.lstrip("/").partition("/")
+        if not secret_matches(secret, self.secret):
+            return _refused(
+                "debug_secret_required",
+                "The debug port needs this simulator run's secret in its URL.",
+                f"attach with the URL `powerx debug vscode {self.plugin}` prints (the secret "
+                "changes each time the simulator starts).",
+            )
+        rest = rest.rstrip("/")
+        if rest in {"json", "json/list"}:
+            return _json(200, "OK", [self._target()])
+        if rest == "json/version":
+            return _json(200, "OK", _VERSION)
+        if rest != self.plugin:
+            return _json(404, "Not Found", {"error": "not_found", "message": "No such target."})
+        return None
 
     async def _pipe(self, ide: ServerConnection) -> None:
         await self.attach()  # the first IDE turns the debugger on (the generation restarts)
@@ -129,6 +169,22 @@ class InspectorProxy:
             self.server.close()
             with contextlib.suppress(Exception):
                 await self.server.wait_closed()
+
+
+def _json(status: int, reason: str, body: object) -> Response:
+    data = json.dumps(body).encode()
+    headers = Headers(
+        {
+            "Content-Type": "application/json",
+            "Content-Length": str(len(data)),
+            "Cache-Control": "no-store",
+        }
+    )
+    return Response(status, reason, headers, data)
+
+
+def _refused(code: str, message: str, fix: str) -> Response:
+    return _json(403, "Forbidden", {"error": code, "message": message, "fix": fix})
 
 
 async def _relay(ide: ServerConnection, inspector: Any) -> None:

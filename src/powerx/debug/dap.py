@@ -36,16 +36,24 @@ def encode(message: Message) -> bytes:
 
 
 async def read_message(reader: asyncio.StreamReader) -> Message | None:
-    """The next message, or None at end of stream."""
+    """The next message, or None at end of stream or at anything that is not DAP framing.
+
+    The header is ``Content-Length`` and nothing else (the only field DAP defines, and
+    all VS Code and debugpy send). Being strict is what keeps a web page out: a browser
+    can send an HTTP request to any port, ``POST / HTTP/1.1`` with a ``Content-Length``
+    and a JSON body; read leniently, that would be a DAP request."""
     try:
         header = await reader.readuntil(_HEADER_END)
-    except (asyncio.IncompleteReadError, ConnectionError):
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
         return None
     length = None
-    for line in header.decode("ascii", errors="replace").split("\r\n"):
-        name, _, value = line.partition(":")
-        if name.strip().lower() == "content-length" and value.strip().isdigit():
-            length = int(value.strip())
+    for line in header[: -len(_HEADER_END)].split(b"\r\n"):
+        name, colon, value = line.partition(b":")
+        if not colon or name.strip().lower() != b"content-length" or length is not None:
+            return None
+        if not value.strip().isdigit():
+            return None
+        length = int(value.strip())
     if length is None or length > _MAX_MESSAGE:
         return None
     try:

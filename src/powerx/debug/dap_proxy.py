@@ -11,6 +11,13 @@ generation has its own debugpy, reached through the simulator's :class:`DebugSes
   generation's folder (what debugpy sees).
 - A generation's own ``terminated``/``exited`` never reach the IDE; on a swap the IDE
   gets ``invalidated`` (thread, frame and variable ids belonged to the old process).
+
+Only the developer's tools may drive it (see :mod:`powerx.debug.ide_access`). Before a
+connection has sent ``attach`` (or ``launch``) with this port's secret in its arguments
+(``powerxToken``, which launch.json carries), the proxy answers ``initialize`` and
+nothing else: any other request ends the connection unanswered, and a wrong secret gets
+an error and the connection closed. ``initialized`` is sent once the attach is accepted,
+so a client (VS Code, DebugClient) sends its breakpoints after it, as DAP allows.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from typing import Any
 
 from powerx.debug.breakpoints import BreakpointSpec
 from powerx.debug.dap import ANSWERED, DapConnection, DapError, Message
+from powerx.debug.ide_access import SECRET_ARGUMENT, new_secret, secret_matches
 from powerx.debug.python_link import PythonLink
 from powerx.debug.session import DebugSession, Link
 
@@ -109,6 +117,7 @@ class DapProxy:
         self.attach = attach
         self.detach = detach
         self.set_file = set_file
+        self.secret = new_secret()
         self.server: asyncio.Server | None = None
         self.port: int | None = None
         self.clients: set[IdeClient] = set()
@@ -130,6 +139,8 @@ class DapProxy:
         finally:
             self.clients.discard(client)
             await client.closed()
+            # The peer left, or sent what is not DAP (an HTTP request): hang up.
+            await client.connection.close()
 
     async def close(self) -> None:
         for client in list(self.clients):
@@ -146,9 +157,9 @@ class IdeClient:
     ) -> None:
         self.proxy = proxy
         self.session = proxy.session
+        self.authorized = False  # attach (or launch) brought the port's secret
         self.attached = False
         self.connection = DapConnection(reader, writer, on_request=self._handle)
-        self.session.add_event_listener(self._on_session_event)
 
     # -- paths -------------------------------------------------------------------------
 
@@ -196,10 +207,12 @@ class IdeClient:
     async def _handle(self, request: Message) -> Any:
         command = str(request.get("command"))
         arguments = request.get("arguments") or {}
+        if not self.authorized:
+            # Decided before any await: requests are handled concurrently, and the next
+            # one must already see whether this attach was let in.
+            return await self._before_attach(request, command, arguments)
         if command == "initialize":
-            self.connection.respond(request, CAPABILITIES)
-            self.connection.send_event("initialized")
-            return ANSWERED  # the response must go before the event
+            return CAPABILITIES
         if command in {"attach", "launch"}:
             if not self.attached:
                 self.attached = True
@@ -229,6 +242,33 @@ class IdeClient:
             body = await link.dap.request(command, self._to_generation(link, arguments))
             return self._to_ide(link, body)
         raise DapError(command, f"'{command}' is not supported by the PowerX proxy")
+
+    async def _before_attach(self, request: Message, command: str, arguments: Any) -> Any:
+        """``initialize``, then ``attach`` with the secret; anything else ends the
+        connection (unanswered, so a stranger learns nothing about the plugin)."""
+        if command == "initialize":
+            return CAPABILITIES
+        if command not in {"attach", "launch"}:
+            await self.connection.close()
+            return ANSWERED
+        presented = arguments.get(SECRET_ARGUMENT) if isinstance(arguments, dict) else None
+        if not secret_matches(presented, self.proxy.secret):
+            self.connection.respond(
+                request,
+                error=f"the debug port needs this simulator run's secret ('{SECRET_ARGUMENT}' "
+                "in the attach configuration; it changes each time the simulator starts): "
+                f"run `powerx debug vscode {self.session.plugin}` and use the configuration "
+                "it prints",
+            )
+            await self.connection.close()
+            return ANSWERED
+        self.authorized = True
+        self.session.add_event_listener(self._on_session_event)
+        # From here the client may configure (breakpoints, exception filters ...).
+        self.connection.send_event("initialized")
+        self.attached = True
+        await self.proxy.attach()
+        return {}
 
     async def _set_function_breakpoints(self, arguments: Message) -> Message:
         """Kept by the session and set in each new generation, like exception settings.

@@ -18,6 +18,7 @@ from powerx.debug.breakpoints import Breakpoint, BreakpointSet, BreakpointSpec
 from powerx.debug.cdp_proxy import InspectorProxy
 from powerx.debug.dap import Message
 from powerx.debug.dap_proxy import DapProxy, PortBook
+from powerx.debug.ide_access import IdeAccess
 from powerx.debug.node_link import NodeLink
 from powerx.debug.python_link import PythonLink
 from powerx.debug.session import DebugSession, Link
@@ -108,7 +109,11 @@ class Debugger:
 
             async def open_link(on_event: Callable[[Message], None]) -> Link:
                 return await PythonLink.open(
-                    generation, run_dir / "src", int(endpoint["port"]), on_event
+                    generation,
+                    run_dir / "src",
+                    int(endpoint["port"]),
+                    str(endpoint.get("token", "")),
+                    on_event,
                 )
 
         result = await self.session(plugin).attach_generation(generation, open_link)
@@ -287,6 +292,23 @@ class Debugger:
     def debug_port(self, plugin: str) -> int | None:
         proxy = self.proxies.get(plugin)
         return proxy.port if proxy else None
+
+    async def ide_access(self, plugin: str) -> IdeAccess:
+        """Port and secret of the plugin's IDE port: for the developer's tools only (the
+        route that returns it needs the developer credential)."""
+        self.check(plugin, [])  # mounted, and a runtime the debugger supports
+        await self.ensure_proxy(plugin)  # open since the plugin first served; this is cheap
+        proxy = self.proxies[plugin]
+        assert proxy.port is not None  # set when it started listening
+        source = self._source_dir_of(plugin)
+        return IdeAccess(
+            plugin,
+            str(self._runtime_of(plugin)),
+            self.bind,
+            proxy.port,
+            proxy.secret,
+            str(source) if source is not None else None,
+        )
 
     async def _apply(self, plugin: str, session: DebugSession, cleared: list[str]) -> None:
         if session.active_link is None and session.wanted():

@@ -4,7 +4,9 @@ Each generation listens with ``debugpy.listen(..., in_process_debug_adapter=True
 waits (``wait_for_client``) until a client has sent ``configurationDone``. The simulator
 is that client: it runs the handshake and replays the plugin's breakpoint set, so the
 generation takes no traffic before its breakpoints are in place. One generation accepts
-one client, so IDEs and the terminal console reach it through the simulator.
+one client, so IDEs and the terminal console reach it through the simulator: debugpy
+answers only a client that presents the generation's access token, and stops listening
+once the simulator is connected (``runtimes/python_shim.py``).
 
 The generation runs the artefact from its own folder (``run/<digest>/src``); breakpoints
 name files relative to the plugin. :meth:`PythonLink.local` and :meth:`remote` translate.
@@ -50,9 +52,23 @@ class PythonLink:
 
     @classmethod
     async def open(
-        cls, generation: int, code_root: Path, port: int, on_event: Callable[[Message], None]
+        cls,
+        generation: int,
+        code_root: Path,
+        port: int,
+        token: str,
+        on_event: Callable[[Message], None],
     ) -> PythonLink:
+        """Connect to the generation's debugpy; ``token`` is the access token the generation
+        made and told the simulator alone (debugpy answers nothing else before it)."""
         connection = await DapConnection.connect("127.0.0.1", port, on_event)
+        try:
+            await connection.request(
+                "pydevdAuthorize", {"debugServerAccessToken": token}, HANDSHAKE_TIMEOUT_S
+            )
+        except (DapError, TimeoutError):
+            await connection.close()
+            raise
         return cls(generation, code_root, connection)
 
     # -- paths -----------------------------------------------------------------------------

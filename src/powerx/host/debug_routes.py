@@ -5,6 +5,9 @@
 - ``GET /internal/debug/sessions/{plugin}``: state (paused where, breakpoints, snapshots);
   ``POST .../attach`` and ``.../detach`` mark a client; ``POST .../command`` runs
   ``continue | next | step | out | stack | locals | eval``.
+- ``GET /internal/debug/sessions/{plugin}/ide``: the IDE port and its secret, for
+  ``powerx debug vscode`` (never on the status or the dashboard, which a read-only
+  cookie can see).
 
 Pauses, snapshots and breakpoint changes are published on the event bus
 (``/internal/debug/events``), which is what the console and the dashboard follow.
@@ -84,6 +87,12 @@ def debug_routes(simulator: Simulator) -> list[Route]:
         debugger.check(plugin, [])
         return JSONResponse(debugger.session(plugin).state())
 
+    async def ide_access(request: Request) -> Response:
+        plugin = require_debug(request)
+        headers = {"cache-control": "no-store"}
+        access = await debugger.ide_access(plugin)
+        return JSONResponse(access.to_dict(), headers=headers)
+
     async def attach(request: Request) -> Response:
         plugin = require_debug(request)
         return JSONResponse(await debugger.attach_client(plugin, client_kind(request)))
@@ -112,6 +121,7 @@ def debug_routes(simulator: Simulator) -> list[Route]:
         Route("/internal/debug/breakpoints/{plugin}", add_breakpoint, methods=["POST"]),
         Route("/internal/debug/breakpoints/{plugin}", delete_breakpoints, methods=["DELETE"]),
         Route("/internal/debug/sessions/{plugin}", session_state, methods=["GET"]),
+        Route("/internal/debug/sessions/{plugin}/ide", ide_access, methods=["GET"]),
         Route("/internal/debug/sessions/{plugin}/attach", attach, methods=["POST"]),
         Route("/internal/debug/sessions/{plugin}/detach", detach, methods=["POST"]),
         Route("/internal/debug/sessions/{plugin}/command", command, methods=["POST"]),

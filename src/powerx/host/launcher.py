@@ -116,7 +116,17 @@ def shim_command(runtime: str, argv: list[str]) -> list[str]:
             "powerx.runtimes.python_shim",
             *argv,
         ]
-    return [node_executable(), "--enable-source-maps", str(NODE_SHIM), *argv]
+    # A generation that debugs opens its inspector on a random loopback port. Its WebSocket
+    # path is a random id; by default Node also lists it at /json/list to any local
+    # process that asks. Published on stderr only (which the supervisor drops), only the
+    # simulator, told on the private control pipe, knows it.
+    return [
+        node_executable(),
+        "--enable-source-maps",
+        "--inspect-publish-uid=stderr",
+        str(NODE_SHIM),
+        *argv,
+    ]
 
 
 async def _spawn(command: list[str], env: Mapping[str, str], cwd: str) -> ChildProcess:

@@ -9,13 +9,16 @@ The fork zygote (``zygote.py``) calls :func:`main` in a forked child instead.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import json
 import os
+import secrets
 import socket
 import sys
 import threading
 import traceback
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -187,16 +190,65 @@ def _send_each_message_in_one_write() -> None:
 
 def start_debugger() -> None:
     """With POWERX_DEBUGGER=1: listen for the simulator's DAP connection and wait until it
-    has replayed the breakpoints (configurationDone) before any plugin code runs."""
+    has replayed the breakpoints (configurationDone) before any plugin code runs.
+
+    The port is on loopback, where any local process can reach it, and pydevd would run
+    whatever a client asks. So the listener wants an access token (made here, told only
+    to the simulator on the private control pipe, never put in the environment), and it
+    is closed once the simulator is in: pydevd would otherwise let a second client take
+    the session over."""
     if os.environ.get(DEBUG_ENV) != "1":
         return
-    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    _preload_debugger()  # a cold start has not: it puts pydevd's own modules on the path
     import debugpy
 
     _send_each_message_in_one_write()
-    _, port = debugpy.listen(("127.0.0.1", 0), in_process_debug_adapter=True)
-    _control("debug", port=port, pid=os.getpid())
+    token = secrets.token_urlsafe(32)
+    with _pydevd_access_token(token):
+        _, port = debugpy.listen(("127.0.0.1", 0), in_process_debug_adapter=True)
+    _control("debug", port=port, token=token, pid=os.getpid())
     debugpy.wait_for_client()
+    _stop_listening()
+
+
+@contextlib.contextmanager
+def _pydevd_access_token(token: str) -> Iterator[None]:
+    """debugpy.listen() has no token argument in its in-process mode, but hands its keyword
+    arguments to pydevd.settrace(), which has one: pass it there, so the token is in
+    place before the socket listens (set afterwards, a fast client could slip in first)."""
+    from debugpy.server import api
+
+    listen_settrace: Callable[..., Any] = api._settrace
+
+    def settrace(*args: Any, **kwargs: Any) -> Any:
+        return listen_settrace(*args, access_token=token, **kwargs)
+
+    api._settrace = settrace
+    try:
+        yield
+    finally:
+        api._settrace = listen_settrace
+
+
+def _stop_listening() -> None:
+    """The simulator is connected: accept nobody else (a new client would replace it)."""
+    import pydevd
+
+    waiting = getattr(pydevd.get_global_debugger(), "_waiting_for_connection_thread", None)
+    server = getattr(waiting, "_server_socket", None)
+    if waiting is None or server is None:
+        return
+    try:
+        listening = server.dup()
+    except OSError:
+        listening = None
+    waiting.do_kill_pydev_thread()  # marks the thread done and closes its socket object
+    if listening is not None:
+        # The thread is still blocked in accept() on the socket; this wakes it (and the
+        # port stops listening at once), and it sees that it is done.
+        with contextlib.suppress(OSError):
+            listening.shutdown(socket.SHUT_RDWR)
+        listening.close()
 
 
 def wait_as_spare() -> list[str]:
