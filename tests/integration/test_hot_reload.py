@@ -18,13 +18,13 @@ import pytest
 
 from powerx.build import BuildSession
 from powerx.paths import run_root
+from powerx.testing import wait_until
 from tests.conftest import (
     HELLO_NODE,
     HELLO_PYTHON,
     RunningSimulator,
     Workspace,
     python_manifest,
-    wait_until,
     write_plugin,
 )
 
