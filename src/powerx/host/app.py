@@ -148,6 +148,7 @@ def create_app(
         finally:
             if plugin_hint:  # refused before its manifest was read: the pending hold ends too
                 simulator.gate.settle(plugin_hint)
+                simulator.dev_loops.settled(plugin_hint)
 
     async def _hot_reload(request: Request, received: float, plugin_hint: str | None) -> Response:
         try:

@@ -22,7 +22,8 @@ class DevLoopState:
     armed: bool = False
     folders: tuple[str, ...] = ()
     mode: str = ""
-    changed: tuple[str, ...] = ()  # the files the announced reload covers
+    pending: bool = False  # a reload was announced and has not been uploaded (nor given up)
+    changed: tuple[str, ...] = ()  # the files it covers
 
 
 class DevLoops:
@@ -38,6 +39,8 @@ class DevLoops:
         (``mode``: how it watches), or stopped watching."""
         state = self._state(plugin)
         state.armed, state.folders, state.mode = armed, tuple(folders), mode
+        if not armed:  # a loop that stops builds nothing more
+            state.pending, state.changed = False, ()
         self._publish(
             events.WATCH,
             {"plugin": plugin, "armed": armed, "folders": list(folders), "mode": mode},
@@ -47,21 +50,30 @@ class DevLoops:
         """A reload of ``plugin`` covering ``changed`` is being built, or (``pending``
         false) will not come. The reload's own ``plugin.debug.hot_reload`` event ends it
         when it does come."""
-        self._state(plugin).changed = tuple(changed) if pending else ()
+        state = self._state(plugin)
+        state.pending, state.changed = pending, tuple(changed) if pending else ()
         self._publish(
             events.RELOAD_PENDING,
             {"plugin": plugin, "pending": pending, "changed": list(changed)},
         )
 
-    def status(self, plugin: str, pending: bool, held: int) -> dict[str, Any]:
-        """The ``watch`` entry of a plugin's status; ``pending`` and ``held`` (requests
-        waiting for the reload) come from the reload gate."""
+    def settled(self, plugin: str) -> None:
+        """An upload of ``plugin`` has been handled: the announced reload has come."""
+        state = self._states.get(plugin)
+        if state is not None:
+            state.pending, state.changed = False, ()
+
+    def status(self, plugin: str, uploading: bool, held: int) -> dict[str, Any]:
+        """The ``watch`` entry of a plugin's status. ``uploading`` (the reload gate holds
+        the plugin's requests) and ``held`` (how many wait) come from the reload gate: a
+        reload is pending from the dev loop's note until its upload has been handled, even
+        if it builds for longer than the gate holds requests."""
         state = self._states.get(plugin, DevLoopState())
         return {
             "armed": state.armed,
             "folders": list(state.folders),
             "mode": state.mode,
-            "reload_pending": pending,
-            "changed": list(state.changed) if pending else [],
+            "reload_pending": state.pending or uploading,
+            "changed": list(state.changed),
             "held_requests": held,
         }

@@ -400,6 +400,7 @@ class Simulator:
             finally:
                 await asyncio.gather(stored, return_exceptions=True)  # never left running
                 self.gate.settle(manifest.id)  # held requests go now, before the bookkeeping
+                self.dev_loops.settled(manifest.id)
         except PowerXError as error:
             named = error.details.get("plugin")
             plugin = manifest.id if manifest else str(named or plugin_hint or "unknown")
