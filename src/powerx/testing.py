@@ -182,9 +182,7 @@ class SimulatorProcess:
 
     def plugin_status(self, plugin: str) -> dict[str, Any]:
         """``plugin``'s entry in the status (empty if it is not mounted)."""
-        found: dict[str, Any] = next(
-            (p for p in self.status()["plugins"] if p["id"] == plugin), {}
-        )
+        found: dict[str, Any] = next((p for p in self.status()["plugins"] if p["id"] == plugin), {})
         return found
 
     # Waits on what the simulator reports

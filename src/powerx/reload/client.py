@@ -86,9 +86,7 @@ class SimulatorClient:
         )
         return result
 
-    async def reload_pending(
-        self, plugin: str, pending: bool, changed: Sequence[str] = ()
-    ) -> bool:
+    async def reload_pending(self, plugin: str, pending: bool, changed: Sequence[str] = ()) -> bool:
         """Tell the simulator a reload of ``plugin`` covering the files ``changed`` is on
         its way (it then holds the plugin's requests for the new code) or, after a failed
         build, will not come. One try, no error: this only decides when requests are
