@@ -90,8 +90,7 @@ def run(plugin_count: int, reloads: int, work: Path, gap_s: float = 0.05) -> Loa
     stop = threading.Event()
     with LocalSimulator([p.folder for p in plugins], watch=True, workdir=work / "sim") as sim:
         assert sim.process is not None
-        simulator_pid = sim.process.pid
-        time.sleep(1.0)  # watchers armed, build caches warm
+        simulator_pid = sim.process.pid  # watchers armed (after the build caches warmed)
         latest: dict[str, str] = {}
 
         def load(plugin: PluginLoad) -> None:

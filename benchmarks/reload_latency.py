@@ -235,8 +235,7 @@ def bench_powerx(
         httpx.Client(trust_env=False, timeout=10) as client,
     ):
         url = f"{sim.url}/plugins/{plugin_id}/"
-        wait_up(url, client)
-        time.sleep(0.5)  # watchers armed, build caches warm
+        wait_up(url, client)  # the watchers are armed (so build caches are warm) by now
         measure(result, url, edit, edits, gap_s, timeout_s, client, breaker, broken_every)
         found = [tuple(map(float, m)) for m in PHASES.findall(sim.output())]
         if found:

@@ -25,10 +25,11 @@ async def measure(step_ms: int, writes: int, folder: Path) -> list[float]:
     plan = watcher.plan_watch(folder)
     source = folder / "src" / "index.ts"
     stop = asyncio.Event()
-    batches = watcher.watch(plan, stop)
+    armed = asyncio.Event()
+    batches = watcher.watch(plan, stop, lambda _plan: armed.set())
     latencies: list[float] = []
     pending = asyncio.ensure_future(anext(batches))
-    await asyncio.sleep(0.3)  # watches armed
+    await armed.wait()
     for number in range(writes):
         written = time.perf_counter()
         source.write_text(f'export const GREETING = "edit {number}";\n')

@@ -10,16 +10,15 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from powerx.testing import wait_until_up
+from powerx.testing import SimulatorProcess
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
@@ -85,68 +84,26 @@ def workspace(tmp_path: Path) -> Workspace:
     return make_workspace(tmp_path)
 
 
-class RunningSimulator:
-    """A `powerx host start` process in the foreground, as a developer runs it."""
+class RunningSimulator(SimulatorProcess):
+    """A `powerx host start` process in the foreground, as a developer runs it, in a
+    workspace (its credential and state); started at once, and (with ``--watch``) armed."""
 
     def __init__(self, workspace: Workspace, paths: list[Path], *extra: str) -> None:
         self.workspace = workspace
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "powerx.cli.main",
-                "host",
-                "start",
-                "--mock",
-                "--port",
-                "0",
-                *extra,
-                *map(str, paths),
-            ],
-            cwd=workspace.root,
+        super().__init__(
+            paths,
             env=workspace.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+            cwd=workspace.root,
+            log_dir=Path(tempfile.mkdtemp(prefix="simulator-", dir=workspace.root.parent)),
+            extra_args=extra,
         )
-        self.url = self._wait_until_up()
-
-    def _wait_until_up(self, timeout: float = 60) -> str:
-        def output() -> str:
-            out, err = self.process.communicate(timeout=5)
-            return f"{out}\n{err}"
-
-        return wait_until_up(self.process, self.workspace.state_dir, timeout, output)
-
-    def get(self, path: str, **kwargs: object) -> httpx.Response:
-        return httpx.get(self.url + path, timeout=30, trust_env=False, **kwargs)  # type: ignore[arg-type]
-
-    def request(self, method: str, path: str, **kwargs: object) -> httpx.Response:
-        return httpx.request(method, self.url + path, timeout=30, trust_env=False, **kwargs)  # type: ignore[arg-type]
-
-    def debug_headers(self) -> dict[str, str]:
-        return {"authorization": f"Bearer {self.workspace.token()}"}
+        self.start()
 
     def ide_access(self, plugin: str) -> dict[str, Any]:
         """The plugin's IDE port and its secret, as `powerx debug vscode` gets them."""
         response = self.get(f"/internal/debug/sessions/{plugin}/ide", headers=self.debug_headers())
         assert response.status_code == 200, response.text
         return dict(response.json())
-
-    def status(self) -> dict[str, object]:
-        response = self.get("/internal/debug/status", headers=self.debug_headers())
-        assert response.status_code == 200, response.text
-        return response.json()  # type: ignore[no-any-return]
-
-    def stop(self) -> tuple[str, str]:
-        if self.process.poll() is None:
-            self.process.terminate()
-        try:
-            out, err = self.process.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            out, err = self.process.communicate()
-        return out, err
 
 
 @pytest.fixture
@@ -197,13 +154,3 @@ def python_manifest(
         f"id: {plugin_id}\nname: Test\nversion: 1.0.0\nruntime: python3.11\n"
         f"entry: {entry}\nhost:\n  api: '{api}'\npermissions: {permissions}\n"
     )
-
-
-def wait_until(check: Callable[[], object], timeout_s: float = 10) -> bool:
-    """Poll ``check`` every 20 ms until it is true (True) or ``timeout_s`` passes (False)."""
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True

@@ -6,16 +6,18 @@ import contextlib
 import shutil
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from powerx.testing import LocalSimulator
-from tests.conftest import HELLO_NODE, HELLO_PYTHON, Workspace
+from powerx.testing import LocalSimulator, SimulatorProcess, wait_until
+from tests.conftest import HELLO_NODE, HELLO_PYTHON, RunningSimulator, Workspace
 
 PY_ID = "com.example.hello-python"
 NODE_ID = "com.example.hello-node"
@@ -26,21 +28,39 @@ def replace_line(path: Path, prefix: str, new: str) -> None:
     path.write_text("\n".join(new if x.startswith(prefix) else x for x in lines) + "\n")
 
 
-def wait_for_text(get: Any, path: str, text: str, timeout_s: float = 15) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+def wait_for_text(
+    get: Callable[[str], httpx.Response], path: str, text: str, timeout_s: float = 15
+) -> httpx.Response | None:
+    """The first response of ``path`` that says ``text`` (None after ``timeout_s``)."""
+
+    def answered() -> httpx.Response | None:
         response = get(path)
-        if response.status_code == 200 and text in response.text:
-            return True
-        time.sleep(0.02)
-    return False
+        return response if response.status_code == 200 and text in response.text else None
+
+    return wait_until(answered, timeout_s)
 
 
-def wait_for_output(sim: LocalSimulator, text: str, timeout_s: float = 5) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while text not in sim.output() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return text in sim.output()
+def wait_for_output(sim: SimulatorProcess, text: str, timeout_s: float = 5) -> bool:
+    return wait_until(lambda: text in sim.output(), timeout_s)
+
+
+def reload_lines(output: str) -> list[str]:
+    """The lines of reloads that replaced what serves (``✓ <plugin>  gen N ...``)."""
+    return [line for line in output.splitlines() if line.startswith("✓") and "  gen " in line]
+
+
+def line_of(sim: SimulatorProcess, response: httpx.Response | None) -> str:
+    """The reload line of the generation that gave ``response`` (printed once its push
+    returns, which may be just after the generation's first answer)."""
+    assert response is not None, sim.output()
+    marker = f"  gen {response.headers['x-powerx-generation']}  "
+    assert wait_for_output(sim, marker), sim.output()
+    return next(line for line in reload_lines(sim.output()) if marker in line)
+
+
+def changed_files(line: str) -> set[str]:
+    """The files a reload line names (after its phases)."""
+    return set(line.rsplit(")  ", 1)[1].split(", "))
 
 
 @dataclass
@@ -53,8 +73,11 @@ class DevRun:
 
 
 @contextlib.contextmanager
-def powerx_dev(workspace: Workspace, plugin: Path, *args: str) -> Iterator[DevRun]:
-    """`powerx dev PLUGIN ARGS` against the running simulator, stopped (SIGTERM) after."""
+def powerx_dev(
+    workspace: Workspace, simulator: RunningSimulator, plugin: Path, plugin_id: str, *args: str
+) -> Iterator[DevRun]:
+    """`powerx dev PLUGIN ARGS` against the running simulator, from the moment its watcher
+    is armed (it tells the simulator) until it is stopped (SIGTERM)."""
     run = DevRun(
         subprocess.Popen(
             [sys.executable, "-m", "powerx.cli.main", "dev", str(plugin), *args],
@@ -66,7 +89,7 @@ def powerx_dev(workspace: Workspace, plugin: Path, *args: str) -> Iterator[DevRu
         )
     )
     try:
-        time.sleep(1.0)  # initial push and watchers armed
+        simulator.wait_armed(plugin_id)
         yield run
     finally:
         run.process.terminate()
@@ -80,19 +103,23 @@ def test_powerx_dev_reloads_each_save(
     workspace.login()
     plugin = tmp_path / "hello-python"
     shutil.copytree(HELLO_PYTHON, plugin)
-    simulator = start_simulator([plugin])
-    with powerx_dev(workspace, plugin, *(["--poll"] if poll else [])) as dev:
+    simulator: RunningSimulator = start_simulator([plugin])
+    with powerx_dev(workspace, simulator, plugin, PY_ID, *(["--poll"] if poll else [])) as dev:
         source = plugin / "app.py"
         replace_line(source, "GREETING =", 'GREETING = "first save"')
         assert wait_for_text(simulator.get, f"/plugins/{PY_ID}/", "first save")
-        # Two saves within one second, same size: both must be seen (the last one wins).
+        # Two saves a moment apart, same size: both must be seen (the last one wins).
         replace_line(source, "GREETING =", 'GREETING = "save two A"')
-        time.sleep(0.15)
+        assert wait_for_text(simulator.get, f"/plugins/{PY_ID}/", "save two A")
         replace_line(source, "GREETING =", 'GREETING = "save two B"')
         assert wait_for_text(simulator.get, f"/plugins/{PY_ID}/", "save two B")
         replace_line(source, "GREETING =", "GREETING = (")
-        time.sleep(1.0)
-        assert wait_for_text(simulator.get, f"/plugins/{PY_ID}/", "save two B", timeout_s=2)
+        # The dev loop reports the failed build (nothing was uploaded): that is the end of
+        # this save, so what serves now is what keeps serving.
+        assert wait_until(lambda: build_failures(simulator) == 1), build_failures(simulator)
+        assert simulator.get(f"/plugins/{PY_ID}/").json()["greeting"] == "save two B"
+    # Stopped, `powerx dev` tells the simulator it no longer watches.
+    assert not simulator.plugin_status(PY_ID)["watch"]["armed"]
     out, err = dev.out, dev.err
     assert dev.process.returncode in (0, -15), err
     assert "Traceback" not in out + err
@@ -107,6 +134,11 @@ def test_powerx_dev_reloads_each_save(
     assert ("polling" in err) == poll
 
 
+def build_failures(simulator: RunningSimulator) -> int:
+    summary = simulator.get("/internal/debug/telemetry/summary", headers=simulator.debug_headers())
+    return int(summary.json()["failures_by_reason"].get("build_failed", 0))
+
+
 def test_dev_without_a_running_simulator_says_how_to_start_one(workspace: Workspace) -> None:
     workspace.login()
     result = workspace.powerx("dev", str(HELLO_PYTHON))
@@ -119,7 +151,6 @@ def test_host_start_watch_reloads_typescript(tmp_path: Path) -> None:
     plugin = tmp_path / "hello-node"
     shutil.copytree(HELLO_NODE, plugin, symlinks=True)
     with LocalSimulator([plugin], watch=True, workdir=tmp_path / "sim") as sim:
-        time.sleep(0.5)
         replace_line(plugin / "src/index.ts", "const GREETING", 'const GREETING = "watched";')
         assert wait_for_text(sim.get, f"/plugins/{NODE_ID}/", "watched")
         # The line is printed when the push returns, just after the flip; a request can win.
@@ -130,58 +161,93 @@ def test_a_burst_of_saves_coalesces_and_the_last_edit_wins(tmp_path: Path) -> No
     plugin = tmp_path / "hello-python"
     shutil.copytree(HELLO_PYTHON, plugin)
     with LocalSimulator([plugin], watch=True, workdir=tmp_path / "sim") as sim:
-        time.sleep(0.5)
         for number in range(20):
             replace_line(plugin / "app.py", "GREETING =", f'GREETING = "burst {number}"')
-            time.sleep(0.005)
-        assert wait_for_text(sim.get, f"/plugins/{PY_ID}/", "burst 19")
-        time.sleep(0.5)
-        reloads = [line for line in sim.output().splitlines() if line.startswith("✓")]
+            time.sleep(0.005)  # the workload: a burst of saves 5 ms apart
+        line_of(sim, wait_for_text(sim.get, f"/plugins/{PY_ID}/", "burst 19"))
+        reloads = reload_lines(sim.output())
     assert 1 <= len(reloads) < 20
 
 
-SLOW_BUILD = """\
-// Joins src/a.js and src/b.js into dist/index.js, slowly: saves land while it runs.
+GATED_BUILD = """\
+// Joins src/a.js and src/b.js into dist/index.js, once the test lets it finish (the gate
+// file exists): saves land while it waits. Each build notes what it read (the read log).
 const fs = require('node:fs');
 const [a, b] = ['a', 'b'].map((name) => fs.readFileSync(`src/${name}.js`, 'utf8').trim());
-setTimeout(() => {
+fs.appendFileSync(READ_LOG, `${a}+${b}\\n`.replaceAll('"', ''));
+const finish = () => {
+  if (!fs.existsSync(GATE)) return setTimeout(finish, 2);
   fs.mkdirSync('dist', { recursive: true });
   fs.writeFileSync('dist/index.js', `const parts = [${a}, ${b}];
 module.exports = { fetch: async () => new Response(parts.join('+')) };
 `);
-}, 400);
+};
+finish();
 """
 
 
-def two_file_plugin(root: Path) -> Path:
+@dataclass
+class TwoFilePlugin:
+    """A Node plugin built from src/a.js and src/b.js by a build the test holds open."""
+
+    root: Path
+    gate: Path  # while it is missing, a build waits
+    read_log: Path  # what each build read, a line each
+
+    def hold_builds(self) -> None:
+        self.gate.unlink()
+
+    def let_builds_finish(self) -> None:
+        self.gate.touch()
+
+    def builds_read(self) -> list[str]:
+        return self.read_log.read_text().splitlines() if self.read_log.exists() else []
+
+
+def two_file_plugin(root: Path) -> TwoFilePlugin:
+    plugin = TwoFilePlugin(root, root.parent / "build-gate", root.parent / "builds-read")
+    plugin.let_builds_finish()
     (root / "src").mkdir(parents=True)
     (root / "src/a.js").write_text('"a0"\n')
     (root / "src/b.js").write_text('"b0"\n')
-    (root / "build.js").write_text(SLOW_BUILD)
+    build = GATED_BUILD.replace("READ_LOG", repr(str(plugin.read_log))).replace(
+        "GATE", repr(str(plugin.gate))
+    )
+    (root / "build.js").write_text(build)
     (root / "powerx.plugin.yaml").write_text(
         "id: com.example.two-files\nname: Two files\nversion: 1.0.0\nruntime: node18\n"
         "entry: src/a.js\nbuild:\n  command: node build.js\n  output: dist/index.js\n"
         'host:\n  api: "^2.3"\n'
     )
-    return root
+    return plugin
+
+
+TWO_FILES_ID = "com.example.two-files"
 
 
 def test_a_save_that_lands_during_a_build_drops_that_build(tmp_path: Path) -> None:
-    """Two files saved 0.1 s apart, the second while the first one's build runs: one
-    reload, serving both edits; the half-saved state is never pushed."""
+    """Two files saved one after the other, the second while the first one's build runs:
+    one reload, serving both edits; the half-saved state is never pushed."""
     plugin = two_file_plugin(tmp_path / "two-files")
-    with LocalSimulator([plugin], watch=True, workdir=tmp_path / "sim") as sim:
-        assert sim.get("/plugins/com.example.two-files/").text == "a0+b0"
-        time.sleep(0.5)
-        (plugin / "src/a.js").write_text('"a1"\n')
-        time.sleep(0.1)  # the build of a1 alone is running
-        (plugin / "src/b.js").write_text('"b1"\n')
-        assert wait_for_text(sim.get, "/plugins/com.example.two-files/", "a1+b1")
-        assert wait_for_output(sim, "gen 2"), sim.output()
-        time.sleep(1.0)  # a late second reload would show up by now
-        reloads = [line for line in sim.output().splitlines() if "  gen " in line]
-    assert len(reloads) == 1, sim.output()
-    assert "gen 2" in reloads[0] and "a.js" in reloads[0] and "b.js" in reloads[0]
+    with LocalSimulator([plugin.root], watch=True, workdir=tmp_path / "sim") as sim:
+        assert sim.get(f"/plugins/{TWO_FILES_ID}/").text == "a0+b0"
+        plugin.hold_builds()
+        (plugin.root / "src/a.js").write_text('"a1"\n')
+        assert wait_until(lambda: plugin.builds_read()[-1:] == ["a1+b0"]), plugin.builds_read()
+        (plugin.root / "src/b.js").write_text('"b1"\n')
+        # The dev loop has seen the second save while the first build waits.
+        sim.wait_pending(TWO_FILES_ID, ["src/a.js", "src/b.js"])
+        plugin.let_builds_finish()
+        assert wait_for_text(sim.get, f"/plugins/{TWO_FILES_ID}/", "a1+b1")
+        # A fence: events reach the dev loop in the order the files were written, so once
+        # this later save has reloaded, a late reload of the first two would have, too.
+        (plugin.root / "src/b.js").write_text('"b2"\n')
+        line_of(sim, wait_for_text(sim.get, f"/plugins/{TWO_FILES_ID}/", "a1+b2"))
+        reloads = reload_lines(sim.output())
+    assert len(reloads) == 2, sim.output()
+    assert "  gen 2  " in reloads[0] and changed_files(reloads[0]) == {"src/a.js", "src/b.js"}
+    assert "  gen 3  " in reloads[1] and changed_files(reloads[1]) == {"src/b.js"}
+    assert "a1+b0" in plugin.builds_read()  # it was built, and dropped
 
 
 @pytest.mark.parametrize("where", ["in the simulator", "powerx dev"])
@@ -189,28 +255,35 @@ def test_a_request_made_while_the_save_builds_gets_the_saved_code(
     tmp_path: Path, workspace: Workspace, start_simulator: Any, where: str
 ) -> None:
     """The dev loop tells the simulator a reload is coming as soon as it sees the save, so
-    a request sent during the (0.4 s) build waits for the new generation. In the
-    simulator's process (`host start --watch`) that note is a call; from `powerx dev`, an
-    HTTP request."""
+    a request sent while it builds waits for the new generation. In the simulator's
+    process (`host start --watch`) that note is a call; from `powerx dev`, an HTTP
+    request."""
     plugin = two_file_plugin(tmp_path / "two-files")
     with contextlib.ExitStack() as running:
+        sim: SimulatorProcess
         if where == "powerx dev":
             workspace.login()
-            get = start_simulator([plugin]).get
-            running.enter_context(powerx_dev(workspace, plugin))
+            sim = start_simulator([plugin.root])
+            running.enter_context(powerx_dev(workspace, sim, plugin.root, TWO_FILES_ID))
         else:
             sim = running.enter_context(
-                LocalSimulator([plugin], watch=True, workdir=tmp_path / "sim")
+                LocalSimulator([plugin.root], watch=True, workdir=tmp_path / "sim")
             )
-            get = sim.get
-            time.sleep(0.5)
-        assert get("/plugins/com.example.two-files/").text == "a0+b0"
-        (plugin / "src/a.js").write_text('"a1"\n')
-        time.sleep(0.15)  # seen, and building
-        response = get("/plugins/com.example.two-files/")
-    assert response.status_code == 200
-    assert response.text == "a1+b0"
-    assert int(response.headers["x-powerx-held-ms"]) > 100
+        assert sim.get(f"/plugins/{TWO_FILES_ID}/").text == "a0+b0"
+        plugin.hold_builds()
+        (plugin.root / "src/a.js").write_text('"a1"\n')
+        sim.wait_pending(TWO_FILES_ID, ["src/a.js"])  # seen, and building
+        answers: list[httpx.Response] = []
+        request = threading.Thread(
+            target=lambda: answers.append(sim.get(f"/plugins/{TWO_FILES_ID}/"))
+        )
+        request.start()
+        sim.wait_held(TWO_FILES_ID)
+        plugin.let_builds_finish()
+        request.join(30)
+    assert answers and answers[0].status_code == 200
+    assert answers[0].text == "a1+b0"
+    assert int(answers[0].headers["x-powerx-held-ms"]) > 0
 
 
 def test_a_failed_build_lets_held_requests_go_at_once(tmp_path: Path) -> None:
@@ -218,7 +291,6 @@ def test_a_failed_build_lets_held_requests_go_at_once(tmp_path: Path) -> None:
     plugin = tmp_path / "hello-python"
     shutil.copytree(HELLO_PYTHON, plugin)
     with LocalSimulator([plugin], watch=True, workdir=tmp_path / "sim") as sim:
-        time.sleep(0.5)
         replace_line(plugin / "app.py", "GREETING =", "GREETING = (")
         assert wait_for_output(sim, "build_failed", timeout_s=10), sim.output()
         started = time.monotonic()
@@ -242,17 +314,74 @@ def test_repeated_mismatches_print_an_alert_line_that_later_clears(tmp_path: Pat
     with LocalSimulator(
         [plugin], watch=True, workdir=tmp_path / "sim", extra_args=["--config", str(config)]
     ) as sim:
-        time.sleep(0.5)
         for number in range(2):
             manifest.write_text(good.replace('">=2.3 <3"', f'">=3.{number}"'))
-            deadline = time.monotonic() + 15
-            while sim.output().count("version_mismatch") <= number and time.monotonic() < deadline:
-                time.sleep(0.05)
+            assert wait_until(
+                lambda n=number: sim.output().count("version_mismatch") > n, timeout_s=15
+            ), sim.output()
         assert wait_for_output(sim, "⚠ alert", timeout_s=15), sim.output()
         assert "2 version mismatches" in sim.output()
         # The alert clears once the 3 s window has passed; the next reload tells the developer.
-        time.sleep(3.5)
+        assert wait_until(lambda: not alerts(sim), timeout_s=15), alerts(sim)
         manifest.write_text(good)
         replace_line(plugin / "app.py", "GREETING =", 'GREETING = "back in range"')
         assert wait_for_text(sim.get, f"/plugins/{PY_ID}/", "back in range")
         assert wait_for_output(sim, "alert cleared", timeout_s=15), sim.output()
+
+
+def alerts(sim: SimulatorProcess) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = sim.get(
+        "/internal/debug/alerts", headers=sim.debug_headers()
+    ).json()["alerts"]
+    return found
+
+
+@pytest.mark.parametrize("poll", [False, True], ids=["native", "poll"])
+def test_a_python_subfolder_created_while_watching_is_watched(tmp_path: Path, poll: bool) -> None:
+    """A folder made at the plugin's root after the start (lib/) is watched from then on,
+    and the start line is said again with it."""
+    plugin = tmp_path / "hello-python"
+    shutil.copytree(HELLO_PYTHON, plugin)
+    extra = ["--poll"] if poll else []
+    with LocalSimulator([plugin], watch=True, workdir=tmp_path / "sim", extra_args=extra) as sim:
+        assert "and no subfolders" in sim.output()
+        (plugin / "lib").mkdir()
+        (plugin / "lib/mathx.py").write_text('WORD = "from lib one"\n')
+        app = plugin / "app.py"
+        app.write_text(
+            app.read_text().replace(
+                'GREETING = "hello from python"',
+                "from lib.mathx import WORD\n\nGREETING = WORD",
+            )
+        )
+        assert wait_for_text(sim.get, f"/plugins/{PY_ID}/", "from lib one"), sim.output()
+        sim.wait_armed(PY_ID, folder="lib")
+        (plugin / "lib/mathx.py").write_text('WORD = "from lib two"\n')
+        served = wait_for_text(sim.get, f"/plugins/{PY_ID}/", "from lib two")
+        assert changed_files(line_of(sim, served)) == {"lib/mathx.py"}
+        assert f"watching {plugin} and lib/" in sim.output()
+
+
+def test_editor_temp_files_are_not_saves(tmp_path: Path) -> None:
+    """What vim, Emacs and `sed -i` write beside a file is never named on a reload line
+    and never reloads on its own."""
+    plugin = tmp_path / "hello-python"
+    shutil.copytree(HELLO_PYTHON, plugin)
+    with LocalSimulator([plugin], watch=True, workdir=tmp_path / "sim") as sim:
+        for name in (".app.py.swp", ".app.py.swo", ".app.py.swx", "app.py~", ".#app.py"):
+            (plugin / name).write_text("scratch\n")
+        (plugin / "4913").write_text("")  # vim's probe: may it write here?
+        (plugin / "4913").unlink()
+        (plugin / "sedAb12Cd").write_text("scratch\n")
+        # A real save (by sed, which writes a sedXXXXXX file and renames it over app.py)
+        # is the fence: the scratch files were written first, so their events came first;
+        # had any of them reloaded, its line would be before this save's, or name it.
+        subprocess.run(
+            ["sed", "-i", "s/hello from python/edited by sed/", str(plugin / "app.py")],
+            check=True,
+        )
+        served = wait_for_text(sim.get, f"/plugins/{PY_ID}/", "edited by sed")
+        line = line_of(sim, served)
+        reloads = reload_lines(sim.output())
+    assert reloads == [line], sim.output()
+    assert changed_files(line) == {"app.py"}

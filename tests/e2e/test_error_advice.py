@@ -8,16 +8,16 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import IO, Any
 
+from powerx.testing import wait_until
 from tests.conftest import (
     HELLO_PYTHON,
     PYTHON_APP,
+    RunningSimulator,
     Workspace,
     python_manifest,
-    wait_until,
     write_plugin,
 )
 
@@ -61,27 +61,13 @@ def start_dev(workspace: Workspace, plugin: Path, output: IO[str]) -> subprocess
     )
 
 
-def save_until_seen(path: Path, text: str, output: Path, seen: str, timeout_s: float = 20) -> bool:
-    """Save ``text`` to ``path`` until ``seen`` shows in the output: a save made before
-    the watcher is armed goes unseen, so it is made again (the watcher has no signal)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        path.write_text(text)
-        retry_at = time.monotonic() + 1.0
-        while time.monotonic() < retry_at:
-            if seen in output.read_text():
-                return True
-            time.sleep(0.02)
-    return False
-
-
 def test_the_watch_loop_lists_each_bad_manifest_field_with_its_fix(
     workspace: Workspace, tmp_path: Path, start_simulator: Any
 ) -> None:
     workspace.login()
     plugin = tmp_path / "hello-python"
     shutil.copytree(HELLO_PYTHON, plugin)
-    start_simulator([plugin])
+    simulator: RunningSimulator = start_simulator([plugin])
     manifest = plugin / "powerx.plugin.yaml"
     broken = manifest.read_text().replace("version: 1.0.0", "version: banana")
     dev_output = tmp_path / "dev.out"
@@ -92,7 +78,9 @@ def test_the_watch_loop_lists_each_bad_manifest_field_with_its_fix(
         assert wait_until(lambda: f"{PY_ID}  " in dev_output.read_text(), timeout_s=30), (
             dev_output.read_text()
         )
-        assert save_until_seen(manifest, broken, dev_output, "manifest_invalid"), (
+        simulator.wait_armed(PY_ID)
+        manifest.write_text(broken)
+        assert wait_until(lambda: "manifest_invalid" in dev_output.read_text(), timeout_s=30), (
             dev_output.read_text()
         )
         assert wait_until(lambda: VERSION_FIX in dev_output.read_text()), dev_output.read_text()

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from powerx.build import BuildSession
+from powerx.testing import wait_until
 from tests.conftest import HELLO_NODE, RunningSimulator, Workspace, python_manifest, write_plugin
 from tests.integration.test_hot_reload import copy_example, push, set_node_greeting
 
@@ -88,13 +89,9 @@ class Debug:
         raise AssertionError(f"no {kind} event")
 
     def wait_paused(self, timeout_s: float = 15.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            paused = self.state()["paused"]
-            if paused:
-                return dict(paused)
-            time.sleep(0.02)
-        raise AssertionError("the plugin never paused")
+        paused = wait_until(lambda: self.state()["paused"], timeout_s)
+        assert paused, "the plugin never paused"
+        return dict(paused)
 
 
 def request_in_background(
@@ -115,10 +112,9 @@ def pauses(simulator: RunningSimulator, debug: Debug, paths: list[str]) -> list[
     paused: list[bool] = []
     for path in paths:
         thread, result = request_in_background(simulator, path)
-        deadline = time.monotonic() + 15
-        while "response" not in result and not debug.state()["paused"]:
-            assert time.monotonic() < deadline, f"{path} neither answered nor paused"
-            time.sleep(0.02)
+        assert wait_until(lambda r=result: "response" in r or debug.state()["paused"], 15), (
+            f"{path} neither answered nor paused"
+        )
         paused.append("response" not in result)
         if paused[-1]:
             debug.command("continue")
@@ -218,13 +214,9 @@ def test_a_breakpoint_follows_its_line_and_is_reported_unverified_when_the_line_
 
 
 def _wait_for_snapshot(debug: Debug, timeout_s: float = 10.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        snapshots = debug.state()["snapshots"]
-        if snapshots:
-            return dict(snapshots[-1])
-        time.sleep(0.02)
-    raise AssertionError("no snapshot was taken")
+    snapshots = wait_until(lambda: debug.state()["snapshots"], timeout_s)
+    assert snapshots, "no snapshot was taken"
+    return dict(snapshots[-1])
 
 
 def test_snapshots_do_not_halt_and_mask_secrets(debugged: tuple[RunningSimulator, Path]) -> None:
@@ -480,11 +472,9 @@ def test_a_log_point_writes_to_the_plugin_log_without_halting(
     assert placed.status_code == 200, placed.text
     response = simulator.get(f"/plugins/{PLUGIN}/?name=logpoint")
     assert response.status_code == 200 and debug.state()["paused"] is None
-    deadline = time.monotonic() + 10
-    logs = ""
-    while "said v0 logpoint" not in logs and time.monotonic() < deadline:
-        logs = simulator.get(
-            f"/internal/debug/logs?plugin={PLUGIN}&follow=0&tail=50", headers=debug.headers
-        ).text
-        time.sleep(0.05)
-    assert "said v0 logpoint" in logs
+
+    def logs() -> str:
+        path = f"/internal/debug/logs?plugin={PLUGIN}&follow=0&tail=50"
+        return simulator.get(path, headers=debug.headers).text
+
+    assert wait_until(lambda: "said v0 logpoint" in logs(), 10), logs()

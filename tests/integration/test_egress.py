@@ -16,6 +16,7 @@ import pytest
 
 from powerx.build.toolchain import node_executable
 from powerx.runtimes import NODE_EGRESS_PRELOAD
+from powerx.testing import wait_until
 from tests.conftest import HELLO_NODE, RunningSimulator, Workspace, python_manifest, write_plugin
 from tests.integration.test_hot_reload import push
 
@@ -257,11 +258,7 @@ def test_every_route_to_production_is_blocked_counted_and_audited(
         and "production_host" in ln
     )
     assert float(line.rsplit(" ", 1)[1]) >= 2 * len(routes)
-    import time
-
-    deadline = time.monotonic() + 10
-    while len(audit_rows(workspace, plugin_id)) < 2 * len(routes) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    assert wait_until(lambda: len(audit_rows(workspace, plugin_id)) >= 2 * len(routes), 10)
     rows = audit_rows(workspace, plugin_id)
     assert len(rows) >= 2 * len(routes)
     assert {r["details"]["host"] for r in rows} == {"api.powerx.io", "eu.api.powerx.io"}

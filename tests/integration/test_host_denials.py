@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import RunningSimulator, Workspace, python_manifest, wait_until, write_plugin
+from powerx.testing import wait_until
+from tests.conftest import RunningSimulator, Workspace, python_manifest, write_plugin
 
 PYTHON_UNCAUGHT = """
 from starlette.applications import Starlette

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import httpx
 import pytest
 
 from powerx.paths import run_root
+from powerx.testing import wait_until
 from tests.conftest import (
     HELLO_NODE,
     HELLO_PYTHON,
@@ -207,10 +207,7 @@ def test_host_stop_stops_the_simulator_and_every_plugin(
     simulator.process.wait(timeout=20)
     assert simulator.process.returncode == 0
     assert not (workspace.state_dir / "host.json").exists()
-    deadline = time.monotonic() + 10
-    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(_alive(pid) for pid in pids)
+    assert wait_until(lambda: not any(_alive(pid) for pid in pids), 10)
     with pytest.raises(httpx.ConnectError):
         httpx.get(simulator.url + "/healthz", timeout=2, trust_env=False)
     again = workspace.powerx("host", "status")
@@ -227,10 +224,7 @@ def test_plugins_exit_when_the_simulator_is_killed(
     pids = [p["pid"] for p in simulator.status()["plugins"]]  # type: ignore[union-attr]
     simulator.process.kill()
     simulator.process.wait()
-    deadline = time.monotonic() + 10
-    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(_alive(pid) for pid in pids), "orphaned plugin processes"
+    assert wait_until(lambda: not any(_alive(pid) for pid in pids), 10), "orphaned plugin processes"
     # A killed simulator cannot remove its run trees; the next start on this state would.
     shutil.rmtree(run_root(workspace.state_dir), ignore_errors=True)
 

@@ -18,13 +18,13 @@ import pytest
 
 from powerx.build import BuildSession
 from powerx.paths import run_root
+from powerx.testing import wait_until
 from tests.conftest import (
     HELLO_NODE,
     HELLO_PYTHON,
     RunningSimulator,
     Workspace,
     python_manifest,
-    wait_until,
     write_plugin,
 )
 
@@ -95,8 +95,7 @@ def greeting(simulator: RunningSimulator, plugin_id: str) -> str:
 
 
 def plugin_status(simulator: RunningSimulator, plugin_id: str) -> dict[str, Any]:
-    plugins = simulator.status()["plugins"]
-    return next(p for p in plugins if p["id"] == plugin_id)  # type: ignore[union-attr]
+    return simulator.plugin_status(plugin_id)
 
 
 @pytest.mark.parametrize("launch", ["zygote", "spare", "cold"])
@@ -410,12 +409,12 @@ def test_a_crashed_generation_is_restarted(
     simulator = start_simulator([plugin])
     assert simulator.get("/plugins/com.test.crashy/").text == "alive"
     simulator.get("/plugins/com.test.crashy/die")
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        status = plugin_status(simulator, "com.test.crashy")
-        if status["restarts"] == 1 and status["state"] == "running":
-            break
-        time.sleep(0.05)
+    status = simulator.wait_plugin(
+        "com.test.crashy",
+        lambda s: s["restarts"] == 1 and s["state"] == "running",
+        "a restart",
+        15,
+    )
     assert status["restarts"] == 1 and status["generation"] == 2
     assert simulator.get("/plugins/com.test.crashy/").text == "alive"
 
@@ -428,12 +427,7 @@ def test_a_crash_loop_is_reported_not_hidden(
         tmp_path / "loop", python_manifest("com.test.loop"), {"app.py": EXIT_SOON}
     )
     simulator = start_simulator([plugin])
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if plugin_status(simulator, "com.test.loop")["state"] == "crash_loop":
-            break
-        time.sleep(0.1)
-    assert plugin_status(simulator, "com.test.loop")["state"] == "crash_loop"
+    simulator.wait_plugin("com.test.loop", lambda s: s["state"] == "crash_loop", "a crash loop", 30)
     response = simulator.get("/plugins/com.test.loop/")
     assert response.status_code == 503
     assert "crash loop" in response.json()["message"]
@@ -491,7 +485,7 @@ def test_kill_9_during_a_swap_leaves_a_consistent_pointer(
 
     thread = threading.Thread(target=storm)
     thread.start()
-    time.sleep(1.0)
+    assert wait_until(lambda: len(pushes) >= 3, 30), "no reload happened before the kill"
     os.kill(simulator.process.pid, signal.SIGKILL)
     thread.join()
     session.close()
@@ -600,7 +594,4 @@ def test_node_generation_from_a_warm_spare_serves_the_plugin_not_the_warm_up(
         assert failed.json()["error"] == "plugin_exception"
         assert "boom at /boom" in failed.json()["message"]
         # Once the generation has answered, the next spare starts: the next reload finds it.
-        deadline = time.monotonic() + 10
-        while not plugin_status(simulator, NODE_ID)["launcher_warm"]:
-            assert time.monotonic() < deadline, "no warm spare after the first request"
-            time.sleep(0.05)
+        simulator.wait_plugin(NODE_ID, lambda s: s["launcher_warm"], "a warm spare", 10)

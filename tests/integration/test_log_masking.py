@@ -9,8 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from powerx.testing import wait_until
 from tests.conftest import RunningSimulator, Workspace, python_manifest, write_plugin
 
 PLUGIN_ID = "com.test.leaky"
@@ -71,13 +70,12 @@ def test_secrets_are_masked_everywhere_logs_go(
     simulator: RunningSimulator = start_simulator([plugin])
     assert simulator.get(f"/plugins/{PLUGIN_ID}/").status_code == 200
 
-    deadline = time.monotonic() + 15
-    records: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
+    def all_seven_lines() -> list[dict[str, Any]]:
         records = sse_records(simulator)
-        if sum(1 for r in records if r["stream"] in {"stdout", "stderr"}) >= 7:
-            break
-        time.sleep(0.1)
+        printed = [r for r in records if r["stream"] in {"stdout", "stderr"}]
+        return records if len(printed) >= 7 else []
+
+    records = wait_until(all_seven_lines, 15)
     streamed = json.dumps(records)
     assert_no_secret(streamed, "the log stream")
     messages = " | ".join(str(r["message"]) for r in records)
@@ -101,10 +99,12 @@ def test_secrets_are_masked_everywhere_logs_go(
     assert_no_secret(cli.stdout + cli.stderr, "`powerx logs`")
 
     # The store on disk (records are flushed every half second).
-    time.sleep(1.0)
-    with sqlite3.connect(workspace.state_dir / "telemetry.db") as connection:
-        stored = [row[0] for row in connection.execute("SELECT record FROM logs")]
-    assert any("user login" in row for row in stored)
+    def stored_logs() -> list[str]:
+        with sqlite3.connect(workspace.state_dir / "telemetry.db") as connection:
+            return [row[0] for row in connection.execute("SELECT record FROM logs")]
+
+    assert wait_until(lambda: any("user login" in row for row in stored_logs()), 10)
+    stored = stored_logs()
     assert_no_secret("\n".join(stored), "the telemetry store")
 
     # The simulator's own terminal output.
@@ -137,20 +137,21 @@ def test_logs_follow_stops_cleanly_when_the_simulator_stops(
     import subprocess
     import sys
 
-    follower = subprocess.Popen(
-        [sys.executable, "-m", "powerx.cli.main", "logs", PLUGIN_ID, "--follow", "--json"],
-        cwd=workspace.root,
-        env=workspace.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    time.sleep(1.5)
-    assert httpx.get(simulator.url + f"/plugins/{PLUGIN_ID}/", trust_env=False).status_code == 200
-    time.sleep(1.0)
+    followed = tmp_path / "followed.jsonl"  # read while the follower runs
+    with followed.open("w") as out:
+        follower = subprocess.Popen(
+            [sys.executable, "-m", "powerx.cli.main", "logs", PLUGIN_ID, "--follow", "--json"],
+            cwd=workspace.root,
+            env=workspace.env,
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    assert simulator.get(f"/plugins/{PLUGIN_ID}/").status_code == 200
+    # It streams the recent records, then new ones: the request's lines arrive either way.
+    assert wait_until(lambda: "user login" in followed.read_text(), 20), followed.read_text()
     started = time.monotonic()
     simulator.stop()
-    out, err = follower.communicate(timeout=20)
+    _, err = follower.communicate(timeout=20)
     assert time.monotonic() - started < 20
-    assert "user login" in out, err
     assert "Traceback" not in err

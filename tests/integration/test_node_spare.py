@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import select
+import socket
 import subprocess
-import threading
-import time
 from pathlib import Path
-
-import httpx
 
 from powerx.build.toolchain import node_executable
 from powerx.host.launcher import LaunchSpec, SpareLauncher
@@ -55,33 +53,36 @@ def plugin(root: Path, source: str) -> Path:
     return root
 
 
-def request_in_background(url: str) -> tuple[threading.Thread, list[object]]:
-    answers: list[object] = []
+def http_get(path: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
 
-    def send() -> None:
-        try:
-            answers.append(httpx.get(url, timeout=20, trust_env=False))
-        except httpx.HTTPError as error:
-            answers.append(error)
 
-    thread = threading.Thread(target=send)
-    thread.start()
-    return thread, answers
+def read_answer(connection: socket.socket) -> bytes:
+    """The whole answer, until the spare closes the connection (b"" if it dropped it)."""
+    answer = b""
+    try:
+        while chunk := connection.recv(65536):
+            answer += chunk
+    except ConnectionResetError:
+        pass
+    return answer
 
 
 def request_then_order(
     tmp_path: Path, path: str, source: str
-) -> tuple[bool, dict[str, object], object, int, int | None]:
-    """Send a request to a fresh spare, then give it a plugin of ``source``: whether the
-    request waited, the spare's control message, the request's answer, the spare's port
-    and its exit code (None while it runs)."""
+) -> tuple[bool, dict[str, object], bytes, int, int | None]:
+    """Send a request to a fresh spare (all of it, before anything else), then give it a
+    plugin of ``source``: whether the request was still unanswered when the plugin was
+    given, the spare's control message, the request's answer, the spare's port and its
+    exit code (None while it runs)."""
     process, port = spare()
     try:
-        thread, answers = request_in_background(f"http://127.0.0.1:{port}{path}")
-        time.sleep(0.3)
-        waited = thread.is_alive()
-        message = order(process, plugin(tmp_path / "run", source))
-        thread.join(20)
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as connection:
+            connection.sendall(http_get(path))
+            readable, _, _ = select.select([connection], [], [], 0)
+            waited = not readable  # no answer (nor a close) before the plugin is given
+            message = order(process, plugin(tmp_path / "run", source))
+            answer = read_answer(connection)
         try:
             code: int | None = process.wait(2)
         except subprocess.TimeoutExpired:
@@ -89,7 +90,7 @@ def request_then_order(
     finally:
         process.kill()
         process.wait()
-    return waited, message, answers[0], port, code
+    return waited, message, answer, port, code
 
 
 def test_a_request_to_a_spare_waits_for_its_plugin(tmp_path: Path) -> None:
@@ -97,8 +98,8 @@ def test_a_request_to_a_spare_waits_for_its_plugin(tmp_path: Path) -> None:
     assert waited, "the spare answered before it had a plugin"
     assert ready["event"] == "ready" and ready["port"] == port
     assert code is None  # still serving
-    assert isinstance(response, httpx.Response), response
-    assert response.status_code == 200 and response.text == "plugin says hello"
+    assert response.startswith(b"HTTP/1.1 200 "), response
+    assert b"\r\nplugin says hello\r\n" in response, response  # the chunked body
 
 
 def test_a_health_probe_to_a_spare_fails_when_its_plugin_does_not_load(tmp_path: Path) -> None:
@@ -106,7 +107,7 @@ def test_a_health_probe_to_a_spare_fails_when_its_plugin_does_not_load(tmp_path:
     assert waited
     assert failed["event"] == "error" and "broken at load" in str(failed["message"])
     assert code not in (None, 0)
-    assert isinstance(answer, httpx.HTTPError), answer  # never a 200
+    assert not answer.startswith(b"HTTP/1.1 200"), answer  # never a 200
 
 
 def probe_a_launched_spare(tmp_path: Path, source: str) -> tuple[list[int], bool, bool]:
@@ -117,21 +118,25 @@ def probe_a_launched_spare(tmp_path: Path, source: str) -> tuple[list[int], bool
 
     async def scenario() -> tuple[list[int], bool, bool]:
         probed: list[int] = []
+        sent = asyncio.Event()
 
         async def probe(port: int) -> bool:
             probed.append(port)
-            async with httpx.AsyncClient(trust_env=False) as client:
-                try:
-                    response = await client.get(f"http://127.0.0.1:{port}{HEALTH_PATH}")
-                except httpx.HTTPError:
-                    return False
-            return response.status_code == 200
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                writer.write(http_get(HEALTH_PATH))
+                await writer.drain()
+                sent.set()  # all of it: the spare has it to read
+                answer = await reader.read()
+            except ConnectionError:
+                return False
+            finally:
+                writer.close()
+            return answer.startswith(b"HTTP/1.1 200")
 
         launcher = SpareLauncher("node18", dict(os.environ), str(tmp_path), probe)
         launcher.prepare()
-        while not launcher.warm():
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.3)
+        await asyncio.wait_for(sent.wait(), 20)  # the spare listens, and was probed at once
         probed_before = list(probed)
         root = plugin(tmp_path / "run", source)
         spec = LaunchSpec("node18", [str(root), "bundle/index.js", str(root)], {}, str(root))

@@ -7,7 +7,6 @@ import json
 import shutil
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,6 +16,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from powerx.testing import wait_until
 from tests.conftest import HELLO_PYTHON, RunningSimulator, Workspace, python_manifest, write_plugin
 
 PY_ID = "com.example.hello-python"
@@ -72,13 +72,9 @@ class EventCollector:
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    value = wait_until(condition, timeout)
+    assert value, f"timed out waiting for {what}"
+    return value
 
 
 def summary(simulator: RunningSimulator) -> dict[str, Any]:
@@ -112,9 +108,8 @@ def test_twenty_reloads_are_counted_streamed_audited_and_reconciled(
     shutil.copytree(HELLO_PYTHON, plugin)
     app, manifest = plugin / "app.py", plugin / "powerx.plugin.yaml"
     good_manifest = manifest.read_text()
-    simulator: RunningSimulator = start_simulator([plugin], "--watch")
+    simulator: RunningSimulator = start_simulator([plugin], "--watch")  # returns once armed
     stream = EventCollector(simulator)
-    time.sleep(0.5)  # the watcher is armed
 
     expected = {"ok": 0, "failed": 0, "blocked": 0}
     reasons: dict[str, int] = {}
@@ -141,7 +136,8 @@ def test_twenty_reloads_are_counted_streamed_audited_and_reconciled(
             lambda: all(summary(simulator)[k] == v for k, v in expected.items()),
             what=f"reload {number} ({outcome}) to be recorded: {summary(simulator)}",
         )
-        time.sleep(0.15)  # one save per reload: let the watcher settle before the next
+        # One save per reload: a reload is recorded once it has ended (its upload handled,
+        # or its build failed), so the next save starts a reload of its own.
     data = summary(simulator)
     assert data["failures_by_reason"].get("version_mismatch") == 1
     failed_reasons = {k: v for k, v in data["failures_by_reason"].items()}
@@ -221,7 +217,6 @@ def test_event_stream_resumes_after_last_event_id(
     shutil.copytree(HELLO_PYTHON, plugin)
     simulator: RunningSimulator = start_simulator([plugin], "--watch")
     first = EventCollector(simulator, last_event_id=0)
-    time.sleep(0.5)
     for number in range(3):
         set_greeting(plugin / "app.py", f"resume {number}")
         wait_for(lambda n=number: summary(simulator)["ok"] == n + 1, what="reload")
@@ -309,7 +304,6 @@ def test_events_reach_a_webhook_despite_a_failing_first_attempt(
         plugin = tmp_path / "hello-python"
         shutil.copytree(HELLO_PYTHON, plugin)
         start_simulator([plugin], "--watch", "--config", str(config))
-        time.sleep(0.5)
         set_greeting(plugin / "app.py", "to the webhook")
         wait_for(
             lambda: any(e["type"] == "plugin.debug.hot_reload" for e in received),

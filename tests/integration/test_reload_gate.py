@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from powerx.build import BuildSession
+from powerx.testing import wait_until
 from tests.conftest import HELLO_PYTHON, RunningSimulator, Workspace
 from tests.integration.test_hot_reload import (
     PY_ID,
@@ -22,11 +22,17 @@ from tests.integration.test_hot_reload import (
 )
 
 
-def slow_import(plugin: Path, flag: Path, tail: str = "") -> None:
-    """Make the next generation's import announce itself (``flag``), then take 0.6 s."""
+def slow_import(plugin: Path, flag: Path, tail: str = "") -> Path:
+    """Make the next generation's import announce itself (``flag``), then wait until the
+    test lets it go on (creates the file this returns)."""
+    release = flag.with_name(flag.name + ".release")
     app = plugin / "app.py"
-    prefix = f"import pathlib, time\npathlib.Path({str(flag)!r}).touch()\ntime.sleep(0.6)\n{tail}"
+    prefix = (
+        f"import pathlib, time\npathlib.Path({str(flag)!r}).touch()\n"
+        f"while not pathlib.Path({str(release)!r}).exists():\n    time.sleep(0.002)\n{tail}"
+    )
     app.write_text(prefix + app.read_text())
+    return release
 
 
 def reload_in_background(
@@ -46,10 +52,16 @@ def reload_in_background(
 
 
 def wait_for_file(path: Path, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.01)
+    assert wait_until(path.exists, timeout_s), f"{path} never appeared"
+
+
+def request_in_background(
+    simulator: RunningSimulator, path: str
+) -> tuple[threading.Thread, list[httpx.Response]]:
+    answers: list[httpx.Response] = []
+    thread = threading.Thread(target=lambda: answers.append(simulator.get(path)))
+    thread.start()
+    return thread, answers
 
 
 def request_during_a_slow_reload(
@@ -60,9 +72,9 @@ def request_during_a_slow_reload(
     tail: str = "",
     answer_after_s: float = 0.0,
 ) -> tuple[httpx.Response, httpx.Response]:
-    """Save ``greeting`` with an import that takes 0.6 s (then runs ``tail``) and a `/` that
+    """Save ``greeting`` with an import that waits (then runs ``tail``) and a `/` that
     takes ``answer_after_s``, push it, and request the plugin while generation 2 imports;
-    (that response, the push's)."""
+    once the request is held, let the import go on. (That response, the push's.)"""
     simulator, plugin = start_example(workspace, start_simulator, HELLO_PYTHON, tmp_path / "p")
     flag = tmp_path / "importing"
     set_python_greeting(plugin, greeting)
@@ -70,13 +82,17 @@ def request_during_a_slow_reload(
         app = plugin / "app.py"
         slow = f"    await __import__('asyncio').sleep({answer_after_s})\n    host = host_for"
         app.write_text(app.read_text().replace("    host = host_for", slow, 1))
-    slow_import(plugin, flag, tail)
+    release = slow_import(plugin, flag, tail)
     thread, pushed = reload_in_background(simulator, plugin, tmp_path / "build")
     wait_for_file(flag)  # generation 2 is importing; generation 1 still serves
-    response = simulator.get(f"/plugins/{PY_ID}/")
+    request, answers = request_in_background(simulator, f"/plugins/{PY_ID}/")
+    simulator.wait_held(PY_ID)
+    release.touch()
+    request.join(60)
     thread.join(60)
     assert pushed, "the push did not return"
-    return response, pushed[0]
+    assert answers, "the request was not answered"
+    return answers[0], pushed[0]
 
 
 def test_a_request_during_a_reload_is_served_by_the_new_generation(
@@ -140,12 +156,13 @@ def test_other_plugins_are_not_held(
     manifest.write_text(manifest.read_text().replace(PY_ID, "com.example.other"))
     simulator: RunningSimulator = start_simulator([slow, other])
     flag = tmp_path / "importing"
-    slow_import(slow, flag)
+    release = slow_import(slow, flag)
     thread, pushed = reload_in_background(simulator, slow, tmp_path / "build")
     wait_for_file(flag)
 
     response = simulator.get("/plugins/com.example.other/")
-    still_reloading = thread.is_alive()
+    still_reloading = thread.is_alive()  # it cannot end before the release
+    release.touch()
     thread.join(60)
 
     assert response.status_code == 200, response.text
@@ -166,18 +183,15 @@ def test_a_pending_reload_holds_requests_until_it_is_called_off(
 ) -> None:
     simulator, _ = start_example(workspace, start_simulator, HELLO_PYTHON, tmp_path / "p")
     assert pending(simulator, {"plugin": PY_ID}).status_code == 200
-    answers: list[httpx.Response] = []
-    request = threading.Thread(target=lambda: answers.append(simulator.get(f"/plugins/{PY_ID}/")))
-    request.start()
-    time.sleep(0.3)
-    waiting = request.is_alive()
+    request, answers = request_in_background(simulator, f"/plugins/{PY_ID}/")
+    simulator.wait_held(PY_ID)  # it waits while the reload is pending
+    assert not answers, "the request was answered while a reload was pending"
     assert pending(simulator, {"plugin": PY_ID, "pending": False}).status_code == 200
     request.join(10)
 
-    assert waiting, "the request was answered while a reload was pending"
     assert answers and answers[0].status_code == 200
     assert answers[0].json()["greeting"] == "hello from python"
-    assert int(answers[0].headers["x-powerx-held-ms"]) >= 250
+    assert int(answers[0].headers["x-powerx-held-ms"]) > 0
 
 
 def test_a_pending_reload_is_refused_for_bad_input(

@@ -7,7 +7,8 @@ from typing import Any
 
 from powerx.build import BuildSession
 from powerx.paths import RAM_DIR, run_root
-from tests.conftest import HELLO_NODE, RunningSimulator, Workspace, wait_until
+from powerx.testing import wait_until
+from tests.conftest import HELLO_NODE, RunningSimulator, Workspace
 from tests.integration.test_hot_reload import (
     NODE_ID,
     copy_example,

@@ -51,7 +51,9 @@ def test_heartbeat_yields_none_when_idle_and_close_ends_streams() -> None:
                 seen.append(event)
 
         reader = asyncio.create_task(read())
-        await asyncio.sleep(0.05)
+        async with asyncio.timeout(5):
+            while len(seen) < 2:  # heartbeats, 10 ms apart
+                await asyncio.sleep(0.001)
         bus.close()
         await asyncio.wait_for(reader, 5)
         return seen

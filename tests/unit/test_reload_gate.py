@@ -7,6 +7,13 @@ import asyncio
 from powerx.host.reload_gate import ReloadGate
 
 
+async def until_held(gate: ReloadGate, plugin: str, count: int) -> None:
+    """Let the loop run until ``count`` requests to ``plugin`` wait at the gate."""
+    async with asyncio.timeout(5):
+        while gate.held(plugin) < count:
+            await asyncio.sleep(0)
+
+
 def test_no_reload_no_wait() -> None:
     async def scenario() -> float:
         return await ReloadGate().passage("p")
@@ -26,10 +33,11 @@ def test_a_request_goes_when_the_last_of_nested_reloads_ends() -> None:
         with gate.reloading("p"):
             with gate.reloading("p"):
                 waiting = asyncio.create_task(request())
-                await asyncio.sleep(0.05)
+                await until_held(gate, "p", 1)
                 order.append("inner ends")
-            await asyncio.sleep(0.05)
+            assert gate.holding("p") and gate.held("p") == 1  # the outer reload still holds
             order.append("outer ends")
+        assert not gate.holding("p")
         await waiting
         return order
 
@@ -61,11 +69,13 @@ def test_the_gate_opens_even_when_the_reload_fails() -> None:
 
         async def failing_reload() -> None:
             with gate.reloading("p"):
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # the reload's work, before it fails
                 raise RuntimeError("start failed")
 
         reload = asyncio.create_task(failing_reload())
-        await asyncio.sleep(0.01)
+        async with asyncio.timeout(5):
+            while not gate.holding("p"):  # the reload has begun
+                await asyncio.sleep(0)
         waited = await gate.passage("p")
         assert isinstance(reload.exception(), RuntimeError)
         return waited
@@ -82,14 +92,14 @@ def test_after_the_flip_requests_go_at_once_and_the_next_save_holds_again() -> N
             after_flip = await gate.passage("p")
             with gate.reloading("p"):  # the next save's reload
                 waiting = asyncio.create_task(gate.passage("p"))
-                await asyncio.sleep(0.05)
+                await until_held(gate, "p", 1)
                 held = not waiting.done()
             gate.settle("p")
         return after_flip, await waiting, held
 
     after_flip, next_wait, held = asyncio.run(scenario())
     assert after_flip == 0.0
-    assert held and next_wait >= 40
+    assert held and next_wait > 0
 
 
 def test_the_flip_says_how_many_requests_it_let_through() -> None:
@@ -98,7 +108,7 @@ def test_the_flip_says_how_many_requests_it_let_through() -> None:
         with gate.reloading("p"):
             nobody = gate.flipped("q")  # another plugin: nothing held there
             waiting = [asyncio.create_task(gate.passage("p")) for _ in range(2)]
-            await asyncio.sleep(0.01)
+            await until_held(gate, "p", 2)
             let_through = gate.flipped("p")
             await asyncio.gather(*waiting)
             again = gate.flipped("p")  # already open: nobody waits

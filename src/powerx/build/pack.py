@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import tarfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -26,7 +27,18 @@ EXCLUDED_DIRS = frozenset(
         ".vscode",
     }
 )
-EXCLUDED_SUFFIXES = (".pyc", ".pyo", ".swp", ".tmp", "~")
+EXCLUDED_SUFFIXES = (".pyc", ".pyo", ".tmp")
+# Files an editor or tool writes beside the one being saved, for a moment or for as long as
+# the file is open: vim's swap files (.swp, then .swo, .swx), its write probe "4913" and
+# "~" backups, Emacs' ".#" lock links and "#name#" autosaves, JetBrains' safe-write copies,
+# and `sed -i`'s "sedXXXXXX" temp file. None is source; none is a save of its own.
+_SCRATCH_SUFFIXES = (".swp", ".swo", ".swx", "~", "___jb_tmp___", "___jb_old___")
+_SCRATCH_NAME = re.compile(r"4913|sed[A-Za-z0-9]{6}|\.#.*|#.*#")
+
+
+def is_scratch_file(name: str) -> bool:
+    """Whether a file named ``name`` is an editor's or tool's temporary file, not source."""
+    return name.endswith(_SCRATCH_SUFFIXES) or _SCRATCH_NAME.fullmatch(name) is not None
 
 
 def source_files(root: Path) -> list[Path]:
@@ -37,6 +49,8 @@ def source_files(root: Path) -> list[Path]:
         if any(part in EXCLUDED_DIRS for part in relative.parts):
             continue
         if path.is_symlink() or not path.is_file() or path.name.endswith(EXCLUDED_SUFFIXES):
+            continue
+        if is_scratch_file(path.name):
             continue
         found.append(relative)
     return found

@@ -67,6 +67,11 @@ async def _on_os_error(request: Request, exc: Exception) -> Response:
     return error_response(error)
 
 
+def _strings(value: object) -> bool:
+    """Whether ``value`` is a list of strings (file or folder names in a dev loop note)."""
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
 async def _json_or_none(request: Request) -> Any:
     """The JSON body, or None when there is none or it is not JSON (the caller says why
     that is wrong for it)."""
@@ -143,6 +148,7 @@ def create_app(
         finally:
             if plugin_hint:  # refused before its manifest was read: the pending hold ends too
                 simulator.gate.settle(plugin_hint)
+                simulator.dev_loops.settled(plugin_hint)
 
     async def _hot_reload(request: Request, received: float, plugin_hint: str | None) -> Response:
         try:
@@ -177,15 +183,40 @@ def create_app(
             not isinstance(body, dict)
             or not isinstance(body.get("plugin"), str)
             or not isinstance(body.get("pending", True), bool)
+            or not _strings(body.get("changed", []))
         ):
             raise PowerXError(
                 "invalid_body",
-                'A pending reload needs {"plugin": id, "pending"?: bool}.',
+                'A pending reload needs {"plugin": id, "pending"?: bool, "changed"?: [path]}.',
                 "send the plugin id as JSON.",
             )
         plugin, pending = body["plugin"], body.get("pending", True)
-        simulator.note_pending(plugin, pending)
+        simulator.note_pending(plugin, pending, body.get("changed", []))
         return JSONResponse({"plugin": plugin, "pending": pending})
+
+    async def watch_armed(request: Request) -> Response:
+        """The dev loop's watcher for a plugin is armed (or stopped): shown in status and
+        as an event, so a test or tool can wait for it."""
+        require_debug(request)
+        require_flag()
+        body = await _json_or_none(request)
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get("plugin"), str)
+            or not isinstance(body.get("armed"), bool)
+            or not _strings(body.get("folders", []))
+            or not isinstance(body.get("mode", ""), str)
+        ):
+            raise PowerXError(
+                "invalid_body",
+                'A watch note needs {"plugin": id, "armed": bool, "folders"?: [name], '
+                '"mode"?: str}.',
+                "send the plugin id and whether its watcher is armed as JSON.",
+            )
+        simulator.note_watch(
+            body["plugin"], body["armed"], body.get("folders", []), body.get("mode", "")
+        )
+        return JSONResponse({"plugin": body["plugin"], "armed": body["armed"]})
 
     async def rollback(request: Request) -> Response:
         require_debug(request)
@@ -299,6 +330,7 @@ def create_app(
             Route("/internal/debug/shutdown", shutdown, methods=["POST"]),
             Route("/internal/debug/hot-reload", hot_reload, methods=["POST"]),
             Route("/internal/debug/hot-reload/pending", reload_pending, methods=["POST"]),
+            Route("/internal/debug/hot-reload/watch", watch_armed, methods=["POST"]),
             Route("/internal/debug/rollback", rollback, methods=["POST"]),
             Route("/internal/debug/cache/clear", cache_clear, methods=["POST"]),
             Route("/host/api/{path:path}", host_api, methods=methods),

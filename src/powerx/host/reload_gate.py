@@ -77,6 +77,14 @@ class ReloadGate:
             timer.cancel()
             self._release(plugin)
 
+    def holding(self, plugin: str) -> bool:
+        """Whether requests to ``plugin`` wait now (a reload is expected or under way)."""
+        return plugin in self._settled
+
+    def held(self, plugin: str) -> int:
+        """How many requests to ``plugin`` wait at the gate now."""
+        return self._waiting.get(plugin, 0)
+
     async def passage(self, plugin: str) -> float:
         """Wait until no reload of ``plugin`` is under way (at most ``max_hold_s``);
         returns the milliseconds waited."""

@@ -147,9 +147,13 @@ async def _watch_in_process(
     poll: bool,
 ) -> None:
     """``host start --watch``: the dev loop in this process, still talking HTTP to the host
-    (uploads are admitted, audited and counted as any other), bar the pending-reload note."""
+    (uploads are admitted, audited and counted as any other), bar the pending-reload and
+    watcher notes."""
     client = SimulatorClient(
-        simulator.url, require_credential().token, local_pending=simulator.note_pending
+        simulator.url,
+        require_credential().token,
+        local_pending=simulator.note_pending,
+        local_watch=simulator.note_watch,
     )
     try:
         await run_dev(

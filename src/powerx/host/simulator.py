@@ -13,7 +13,7 @@ import secrets
 import shutil
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from powerx.config import SimulatorConfig
 from powerx.debug.debugger import Debugger
 from powerx.errors import PowerXError, Problem
 from powerx.host.artefacts import ArtefactStore, check_archive, read_member
+from powerx.host.dev_loops import DevLoops
 from powerx.host.egress_proxy import EgressProxy
 from powerx.host.gateway import Denial, Gateway
 from powerx.host.images import HostImage, check_compatible, get_image, unknown_permissions
@@ -110,6 +111,7 @@ class Simulator:
             on_stopped=self._drop_run_tree,
         )
         self.gate = ReloadGate()
+        self.dev_loops = DevLoops(self.observer.bus.publish)
         self.denials: list[Denial] = []
         self.counters: Counter[str] = Counter()
         self.gateway = Gateway(
@@ -354,15 +356,21 @@ class Simulator:
         assert generation is not None
         return generation
 
-    def note_pending(self, plugin: str, pending: bool) -> None:
-        """The dev loop saw a save of ``plugin`` and builds it (``pending``): hold its
-        requests for the upload; or the build failed: stop holding. A plugin that is not
-        mounted is refused (404 ``plugin_not_found``)."""
+    def note_pending(self, plugin: str, pending: bool, changed: Sequence[str] = ()) -> None:
+        """The dev loop saw a save of ``plugin`` (of the files ``changed``) and builds it
+        (``pending``): hold its requests for the upload; or the build failed: stop
+        holding. A plugin that is not mounted is refused (404 ``plugin_not_found``)."""
         self.serving(plugin)
         if pending:
             self.gate.expect(plugin)
         else:
             self.gate.settle(plugin)
+        self.dev_loops.announced(plugin, pending, changed)
+
+    def note_watch(self, plugin: str, armed: bool, folders: Sequence[str], mode: str) -> None:
+        """The dev loop's watcher for ``plugin`` is armed (or stopped); kept even before
+        the plugin is mounted (its first build may fail)."""
+        self.dev_loops.watching(plugin, armed, folders, mode)
 
     async def hot_reload(
         self,
@@ -392,6 +400,7 @@ class Simulator:
             finally:
                 await asyncio.gather(stored, return_exceptions=True)  # never left running
                 self.gate.settle(manifest.id)  # held requests go now, before the bookkeeping
+                self.dev_loops.settled(manifest.id)
         except PowerXError as error:
             named = error.details.get("plugin")
             plugin = manifest.id if manifest else str(named or plugin_hint or "unknown")
@@ -569,6 +578,9 @@ class Simulator:
                     "url": f"{self.url}/plugins/{plugin_id}/",
                     "debug_port": self.debugger.debug_port(plugin_id),
                     "debugging": self.debugger.debugging(plugin_id),
+                    "watch": self.dev_loops.status(
+                        plugin_id, self.gate.holding(plugin_id), self.gate.held(plugin_id)
+                    ),
                 }
             )
         return {

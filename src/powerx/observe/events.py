@@ -23,6 +23,8 @@ GENERATION = "plugin.debug.generation"
 AUDIT = "plugin.debug.audit"
 TELEMETRY = "plugin.debug.telemetry"
 EGRESS_BLOCKED = "plugin.debug.egress_blocked"
+WATCH = "plugin.debug.watch"  # a dev loop's watcher armed, re-planned or stopped
+RELOAD_PENDING = "plugin.debug.reload_pending"  # a dev loop builds a reload (or gave up)
 GAP = "stream.gap"
 
 

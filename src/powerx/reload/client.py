@@ -7,7 +7,7 @@ Retrying a push is safe: the simulator is idempotent by artefact digest.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -20,8 +20,11 @@ BACKOFF_FIRST_S = 0.05
 PENDING_TIMEOUT_S = 2.0
 
 
-# In the simulator's own process (`host start --watch`): note a pending reload directly.
-LocalPending = Callable[[str, bool], None]
+# In the simulator's own process (`host start --watch`): note a pending reload (plugin,
+# pending, the files it covers) and an armed or disarmed watcher (plugin, armed, folders,
+# mode) directly.
+LocalPending = Callable[[str, bool, Sequence[str]], None]
+LocalWatch = Callable[[str, bool, Sequence[str], str], None]
 
 
 class SimulatorClient:
@@ -31,9 +34,11 @@ class SimulatorClient:
         token: str,
         timeout_s: float = 60.0,
         local_pending: LocalPending | None = None,
+        local_watch: LocalWatch | None = None,
     ) -> None:
         self.url = url
         self._local_pending = local_pending
+        self._local_watch = local_watch
         self._client = httpx.AsyncClient(
             base_url=url,
             timeout=httpx.Timeout(timeout_s, connect=5.0),
@@ -81,25 +86,42 @@ class SimulatorClient:
         )
         return result
 
-    async def reload_pending(self, plugin: str, pending: bool) -> bool:
-        """Tell the simulator a reload of ``plugin`` is on its way (it then holds the
-        plugin's requests for the new code) or, after a failed build, will not come.
-        One try, no error: this only decides when requests are answered, never by what.
+    async def reload_pending(self, plugin: str, pending: bool, changed: Sequence[str] = ()) -> bool:
+        """Tell the simulator a reload of ``plugin`` covering the files ``changed`` is on
+        its way (it then holds the plugin's requests for the new code) or, after a failed
+        build, will not come. One try, no error: this only decides when requests are
+        answered, never by what.
 
         In the simulator's process this is a method call: as an HTTP request it would
         queue behind the very requests it is meant to hold (~1 ms of a Node reload)."""
         if self._local_pending is not None:
             try:
-                self._local_pending(plugin, pending)
+                self._local_pending(plugin, pending, changed)
             except PowerXError:
                 return False
             return True
+        return await self._note(
+            "/internal/debug/hot-reload/pending",
+            {"plugin": plugin, "pending": pending, "changed": list(changed)},
+        )
+
+    async def watch_armed(
+        self, plugin: str, armed: bool, folders: Sequence[str] = (), mode: str = ""
+    ) -> bool:
+        """Tell the simulator the dev loop's watcher for ``plugin`` is armed (a save from
+        now on reloads) over the root and ``folders``, or no longer watches. One try, no
+        error: the simulator only shows it (status, events)."""
+        if self._local_watch is not None:
+            self._local_watch(plugin, armed, folders, mode)
+            return True
+        return await self._note(
+            "/internal/debug/hot-reload/watch",
+            {"plugin": plugin, "armed": armed, "folders": list(folders), "mode": mode},
+        )
+
+    async def _note(self, path: str, body: dict[str, object]) -> bool:
         try:
-            response = await self._client.post(
-                "/internal/debug/hot-reload/pending",
-                json={"plugin": plugin, "pending": pending},
-                timeout=PENDING_TIMEOUT_S,
-            )
+            response = await self._client.post(path, json=body, timeout=PENDING_TIMEOUT_S)
         except httpx.HTTPError:
             return False
         return response.status_code == 200

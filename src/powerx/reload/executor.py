@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -100,12 +100,27 @@ class PluginLoop:
         self.changed: set[Path] = set()
         self.first_change_at = 0.0
         self.outcomes: list[ReloadOutcome] = []
+        # While a reload builds: the files the simulator has been told it covers.
+        self._announced: set[str] | None = None
+        self._notes: set[asyncio.Task[bool]] = set()  # pending and armed notes in flight
 
     def mark(self, paths: set[Path]) -> None:
         if not self.dirty.is_set():
             self.first_change_at = time.perf_counter()
         self.changed |= paths
         self.dirty.set()
+        if self._announced is not None:  # saved during a build: the reload covers it too
+            self._announced |= self._relative(paths)
+            self._send(self.client.reload_pending(self.plugin_id, True, sorted(self._announced)))
+
+    def _send(self, note: Coroutine[Any, Any, bool]) -> None:
+        """A note to the simulator, beside the work; ``_notes_sent`` waits for them."""
+        task = asyncio.create_task(note)
+        self._notes.add(task)
+        task.add_done_callback(self._notes.discard)
+
+    async def _notes_sent(self) -> None:
+        await asyncio.gather(*self._notes)
 
     async def _build(self) -> Artefact | PowerXError:
         try:
@@ -190,12 +205,12 @@ class PluginLoop:
     async def warm(self) -> None:
         await self._build()  # a failure here is reported by the first reload
 
+    def _relative(self, paths: Iterable[Path]) -> set[str]:
+        root = self.plan.root
+        return {str(p.relative_to(root)) for p in paths if p.is_relative_to(root)}
+
     def _take_changed(self) -> set[str]:
-        changed = {
-            str(p.relative_to(self.plan.root))
-            for p in self.changed
-            if p.is_relative_to(self.plan.root)
-        }
+        changed = self._relative(self.changed)
         self.changed = set()
         return changed
 
@@ -203,24 +218,41 @@ class PluginLoop:
         while True:
             await self.dirty.wait()
             since = self.first_change_at
-            # Beside the build: the simulator holds this plugin's requests for the new code.
-            pending = asyncio.create_task(self.client.reload_pending(self.plugin_id, True))
             changed: set[str] = set()
             for dropped in range(MAX_SUPERSEDED_BUILDS + 1):
                 self.dirty.clear()
                 changed |= self._take_changed()
+                if self._announced is None:
+                    # Beside the build: the simulator holds this plugin's requests for the
+                    # new code.
+                    self._announced = set(changed)
+                    self._send(self.client.reload_pending(self.plugin_id, True, sorted(changed)))
                 built = await self._build()
-                await pending  # in place before the upload that ends it (sent by now, mostly)
                 if not self.dirty.is_set() or dropped == MAX_SUPERSEDED_BUILDS:
                     break  # else newer saves landed while it built: build them too
+            self._announced = None
+            await self._notes_sent()  # in place before the upload that ends them (sent by now)
             if not isinstance(built, Artefact) or built.manifest.id != self.plugin_id:
                 await self.client.reload_pending(self.plugin_id, False)  # nothing to wait for
             await self.reload_once(sorted(changed), since, built)
 
     async def run_watch(self, stop: asyncio.Event) -> None:
-        self.reporter.watching(self.plan)
-        async for batch in watch(self.plan, stop):
+        async for batch in watch(self.plan, stop, self._armed):
             self.mark(batch)
+
+    def _armed(self, plan: WatchPlan) -> None:
+        """The watcher is armed (or now covers other folders): said only now, so whoever
+        waits for it (the developer, a test, a tool) knows a save from here on reloads."""
+        self.plan = plan
+        self.reporter.watching(plan)
+        folders = [folder.name for folder in plan.folders]
+        mode = f"polling: {plan.reason}" if plan.polling else plan.reason
+        self._send(self.client.watch_armed(self.plugin_id, True, folders, mode))
+
+    async def disarm(self) -> None:
+        """Tell the simulator this loop no longer watches (after its armed notes)."""
+        await self._notes_sent()
+        await self.client.watch_armed(self.plugin_id, False)
 
     def close(self) -> None:
         self.session.close()
@@ -261,6 +293,7 @@ async def run_dev(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(loop.disarm() for loop in loops), return_exceptions=True)
         for loop in loops:
             loop.close()
     return loops
