@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -177,6 +178,10 @@ def _debug_cell(plugin: dict[str, Any]) -> str:
     return f"[yellow]:{port} on[/]" if plugin.get("debugging") else f"[dim]:{port}[/]"
 
 
+# A state missing here is red: the plugin is not serving what was saved.
+STATE_COLORS = {"running": "green", "stale": "yellow", "starting": "yellow", "draining": "yellow"}
+
+
 def _render_status(data: dict[str, Any]) -> None:
     host = data["host"]
     console.print(
@@ -188,18 +193,45 @@ def _render_status(data: dict[str, Any]) -> None:
         table.add_column(column)
     for plugin in data["plugins"]:
         state = plugin["state"]
-        color = "green" if state == "running" else "red"
+        color = STATE_COLORS.get(state, "red")
         table.add_row(
             plugin["id"],
-            plugin["runtime"],
-            plugin["version"],
+            _cell(plugin["runtime"]),
+            _cell(plugin["version"]),
             f"[{color}]{state}[/]",
-            str(plugin["generation"]),
-            (plugin["digest"] or "")[:12],
-            str(plugin["pid"]),
+            _cell(plugin["generation"]),
+            (plugin["digest"] or "-")[:12],
+            _cell(plugin["pid"]),
             _debug_cell(plugin),
         )
     console.print(table)
+    for plugin in data["plugins"]:
+        if plugin.get("failure"):
+            console.print(_failure_line(plugin), soft_wrap=True)
+
+
+def _cell(value: object) -> str:
+    return "-" if value is None else str(value)
+
+
+def _failure_line(plugin: dict[str, Any]) -> str:
+    """Why a plugin is stale or failed: the last reload's error, when, and what serves."""
+    failure = plugin["failure"]
+    when = time.strftime("%H:%M:%S", time.localtime(failure["at"]))
+    plugin_id, state = escape(plugin["id"]), plugin["state"]
+    if state == "stale":
+        head = (
+            f"[yellow]{plugin_id} is stale:[/] generation {plugin['generation']} serves code "
+            f"older than the last save; the reload at {when} failed"
+        )
+    elif state == "failed":
+        head = f"[red]{plugin_id} is not serving:[/] it never started; the try at {when} failed"
+    else:
+        head = f"[red]{plugin_id} ({state}):[/] the last reload, at {when}, failed"
+    line = f"{head}\n  [red]{escape(failure['code'])}[/] {escape(failure['message'])}"
+    if failure.get("fix"):
+        line += f"\n  [dim]fix: {escape(failure['fix'])}[/]"
+    return line
 
 
 @app.command()
