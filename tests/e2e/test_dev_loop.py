@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,15 @@ from typing import Any
 import pytest
 
 from powerx.testing import LocalSimulator
-from tests.conftest import HELLO_NODE, HELLO_PYTHON, Workspace
+from tests.conftest import (
+    HELLO_NODE,
+    HELLO_PYTHON,
+    PYTHON_APP,
+    Workspace,
+    python_manifest,
+    wait_until,
+    write_plugin,
+)
 
 PY_ID = "com.example.hello-python"
 NODE_ID = "com.example.hello-node"
@@ -256,3 +265,89 @@ def test_repeated_mismatches_print_an_alert_line_that_later_clears(tmp_path: Pat
         replace_line(plugin / "app.py", "GREETING =", 'GREETING = "back in range"')
         assert wait_for_text(sim.get, f"/plugins/{PY_ID}/", "back in range")
         assert wait_for_output(sim, "alert cleared", timeout_s=15), sim.output()
+
+
+def save_until(path: Path, text: str, done: Callable[[], bool], timeout_s: float = 30) -> bool:
+    """Save ``text`` to ``path`` until ``done()``: a save made before the watcher is armed
+    is missed, and the next one is seen."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        path.write_text(text)
+        if wait_until(done, timeout_s=1.0):
+            return True
+    return False
+
+
+def plugin_row(sim: LocalSimulator, plugin_id: str) -> dict[str, Any]:
+    """The plugin's row in the simulator's status ({} when it is not listed)."""
+    assert sim.workdir is not None
+    credential = json.loads((sim.workdir / "config-home/credentials.json").read_text())
+    headers = {"authorization": f"Bearer {credential['token']}"}
+    status = sim.get("/internal/debug/status", headers=headers).json()
+    return next((p for p in status["plugins"] if p["id"] == plugin_id), {})
+
+
+def test_host_start_watch_serves_the_others_and_mounts_a_failed_plugin_once_fixed(
+    tmp_path: Path,
+) -> None:
+    """A plugin that cannot start (an import that fails) does not end `host start --watch`:
+    the failure is printed, the other plugin serves, and a save that fixes it mounts it."""
+    good = tmp_path / "hello-python"
+    shutil.copytree(HELLO_PYTHON, good)
+    bad = write_plugin(
+        tmp_path / "bad",
+        python_manifest("com.test.bad"),
+        {"app.py": "import notinstalled\n" + PYTHON_APP},
+    )
+    with LocalSimulator([good, bad], watch=True, workdir=tmp_path / "sim") as sim:
+        started = sim.output()
+        assert "com.test.bad not mounted: plugin_start_failed" in started, started
+        assert "No module named 'notinstalled'" in started
+        assert "fix: fix the error at that line and save again." in started
+        assert sim.get(f"/plugins/{PY_ID}/").status_code == 200
+        refused = sim.get("/plugins/com.test.bad/")
+        assert refused.status_code == 503
+        assert "notinstalled" in refused.json()["message"]
+        row = plugin_row(sim, "com.test.bad")
+        assert row["state"] == "failed" and row["failure"]["code"] == "plugin_start_failed"
+        listed = sim.powerx("host", "status")
+        assert "com.test.bad is not serving: it never started" in listed.stdout, listed.stderr
+
+        assert save_until(
+            bad / "app.py", PYTHON_APP, lambda: sim.get("/plugins/com.test.bad/").status_code == 200
+        ), sim.output()
+        assert sim.get("/plugins/com.test.bad/").json() == {"ok": True}
+        assert plugin_row(sim, "com.test.bad")["state"] == "running"
+        assert plugin_row(sim, PY_ID)["state"] == "running"
+    assert "Traceback" not in sim.output()
+
+
+def test_host_start_watch_shows_a_failed_build_as_stale_until_a_save_fixes_it(
+    tmp_path: Path,
+) -> None:
+    """The build error never reached the simulator; the dev loop's failure report makes the
+    plugin stale (status, `host status`, a header on each response), and the next good
+    save clears it."""
+    plugin = tmp_path / "hello-python"
+    shutil.copytree(HELLO_PYTHON, plugin)
+    app = plugin / "app.py"
+    good = app.read_text()
+    broken = good.replace('GREETING = "hello from python"', "GREETING = (")
+    fixed = good.replace('GREETING = "hello from python"', 'GREETING = "fixed"')
+    with LocalSimulator([plugin], watch=True, workdir=tmp_path / "sim") as sim:
+        assert save_until(app, broken, lambda: plugin_row(sim, PY_ID)["state"] == "stale")
+        failure = plugin_row(sim, PY_ID)["failure"]
+        assert failure["code"] == "build_failed" and failure["origin"] == "client"
+        assert "app.py:" in failure["message"] and failure["fix"]
+        response = sim.get(f"/plugins/{PY_ID}/")
+        assert response.json()["greeting"] == "hello from python"
+        assert response.headers["x-powerx-stale"] == "build_failed; serving generation 1"
+        listed = sim.powerx("host", "status").stdout
+        assert f"{PY_ID} is stale: generation 1 serves code older than the last save" in listed
+        row = next(line for line in listed.splitlines() if line.startswith(f" {PY_ID}"))
+        assert "stale" in row and "running" not in row
+
+        assert save_until(app, fixed, lambda: plugin_row(sim, PY_ID)["state"] == "running")
+        response = sim.get(f"/plugins/{PY_ID}/")
+        assert response.json()["greeting"] == "fixed"
+        assert "x-powerx-stale" not in response.headers

@@ -53,6 +53,15 @@ class ConsoleReporter:
             f"(pid {generation.pid}, ready in {generation.start_ms:.0f} ms)"
         )
 
+    def not_mounted(self, plan: PluginPlan, error: PowerXError) -> None:
+        err_console.print(
+            f"[red]✗[/] {plan.manifest.id} not mounted: [red]{error.code}[/] "
+            f"{escape(error.message)}"
+        )
+        if error.fix:
+            err_console.print(f"  [dim]fix: {escape(error.fix)}[/]")
+        err_console.print("  [dim]watching it: the first save that starts cleanly mounts it[/]")
+
     def ready(self, url: str, simulator: Simulator) -> None:
         console.print(
             f"\n[bold green]PowerX host simulator[/] {simulator.image.name} "
@@ -61,8 +70,13 @@ class ConsoleReporter:
         console.print(
             f"  dashboard: [bold]{url}/dashboard?key={simulator.dashboard_key}[/]", soft_wrap=True
         )
-        for plugin_id in simulator.supervisor.slots:
-            console.print(f"  plugin:    {url}/plugins/{plugin_id}/")
+        plugins = simulator.status()["plugins"]
+        for plugin in plugins:
+            failed = " [red](failed: not serving until a clean save)[/]"
+            console.print(
+                f"  plugin:    {url}/plugins/{plugin['id']}/"
+                + (failed if plugin["state"] == "failed" else "")
+            )
         console.print("  [dim]stop with Ctrl-C or `powerx host stop`[/]\n")
 
     def log(self, line: LogLine) -> None:
@@ -126,6 +140,8 @@ def start(
     """Start the simulator in the foreground and mount the plugins.
 
     Every manifest is checked against the image first; nothing starts unless all pass.
+    A plugin that does not build or start ends the start; with --watch the others serve
+    and it is mounted on the first save that starts cleanly.
 
     Examples:
 
