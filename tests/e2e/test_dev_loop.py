@@ -351,3 +351,21 @@ def test_host_start_watch_shows_a_failed_build_as_stale_until_a_save_fixes_it(
         response = sim.get(f"/plugins/{PY_ID}/")
         assert response.json()["greeting"] == "fixed"
         assert "x-powerx-stale" not in response.headers
+
+
+def test_a_simulator_started_without_plugins_mounts_what_powerx_dev_pushes(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    plugin = tmp_path / "hello-python"
+    shutil.copytree(HELLO_PYTHON, plugin)
+    simulator = start_simulator([])
+    assert simulator.status()["plugins"] == []
+    with powerx_dev(workspace, plugin) as dev:
+        assert wait_for_text(simulator.get, f"/plugins/{PY_ID}/", "hello from python")
+        row = next(p for p in simulator.status()["plugins"] if p["id"] == PY_ID)
+        assert row["state"] == "running" and row["generation"] == 1
+    out, err = simulator.stop()
+    assert "no plugins yet: run `powerx dev DIR`" in out, out + err
+    assert f"✓ {PY_ID}  gen 1" in dev.out, dev.out + dev.err
+    assert "Traceback" not in out + err + dev.out + dev.err

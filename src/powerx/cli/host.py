@@ -77,6 +77,11 @@ class ConsoleReporter:
                 f"  plugin:    {url}/plugins/{plugin['id']}/"
                 + (failed if plugin["state"] == "failed" else "")
             )
+        if not plugins:
+            console.print(
+                "  [yellow]no plugins yet:[/] run `powerx dev DIR` (in another terminal) to "
+                "mount the plugin in DIR and reload it on every save"
+            )
         console.print("  [dim]stop with Ctrl-C or `powerx host stop`[/]\n")
 
     def log(self, line: LogLine) -> None:
@@ -111,8 +116,12 @@ def _refuse_if_running() -> None:
 @app.command()
 def start(
     paths: Annotated[
-        list[Path], typer.Argument(help="Plugin folders (each holds powerx.plugin.yaml).")
-    ],
+        list[Path] | None,
+        typer.Argument(
+            help="Plugin folders (each holds powerx.plugin.yaml); none: mount them later "
+            "with `powerx dev DIR`."
+        ),
+    ] = None,
     mock: Annotated[
         bool, typer.Option("--mock/--live", help="Mock the PowerX platform's host APIs.")
     ] = True,
@@ -149,6 +158,8 @@ def start(
 
       powerx host start --mock ./my-plugin --watch        # and hot-reload on save
 
+      powerx host start --mock                            # no plugin yet: `powerx dev DIR`
+
       powerx host start --mock ./my-plugin --image 3.0.0 --port 9000
     """
     if not mock:
@@ -171,8 +182,15 @@ def start(
             f"set {SIMULATOR_FLAG}=1 in the environment or flags.{SIMULATOR_FLAG}: true in "
             "host_simulator.yaml.",
         )
+    if watch and not paths:
+        raise PowerXError(
+            "nothing_to_watch",
+            "--watch needs the plugin folders to watch.",
+            "name them (`powerx host start --mock --watch ./my-plugin`), or start without "
+            "--watch and run `powerx dev ./my-plugin` in another terminal.",
+        )
     auth.require_credential()
-    plans = plan_plugins(paths, config)
+    plans = plan_plugins(paths or [], config)
     for plan in plans:
         for text in plan.warnings:
             warn(text)
