@@ -217,6 +217,13 @@ def test_syntax_error_is_caught_before_anything_starts(
     assert "app.py:1" in result.stderr
 
 
+def test_watch_without_plugin_folders_says_what_to_watch(workspace: Workspace) -> None:
+    workspace.login()
+    result = start(workspace, extra=("--watch",))
+    assert_clean_failure(result, "nothing_to_watch")
+    assert "powerx dev" in result.stderr
+
+
 def test_typescript_build_error_names_file_and_line(workspace: Workspace, tmp_path: Path) -> None:
     workspace.login()
     copy = tmp_path / "node-broken"

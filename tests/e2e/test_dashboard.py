@@ -10,6 +10,7 @@ from typing import Any
 
 from playwright.sync_api import Page, expect
 
+from powerx.testing import wait_until
 from tests.conftest import HELLO_PYTHON, REPO, Workspace, python_manifest, write_plugin
 from tests.e2e.browser import chromium_path_fixture, page_fixture  # noqa: F401  (fixtures)
 
@@ -137,3 +138,45 @@ def test_dashboard_debug_panel_shows_snapshots_masked(
     assert "hunter2" not in page.locator("#debug").inner_text()
     OUTPUT.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=OUTPUT / "debug-snapshot.png", full_page=True)
+
+
+def test_dashboard_shows_stale_and_failed_plugins_with_the_reason(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any, page: Page
+) -> None:
+    """A plugin that never started is red with why; one whose last build failed is yellow
+    (stale) with the error, until a save fixes it."""
+    workspace.login()
+    plugin = tmp_path / "hello-python"
+    shutil.copytree(HELLO_PYTHON, plugin)
+    bad = write_plugin(
+        tmp_path / "bad", python_manifest("com.test.bad"), {"app.py": "import notinstalled\n"}
+    )
+    simulator = start_simulator([plugin, bad], "--watch")
+    open_dashboard(page, simulator)
+    failed = page.locator('#plugins tr[data-plugin="com.test.bad"]')
+    expect(failed.locator(".badge")).to_have_text("failed")
+    expect(failed.locator(".badge")).to_have_class(re.compile(r"\bbad\b"))
+    expect(failed.locator(".why")).to_contain_text("module_not_found")
+    expect(failed.locator(".why")).to_contain_text("notinstalled")
+
+    app = plugin / "app.py"
+    good = app.read_text()
+    broken = good.replace('GREETING = "hello from python"', "GREETING = (")
+
+    def state() -> object:
+        return next(p for p in simulator.status()["plugins"] if p["id"] == PY_ID)["state"]
+
+    app.write_text(broken)  # the watchers were armed before start_simulator returned
+    assert wait_until(lambda: state() == "stale", timeout_s=30)
+    row = page.locator(f'#plugins tr[data-plugin="{PY_ID}"]')
+    expect(row.locator(".badge")).to_have_text("stale", timeout=LIVE_TIMEOUT_MS)
+    expect(row.locator(".badge")).to_have_class(re.compile(r"\bwarn\b"))
+    expect(row.locator(".why")).to_contain_text("generation 1 serves older code")
+    expect(row.locator(".why")).to_contain_text("build_failed")
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=OUTPUT / "stale-and-failed.png", full_page=True)
+
+    app.write_text(good.replace("hello from python", "fixed"))
+    assert wait_until(lambda: state() == "running", timeout_s=30)
+    expect(row.locator(".badge")).to_have_text("running", timeout=LIVE_TIMEOUT_MS)
+    expect(row.locator(".why")).to_have_count(0)

@@ -17,7 +17,15 @@ import httpx
 import pytest
 
 from powerx.testing import LocalSimulator, SimulatorProcess, wait_until
-from tests.conftest import HELLO_NODE, HELLO_PYTHON, RunningSimulator, Workspace
+from tests.conftest import (
+    HELLO_NODE,
+    HELLO_PYTHON,
+    PYTHON_APP,
+    RunningSimulator,
+    Workspace,
+    python_manifest,
+    write_plugin,
+)
 
 PY_ID = "com.example.hello-python"
 NODE_ID = "com.example.hello-node"
@@ -385,3 +393,90 @@ def test_editor_temp_files_are_not_saves(tmp_path: Path) -> None:
         reloads = reload_lines(sim.output())
     assert reloads == [line], sim.output()
     assert changed_files(line) == {"app.py"}
+
+
+def test_host_start_watch_serves_the_others_and_mounts_a_failed_plugin_once_fixed(
+    tmp_path: Path,
+) -> None:
+    """A plugin that cannot start (an import that fails) does not end `host start --watch`:
+    the failure is printed, the other plugin serves, and a save that fixes it mounts it."""
+    good = tmp_path / "hello-python"
+    shutil.copytree(HELLO_PYTHON, good)
+    bad = write_plugin(
+        tmp_path / "bad",
+        python_manifest("com.test.bad"),
+        {"app.py": "import notinstalled\n" + PYTHON_APP},
+    )
+    with LocalSimulator([good, bad], watch=True, workdir=tmp_path / "sim") as sim:
+        started = sim.output()
+        assert "com.test.bad not mounted: module_not_found" in started, started
+        assert "module 'notinstalled' is not installed" in started
+        assert "fix the error at that line" not in started
+        assert sim.get(f"/plugins/{PY_ID}/").status_code == 200
+        refused = sim.get("/plugins/com.test.bad/")
+        assert refused.status_code == 503
+        assert "notinstalled" in refused.json()["message"]
+        row = sim.plugin_status("com.test.bad")
+        assert row["state"] == "failed" and row["failure"]["code"] == "module_not_found"
+        listed = sim.powerx("host", "status")
+        assert "com.test.bad is not serving: it never started" in listed.stdout, listed.stderr
+
+        (bad / "app.py").write_text(PYTHON_APP)  # the watchers were armed before `with`
+        assert wait_until(
+            lambda: sim.get("/plugins/com.test.bad/").status_code == 200, timeout_s=30
+        ), sim.output()
+        assert sim.get("/plugins/com.test.bad/").json() == {"ok": True}
+        assert sim.plugin_status("com.test.bad")["state"] == "running"
+        assert sim.plugin_status(PY_ID)["state"] == "running"
+    assert "Traceback" not in sim.output()
+
+
+def test_host_start_watch_shows_a_failed_build_as_stale_until_a_save_fixes_it(
+    tmp_path: Path,
+) -> None:
+    """The build error never reached the simulator; the dev loop's failure report makes the
+    plugin stale (status, `host status`, a header on each response), and the next good
+    save clears it."""
+    plugin = tmp_path / "hello-python"
+    shutil.copytree(HELLO_PYTHON, plugin)
+    app = plugin / "app.py"
+    good = app.read_text()
+    broken = good.replace('GREETING = "hello from python"', "GREETING = (")
+    fixed = good.replace('GREETING = "hello from python"', 'GREETING = "fixed"')
+    with LocalSimulator([plugin], watch=True, workdir=tmp_path / "sim") as sim:
+        app.write_text(broken)  # the watcher was armed before `with`
+        sim.wait_plugin(PY_ID, lambda row: row["state"] == "stale", "stale", 30)
+        failure = sim.plugin_status(PY_ID)["failure"]
+        assert failure["code"] == "build_failed" and failure["origin"] == "client"
+        assert "app.py:" in failure["message"] and failure["fix"]
+        response = sim.get(f"/plugins/{PY_ID}/")
+        assert response.json()["greeting"] == "hello from python"
+        assert response.headers["x-powerx-stale"] == "build_failed; serving generation 1"
+        listed = sim.powerx("host", "status").stdout
+        assert f"{PY_ID} is stale: generation 1 serves code older than the last save" in listed
+        row = next(line for line in listed.splitlines() if line.startswith(f" {PY_ID}"))
+        assert "stale" in row and "running" not in row
+
+        app.write_text(fixed)
+        sim.wait_plugin(PY_ID, lambda row: row["state"] == "running", "running again", 30)
+        response = sim.get(f"/plugins/{PY_ID}/")
+        assert response.json()["greeting"] == "fixed"
+        assert "x-powerx-stale" not in response.headers
+
+
+def test_a_simulator_started_without_plugins_mounts_what_powerx_dev_pushes(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    plugin = tmp_path / "hello-python"
+    shutil.copytree(HELLO_PYTHON, plugin)
+    simulator = start_simulator([])
+    assert simulator.status()["plugins"] == []
+    with powerx_dev(workspace, simulator, plugin, PY_ID) as dev:
+        assert wait_for_text(simulator.get, f"/plugins/{PY_ID}/", "hello from python")
+        row = next(p for p in simulator.status()["plugins"] if p["id"] == PY_ID)
+        assert row["state"] == "running" and row["generation"] == 1
+    out, err = simulator.stop()
+    assert "no plugins yet: run `powerx dev DIR`" in out, out + err
+    assert f"✓ {PY_ID}  gen 1" in dev.out, dev.out + dev.err
+    assert "Traceback" not in out + err + dev.out + dev.err

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -52,6 +53,15 @@ class ConsoleReporter:
             f"(pid {generation.pid}, ready in {generation.start_ms:.0f} ms)"
         )
 
+    def not_mounted(self, plan: PluginPlan, error: PowerXError) -> None:
+        err_console.print(
+            f"[red]✗[/] {plan.manifest.id} not mounted: [red]{error.code}[/] "
+            f"{escape(error.message)}"
+        )
+        if error.fix:
+            err_console.print(f"  [dim]fix: {escape(error.fix)}[/]")
+        err_console.print("  [dim]watching it: the first save that starts cleanly mounts it[/]")
+
     def ready(self, url: str, simulator: Simulator) -> None:
         console.print(
             f"\n[bold green]PowerX host simulator[/] {simulator.image.name} "
@@ -60,8 +70,18 @@ class ConsoleReporter:
         console.print(
             f"  dashboard: [bold]{url}/dashboard?key={simulator.dashboard_key}[/]", soft_wrap=True
         )
-        for plugin_id in simulator.supervisor.slots:
-            console.print(f"  plugin:    {url}/plugins/{plugin_id}/")
+        plugins = simulator.status()["plugins"]
+        for plugin in plugins:
+            failed = " [red](failed: not serving until a clean save)[/]"
+            console.print(
+                f"  plugin:    {url}/plugins/{plugin['id']}/"
+                + (failed if plugin["state"] == "failed" else "")
+            )
+        if not plugins:
+            console.print(
+                "  [yellow]no plugins yet:[/] run `powerx dev DIR` (in another terminal) to "
+                "mount the plugin in DIR and reload it on every save"
+            )
         console.print("  [dim]stop with Ctrl-C or `powerx host stop`[/]\n")
 
     def log(self, line: LogLine) -> None:
@@ -96,8 +116,12 @@ def _refuse_if_running() -> None:
 @app.command()
 def start(
     paths: Annotated[
-        list[Path], typer.Argument(help="Plugin folders (each holds powerx.plugin.yaml).")
-    ],
+        list[Path] | None,
+        typer.Argument(
+            help="Plugin folders (each holds powerx.plugin.yaml); none: mount them later "
+            "with `powerx dev DIR`."
+        ),
+    ] = None,
     mock: Annotated[
         bool, typer.Option("--mock/--live", help="Mock the PowerX platform's host APIs.")
     ] = True,
@@ -125,12 +149,16 @@ def start(
     """Start the simulator in the foreground and mount the plugins.
 
     Every manifest is checked against the image first; nothing starts unless all pass.
+    A plugin that does not build or start ends the start; with --watch the others serve
+    and it is mounted on the first save that starts cleanly.
 
     Examples:
 
       powerx host start --mock examples/hello-python examples/hello-node
 
       powerx host start --mock ./my-plugin --watch        # and hot-reload on save
+
+      powerx host start --mock                            # no plugin yet: `powerx dev DIR`
 
       powerx host start --mock ./my-plugin --image 3.0.0 --port 9000
     """
@@ -154,8 +182,15 @@ def start(
             f"set {SIMULATOR_FLAG}=1 in the environment or flags.{SIMULATOR_FLAG}: true in "
             "host_simulator.yaml.",
         )
+    if watch and not paths:
+        raise PowerXError(
+            "nothing_to_watch",
+            "--watch needs the plugin folders to watch.",
+            "name them (`powerx host start --mock --watch ./my-plugin`), or start without "
+            "--watch and run `powerx dev ./my-plugin` in another terminal.",
+        )
     auth.require_credential()
-    plans = plan_plugins(paths, config)
+    plans = plan_plugins(paths or [], config)
     for plan in plans:
         for text in plan.warnings:
             warn(text)
@@ -177,6 +212,10 @@ def _debug_cell(plugin: dict[str, Any]) -> str:
     return f"[yellow]:{port} on[/]" if plugin.get("debugging") else f"[dim]:{port}[/]"
 
 
+# A state missing here is red: the plugin is not serving what was saved.
+STATE_COLORS = {"running": "green", "stale": "yellow", "starting": "yellow", "draining": "yellow"}
+
+
 def _render_status(data: dict[str, Any]) -> None:
     host = data["host"]
     console.print(
@@ -188,18 +227,45 @@ def _render_status(data: dict[str, Any]) -> None:
         table.add_column(column)
     for plugin in data["plugins"]:
         state = plugin["state"]
-        color = "green" if state == "running" else "red"
+        color = STATE_COLORS.get(state, "red")
         table.add_row(
             plugin["id"],
-            plugin["runtime"],
-            plugin["version"],
+            _cell(plugin["runtime"]),
+            _cell(plugin["version"]),
             f"[{color}]{state}[/]",
-            str(plugin["generation"]),
-            (plugin["digest"] or "")[:12],
-            str(plugin["pid"]),
+            _cell(plugin["generation"]),
+            (plugin["digest"] or "-")[:12],
+            _cell(plugin["pid"]),
             _debug_cell(plugin),
         )
     console.print(table)
+    for plugin in data["plugins"]:
+        if plugin.get("failure"):
+            console.print(_failure_line(plugin), soft_wrap=True)
+
+
+def _cell(value: object) -> str:
+    return "-" if value is None else str(value)
+
+
+def _failure_line(plugin: dict[str, Any]) -> str:
+    """Why a plugin is stale or failed: the last reload's error, when, and what serves."""
+    failure = plugin["failure"]
+    when = time.strftime("%H:%M:%S", time.localtime(failure["at"]))
+    plugin_id, state = escape(plugin["id"]), plugin["state"]
+    if state == "stale":
+        head = (
+            f"[yellow]{plugin_id} is stale:[/] generation {plugin['generation']} serves code "
+            f"older than the last save; the reload at {when} failed"
+        )
+    elif state == "failed":
+        head = f"[red]{plugin_id} is not serving:[/] it never started; the try at {when} failed"
+    else:
+        head = f"[red]{plugin_id} ({state}):[/] the last reload, at {when}, failed"
+    line = f"{head}\n  [red]{escape(failure['code'])}[/] {escape(failure['message'])}"
+    if failure.get("fix"):
+        line += f"\n  [dim]fix: {escape(failure['fix'])}[/]"
+    return line
 
 
 @app.command()

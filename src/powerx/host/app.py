@@ -23,6 +23,7 @@ from powerx.host.artefacts import MAX_ARCHIVE_BYTES
 from powerx.host.debug_routes import debug_routes
 from powerx.host.gateway import TENANT_HEADER
 from powerx.host.observe_routes import observability_routes, reader_check
+from powerx.host.reload_failures import STALE_HEADER
 from powerx.host.request_guard import RequestGuard
 from powerx.host.simulator import Simulator
 
@@ -86,6 +87,7 @@ def create_app(
 ) -> Starlette:
     """The ASGI app; ``on_shutdown`` runs before the server exits (plugins stop there)."""
     client = simulator.supervisor.http  # closed by the supervisor on shutdown
+    stale = simulator.reload_failures.last  # read on every plugin response: one lookup
 
     def require_debug(request: Request) -> None:
         check_bearer(request.headers.get("authorization"))
@@ -284,6 +286,9 @@ def create_app(
             if k.lower() not in _HOP_BY_HOP and k.lower() != "content-encoding"
         }
         response_headers["x-powerx-generation"] = str(generation.number)
+        failure = stale.get(plugin_id)
+        if failure is not None and failure.describes(generation.digest):
+            response_headers[STALE_HEADER] = failure.header_for(generation.number)
         held = ""
         if held_ms >= 1:
             response_headers[HELD_HEADER] = f"{held_ms:.0f}"

@@ -61,6 +61,7 @@ class TelemetryReport(BaseModel):
     latency_ms: float | None = Field(default=None, ge=0, le=3_600_000)
     reason: str | None = Field(default=None, max_length=100)
     message: str | None = Field(default=None, max_length=4000)
+    fix: str | None = Field(default=None, max_length=1000)
     phases: dict[str, float] = Field(default_factory=dict)
     set: int | None = Field(default=None, ge=0)
     verified: int | None = Field(default=None, ge=0)
@@ -162,7 +163,11 @@ def observability_routes(
             )
             if client_failure:
                 # The build failed before anything was uploaded: the server saw nothing,
-                # so this report is the reload's only record.
+                # so this report is the reload's only record, and what serves is stale.
+                reason = report.reason or "build_failed"
+                failure = simulator.reload_failed(
+                    report.plugin, reason, report.message or reason, report.fix, origin="client"
+                )
                 reload_id = new_reload_id()
                 await observer.reload_finished(
                     reload_record(
@@ -171,7 +176,8 @@ def observability_routes(
                         "failed",
                         0.0,
                         version=report.version,
-                        reason=report.reason or "build_failed",
+                        generation=failure.serving_generation,
+                        reason=reason,
                         phases=report.phases,
                         origin="client",
                         duration_ms=report.latency_ms or 0.0,

@@ -108,13 +108,6 @@ def check_plugin(path: Path, image: HostImage, config: SimulatorConfig) -> Plugi
 
 def plan_plugins(paths: list[Path], config: SimulatorConfig) -> list[PluginPlan]:
     """Check every plugin; report the problems of all of them at once."""
-    if not paths:
-        raise PowerXError(
-            "no_plugins",
-            "No plugin folders given.",
-            "pass one or more folders holding powerx.plugin.yaml, "
-            "e.g. `powerx host start --mock examples/hello-python`.",
-        )
     image = get_image(config.image)
     plans: list[PluginPlan] = []
     failures: list[tuple[Path, PowerXError]] = []

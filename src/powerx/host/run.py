@@ -38,6 +38,7 @@ class StartReporter(Protocol):
     def building(self, plan: PluginPlan) -> None: ...
     def built(self, artefact: Artefact) -> None: ...
     def mounted(self, plan: PluginPlan, generation: Generation) -> None: ...
+    def not_mounted(self, plan: PluginPlan, error: PowerXError) -> None: ...
     def ready(self, url: str, simulator: Simulator) -> None: ...
     def log(self, line: LogLine) -> None: ...
     def stopping(self) -> None: ...
@@ -123,14 +124,49 @@ def _remove_host_info() -> None:
         host_info_file().unlink(missing_ok=True)
 
 
-def build_all(plans: list[PluginPlan], state_dir: Path, reporter: StartReporter) -> list[Artefact]:
-    artefacts = []
+def build_all(
+    plans: list[PluginPlan], state_dir: Path, reporter: StartReporter, keep_going: bool = False
+) -> list[Artefact | PowerXError]:
+    """Build each plugin; a build error ends the start, or, with ``keep_going``, stands in
+    for that plugin's artefact."""
+    built: list[Artefact | PowerXError] = []
     for plan in plans:
         reporter.building(plan)
-        artefact = build_artefact(plan.manifest, plan.path, state_dir / "build" / plan.manifest.id)
+        try:
+            artefact = build_artefact(
+                plan.manifest, plan.path, state_dir / "build" / plan.manifest.id
+            )
+        except PowerXError as error:
+            if not keep_going:
+                raise
+            reporter.not_mounted(plan, error)
+            built.append(error)
+            continue
         reporter.built(artefact)
-        artefacts.append(artefact)
-    return artefacts
+        built.append(artefact)
+    return built
+
+
+async def _mount_all(
+    simulator: Simulator,
+    plans: list[PluginPlan],
+    built: list[Artefact | PowerXError],
+    reporter: StartReporter,
+    keep_going: bool,
+) -> None:
+    """Mount what was built. With ``keep_going`` (``--watch``) a plugin that did not build
+    or start is recorded as failed, and the others serve: its next clean save mounts it."""
+    for plan, artefact in zip(plans, built, strict=True):
+        if isinstance(artefact, PowerXError):  # reported when its build failed
+            simulator.reload_failed(plan.manifest.id, artefact.code, artefact.message, artefact.fix)
+            continue
+        try:
+            reporter.mounted(plan, await simulator.mount(artefact))
+        except PowerXError as error:
+            if not keep_going:
+                raise
+            reporter.not_mounted(plan, error)
+            simulator.reload_failed(plan.manifest.id, error.code, error.message, error.fix)
 
 
 def url_for(bind: str, port: int) -> str:
@@ -180,7 +216,11 @@ async def _serve(
 ) -> None:
     port = sock.getsockname()[1]
     url = url_for(config.bind, port)
-    artefacts = build_all(plans, state_dir, reporter)
+    # Without --watch a plugin that fails ends the start (exit 1): nothing in this process
+    # would mount it later, and a script that starts the simulator needs every plugin up
+    # or a clear failure, not 503s later with the cause in another process's output.
+    keep_going = dev_reporter is not None
+    built = build_all(plans, state_dir, reporter, keep_going)
     simulator = Simulator(config, state_dir, url, on_log=reporter.log)
     await simulator.start_services()
     simulator.supervisor.prepare_launchers({plan.manifest.runtime for plan in plans})
@@ -210,8 +250,7 @@ async def _serve(
             )
         await asyncio.sleep(0.01)
     try:
-        for plan, artefact in zip(plans, artefacts, strict=True):
-            reporter.mounted(plan, await simulator.mount(artefact))
+        await _mount_all(simulator, plans, built, reporter, keep_going)
     except BaseException:
         server.should_exit = True
         with contextlib.suppress(Exception):

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from powerx import __version__
 from powerx.build.artefact import Artefact
@@ -28,6 +28,7 @@ from powerx.host.dev_loops import DevLoops
 from powerx.host.egress_proxy import EgressProxy
 from powerx.host.gateway import Denial, Gateway
 from powerx.host.images import HostImage, check_compatible, get_image, unknown_permissions
+from powerx.host.reload_failures import ReloadFailure, ReloadFailures, plugin_state
 from powerx.host.reload_gate import ReloadGate
 from powerx.host.supervisor import Generation, LogLine, PluginSlot, Supervisor
 from powerx.manifest import MANIFEST_FILE, Manifest, parse_manifest
@@ -112,6 +113,7 @@ class Simulator:
         )
         self.gate = ReloadGate()
         self.dev_loops = DevLoops(self.observer.bus.publish)
+        self.reload_failures = ReloadFailures()
         self.denials: list[Denial] = []
         self.counters: Counter[str] = Counter()
         self.gateway = Gateway(
@@ -372,6 +374,30 @@ class Simulator:
         the plugin is mounted (its first build may fail)."""
         self.dev_loops.watching(plugin, armed, folders, mode)
 
+    def reload_failed(
+        self,
+        plugin: str,
+        code: str,
+        message: str,
+        fix: str | None = None,
+        origin: Literal["server", "client"] = "server",
+    ) -> ReloadFailure:
+        """A reload of ``plugin`` failed (here, or in the dev loop before any upload): what
+        serves it now is stale, or, if nothing does, the plugin has failed."""
+        slot = self.supervisor.slots.get(plugin)
+        serving = slot.active if slot else None
+        failure = ReloadFailure(
+            plugin,
+            code,
+            message,
+            fix,
+            origin,
+            serving.digest if serving else None,
+            serving.number if serving else None,
+        )
+        self.reload_failures.record(failure)
+        return failure
+
     async def hot_reload(
         self,
         data: bytes,
@@ -397,6 +423,7 @@ class Simulator:
                 activation = await self.activate(
                     manifest, digest, source, timings, data=data, stored=stored
                 )
+                self.reload_failures.clear(manifest.id)  # it serves what was saved
             finally:
                 await asyncio.gather(stored, return_exceptions=True)  # never left running
                 self.gate.settle(manifest.id)  # held requests go now, before the bookkeeping
@@ -407,6 +434,8 @@ class Simulator:
             slot = self.supervisor.slots.get(plugin)
             serving = slot.active if slot else None
             error.details.setdefault("reload_id", reload_id)
+            if manifest is not None or named or plugin_hint:
+                self.reload_failed(plugin, error.code, error.message, error.fix)
             await self.observer.reload_finished(
                 reload_record(
                     reload_id,
@@ -450,6 +479,8 @@ class Simulator:
         """An upload refused before its archive could be read (too large, empty)."""
         reload_id = new_reload_id()
         error.details.setdefault("reload_id", reload_id)
+        if plugin_hint:
+            self.reload_failed(plugin_hint, error.code, error.message, error.fix)
         await self.observer.reload_finished(
             reload_record(
                 reload_id, plugin_hint or "unknown", "blocked", received, reason=error.code
@@ -498,6 +529,7 @@ class Simulator:
             )
         source = slot.source_dir if slot else self.store.unpack(matches[0])
         activation = await self.activate(manifest, matches[0], source, force=True)
+        self.reload_failures.clear(plugin_id)  # it serves what the developer asked for
         self.counters["rollbacks"] += 1
         await self.observer.audit(
             "rollback",
@@ -532,6 +564,16 @@ class Simulator:
 
     def serving(self, plugin_id: str) -> Generation:
         slot = self.supervisor.slots.get(plugin_id)
+        if slot is None or slot.active is None:
+            failure = self.reload_failures.last.get(plugin_id)
+            if failure is not None:
+                raise PowerXError(
+                    "plugin_unavailable",
+                    f"Plugin '{plugin_id}' is not serving: it never started "
+                    f"([{failure.code}] {failure.message}).",
+                    failure.fix or "fix the error and save to reload.",
+                    status=503,
+                )
         if slot is None:
             raise PowerXError(
                 "plugin_not_found",
@@ -556,6 +598,7 @@ class Simulator:
         for plugin_id, slot in self.supervisor.slots.items():
             gen = slot.active
             record = self.store.active(plugin_id)
+            failure = self.reload_failures.affecting(plugin_id, gen.digest if gen else None)
             plugins.append(
                 {
                     "id": plugin_id,
@@ -563,7 +606,10 @@ class Simulator:
                     "version": slot.manifest.version,
                     "runtime": slot.manifest.runtime,
                     "source": str(slot.source_dir),
-                    "state": "crash_loop" if slot.crash_loop else (gen.state if gen else "stopped"),
+                    "state": plugin_state(
+                        gen.state if gen else None, slot.crash_loop, failure is not None
+                    ),
+                    "failure": failure.to_dict() if failure else None,
                     "generation": gen.number if gen else None,
                     "digest": gen.digest if gen else None,
                     "previous_digest": record.previous if record else None,
@@ -583,6 +629,13 @@ class Simulator:
                     ),
                 }
             )
+        for plugin_id, failure in self.reload_failures.last.items():
+            if plugin_id not in self.supervisor.slots:  # its first build or upload failed
+                row = _never_mounted(plugin_id, failure)
+                row["watch"] = self.dev_loops.status(
+                    plugin_id, self.gate.holding(plugin_id), self.gate.held(plugin_id)
+                )
+                plugins.append(row)
         return {
             "host": {
                 "url": self.url,
@@ -636,3 +689,30 @@ class Simulator:
             await self.supervisor.egress_proxy.close()
         await self.observer.audit("host.stop", None, {"url": self.url, "pid": os.getpid()})
         await self.observer.close()
+
+
+def _never_mounted(plugin_id: str, failure: ReloadFailure) -> dict[str, Any]:
+    """A status row for a plugin the simulator knows only from its failed first reload."""
+    return {
+        "id": plugin_id,
+        "name": None,
+        "version": None,
+        "runtime": None,
+        "source": None,
+        "state": "failed",
+        "failure": failure.to_dict(),
+        "generation": None,
+        "digest": None,
+        "previous_digest": None,
+        "pid": None,
+        "port": None,
+        "start_ms": None,
+        "exit_code": None,
+        "restarts": 0,
+        "launcher": None,
+        "launcher_warm": False,
+        "permissions": [],
+        "url": None,
+        "debug_port": None,
+        "debugging": False,
+    }

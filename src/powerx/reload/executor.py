@@ -103,6 +103,9 @@ class PluginLoop:
         # While a reload builds: the files the simulator has been told it covers.
         self._announced: set[str] | None = None
         self._notes: set[asyncio.Task[bool]] = set()  # pending and armed notes in flight
+        # The report of a reload that failed before any upload; the next upload waits for
+        # it, so the simulator never learns of a failure after the success that ended it.
+        self._failure_report: asyncio.Task[None] | None = None
 
     def mark(self, paths: set[Path]) -> None:
         if not self.dirty.is_set():
@@ -139,6 +142,9 @@ class PluginLoop:
             if isinstance(artefact, PowerXError):
                 raise artefact
             plugin = artefact.manifest.id
+            if self._failure_report is not None:
+                await self._failure_report  # sent as the failure happened: done by now
+                self._failure_report = None
             result = await self.client.push(artefact)
         except PowerXError as error:
             outcome = ReloadOutcome(
@@ -163,42 +169,67 @@ class PluginLoop:
             )
         self.outcomes.append(outcome)
         self.reporter.reloaded(outcome)
+        report = self._telemetry(outcome, result if outcome.ok else None)
+        if report is not None and report["kind"] == "failure":
+            # At once: no new generation answers its first request, and the simulator
+            # shows the plugin stale from now on.
+            self._failure_report = asyncio.create_task(
+                self._send_report(report, self._failure_report)
+            )
+            report = None
         # Telemetry and the alert check run after the line is printed, off the reload path.
-        task = asyncio.create_task(self._report(outcome, result if outcome.ok else None))
+        task = asyncio.create_task(self._report(report, self._failure_report))
         self._reporting.add(task)
         task.add_done_callback(self._reporting.discard)
         return outcome
 
-    async def _report(self, outcome: ReloadOutcome, result: dict[str, Any] | None) -> None:
-        # Two requests to the simulator: sent at once, they would queue beside the first
-        # request to the new generation, the one the developer saved for.
-        await asyncio.sleep(REPORT_AFTER_S)
+    def _telemetry(
+        self, outcome: ReloadOutcome, result: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """What to tell the simulator of a reload it did not record itself, if anything."""
         error = outcome.error
-        report: dict[str, Any] | None = None
         if result is not None and result.get("reload_id"):
-            report = {
+            return {
                 "kind": "reload",
                 "plugin": outcome.plugin,
                 "ref": result["reload_id"],
                 "status": outcome.status or "ok",
                 "latency_ms": round(outcome.total_ms, 3),
             }
-        elif (
+        if (
             error is not None
             and "reload_id" not in error.details
             and error.code not in {"host_unreachable", "unauthenticated", "missing_scope"}
         ):
             # Failed before any upload (build error, bad manifest): the simulator saw nothing.
-            report = {
+            return {
                 "kind": "failure",
                 "plugin": self.plugin_id,
                 "reason": error.code,
                 "message": error.message[:4000],
+                "fix": (error.fix or "")[:1000] or None,
                 "latency_ms": round(outcome.total_ms, 3),
             }
+        return None
+
+    async def _send_report(
+        self, report: dict[str, Any], after: asyncio.Task[None] | None = None
+    ) -> None:
+        if after is not None:
+            await after  # failure reports arrive in the order the failures happened
+        with contextlib.suppress(PowerXError):
+            await self.client.report([report])
+
+    async def _report(
+        self, report: dict[str, Any] | None, failure: asyncio.Task[None] | None
+    ) -> None:
+        # Two requests to the simulator: sent at once, they would queue beside the first
+        # request to the new generation, the one the developer saved for.
+        await asyncio.sleep(REPORT_AFTER_S)
         if report is not None:
-            with contextlib.suppress(PowerXError):
-                await self.client.report([report])
+            await self._send_report(report)
+        if failure is not None:
+            await failure  # the alert check counts it
         if self.alert_watch is not None:
             await self.alert_watch.refresh()
 
