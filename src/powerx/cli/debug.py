@@ -77,12 +77,22 @@ def attach(
 @app.command()
 def breakpoints(
     plugin: Annotated[str, typer.Argument(help="Plugin id.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the set as JSON.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per breakpoint, one per line.")
+    ] = False,
 ) -> None:
-    """List a plugin's breakpoints: where, kind, verified in the serving generation, hits."""
+    """List a plugin's breakpoints: where, kind, verified in the serving generation, hits.
+
+    Examples:
+
+      powerx debug breakpoints com.example.hello-python
+
+      powerx debug breakpoints com.example.hello-python --json | jq 'select(.verified)'
+    """
     if as_json:
         body = client.request("GET", f"/internal/debug/breakpoints/{plugin}")
-        print(json.dumps(body["breakpoints"], indent=2))
+        for bp in body["breakpoints"]:
+            print(json.dumps(bp), flush=True)
         return
     DebugConsole(plugin, console).run_command("list")
 
@@ -97,6 +107,12 @@ def vscode(
     reloads and simulator restarts); breakpoints you set in the editor are kept by the
     simulator and replayed into every new generation. Open the plugin folder as the
     workspace so its paths match. The output is valid JSON: paste it into launch.json.
+
+    Examples:
+
+      powerx debug vscode com.example.hello-python
+
+      powerx debug vscode com.example.hello-node | jq ".configurations[0].port"
     """
     status = client.request("GET", "/internal/debug/status")
     found = next((p for p in status.get("plugins", []) if p.get("id") == plugin), None)
