@@ -48,9 +48,9 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def register(info: dict[str, Any], state_dir: Path, plugins: list[Path]) -> None:
-    """Add this simulator (``info`` as in its host.json) to the per-user list."""
+    """Add this simulator (``info`` as in its host.json) to the per-user list. A list
+    that cannot be written (a read-only home) costs only the finding from elsewhere."""
     folder = registry_dir()
-    folder.mkdir(parents=True, exist_ok=True)
     entry = {
         **info,
         "state_dir": str(state_dir.resolve()),
@@ -58,12 +58,15 @@ def register(info: dict[str, Any], state_dir: Path, plugins: list[Path]) -> None
     }
     target = folder / f"{info['pid']}.json"
     tmp = target.with_suffix(".tmp")
-    tmp.write_text(json.dumps(entry), encoding="utf-8")
-    os.replace(tmp, target)
+    with contextlib.suppress(OSError):
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(entry), encoding="utf-8")
+        os.replace(tmp, target)
 
 
 def unregister(pid: int) -> None:
-    (registry_dir() / f"{pid}.json").unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        (registry_dir() / f"{pid}.json").unlink(missing_ok=True)
 
 
 def running() -> list[dict[str, Any]]:
