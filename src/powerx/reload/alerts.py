@@ -11,6 +11,7 @@ alert is held back and shown only if a later reload fails while it is still acti
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Collection
 from typing import Any, Protocol
 
@@ -88,6 +89,16 @@ class AlertWatch:
         self.client = client
         self.reporter = reporter
         self.decision = TerminalAlerts(plugins)
+        self._begun = asyncio.Event()
+
+    async def run(self) -> None:
+        """Note the alerts already active, then follow clears until cancelled. Started
+        beside the loop's first build rather than before it: the watcher arms sooner."""
+        try:
+            self.decision.begin(await self._active() or [])
+        finally:
+            self._begun.set()
+        await self.follow_clears()
 
     async def _active(self) -> list[dict[str, Any]] | None:
         try:
@@ -95,16 +106,12 @@ class AlertWatch:
         except PowerXError:
             return None  # observability off or host gone: the reload line said enough
 
-    async def begin(self) -> None:
-        """Note the alerts already active, before the first reload of this loop."""
-        active = await self._active()
-        self.decision.begin(active or [])
-
     def reloaded(self, plugin: str, ok: bool) -> None:
         """Noted as the reload ends, so a later check never sees an older outcome."""
         self.decision.reloaded(plugin, ok)
 
     async def refresh(self) -> None:
+        await self._begun.wait()
         active = await self._active()
         if active is None:
             return

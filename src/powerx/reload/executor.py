@@ -225,8 +225,7 @@ async def run_dev(
         loop.alert_watch = alert_watch
     tasks: list[asyncio.Task[None]] = []
     try:
-        await alert_watch.begin()  # alerts active before this loop are not news
-        tasks.append(asyncio.create_task(alert_watch.follow_clears()))
+        tasks.append(asyncio.create_task(alert_watch.run()))
         if initial_push:
             await asyncio.gather(*(loop.reload_once([], time.perf_counter()) for loop in loops))
         else:
