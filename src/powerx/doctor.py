@@ -14,6 +14,7 @@ from powerx.config import OBSERVABILITY_FLAG, SIMULATOR_FLAG, SimulatorConfig, l
 from powerx.errors import PowerXError, Problem
 from powerx.host.images import get_image
 from powerx.host.preflight import check_plugin, check_runtime
+from powerx.host.running import simulator_on_port
 from powerx.manifest import MANIFEST_FILE
 from powerx.plugin_imports import missing_imports
 
@@ -82,17 +83,36 @@ def _flags(config: SimulatorConfig) -> list[Check]:
 
 
 def _port(config: SimulatorConfig) -> Check:
+    where = f"{config.bind}:{config.ports.http}"
     with socket.socket(socket.AF_INET6 if ":" in config.bind else socket.AF_INET) as sock:
+        # As the simulator binds: a port whose last connection is still in TIME-WAIT
+        # is free to listen on.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((config.bind, config.ports.http))
         except OSError:
-            return Check(
-                "port",
-                "warn",
-                f"{config.bind}:{config.ports.http} is in use",
-                "stop what holds it, or use --port / POWERX_HTTP_PORT",
-            )
-    return Check("port", "ok", f"{config.bind}:{config.ports.http} is free")
+            pass
+        else:
+            return Check("port", "ok", f"{where} is free")
+    owner = simulator_on_port(config.ports.http)
+    if owner is not None and owner["own"]:
+        return Check(
+            "port", "ok", f"{where} is used by this project's simulator (pid {owner['pid']})"
+        )
+    if owner is not None:
+        project = Path(str(owner["state_dir"])).parent
+        return Check(
+            "port",
+            "warn",
+            f"{where} is used by the simulator of {project} (pid {owner['pid']})",
+            f"stop it (`powerx host stop` in {project}), or use --port / POWERX_HTTP_PORT",
+        )
+    return Check(
+        "port",
+        "warn",
+        f"{where} is in use",
+        "stop what holds it, or use --port / POWERX_HTTP_PORT",
+    )
 
 
 def _plugins(paths: list[Path], config: SimulatorConfig) -> list[Check]:

@@ -229,7 +229,7 @@ def audit_rows(workspace: Workspace, plugin: str) -> list[dict[str, Any]]:
         "1000",
     )
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)  # type: ignore[no-any-return]
+    return [json.loads(line) for line in result.stdout.splitlines()]  # one row per line
 
 
 @pytest.mark.parametrize("runtime", ["python", "node"])
@@ -300,7 +300,8 @@ def test_hosts_outside_egress_are_blocked_and_listed_ones_reached(
                 continue
             assert "egress to example.org" in outcome, (route, outcome)
             assert "not in the manifest's egress list" in outcome
-        audit = json.loads(workspace.powerx("audit", "list", "--json", "-n", "500").stdout)
+        listed = workspace.powerx("audit", "list", "--json", "-n", "500").stdout
+        audit = [json.loads(line) for line in listed.splitlines()]
         by_proxy = [
             row
             for row in audit

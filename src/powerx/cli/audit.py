@@ -29,7 +29,9 @@ def list_records(
         str | None, typer.Option("--action", "-a", help="Only this action, e.g. reload.blocked.")
     ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="Newest rows shown.")] = 50,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per row, one per line (for jq).")
+    ] = False,
 ) -> None:
     """List audit rows, oldest first (reads .powerx/audit.db; works with the simulator
     running or stopped).
@@ -46,11 +48,12 @@ def list_records(
     finally:
         log.close()
     if as_json:
-        print(json.dumps([r.to_dict() for r in records], indent=2))
+        for record in records:
+            print(json.dumps(record.to_dict()), flush=True)
         return
     table = Table(show_edge=False, header_style="bold")
     for column in ("seq", "time", "action", "plugin", "details"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for record in records:
         summary = ", ".join(
             f"{k}={str(v)[:24]}" for k, v in record.details.items() if v not in (None, "", {})
@@ -59,7 +62,7 @@ def list_records(
             str(record.seq),
             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.ts)),
             record.action,
-            record.plugin or "",
+            escape(record.plugin or ""),
             escape(summary[:100]),
         )
     console.print(table)

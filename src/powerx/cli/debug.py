@@ -77,12 +77,22 @@ def attach(
 @app.command()
 def breakpoints(
     plugin: Annotated[str, typer.Argument(help="Plugin id.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the set as JSON.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per breakpoint, one per line.")
+    ] = False,
 ) -> None:
-    """List a plugin's breakpoints: where, kind, verified in the serving generation, hits."""
+    """List a plugin's breakpoints: where, kind, verified in the serving generation, hits.
+
+    Examples:
+
+      powerx debug breakpoints com.example.hello-python
+
+      powerx debug breakpoints com.example.hello-python --json | jq 'select(.verified)'
+    """
     if as_json:
         body = client.request("GET", f"/internal/debug/breakpoints/{plugin}")
-        print(json.dumps(body["breakpoints"], indent=2))
+        for bp in body["breakpoints"]:
+            print(json.dumps(bp), flush=True)
         return
     DebugConsole(plugin, console).run_command("list")
 
@@ -101,6 +111,12 @@ def vscode(
     The configuration carries the debug port's secret, which changes each time the
     simulator starts: run this again after a restart. For a Node plugin the Chrome
     DevTools URL is printed as well (on stderr).
+
+    Examples:
+
+      powerx debug vscode com.example.hello-python
+
+      powerx debug vscode com.example.hello-python | jq ".configurations[0].port"
     """
     access = client.request("GET", f"/internal/debug/sessions/{plugin}/ide")
     configuration = {"version": "0.2.0", "configurations": [launch_entry(access)]}

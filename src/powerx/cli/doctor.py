@@ -23,7 +23,9 @@ def doctor(
     config_path: Annotated[
         Path | None, typer.Option("--config", help="host_simulator.yaml to use.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per check, one per line.")
+    ] = False,
 ) -> None:
     """Check that everything needed to run your plugins is in place.
 
@@ -37,16 +39,19 @@ def doctor(
     """
     checks = diagnose(list(paths or []), config_path)
     if as_json:
-        print(json.dumps([c.to_dict() for c in checks], indent=2))
+        for check in checks:
+            print(json.dumps(check.to_dict()), flush=True)
     else:
         table = Table(show_header=False, show_edge=False, box=None, padding=(0, 1))
+        for _ in range(3):  # mark, name, detail: paths fold, never end in an ellipsis
+            table.add_column(overflow="fold")
         for check in checks:
             detail = escape(check.detail) + (
                 f"\n[dim]fix: {escape(check.fix)}[/]" if check.fix else ""
             )
             for line in problem_lines(check.problems, indent="", stated=check.detail):
                 detail += f"\n{line}"
-            table.add_row(_MARK[check.status], check.name, detail)
+            table.add_row(_MARK[check.status], escape(check.name), detail)
         console.print(table)
     if any(c.status == "fail" for c in checks):
         raise typer.Exit(1)

@@ -24,6 +24,7 @@ from powerx.config import SIMULATOR_FLAG, load_config
 from powerx.errors import PowerXError
 from powerx.host import client
 from powerx.host.preflight import PluginPlan, plan_plugins
+from powerx.host.rollback_targets import rollback_targets
 from powerx.host.run import read_host_info, run_foreground
 from powerx.host.simulator import Simulator
 from powerx.host.supervisor import Generation, LogLine
@@ -223,8 +224,11 @@ def _render_status(data: dict[str, Any]) -> None:
         f"tenant {host['tenant']}"
     )
     table = Table(show_edge=False, header_style="bold")
-    for column in ("plugin", "runtime", "version", "state", "gen", "artefact", "pid", "debug"):
-        table.add_column(column)
+    # Ids stay whole (they are copied into other commands); when the terminal is narrow
+    # the other columns fold instead of ending in an ellipsis.
+    table.add_column("plugin", no_wrap=True)
+    for column in ("runtime", "version", "state", "gen", "artefact", "pid", "debug"):
+        table.add_column(column, overflow="fold")
     for plugin in data["plugins"]:
         state = plugin["state"]
         color = STATE_COLORS.get(state, "red")
@@ -294,7 +298,14 @@ def status(
 
 @app.command()
 def stop() -> None:
-    """Stop the running simulator and its plugin processes."""
+    """Stop the running simulator and its plugin processes.
+
+    Examples:
+
+      powerx host stop
+
+      cd my-plugin && powerx host stop      # from a plugin folder: finds its simulator
+    """
     url = client.stop()
     console.print(f"[green]✓[/] stopped the simulator at {url}")
 
@@ -313,10 +324,13 @@ def rollback(
     """Serve the last good artefact again (or the one named with --to).
 
     The new generation starts beside the serving one and takes over only when healthy.
+    `powerx host artefacts PLUGIN` lists the artefacts --to accepts.
 
     Examples:
 
       powerx host rollback com.example.hello-python
+
+      powerx host artefacts com.example.hello-python     # pick one, then:
 
       powerx host rollback com.example.hello-python --to 3f2a9c01
     """
@@ -338,6 +352,50 @@ def rollback(
         f"  now serving {result['digest'][:12]}"
         + (f" (was {result['previous_digest'][:12]})" if result["previous_digest"] else "")
     )
+
+
+@app.command()
+def artefacts(
+    plugin: Annotated[str, typer.Argument(help="Plugin id, e.g. com.example.hello-python.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per artefact, one per line.")
+    ] = False,
+) -> None:
+    """List the stored artefacts a plugin served, newest first: the ones
+    `powerx host rollback PLUGIN --to DIGEST` accepts (a unique prefix is enough).
+
+    Reads this project's .powerx folder; works with the simulator running or stopped.
+
+    Examples:
+
+      powerx host artefacts com.example.hello-python
+
+      powerx host artefacts com.example.hello-python --json | jq -r .digest
+    """
+    targets = rollback_targets(state_dir(), plugin)
+    if as_json:
+        for target in targets:
+            print(json.dumps(target.to_dict()), flush=True)
+        return
+    table = Table(show_edge=False, header_style="bold")
+    for column in ("artefact", "served at", "gen", ""):
+        table.add_column(column, no_wrap=column == "artefact", overflow="fold")
+    for target in targets:
+        when = (
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(target.served_at))
+            if target.served_at is not None
+            else "-"
+        )
+        role = (
+            "[green]serving[/]"
+            if target.serving
+            else "previous (rollback without --to)"
+            if target.previous
+            else ""
+        )
+        generation = "-" if target.generation is None else str(target.generation)
+        table.add_row(target.digest[:12], when, generation, role)
+    console.print(table)
 
 
 cache_app = typer.Typer(help="Build and artefact caches.", no_args_is_help=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from powerx import auth
 from powerx.cli.render import console
@@ -46,7 +47,8 @@ def login(
     existing = auth.load_credential() if if_missing else None
     if existing is not None and existing.has_scope(auth.DEBUG_SCOPE):
         console.print(
-            f"[green]✓[/] already logged in ({existing.mode}); keeping {auth.credential_file()}"
+            f"[green]✓[/] already logged in ({existing.mode}); "
+            f"keeping {escape(str(auth.credential_file()))}"
         )
         return
     scopes = tuple(scope) if scope else auth.MOCK_SCOPES
@@ -54,7 +56,7 @@ def login(
     console.print(
         f"[green]✓[/] logged in ({credential.mode}); scopes: {', '.join(credential.scopes)}"
     )
-    console.print(f"  credential: {auth.credential_file()}")
+    console.print(f"  credential: {escape(str(auth.credential_file()))}")
     if not credential.has_scope(auth.DEBUG_SCOPE):
         console.print(
             f"[yellow]warning[/] without {auth.DEBUG_SCOPE} the simulator's debug endpoints "

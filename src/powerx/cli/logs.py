@@ -12,7 +12,7 @@ from rich.markup import escape
 from powerx.cli.render import console, err_console
 from powerx.errors import PowerXError
 from powerx.host import client
-from powerx.host.run import read_host_info
+from powerx.host.running import find_host_info
 from powerx.observe.logs import LEVELS, level_rank
 from powerx.observe.observer import TELEMETRY_DB
 from powerx.observe.telemetry import TelemetryStore
@@ -90,7 +90,7 @@ def logs(
         else:
             console.print(format_record(record))
 
-    if read_host_info() is None and not follow:
+    if find_host_info() is None and not follow:
         # No simulator: the records it stored are still there (already masked).
         err_console.print("[dim]no simulator running; showing stored records[/]")
         store = TelemetryStore(state_dir() / TELEMETRY_DB, readonly=True)

@@ -8,6 +8,7 @@ import traceback
 from typing import NoReturn
 
 import typer
+from rich.markup import escape
 
 from powerx import __version__
 from powerx.cli import audit, debug, host, telemetry
@@ -38,7 +39,12 @@ app.add_typer(debug.app, name="debug")
 
 @app.command()
 def version() -> None:
-    """Print the DevKit version."""
+    """Print the DevKit version.
+
+    Example:
+
+      powerx version
+    """
     print(__version__)
 
 
@@ -64,7 +70,7 @@ def run() -> None:
 def _internal_error(exc: BaseException) -> NoReturn:
     if os.environ.get("POWERX_DEBUG"):
         traceback.print_exception(exc)
-    err_console.print(f"[bold red]internal error[/] {type(exc).__name__}: {exc}")
+    err_console.print(f"[bold red]internal error[/] {type(exc).__name__}: {escape(str(exc))}")
     err_console.print("  [bold]fix:[/] rerun with POWERX_DEBUG=1 for details and report it.")
     sys.exit(70)
 

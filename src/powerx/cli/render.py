@@ -1,4 +1,10 @@
-"""Rendering shared by the commands: errors, warnings, tables."""
+"""Rendering shared by the commands: errors, warnings, tables.
+
+Plugin text (log lines, messages, paths, ids) reaches these consoles: it is shown as
+written. Markup in it is escaped where it is put in a line, and no console turns
+``:name:`` into an emoji (a log line ``INFO:notes:`` must stay that). Output that goes to
+a pipe or a file is read by programs (grep, a log file): plain, one line per line, whole.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,21 @@ from rich.markup import escape
 
 from powerx.errors import PowerXError, Problem
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Piped, a console is as wide as this: tables take their natural width, lines never wrap.
+PIPED_WIDTH = 100_000
+
+
+def _console(stderr: bool) -> Console:
+    console = Console(stderr=stderr, highlight=False, emoji=False)
+    if not console.is_terminal:
+        # Not a terminal: no colour (rich's own rule), and no wrapping at COLUMNS or 80.
+        console.soft_wrap = True
+        console.width = PIPED_WIDTH
+    return console
+
+
+console = _console(stderr=False)
+err_console = _console(stderr=True)
 
 
 def problem_lines(

@@ -234,7 +234,7 @@ class DebugConsole:
             )
         paused = state.get("paused")
         if paused:
-            self.out.print(f"paused at {paused['file']}:{paused['line']}")
+            self.out.print(f"paused at {escape(str(paused['file']))}:{paused['line']}")
 
     def _stack(self, args: list[str], rest: str) -> None:
         body = self._call(
@@ -243,7 +243,7 @@ class DebugConsole:
         for index, frame in enumerate(body["stack"]):
             style = "" if frame.get("plugin_code") else "dim"
             self.out.print(
-                f"#{index:<2} {frame['file']}:{frame['line']} {frame['name']}", style=style
+                escape(f"#{index:<2} {frame['file']}:{frame['line']} {frame['name']}"), style=style
             )
 
     def _locals(self, args: list[str], rest: str) -> None:

@@ -11,13 +11,13 @@ from httpx_sse import ServerSentEvent, connect_sse
 
 from powerx.auth import require_credential
 from powerx.errors import PowerXError
-from powerx.host.run import read_host_info
+from powerx.host.running import find_host_info
 
 _NOT_RUNNING_FIX = "start one with `powerx host start --mock PATH` (in this project folder)."
 
 
 def running_url() -> str:
-    info = read_host_info()
+    info = find_host_info()
     if info is None:
         raise PowerXError(
             "host_not_running", "No simulator is running for this project.", _NOT_RUNNING_FIX
@@ -99,7 +99,7 @@ def stop(wait_s: float = 10.0) -> str:
     request("POST", "/internal/debug/shutdown")
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
-        if read_host_info() is None:
+        if find_host_info() is None:
             return url
         time.sleep(0.05)
     raise PowerXError(

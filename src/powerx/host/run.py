@@ -23,6 +23,7 @@ from powerx.auth import require_credential
 from powerx.build import Artefact, build_artefact
 from powerx.config import SimulatorConfig
 from powerx.errors import PowerXError
+from powerx.host import running
 from powerx.host.app import create_app
 from powerx.host.preflight import PluginPlan
 from powerx.host.simulator import Simulator
@@ -100,25 +101,25 @@ def read_host_info() -> dict[str, object] | None:
     return data
 
 
-def _write_host_info(simulator: Simulator, port: int) -> None:
+def _write_host_info(simulator: Simulator, port: int, plugins: list[Path]) -> None:
     path = host_info_file()
     path.parent.mkdir(parents=True, exist_ok=True)
+    info = {
+        "url": simulator.url,
+        "pid": os.getpid(),
+        "port": port,
+        "image": simulator.image.name,
+        "started_at": simulator.started_at,
+    }
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(
-        json.dumps(
-            {
-                "url": simulator.url,
-                "pid": os.getpid(),
-                "port": port,
-                "image": simulator.image.name,
-                "started_at": simulator.started_at,
-            }
-        )
-    )
+    tmp.write_text(json.dumps(info))
     os.replace(tmp, path)
+    # So that commands run outside the project folder (in a plugin folder) find it too.
+    running.register(info, path.parent, plugins)
 
 
 def _remove_host_info() -> None:
+    running.unregister(os.getpid())
     info = read_host_info()
     if info is not None and info.get("pid") == os.getpid():
         host_info_file().unlink(missing_ok=True)
@@ -256,7 +257,7 @@ async def _serve(
         with contextlib.suppress(Exception):
             await serving
         raise
-    _write_host_info(simulator, port)
+    _write_host_info(simulator, port, [plan.path for plan in plans])
     await simulator.started()
     closer = asyncio.create_task(_end_streams_on_exit(server, simulator))
     reporter.ready(url, simulator)

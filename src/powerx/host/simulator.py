@@ -345,6 +345,8 @@ class Simulator:
         """Mount a plugin built at start-up (same path as a hot reload, minus the upload)."""
         digest = self.store.put(artefact.data, artefact.digest)
         await self.activate(artefact.manifest, digest, artefact.source_dir)
+        generation = self.supervisor.slots[artefact.manifest.id].active
+        assert generation is not None
         await self.observer.audit(
             "plugin.mount",
             artefact.manifest.id,
@@ -352,10 +354,9 @@ class Simulator:
                 "digest": digest,
                 "version": artefact.manifest.version,
                 "source": str(artefact.source_dir),
+                "generation": generation.number,
             },
         )
-        generation = self.supervisor.slots[artefact.manifest.id].active
-        assert generation is not None
         return generation
 
     def note_pending(self, plugin: str, pending: bool, changed: Sequence[str] = ()) -> None:
@@ -506,7 +507,8 @@ class Simulator:
                 raise PowerXError(
                     "nothing_to_roll_back",
                     f"{plugin_id} has no earlier artefact to go back to.",
-                    "roll back after at least one reload, or name one with --to.",
+                    "roll back after at least one reload, or name one with --to "
+                    f"(`powerx host artefacts {plugin_id}` lists them).",
                     status=409,
                 )
         matches = [d for d in self.store.stored() if d.startswith(target)]
@@ -514,8 +516,8 @@ class Simulator:
             raise PowerXError(
                 "artefact_not_found",
                 f"No single stored artefact matches '{target[:16]}' ({len(matches)} match).",
-                "list the plugin's artefacts with `powerx host status --json`, or give more "
-                "digits.",
+                f"list the artefacts it accepts with `powerx host artefacts {plugin_id}`, or "
+                "give more digits.",
                 status=404,
             )
         data = self.store.read(matches[0])

@@ -7,10 +7,12 @@ Retrying a push is safe: the simulator is idempotent by artefact digest.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import httpx
+from httpx_sse import aconnect_sse
 
 from powerx.build import Artefact
 from powerx.errors import PowerXError
@@ -134,6 +136,25 @@ class SimulatorClient:
         result: dict[str, Any] = await self._send("GET", "/internal/debug/alerts")
         alerts: list[dict[str, Any]] = result.get("alerts", [])
         return alerts
+
+    async def events(self, kind: str) -> AsyncIterator[dict[str, Any]]:
+        """The simulator's events of type ``kind`` from now on, as they happen
+        (``/internal/debug/events``); ends quietly when the simulator goes away."""
+        try:
+            async with aconnect_sse(
+                self._client,
+                "GET",
+                "/internal/debug/events",
+                params={"type": kind},
+                timeout=httpx.Timeout(10.0, read=None),
+            ) as source:
+                if source.response.status_code >= 400:
+                    return  # observability off, or a credential that may not read events
+                async for event in source.aiter_sse():
+                    if event.event == kind and event.data:
+                        yield json.loads(event.data)
+        except httpx.HTTPError:
+            return
 
     async def status(self) -> dict[str, Any]:
         result: dict[str, Any] = await self._send("GET", "/internal/debug/status")

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from powerx.build import Artefact, BuildSession
 from powerx.errors import PowerXError
 from powerx.manifest import load_manifest
+from powerx.reload.alerts import AlertWatch
 from powerx.reload.client import SimulatorClient
 from powerx.reload.watcher import WatchPlan, plan_watch, watch
 
@@ -50,30 +51,6 @@ class DevReporter(Protocol):
     def watching(self, plan: WatchPlan) -> None: ...
     def reloaded(self, outcome: ReloadOutcome) -> None: ...
     def alert(self, state: str, alert: dict[str, Any]) -> None: ...
-
-
-class AlertWatch:
-    """Tells the developer when the simulator raises or clears an alert (shared by all
-    plugin loops of one `powerx dev`, so each change is printed once)."""
-
-    def __init__(self, client: SimulatorClient, reporter: DevReporter) -> None:
-        self.client = client
-        self.reporter = reporter
-        self.known: dict[tuple[str, str], dict[str, Any]] = {}
-
-    async def refresh(self) -> None:
-        try:
-            current = await self.client.alerts()
-        except PowerXError:
-            return  # observability off or host gone: the reload line already said enough
-        now = {(str(a.get("name")), str(a.get("plugin"))): a for a in current}
-        for key, alert in now.items():
-            if key not in self.known:
-                self.reporter.alert("raised", alert)
-        for key, alert in self.known.items():
-            if key not in now:
-                self.reporter.alert("cleared", alert)
-        self.known = now
 
 
 class PluginLoop:
@@ -135,7 +112,7 @@ class PluginLoop:
         self, changed: list[str], since: float, built: Artefact | PowerXError | None = None
     ) -> ReloadOutcome:
         """Build (unless ``built`` is given), push, and report one reload."""
-        plugin = self.plan.root.name
+        plugin = self.plugin_id  # the manifest's id, even while the build fails
         result: dict[str, Any] | None = None
         try:
             artefact = built if built is not None else await self._build()
@@ -169,6 +146,8 @@ class PluginLoop:
             )
         self.outcomes.append(outcome)
         self.reporter.reloaded(outcome)
+        if self.alert_watch is not None:
+            self.alert_watch.reloaded(outcome.plugin, outcome.ok)
         report = self._telemetry(outcome, result if outcome.ok else None)
         if report is not None and report["kind"] == "failure":
             # At once: no new generation answers its first request, and the simulator
@@ -301,13 +280,15 @@ async def run_dev(
 ) -> list[PluginLoop]:
     """Run until ``stop`` is set. With ``initial_push`` the current code is pushed first,
     so the simulator serves what is on disk (and mounts plugins it does not know yet)."""
-    alert_watch = AlertWatch(client, reporter)
     loops = [
-        PluginLoop(p, client, build_root / p.resolve().name, reporter, force_polling, alert_watch)
-        for p in paths
+        PluginLoop(p, client, build_root / p.resolve().name, reporter, force_polling) for p in paths
     ]
+    alert_watch = AlertWatch(client, reporter, [loop.plugin_id for loop in loops])
+    for loop in loops:
+        loop.alert_watch = alert_watch
     tasks: list[asyncio.Task[None]] = []
     try:
+        tasks.append(asyncio.create_task(alert_watch.run()))
         if initial_push:
             await asyncio.gather(*(loop.reload_once([], time.perf_counter()) for loop in loops))
         else:
