@@ -22,6 +22,7 @@ from powerx.errors import PowerXError, storage_error
 from powerx.host.artefacts import MAX_ARCHIVE_BYTES
 from powerx.host.debug_routes import debug_routes
 from powerx.host.gateway import TENANT_HEADER
+from powerx.host.json_body import read_json
 from powerx.host.observe_routes import observability_routes, reader_check
 from powerx.host.request_guard import RequestGuard
 from powerx.host.simulator import Simulator
@@ -71,7 +72,7 @@ async def _json_or_none(request: Request) -> Any:
     """The JSON body, or None when there is none or it is not JSON (the caller says why
     that is wrong for it)."""
     try:
-        return await request.json()
+        return await read_json(request)
     except ValueError:
         return None
 

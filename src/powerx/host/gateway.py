@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from powerx.config import PermissionPolicy
 from powerx.errors import PowerXError
 from powerx.host.images import HostApi, HostImage
+from powerx.host.json_body import read_json
 from powerx.host.supervisor import PluginSlot, Supervisor
 from powerx.host.tenants import TenantData
 
@@ -134,7 +135,7 @@ class Gateway:
         body: Any = None
         if request.method in {"POST", "PUT"}:
             try:
-                body = await request.json()
+                body = await read_json(request)
             except ValueError:
                 raise PowerXError(
                     "invalid_body",

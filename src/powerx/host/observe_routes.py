@@ -30,6 +30,7 @@ from powerx.auth import check_bearer
 from powerx.config import OBSERVABILITY_FLAG
 from powerx.dashboard import dashboard_html
 from powerx.errors import PowerXError, Problem
+from powerx.host.json_body import read_json
 from powerx.host.simulator import Simulator
 from powerx.observe.audit import AuditLog, Verification
 from powerx.observe.events import GAP, Event
@@ -132,7 +133,7 @@ def observability_routes(
         require_debug(request)
         require_flag()
         try:
-            body = await request.json()
+            body = await read_json(request)
         except ValueError:
             body = None
         items = body if isinstance(body, list) else [body]
@@ -199,7 +200,7 @@ def observability_routes(
         require_debug(request)
         require_flag()
         try:
-            body = await request.json()
+            body = await read_json(request)
         except ValueError:
             body = {}
         fix = bool(body.get("fix")) if isinstance(body, dict) else False
