@@ -72,6 +72,9 @@ class SimulatorConfig(BaseModel):
         default_factory=lambda: {SIMULATOR_FLAG: True, OBSERVABILITY_FLAG: True}
     )
     plugin_start_timeout_s: float = Field(default=15.0, gt=0)
+    # A client has this long from connecting (or from the first byte of a later request)
+    # to send a request's headers; then it gets 408 and the connection is closed.
+    header_timeout_s: float = Field(default=10.0, gt=0)
     observability: Observability = Field(default_factory=Observability)
 
     @field_validator("image")
