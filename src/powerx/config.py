@@ -54,6 +54,9 @@ class Observability(BaseModel):
     otlp_endpoint: str | None = None
     webhook_url: str | None = None
     log_buffer: int = Field(default=5000, ge=100)
+    # /metrics names plugins, tenants and failure reasons: it needs the credential (or
+    # the dashboard cookie) unless this opens it, e.g. for a scraper without a token.
+    metrics_open: bool = False
     alerts: AlertRules = Field(default_factory=AlertRules)
 
 

@@ -248,7 +248,7 @@ def test_every_route_to_production_is_blocked_counted_and_audited(
     sub = simulator.get(f"/plugins/{plugin_id}/?host=eu.api.powerx.io").json()
     assert all("blocked" in outcome for outcome in sub.values()), sub
 
-    metrics = simulator.get("/metrics").text
+    metrics = simulator.get("/metrics", headers=simulator.debug_headers()).text
     line = next(
         ln
         for ln in metrics.splitlines()

@@ -125,6 +125,8 @@ def observability_routes(
 
     async def metrics(request: Request) -> Response:
         require_flag()
+        if not simulator.config.observability.metrics_open:
+            check_reader(request)
         return Response(
             observer.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
         )
