@@ -8,7 +8,9 @@
 
 The simulator gives every plugin process ``POWERX_HOST_URL`` and a token holding only the
 scopes its manifest declares; a call outside them raises :class:`HostApiError` with
-``code == "permission_denied"``.
+``code == "permission_denied"``. Calls are for the tenant of the request being served
+(``host_for(request)`` passes on its tenant and the simulator's grant for it), or for
+the simulator's own tenant; a tenant without its grant is refused (``tenant_not_granted``).
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from typing import Any
 import httpx
 
 TENANT_HEADER = "x-powerx-tenant"
+GRANT_HEADER = "x-powerx-grant"
 
-__all__ = ["TENANT_HEADER", "HostApiError", "HostClient", "host_for"]
+__all__ = ["GRANT_HEADER", "TENANT_HEADER", "HostApiError", "HostClient", "host_for"]
 
 _client: httpx.AsyncClient | None = None
 
@@ -49,16 +52,19 @@ def _shared_client() -> httpx.AsyncClient:
 class HostClient:
     """Calls ``/host/api`` as this plugin, for one tenant."""
 
-    def __init__(self, tenant: str | None = None, token: str | None = None) -> None:
+    def __init__(
+        self, tenant: str | None = None, token: str | None = None, grant: str | None = None
+    ) -> None:
         self.tenant = tenant or os.environ.get("POWERX_TENANT", "")
         self._token = token or os.environ.get("POWERX_PLUGIN_TOKEN", "")
+        self._grant = grant or ""
 
     async def call(self, method: str, path: str, body: Any = None) -> Any:
+        headers = {"authorization": f"Bearer {self._token}", TENANT_HEADER: self.tenant}
+        if self._grant:
+            headers[GRANT_HEADER] = self._grant
         response = await _shared_client().request(
-            method,
-            "/host/api" + path,
-            json=body,
-            headers={"authorization": f"Bearer {self._token}", TENANT_HEADER: self.tenant},
+            method, "/host/api" + path, json=body, headers=headers
         )
         data = response.json() if response.content else None
         if response.status_code >= 400:
@@ -97,4 +103,4 @@ class HostClient:
 def host_for(request: Any) -> HostClient:
     """A host client for the tenant of an incoming request (Starlette/ASGI request)."""
     headers: Mapping[str, str] = getattr(request, "headers", {})
-    return HostClient(tenant=headers.get(TENANT_HEADER))
+    return HostClient(tenant=headers.get(TENANT_HEADER), grant=headers.get(GRANT_HEADER))

@@ -147,7 +147,11 @@ class Simulator:
 
     def _on_denied(self, denial: Denial) -> None:
         self.denials.append(denial)
-        enforced = self.config.permission_policy.mode == "enforce" or "policy" in denial.reason
+        enforced = (
+            denial.enforced
+            or self.config.permission_policy.mode == "enforce"
+            or "policy" in denial.reason
+        )
         self.observer.permission_denied(denial.plugin, denial.scope, denial.api, enforced)
 
     # -- the debugger's view ---------------------------------------------------------------
