@@ -15,7 +15,7 @@ from pathlib import PurePosixPath
 
 from powerx.build.artefact import ARTEFACT_INFO
 from powerx.errors import PowerXError
-from powerx.host.artefacts import read_member
+from powerx.host.artefacts import member_data
 from powerx.manifest import Manifest
 
 _RUNNABLE_SUFFIXES = {"python3.11": (".py",), "node18": (".js", ".cjs", ".mjs")}
@@ -40,7 +40,7 @@ def check_artefact_info(
     data: bytes, members: list[tarfile.TarInfo], manifest: Manifest
 ) -> ArtefactInfo:
     """What the archive (checked by ``check_archive``, which gave ``members``) runs."""
-    raw = read_member(data, ARTEFACT_INFO)
+    raw = member_data(data, members, ARTEFACT_INFO)
     if raw is None:
         raise _invalid("is missing")
     try:
@@ -62,8 +62,7 @@ def check_artefact_info(
     path = PurePosixPath(runnable)
     if path.is_absolute() or ".." in path.parts or "\\" in runnable or "\0" in runnable:
         raise _invalid(f"names runnable {runnable[:80]!r} outside the archive")
-    files = {PurePosixPath(m.name) for m in members if m.isfile()}
-    if path not in files:
+    if not any(m.name == runnable and m.isfile() for m in members):
         raise _invalid(f"names runnable {runnable[:80]!r}, which the archive does not hold")
     if not runnable.endswith(_RUNNABLE_SUFFIXES[manifest.runtime]):
         raise _invalid(f"names runnable {runnable[:80]!r}, not a {manifest.runtime} file")

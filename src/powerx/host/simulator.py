@@ -24,7 +24,7 @@ from powerx.config import SimulatorConfig
 from powerx.debug.debugger import Debugger
 from powerx.errors import PowerXError, Problem
 from powerx.host.artefact_info import check_artefact_info
-from powerx.host.artefacts import ArtefactStore, check_archive, read_member
+from powerx.host.artefacts import ArtefactStore, check_archive, member_data
 from powerx.host.egress_proxy import EgressProxy
 from powerx.host.gateway import Denial, Gateway
 from powerx.host.images import HostImage, check_compatible, get_image, unknown_permissions
@@ -186,7 +186,7 @@ class Simulator:
         what it runs, version range, egress, permissions: in that order, before any state
         is touched. A version mismatch is counted."""
         members = check_archive(data)
-        raw = read_member(data, MANIFEST_FILE)
+        raw = member_data(data, members, MANIFEST_FILE)
         if raw is None:
             raise PowerXError(
                 "manifest_missing",
