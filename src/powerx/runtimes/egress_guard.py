@@ -490,7 +490,13 @@ def _make_hook(policy: EgressPolicy) -> Callable[[str, tuple[Any, ...]], None]:
 def _resolver(audit: Callable[..., None]) -> Callable[..., list[Any]]:
     """``socket.getaddrinfo`` that has the guard's hook look the name up (and learn
     what the answer allows); nothing of the hook is reachable through it."""
-    convert = socket._intenum_converter  # type: ignore[attr-defined]
+
+    def convert(value: int, kind: Any) -> Any:
+        """As socket.getaddrinfo answers: enum members where the number is known."""
+        try:
+            return kind(value)
+        except ValueError:
+            return value
 
     def getaddrinfo(
         host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
