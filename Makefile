@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 NODE_EXAMPLE := examples/hello-node
 NODE_STAMP   := $(NODE_EXAMPLE)/node_modules/.installed
 
-.PHONY: setup demo test check lint typecheck schemas clean bench bench-debug smoke load faults fuzz
+.PHONY: setup demo test check lint typecheck schemas clean bench bench-debug smoke load faults fuzz security
 
 setup: $(STAMP) $(NODE_STAMP)
 
@@ -72,3 +72,8 @@ bench-debug: setup
 ## fuzz: 20,000 mutated archives and manifests through the upload parsers (0 unexpected)
 fuzz: setup
 	$(PY) benchmarks/fuzz_parsers.py --cases 20000
+
+## security: hostile Python and Node plugins (and a hostile client) try every known way
+## around the guards against a real simulator; prints area | attempts | got through
+security: setup
+	$(PY) -m tests.security.report

@@ -54,6 +54,9 @@ class Observability(BaseModel):
     otlp_endpoint: str | None = None
     webhook_url: str | None = None
     log_buffer: int = Field(default=5000, ge=100)
+    # /metrics names plugins, tenants and failure reasons: it needs the credential (or
+    # the dashboard cookie) unless this opens it, e.g. for a scraper without a token.
+    metrics_open: bool = False
     alerts: AlertRules = Field(default_factory=AlertRules)
 
 
@@ -72,6 +75,9 @@ class SimulatorConfig(BaseModel):
         default_factory=lambda: {SIMULATOR_FLAG: True, OBSERVABILITY_FLAG: True}
     )
     plugin_start_timeout_s: float = Field(default=15.0, gt=0)
+    # A client has this long from connecting (or from the first byte of a later request)
+    # to send a request's headers; then it gets 408 and the connection is closed.
+    header_timeout_s: float = Field(default=10.0, gt=0)
     observability: Observability = Field(default_factory=Observability)
 
     @field_validator("image")

@@ -34,6 +34,16 @@ _HOSTNAME = re.compile(
     r"^(\*\.)?([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]*[a-z0-9])?(:\d+)?$"
 )
 
+_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
+
+
+def _is_loopback(host: str) -> bool:
+    """A loopback name, or an IPv4 address on this machine (127.0.0.0/8, 0.0.0.0)."""
+    octets = host.split(".")
+    is_ipv4 = len(octets) == 4 and all(o.isdigit() and int(o) < 256 for o in octets)
+    return host in _LOOPBACK_NAMES or (is_ipv4 and octets[0] in {"127", "0"})
+
+
 _FIXES = {
     "id": "use a reverse-DNS id such as 'com.example.hello'",
     "name": "give the plugin a human-readable name, e.g. 'Hello'",
@@ -43,7 +53,8 @@ _FIXES = {
     "host": "declare the host API range, e.g. host: {api: '>=2.3 <3'}",
     "host.api": "declare a range such as '>=2.3 <3', '^2.3', '~2.4' or '2.4'",
     "permissions": "list host API scopes such as 'contacts:read'",
-    "egress": "list host names the plugin may call, e.g. 'api.example.com'",
+    "egress": "list host names the plugin may call, e.g. 'api.example.com' or "
+    "'localhost:8080' (a local service needs its port)",
     "build": "use build: {command: ..., output: ...} or build: {esbuild: {...}}",
 }
 
@@ -132,10 +143,21 @@ class Manifest(BaseModel):
     @field_validator("egress")
     @classmethod
     def _hosts(cls, value: list[str]) -> list[str]:
-        bad = [host for host in value if not _HOSTNAME.match(host.lower())]
+        hosts = [host.lower() for host in value]
+        bad = [host for host in hosts if not _HOSTNAME.match(host)]
         if bad:
             raise ValueError(f"{', '.join(map(repr, bad))} not a host name")
-        return [host.lower() for host in value]
+        ports = [
+            host for host in hosts if ":" in host and not 0 < int(host.rpartition(":")[2]) < 65536
+        ]
+        if ports:
+            raise ValueError(f"{', '.join(map(repr, ports))}: a port is 1 to 65535")
+        # Without a port, a loopback entry would open every local port (the simulator's
+        # debug ports included).
+        loopback = [host for host in hosts if ":" not in host and _is_loopback(host)]
+        if loopback:
+            raise ValueError(f"{', '.join(map(repr, loopback))} needs a port (localhost:8080)")
+        return hosts
 
     @property
     def entry_file(self) -> str:

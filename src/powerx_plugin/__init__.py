@@ -11,7 +11,10 @@ scopes its manifest declares; a call outside them raises :class:`HostApiError` w
 ``code == "permission_denied"``. A denial the plugin does not catch answers its request
 ``403`` with the host's ``{"error", "message", "fix"}``, as a Node plugin's does, and logs
 one line: the simulator wraps a handler plugin's app in :func:`answer_denials`; a backend
-plugin (its own server) can wrap its app the same way.
+plugin (its own server) can wrap its app the same way. Calls are for the tenant of the
+request being served (``host_for(request)`` passes on its tenant and the simulator's grant
+for it), or for the simulator's own tenant; a tenant without its grant is refused
+(``tenant_not_granted``).
 """
 
 from __future__ import annotations
@@ -25,8 +28,16 @@ from typing import Any
 import httpx
 
 TENANT_HEADER = "x-powerx-tenant"
+GRANT_HEADER = "x-powerx-grant"
 
-__all__ = ["TENANT_HEADER", "HostApiError", "HostClient", "answer_denials", "host_for"]
+__all__ = [
+    "GRANT_HEADER",
+    "TENANT_HEADER",
+    "HostApiError",
+    "HostClient",
+    "answer_denials",
+    "host_for",
+]
 
 _client: httpx.AsyncClient | None = None
 
@@ -54,16 +65,19 @@ def _shared_client() -> httpx.AsyncClient:
 class HostClient:
     """Calls ``/host/api`` as this plugin, for one tenant."""
 
-    def __init__(self, tenant: str | None = None, token: str | None = None) -> None:
+    def __init__(
+        self, tenant: str | None = None, token: str | None = None, grant: str | None = None
+    ) -> None:
         self.tenant = tenant or os.environ.get("POWERX_TENANT", "")
         self._token = token or os.environ.get("POWERX_PLUGIN_TOKEN", "")
+        self._grant = grant or ""
 
     async def call(self, method: str, path: str, body: Any = None) -> Any:
+        headers = {"authorization": f"Bearer {self._token}", TENANT_HEADER: self.tenant}
+        if self._grant:
+            headers[GRANT_HEADER] = self._grant
         response = await _shared_client().request(
-            method,
-            "/host/api" + path,
-            json=body,
-            headers={"authorization": f"Bearer {self._token}", TENANT_HEADER: self.tenant},
+            method, "/host/api" + path, json=body, headers=headers
         )
         data = response.json() if response.content else None
         if response.status_code >= 400:
@@ -102,7 +116,7 @@ class HostClient:
 def host_for(request: Any) -> HostClient:
     """A host client for the tenant of an incoming request (Starlette/ASGI request)."""
     headers: Mapping[str, str] = getattr(request, "headers", {})
-    return HostClient(tenant=headers.get(TENANT_HEADER))
+    return HostClient(tenant=headers.get(TENANT_HEADER), grant=headers.get(GRANT_HEADER))
 
 
 Message = MutableMapping[str, Any]

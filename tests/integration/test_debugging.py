@@ -178,7 +178,7 @@ def test_breakpoint_hits_after_every_one_of_ten_reloads_with_the_right_locals(
         session.close()
     state = debug.state()
     assert state["breakpoints"][0]["hits"] == 10
-    sync = simulator.get("/metrics").text
+    sync = simulator.get("/metrics", headers=simulator.debug_headers()).text
     assert f'debug_breakpoint_replay_ms_count{{plugin="{PLUGIN}"}}' in sync
 
 

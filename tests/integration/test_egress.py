@@ -249,7 +249,7 @@ def test_every_route_to_production_is_blocked_counted_and_audited(
     sub = simulator.get(f"/plugins/{plugin_id}/?host=eu.api.powerx.io").json()
     assert all("blocked" in outcome for outcome in sub.values()), sub
 
-    metrics = simulator.get("/metrics").text
+    metrics = simulator.get("/metrics", headers=simulator.debug_headers()).text
     line = next(
         ln
         for ln in metrics.splitlines()
@@ -284,7 +284,7 @@ def test_hosts_outside_egress_are_blocked_and_listed_ones_reached(
     threading.Thread(target=server.serve_forever, daemon=True).start()
     port = server.server_port
     try:
-        egress = "[localhost]"
+        egress = f"['localhost:{port}']"  # a loopback host opens only the port it names
         plugin = (
             python_plugin(tmp_path, egress)
             if runtime == "python"
@@ -333,13 +333,9 @@ const guard = require(process.argv[1]);
 guard.installHooks(); // as a warm spare does, before it has a plugin and a policy
 guard.install({ allow: [], deny: ['*.powerx.io'], simulator: '127.0.0.1:1' });
 guard.install({ allow: ['api.powerx.io'], deny: [], simulator: '127.0.0.1:1' }); // later code
-try {
-  require('node:net').connect(443, 'api.powerx.io').on('error', () => {});
-  console.log('RESULT reached');
-} catch (error) {
-  console.log(`RESULT ${error.code}`);
-}
-process.exit(0);
+const socket = require('node:net').connect(443, 'api.powerx.io');
+socket.on('connect', () => { console.log('RESULT reached'); process.exit(0); });
+socket.on('error', (error) => { console.log(`RESULT ${error.code}`); process.exit(0); });
 """
 
 

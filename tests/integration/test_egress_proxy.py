@@ -40,10 +40,12 @@ def upstream() -> Iterator[int]:
     server.shutdown()
 
 
-def run_with_proxy(scenario: object) -> tuple[list[tuple[str, str, int, str]], object]:
-    """Start a proxy whose only plugin may reach 127.0.0.1; run ``scenario(url)``."""
+def run_with_proxy(
+    scenario: object, allow: tuple[str, ...] = ()
+) -> tuple[list[tuple[str, str, int, str]], object]:
+    """Start a proxy whose only plugin may reach ``allow``; run ``scenario(url)``."""
     blocked: list[tuple[str, str, int, str]] = []
-    policy = EgressPolicy(["127.0.0.1"], ["api.powerx.io", "*.powerx.io"], "127.0.0.1:1")
+    policy = EgressPolicy(allow, ["api.powerx.io", "*.powerx.io"], "127.0.0.1:1")
 
     def identify(token: str) -> tuple[str, EgressPolicy] | None:
         return ("com.test.proxy", policy) if token == TOKEN else None
@@ -76,7 +78,8 @@ def test_allowed_hosts_are_forwarded_plain_and_tunnelled(upstream: int) -> None:
                 answer += chunk
         return plain.text + "|" + answer.decode().split("\r\n\r\n", 1)[1], plain.status_code
 
-    blocked, result = run_with_proxy(scenario)
+    # A local service is allowed by its port (localhost:8080 in a manifest).
+    blocked, result = run_with_proxy(scenario, (f"127.0.0.1:{upstream}",))
     assert result == ("hello /plain?x=1|hello /tunnel", 200)
     assert blocked == []
 

@@ -145,7 +145,7 @@ def test_twenty_reloads_are_counted_streamed_audited_and_reconciled(
     assert sum(failed_reasons.values()) == expected["failed"] + expected["blocked"]
 
     # /metrics parses and agrees with what happened.
-    metrics = simulator.get("/metrics")
+    metrics = simulator.get("/metrics", headers=simulator.debug_headers())
     assert metrics.status_code == 200
     samples = metric_samples(metrics.text)
     for status, count in expected.items():
@@ -343,7 +343,7 @@ def test_telemetry_rejects_bad_reports_without_storing_them(
         headers=simulator.debug_headers(),
     )
     assert good.status_code == 202, good.text
-    samples = metric_samples(simulator.get("/metrics").text)
+    samples = metric_samples(simulator.get("/metrics", headers=simulator.debug_headers()).text)
     assert samples[("debug_breakpoint_sync_total", (("kind", "set"), ("plugin", PY_ID)))] == 3
     assert samples[("debug_breakpoint_sync_total", (("kind", "verified"), ("plugin", PY_ID)))] == 2
     assert summary(simulator)["reloads"] == 0

@@ -21,7 +21,8 @@ from powerx.config import SIMULATOR_FLAG
 from powerx.errors import PowerXError, storage_error
 from powerx.host.artefacts import MAX_ARCHIVE_BYTES
 from powerx.host.debug_routes import debug_routes
-from powerx.host.gateway import TENANT_HEADER
+from powerx.host.gateway import GRANT_HEADER, TENANT_HEADER
+from powerx.host.json_body import read_json
 from powerx.host.observe_routes import observability_routes, reader_check
 from powerx.host.reload_failures import STALE_HEADER
 from powerx.host.request_guard import RequestGuard
@@ -77,7 +78,7 @@ async def _json_or_none(request: Request) -> Any:
     """The JSON body, or None when there is none or it is not JSON (the caller says why
     that is wrong for it)."""
     try:
-        return await request.json()
+        return await read_json(request)
     except ValueError:
         return None
 
@@ -258,9 +259,17 @@ def create_app(
         generation.enter()
         try:
             path = request.path_params.get("path", "")
-            headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP]
+            # The tenant is the developer's (or the config's) choice; the grant lets the
+            # plugin's host API calls for this request act for it (see gateway.py).
+            tenant = request.headers.get(TENANT_HEADER) or simulator.config.tenant
+            headers = [
+                (k, v)
+                for k, v in request.headers.items()
+                if k.lower() not in _HOP_BY_HOP and k.lower() != GRANT_HEADER
+            ]
             if TENANT_HEADER not in request.headers:
-                headers.append((TENANT_HEADER, simulator.config.tenant))
+                headers.append((TENANT_HEADER, tenant))
+            headers.append((GRANT_HEADER, simulator.gateway.grant(generation.token, tenant)))
             headers.append(("x-forwarded-prefix", f"/plugins/{plugin_id}"))
             url = httpx.URL(
                 f"http://127.0.0.1:{generation.port}/{path}", query=request.url.query.encode()

@@ -105,6 +105,16 @@ def _check_entry(
     folders |= parents
 
 
+def member_data(data: bytes, members: list[tarfile.TarInfo], name: str) -> bytes | None:
+    """One regular file of an archive ``check_archive`` accepted (``members`` is what it
+    returned), read where its header says it is: no second parse of the archive on the
+    reload path. As in tar, the last entry of a name wins."""
+    for member in reversed(members):
+        if member.name == name and member.isfile():
+            return data[member.offset_data : member.offset_data + member.size]
+    return None
+
+
 def read_member(data: bytes, name: str) -> bytes | None:
     """One file of a (checked) archive, or None when it has no such file."""
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:

@@ -24,12 +24,13 @@ from starlette.routing import Route
 from powerx.auth import check_bearer
 from powerx.debug.breakpoints import parse_specs
 from powerx.errors import PowerXError
+from powerx.host.json_body import read_json
 from powerx.host.simulator import Simulator
 
 
 async def _json_body(request: Request) -> Any:
     try:
-        return await request.json()
+        return await read_json(request)
     except ValueError:
         raise PowerXError(
             "invalid_body", "The request body is not JSON.", "send a JSON object."

@@ -19,10 +19,11 @@ import asyncio
 import base64
 import contextlib
 import re
+import socket
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from powerx.runtimes.egress_guard import EgressPolicy
+from powerx.runtimes.egress_guard import EgressPolicy, Verdict, canonical_ip
 
 _MAX_HEAD = 64 * 1024
 _PRINTABLE = re.compile(r"[^\x20-\x7e]")
@@ -88,16 +89,15 @@ class EgressProxy:
             return
         verdict = policy.verdict(host, port)
         if verdict is not None:
-            reason, meaning, fix = verdict
-            self.on_blocked(plugin, host, port, reason)
-            message = f"powerx: egress to {host}:{port} blocked ({meaning}); fix: {fix}"
-            # HTTP clients show the status line of a refused CONNECT, rarely the body:
-            # the reason phrase carries the message so the plugin sees host and fix.
-            await _answer(writer, 403, message, message)
+            await self._refuse(writer, plugin, host, port, verdict)
             return
         try:
+            address, verdict = await _checked_address(policy, host, port)
+            if verdict is not None:
+                await self._refuse(writer, plugin, address, port, verdict)
+                return
             upstream_reader, upstream_writer = await asyncio.wait_for(
-                asyncio.open_connection(host, port), _CONNECT_TIMEOUT_S
+                asyncio.open_connection(address, port), _CONNECT_TIMEOUT_S
             )
         except (OSError, TimeoutError) as error:
             await _answer(writer, 502, "Bad Gateway", f"powerx proxy: {host}:{port}: {error}")
@@ -116,11 +116,43 @@ class EgressProxy:
             )
         await _pipe(reader, writer, upstream_reader, upstream_writer)
 
+    async def _refuse(
+        self, writer: asyncio.StreamWriter, plugin: str, host: str, port: int, verdict: Verdict
+    ) -> None:
+        reason, meaning, fix = verdict
+        self.on_blocked(plugin, host, port, reason)
+        message = f"powerx: egress to {host}:{port} blocked ({meaning}); fix: {fix}"
+        # HTTP clients show the status line of a refused CONNECT, rarely the body: the
+        # reason phrase carries the message so the plugin sees host and fix.
+        await _answer(writer, 403, message, message)
+
     async def close(self) -> None:
         if self.server is not None:
             self.server.close()
             with contextlib.suppress(Exception):
                 await self.server.wait_closed()
+
+
+async def _checked_address(
+    policy: EgressPolicy, host: str, port: int
+) -> tuple[str, Verdict | None]:
+    """The address to connect to for an allowed ``host``: the first of its addresses the
+    policy lets through (a name resolving to a loopback address does not open it), or
+    the first refused one and why."""
+    if canonical_ip(host) is not None:
+        return host, None  # policy.verdict decided on the address itself
+    found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses = [str(entry[4][0]) for entry in found]
+    learnt = policy.learn(host, addresses)
+    refused: tuple[str, Verdict | None] = (host, None)
+    for address in addresses:
+        ip = canonical_ip(address) or address
+        verdict = policy.address_verdict(ip, port, learnt)
+        if verdict is None:
+            return address, None
+        if refused[1] is None:
+            refused = (ip, verdict)
+    return refused
 
 
 def _token(headers: list[str]) -> str:

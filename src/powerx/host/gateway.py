@@ -1,13 +1,21 @@
 """The mock host API under ``/host/api``: the image decides what exists, the manifest
-decides what a plugin may call.
+decides what a plugin may call, the developer decides for which tenant.
 
 A plugin authenticates with its per-generation token; the scopes it holds are exactly
-the manifest's ``permissions`` minus what the permission policy denies.
+the manifest's ``permissions`` minus what the permission policy denies. Its calls are for
+the simulator's tenant (config ``tenant``), or for the tenant the developer chose for the
+request it is serving (``X-PowerX-Tenant`` on the request to the plugin): the simulator
+hands that request a grant (``X-PowerX-Grant``, an HMAC of the generation's token and
+the tenant) that the plugin's host client sends back. A tenant named without its grant
+is refused (403 ``tenant_not_granted``), counted and audited: a plugin never picks one.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,10 +26,12 @@ from starlette.responses import JSONResponse, Response
 from powerx.config import PermissionPolicy
 from powerx.errors import PowerXError
 from powerx.host.images import HostApi, HostImage
+from powerx.host.json_body import read_json
 from powerx.host.supervisor import PluginSlot, Supervisor
 from powerx.host.tenants import TenantData
 
 TENANT_HEADER = "x-powerx-tenant"
+GRANT_HEADER = "x-powerx-grant"
 
 
 @dataclass(frozen=True)
@@ -30,6 +40,7 @@ class Denial:
     api: str
     scope: str
     reason: str
+    enforced: bool = False  # refused whatever the permission policy's mode
 
 
 def _route_pattern(template: str) -> re.Pattern[str]:
@@ -52,6 +63,7 @@ class Gateway:
         self.default_tenant = default_tenant
         self.data = TenantData()
         self.on_denied = on_denied
+        self._grant_key = secrets.token_bytes(32)
         # Literal routes before parametrised ones, so /contacts/search beats /contacts/{id}.
         self._routes = sorted(
             ((api, _route_pattern(api.path)) for api in image.apis),
@@ -83,7 +95,31 @@ class Gateway:
             status=404,
         )
 
-    def _caller(self, request: Request) -> PluginSlot:
+    def grant(self, token: str, tenant: str) -> str:
+        """The grant for ``tenant`` to the generation holding ``token``: handed to each
+        request the developer sends it for that tenant."""
+        message = f"{token}\n{tenant}".encode()
+        return hmac.new(self._grant_key, message, hashlib.sha256).hexdigest()
+
+    def _tenant(self, request: Request, token: str, slot: PluginSlot, api: HostApi) -> str:
+        named = request.headers.get(TENANT_HEADER)
+        if not named or named == self.default_tenant:
+            return self.default_tenant
+        grant = request.headers.get(GRANT_HEADER, "")
+        if hmac.compare_digest(grant.encode(), self.grant(token, named).encode()):
+            return named
+        self._deny(slot, api, "tenant", "tenant named without the developer's grant")
+        raise PowerXError(
+            "tenant_not_granted",
+            f"Plugin {slot.manifest.id} called {api.name} for tenant '{named[:100]}', which no "
+            "request it serves was sent for.",
+            "call through the host client of the request (host_for(request) in Python, "
+            "env.host in Node): it carries the request's tenant and grant.",
+            status=403,
+            details={"plugin": slot.manifest.id, "api": api.name},
+        )
+
+    def _caller(self, request: Request) -> tuple[str, PluginSlot]:
         header = request.headers.get("authorization", "")
         token = header[7:].strip() if header.lower().startswith("bearer ") else ""
         slot = self.supervisor.identity(token) if token else None
@@ -95,12 +131,12 @@ class Gateway:
                 "they send POWERX_PLUGIN_TOKEN for you.",
                 status=401,
             )
-        return slot
+        return token, slot
 
     def _authorize(self, slot: PluginSlot, api: HostApi) -> None:
         manifest = slot.manifest
         if api.scope in self.policy.deny:
-            self._deny(slot, api, "denied by the simulator's permission policy")
+            self._deny(slot, api, reason="denied by the simulator's permission policy")
             raise PowerXError(
                 "permission_denied",
                 f"The permission policy denies scope '{api.scope}' (needed by {api.name}).",
@@ -110,7 +146,7 @@ class Gateway:
             )
         if api.scope in manifest.permissions:
             return
-        self._deny(slot, api, "scope not declared in the manifest")
+        self._deny(slot, api, reason="scope not declared in the manifest")
         if self.policy.mode == "warn":
             return
         raise PowerXError(
@@ -121,20 +157,24 @@ class Gateway:
             details={"scope": api.scope, "api": api.name, "plugin": manifest.id},
         )
 
-    def _deny(self, slot: PluginSlot, api: HostApi, reason: str) -> None:
+    def _deny(
+        self, slot: PluginSlot, api: HostApi, scope: str | None = None, reason: str = ""
+    ) -> None:
         if self.on_denied is not None:
-            self.on_denied(Denial(slot.manifest.id, api.name, api.scope, reason))
+            enforced = scope is not None  # a tenant refusal: whatever the policy's mode
+            denial = Denial(slot.manifest.id, api.name, scope or api.scope, reason, enforced)
+            self.on_denied(denial)
 
     async def handle(self, request: Request) -> Response:
         path = "/" + request.path_params.get("path", "")
-        slot = self._caller(request)
+        token, slot = self._caller(request)
         api, params = self._match(request.method, path)
         self._authorize(slot, api)
-        tenant = request.headers.get(TENANT_HEADER) or self.default_tenant
+        tenant = self._tenant(request, token, slot, api)
         body: Any = None
         if request.method in {"POST", "PUT"}:
             try:
-                body = await request.json()
+                body = await read_json(request)
             except ValueError:
                 raise PowerXError(
                     "invalid_body",

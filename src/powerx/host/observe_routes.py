@@ -30,6 +30,7 @@ from powerx.auth import check_bearer
 from powerx.config import OBSERVABILITY_FLAG
 from powerx.dashboard import dashboard_html
 from powerx.errors import PowerXError, Problem
+from powerx.host.json_body import read_json
 from powerx.host.simulator import Simulator
 from powerx.observe.audit import AuditLog, Verification
 from powerx.observe.events import GAP, Event
@@ -125,6 +126,8 @@ def observability_routes(
 
     async def metrics(request: Request) -> Response:
         require_flag()
+        if not simulator.config.observability.metrics_open:
+            check_reader(request)
         return Response(
             observer.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
         )
@@ -133,7 +136,7 @@ def observability_routes(
         require_debug(request)
         require_flag()
         try:
-            body = await request.json()
+            body = await read_json(request)
         except ValueError:
             body = None
         items = body if isinstance(body, list) else [body]
@@ -205,7 +208,7 @@ def observability_routes(
         require_debug(request)
         require_flag()
         try:
-            body = await request.json()
+            body = await read_json(request)
         except ValueError:
             body = {}
         fix = bool(body.get("fix")) if isinstance(body, dict) else False

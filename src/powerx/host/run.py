@@ -25,6 +25,7 @@ from powerx.config import SimulatorConfig
 from powerx.errors import PowerXError
 from powerx.host import running
 from powerx.host.app import create_app
+from powerx.host.header_timeout import with_header_timeout
 from powerx.host.preflight import PluginPlan
 from powerx.host.simulator import Simulator
 from powerx.host.supervisor import Generation, LogLine
@@ -234,6 +235,7 @@ async def _serve(
     server = _Server(
         uvicorn.Config(
             create_app(simulator, on_shutdown),
+            http=with_header_timeout(config.header_timeout_s),
             log_level="warning",
             access_log=False,
             lifespan="on",

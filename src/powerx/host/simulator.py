@@ -23,7 +23,8 @@ from powerx.build.artefact import Artefact
 from powerx.config import SimulatorConfig
 from powerx.debug.debugger import Debugger
 from powerx.errors import PowerXError, Problem
-from powerx.host.artefacts import ArtefactStore, check_archive, read_member
+from powerx.host.artefact_info import check_artefact_info
+from powerx.host.artefacts import ArtefactStore, check_archive, member_data
 from powerx.host.dev_loops import DevLoops
 from powerx.host.egress_proxy import EgressProxy
 from powerx.host.gateway import Denial, Gateway
@@ -37,7 +38,7 @@ from powerx.observe.logs import PluginContext
 from powerx.observe.masking import mask_line
 from powerx.observe.observer import Observer, new_reload_id, reload_record
 from powerx.paths import RAM_DIR, run_root
-from powerx.runtimes.egress_guard import matches
+from powerx.runtimes.egress_guard import reaches_production
 
 
 @dataclass
@@ -150,7 +151,11 @@ class Simulator:
 
     def _on_denied(self, denial: Denial) -> None:
         self.denials.append(denial)
-        enforced = self.config.permission_policy.mode == "enforce" or "policy" in denial.reason
+        enforced = (
+            denial.enforced
+            or self.config.permission_policy.mode == "enforce"
+            or "policy" in denial.reason
+        )
         self.observer.permission_denied(denial.plugin, denial.scope, denial.api, enforced)
 
     # -- the debugger's view ---------------------------------------------------------------
@@ -178,11 +183,14 @@ class Simulator:
 
     # -- checks ------------------------------------------------------------------------
 
-    def admit(self, data: bytes, declared_digest: str | None) -> Manifest:
-        """Archive safety, manifest, version range, permissions: in that order, before any
-        state is touched. A version mismatch is counted."""
-        check_archive(data)
-        raw = read_member(data, MANIFEST_FILE)
+    def admit(
+        self, data: bytes, declared_digest: str | None, announced: str | None = None
+    ) -> Manifest:
+        """Archive safety, manifest (of the plugin ``announced`` with the upload, if any),
+        what it runs, version range, egress, permissions: in that order, before any state
+        is touched. A version mismatch is counted."""
+        members = check_archive(data)
+        raw = member_data(data, members, MANIFEST_FILE)
         if raw is None:
             raise PowerXError(
                 "manifest_missing",
@@ -191,6 +199,17 @@ class Simulator:
                 status=422,
             )
         manifest = parse_manifest(raw.decode("utf-8", errors="replace"), MANIFEST_FILE)
+        if announced is not None and announced != manifest.id:
+            # One plugin's upload must not replace another's.
+            raise PowerXError(
+                "plugin_mismatch",
+                f"The upload is announced as plugin '{announced[:100]}', but its manifest "
+                f"is {manifest.id}'s.",
+                "push each plugin from its own folder (`powerx dev` names it for you).",
+                status=409,
+                details={"plugin": announced[:100], "manifest_plugin": manifest.id},
+            )
+        check_artefact_info(data, members, manifest)
         try:
             check_compatible(manifest, self.image)
         except PowerXError as error:
@@ -201,7 +220,7 @@ class Simulator:
         production = [
             host
             for host in manifest.egress
-            if any(matches(host, pattern) for pattern in self.config.production_hosts)
+            if reaches_production(host, self.config.production_hosts)
         ]
         if production:
             raise PowerXError(
@@ -413,7 +432,7 @@ class Simulator:
         reload_id = new_reload_id()
         manifest: Manifest | None = None
         try:
-            manifest = self.admit(data, declared_digest)
+            manifest = self.admit(data, declared_digest, plugin_hint)
             digest = self.store.digest_of(data, declared_digest)
             # Written (and fsynced) to disk while the new generation starts; it must be
             # stored before traffic flips to it.

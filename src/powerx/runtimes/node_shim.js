@@ -15,6 +15,7 @@ const egressGuard = require('./egress_guard.js');
 
 const CONTROL_PREFIX = '@@powerx ';
 const TENANT_HEADER = 'x-powerx-tenant';
+const GRANT_HEADER = 'x-powerx-grant';
 const HEALTH_PATH = '/__powerx/health';
 
 function control(event, fields) {
@@ -85,7 +86,8 @@ function listener(handler, makeEnv) {
     }
     try {
       const request = await toRequest(req);
-      const env = makeEnv(request.headers.get(TENANT_HEADER) || process.env.POWERX_TENANT || '');
+      const env = makeEnv(request.headers.get(TENANT_HEADER) || process.env.POWERX_TENANT || '',
+        request.headers.get(GRANT_HEADER) || '');
       const pending = [];
       const ctx = { waitUntil: (promise) => pending.push(promise) };
       const response = await handler.fetch(request, env, ctx);
@@ -226,8 +228,8 @@ async function main() {
     PLUGIN_ID: process.env.POWERX_PLUGIN_ID,
     PLUGIN_VERSION: process.env.POWERX_PLUGIN_VERSION,
   };
-  const makeEnv = (tenant) => ({ ...baseEnv, TENANT: tenant, host: createHost({
-    baseUrl: process.env.POWERX_HOST_URL, token: process.env.POWERX_PLUGIN_TOKEN, tenant }) });
+  const makeEnv = (tenant, grant) => ({ ...baseEnv, TENANT: tenant, host: createHost({
+    baseUrl: process.env.POWERX_HOST_URL, token: process.env.POWERX_PLUGIN_TOKEN, tenant, grant }) });
   let port;
   if (server === null) {
     server = http.createServer(listener(handler, makeEnv));

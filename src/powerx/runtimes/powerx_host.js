@@ -41,10 +41,13 @@ function send(url, method, headers, body) {
   });
 }
 
-function createHost({ baseUrl, token, tenant }) {
+// Calls are for `tenant`: the request's, with the simulator's grant for it, or the
+// simulator's own (no grant needed); a tenant without its grant is refused.
+function createHost({ baseUrl, token, tenant, grant }) {
   async function call(method, path, body) {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const headers = { authorization: `Bearer ${token}`, 'x-powerx-tenant': tenant || '' };
+    if (grant) headers['x-powerx-grant'] = grant;
     if (payload !== undefined) {
       headers['content-type'] = 'application/json';
       headers['content-length'] = Buffer.byteLength(payload);
