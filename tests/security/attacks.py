@@ -34,7 +34,7 @@ import httpx
 
 from powerx.build.pack import pack
 from powerx.build.session import BuildSession
-from powerx.testing import LocalSimulator
+from powerx.testing import LocalSimulator, wait_until
 
 PLUGINS = Path(__file__).resolve().parent / "plugins"
 PYTHON_ID = "com.powerx.attack-python"
@@ -298,7 +298,7 @@ def _audit(sim: LocalSimulator) -> list[dict[str, Any]]:
     result = sim.powerx("audit", "list", "--json", "--limit", "5000")
     if result.returncode != 0:
         raise RuntimeError(f"powerx audit list failed: {result.stderr}")
-    return json.loads(result.stdout)  # type: ignore[no-any-return]
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
 
 def blocks_reported(attempts: list[Attempt], plugin_area_prefix: str) -> int:
@@ -371,11 +371,14 @@ def run_attacks() -> Findings:
             ).text
             audit = _audit(sim)
             expected = sum(egress_metric(metrics, p) for p in (PYTHON_ID, NODE_ID))
-            deadline = time.monotonic() + 10
+
             # Audit rows are written just after the refusal is counted: wait for them.
-            while _egress_rows(audit) < expected and time.monotonic() < deadline:
-                time.sleep(0.05)
+            def audited() -> bool:
+                nonlocal audit
                 audit = _audit(sim)
+                return _egress_rows(audit) >= expected
+
+            wait_until(audited, timeout_s=10)
         reached = list(recorder.lines)
     return Findings(_confirmed(attempts, reached), audit, metrics, reached)
 
