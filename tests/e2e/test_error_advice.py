@@ -25,6 +25,12 @@ PY_ID = "com.example.hello-python"
 VERSION_FIX = "use a SemVer version such as '1.0.0'"
 
 
+def doctor_json(workspace: Workspace, plugin: Path) -> list[dict[str, Any]]:
+    """`powerx doctor --json`: one check per line."""
+    out = workspace.powerx("doctor", "--json", str(plugin)).stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
 def lines_after(text: str, marker: str) -> str:
     """The output from the line holding ``marker`` on: a list the marker announces
     ('listed below') has to come after it."""
@@ -45,7 +51,7 @@ def test_doctor_lists_each_bad_manifest_field_with_its_fix(
     assert "version: bad value 'banana'" in listed
     assert VERSION_FIX in listed
     assert "runtime: bad value 'ruby3'" in listed and "set runtime to one of" in listed
-    as_json = json.loads(workspace.powerx("doctor", "--json", str(plugin)).stdout)
+    as_json = doctor_json(workspace, plugin)
     check = next(c for c in as_json if c["name"] == f"plugin {plugin}")
     assert {"where": "version", "fix": VERSION_FIX}.items() <= check["problems"][0].items()
 
@@ -146,7 +152,7 @@ def test_doctor_names_each_import_that_is_not_installed(
     result = workspace.powerx("doctor", str(plugin))
     assert result.returncode == 1, result.stdout
     assert "fits" not in result.stdout
-    checks = json.loads(workspace.powerx("doctor", "--json", str(plugin)).stdout)
+    checks = doctor_json(workspace, plugin)
     check = next(c for c in checks if c["name"] == f"plugin {plugin}")
     assert check["status"] == "fail"
     problems = {p["where"]: p for p in check["problems"]}
