@@ -7,11 +7,11 @@ import pytest
 
 from powerx.debug.ide_access import (
     IdeAccess,
-    local_host,
     new_secret,
     origin_allowed,
     secret_matches,
 )
+from powerx.local_names import local_host
 
 
 @pytest.mark.parametrize(

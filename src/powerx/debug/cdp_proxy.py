@@ -29,9 +29,10 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from powerx.debug.dap import Message
-from powerx.debug.ide_access import local_host, new_secret, origin_allowed, secret_matches
+from powerx.debug.ide_access import new_secret, origin_allowed, secret_matches
 from powerx.debug.node_link import NodeLink
 from powerx.debug.session import DebugSession, Link
+from powerx.local_names import local_host
 
 _VERSION = {"Browser": "PowerX simulator (node)", "Protocol-Version": "1.1"}
 # At DEBUG, websockets logs each request line, and the path holds the secret: this logger

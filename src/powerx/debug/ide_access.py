@@ -22,7 +22,6 @@ run code in the plugin, so reaching the port must not be enough:
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import secrets
 from dataclasses import dataclass
 
@@ -30,7 +29,6 @@ __all__ = [
     "DEVTOOLS_ORIGINS",
     "SECRET_ARGUMENT",
     "IdeAccess",
-    "local_host",
     "new_secret",
     "origin_allowed",
     "secret_matches",
@@ -42,7 +40,6 @@ DEVTOOLS_ORIGINS = frozenset({"devtools://devtools", "chrome-devtools://devtools
 # Where a DAP attach request (launch.json) carries the secret; a "token" key, so masked
 # wherever a configuration is logged.
 SECRET_ARGUMENT = "powerxToken"
-_LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
 
 def new_secret() -> str:
@@ -55,24 +52,6 @@ def secret_matches(presented: object, secret: str) -> bool:
     return isinstance(presented, str) and hmac.compare_digest(
         presented.encode("utf-8", "replace"), secret.encode()
     )
-
-
-def local_host(header: str | None) -> bool:
-    """Whether a ``Host`` header names this machine by a loopback address or ``localhost``
-    (with or without a port). A name a page's DNS could rebind is refused."""
-    if not header:
-        return False
-    value = header.strip().lower()
-    if value.startswith("["):  # [::1]:5680
-        name = value[1 : value.find("]")] if "]" in value else value
-    else:
-        name = value.rsplit(":", 1)[0] if value.count(":") == 1 else value
-    if name in _LOCAL_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def origin_allowed(header: str | None) -> bool:

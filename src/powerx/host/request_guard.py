@@ -20,27 +20,11 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from powerx.errors import PowerXError
+from powerx.local_names import host_name, is_local
 
-_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 _GUARDED_PREFIXES = ("/internal/", "/host/api/", "/dashboard", "/metrics")
 
-
-def _host_name(value: str) -> str:
-    """``127.0.0.1:8787`` -> ``127.0.0.1``; ``[::1]:8787`` -> ``::1``."""
-    value = value.strip().lower()
-    if value.startswith("["):
-        return value[1 : value.find("]")] if "]" in value else value
-    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
-
-
-def _is_local(name: str) -> bool:
-    if name in _LOCAL_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def _is_address(name: str) -> bool:
@@ -62,8 +46,8 @@ class RequestGuard:
         if not path.startswith(_GUARDED_PREFIXES):
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        host = _host_name(headers.get("host", ""))
-        if host and not (_is_local(host) or _is_address(host) or host in self.allowed_hosts):
+        host = host_name(headers.get("host", ""))
+        if host and not (is_local(host) or _is_address(host) or host in self.allowed_hosts):
             raise PowerXError(
                 "host_forbidden",
                 f"The simulator does not answer to Host '{host}'.",
@@ -73,8 +57,8 @@ class RequestGuard:
             )
         origin = headers.get("origin")
         if scope.get("method", "GET") not in _SAFE_METHODS and origin is not None:
-            origin_host = _host_name(urlsplit(origin).netloc) if origin != "null" else "null"
-            if not (_is_local(origin_host) or origin_host in self.allowed_hosts):
+            origin_host = host_name(urlsplit(origin).netloc) if origin != "null" else "null"
+            if not (is_local(origin_host) or origin_host in self.allowed_hosts):
                 raise PowerXError(
                     "origin_forbidden",
                     f"A request from origin '{origin}' may not change the simulator's state.",
@@ -82,7 +66,7 @@ class RequestGuard:
                     status=403,
                 )
         client = scope.get("client")
-        if path.startswith("/dashboard") and client and not _is_local(str(client[0]).lower()):
+        if path.startswith("/dashboard") and client and not is_local(str(client[0]).lower()):
             raise PowerXError(
                 "dashboard_local_only",
                 "The dashboard answers callers on this machine only.",
