@@ -186,8 +186,10 @@ def measure(
                 result.served += 1
                 break
         time.sleep(gap_s)
-        print(f"\r{result.tool}: {number + 1}/{edits}", end="", file=sys.stderr, flush=True)
-    print(file=sys.stderr)
+        if sys.stderr.isatty():  # a progress line for a person; piped, only the table
+            print(f"\r{result.tool}: {number + 1}/{edits}", end="", file=sys.stderr, flush=True)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
 
 
 def wait_up(url: str, client: httpx.Client, timeout_s: float = 30) -> None:
