@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 NODE_EXAMPLE := examples/hello-node
 NODE_STAMP   := $(NODE_EXAMPLE)/node_modules/.installed
 
-.PHONY: setup demo test check lint typecheck schemas clean bench bench-debug smoke load faults fuzz security
+.PHONY: setup demo test check lint typecheck schemas clean bench bench-debug smoke load faults fuzz security soak
 
 setup: $(STAMP) $(NODE_STAMP)
 
@@ -68,6 +68,11 @@ faults: setup
 ## bench-debug: a breakpoint set once must hit after each of 50 reloads; replay cost (prints a table)
 bench-debug: setup
 	$(PY) benchmarks/breakpoint_replay.py
+
+## soak: 2,000 reloads of both examples with a debugger attached and requests flowing; checks
+## RSS, fds, threads, processes and latency do not creep (PASS/FAIL; --reloads N runs shorter)
+soak: setup
+	$(PY) benchmarks/soak.py
 
 ## fuzz: 20,000 mutated archives and manifests through the upload parsers (0 unexpected)
 fuzz: setup

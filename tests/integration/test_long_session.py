@@ -1,0 +1,74 @@
+"""Long sessions: what one reload leaves behind must go, or a day of saves adds up
+(`benchmarks/soak.py` runs 2,000 of them and measures the processes)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+from pathlib import Path
+from typing import Any
+
+from powerx.reload.client import SimulatorClient
+from powerx.reload.executor import PluginLoop, ReloadOutcome
+from powerx.reload.watcher import WatchPlan
+from tests.conftest import HELLO_PYTHON, Workspace
+from tests.integration.test_hot_reload import copy_example, set_python_greeting
+
+
+class SilentReporter:
+    """Keeps nothing: whatever the test finds alive, the dev loop holds."""
+
+    def watching(self, plan: WatchPlan) -> None:
+        pass
+
+    def reloaded(self, outcome: ReloadOutcome) -> None:
+        pass
+
+    def alert(self, state: str, alert: dict[str, Any]) -> None:
+        pass
+
+
+def outcomes_alive() -> int:
+    gc.collect()
+    return sum(isinstance(thing, ReloadOutcome) for thing in gc.get_objects())
+
+
+async def outcomes_settle_to(limit: int, timeout_s: float = 10.0) -> int:
+    """The outcomes alive once the reloads' background reports (telemetry, alerts),
+    which hold theirs for a moment, are done; or at the timeout."""
+    deadline = time.monotonic() + timeout_s
+    while (alive := outcomes_alive()) > limit and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    return alive
+
+
+def test_the_dev_loop_keeps_no_record_of_each_reload(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    plugin = copy_example(HELLO_PYTHON, tmp_path / "hello-python")
+    simulator = start_simulator([plugin])
+
+    async def reload(loop: PluginLoop, times: int) -> None:
+        for _ in range(times):
+            set_python_greeting(plugin, f"v{time.monotonic_ns()}")
+            outcome = await loop.reload_once(["app.py"], time.perf_counter())
+            assert outcome.ok and outcome.status != "unchanged", outcome
+
+    async def session() -> tuple[int, int]:
+        client = SimulatorClient(simulator.url, workspace.token())
+        loop = PluginLoop(plugin, client, tmp_path / "build", SilentReporter())
+        try:
+            await reload(loop, 1)
+            after_one = await outcomes_settle_to(0)
+            await reload(loop, 30)
+            return after_one, await outcomes_settle_to(after_one)
+        finally:
+            loop.close()
+            await client.close()
+
+    after_one, after_thirty_one = asyncio.run(session())
+    assert after_thirty_one <= after_one, (
+        f"{after_thirty_one} reload outcomes alive after 31 reloads, {after_one} after one"
+    )
