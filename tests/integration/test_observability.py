@@ -4,6 +4,7 @@ real plugin processes and real file edits picked up by the watcher."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import threading
@@ -83,14 +84,22 @@ def summary(simulator: RunningSimulator) -> dict[str, Any]:
     return response.json()  # type: ignore[no-any-return]
 
 
+def save(path: Path, text: str) -> None:
+    """One save, one watch event: written beside the plugin, then renamed over the file.
+    A plain write (truncate, then write) can reach the watcher as two batches, and the
+    second reloads what the first pushed ('unchanged'), one reload more than saves."""
+    staged = path.parent.parent / f".{path.name}.staged"
+    staged.write_text(text)
+    os.replace(staged, path)
+
+
 def set_greeting(app: Path, text: str, tail: str = "") -> None:
-    """One write per save: two writes a few ms apart may be seen as two saves."""
     lines = [
         f'GREETING = "{text}"' if line.startswith("GREETING =") else line
         for line in app.read_text().splitlines()
         if not line.startswith("raise ")
     ]
-    app.write_text("\n".join(lines) + "\n" + tail)
+    save(app, "\n".join(lines) + "\n" + tail)
 
 
 def metric_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -115,16 +124,16 @@ def test_twenty_reloads_are_counted_streamed_audited_and_reconciled(
     reasons: dict[str, int] = {}
     for number in range(20):
         if number % 6 == 5:  # a syntax error: the client's build fails, nothing is uploaded
-            app.write_text(app.read_text().replace("GREETING =", "GREETING = (", 1))
+            save(app, app.read_text().replace("GREETING =", "GREETING = (", 1))
             outcome, reason = "failed", "build_failed"
         elif number == 8:  # a crash at import: the server's new generation fails to start
             set_greeting(app, f"edit {number}", "raise RuntimeError('boom at import')\n")
             outcome, reason = "failed", "plugin_start_failed"
         elif number == 13:  # the range excludes the image: blocked with version_mismatch
-            manifest.write_text(good_manifest.replace('">=2.3 <3"', '">=3"'))
+            save(manifest, good_manifest.replace('">=2.3 <3"', '">=3"'))
             outcome, reason = "blocked", "version_mismatch"
         elif number == 14:  # the range restored: a manifest edit reloads like code
-            manifest.write_text(good_manifest + f"# edit {number}\n")
+            save(manifest, good_manifest + f"# edit {number}\n")
             outcome, reason = "ok", ""
         else:
             set_greeting(app, f"edit {number}")
