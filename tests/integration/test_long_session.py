@@ -9,6 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from powerx.build import BuildSession
+from powerx.config import SimulatorConfig
+from powerx.host.simulator import Simulator
 from powerx.reload.client import SimulatorClient
 from powerx.reload.executor import PluginLoop, ReloadOutcome
 from powerx.reload.watcher import WatchPlan
@@ -72,3 +75,28 @@ def test_the_dev_loop_keeps_no_record_of_each_reload(
     assert after_thirty_one <= after_one, (
         f"{after_thirty_one} reload outcomes alive after 31 reloads, {after_one} after one"
     )
+
+
+def test_the_simulator_keeps_no_record_of_each_started_artefact(tmp_path: Path) -> None:
+    """The count of starts under way per artefact kept a zero for every artefact ever
+    started: one key a reload, for the whole session. Checked in the process that counts
+    (a real simulator object, real plugin processes)."""
+    plugin = copy_example(HELLO_PYTHON, tmp_path / "hello-python")
+
+    async def session() -> dict[str, int]:
+        simulator = Simulator(SimulatorConfig(), tmp_path / "state", "http://127.0.0.1:9")
+        build = BuildSession(plugin, tmp_path / "build")
+        try:
+            for number in range(5):
+                set_python_greeting(plugin, f"v{number}")
+                artefact = build.build()
+                activation = await simulator.hot_reload(
+                    artefact.data, artefact.digest, plugin, {}, time.perf_counter()
+                )
+                assert activation.generation == number + 1
+            return dict(simulator._starting)
+        finally:
+            build.close()
+            await simulator.stop()
+
+    assert asyncio.run(session()) == {}

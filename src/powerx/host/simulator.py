@@ -310,6 +310,8 @@ class Simulator:
                 raise
             finally:
                 self._starting[digest] -= 1
+                if not self._starting[digest]:
+                    del self._starting[digest]  # a Counter keeps its zeros: one per reload
                 self._drop_unused_run_tree(digest)  # kept if the new generation runs from it
             timings["start_ms"] = (time.perf_counter() - started) * 1000
             flipped = time.perf_counter()
