@@ -562,12 +562,7 @@ def run(args: argparse.Namespace) -> int:
                 for _ in range(count):
                     case = CASES[session.number % len(CASES)]
                     session.reloads.append(session.save(case, client))
-                    print(
-                        f"\r{len(session.reloads)}/{args.reloads} reloads",
-                        end="",
-                        file=sys.stderr,
-                        flush=True,
-                    )
+                    progress(f"{len(session.reloads)}/{args.reloads} reloads")
 
             def take() -> dict[str, Usage]:
                 traffic.pause()
@@ -575,8 +570,8 @@ def run(args: argparse.Namespace) -> int:
                 traffic.resume()
                 return figures
 
-            # The watcher arms after the simulator reports itself up, with no signal
-            # to wait on: until a first save is served, save again.
+            # LocalSimulator(watch=True) returned once the watchers were armed; a save
+            # not served within 2 s (a loaded machine) is simply made again.
             while session.save(CASES[0], client, timeout_s=2).latency_ms is None:
                 pass
             before = take()  # not checked: shows what the full rings cost
@@ -593,14 +588,11 @@ def run(args: argparse.Namespace) -> int:
             while warmed < args.warmup or not all(ring.wrapped for ring in rings):
                 session.save(CASES[session.number % len(CASES)], client)
                 warmed += 1
-                print(
-                    f"\rwarm-up: {warmed} reloads; events {rings[0].last_id}/{EVENT_RING}, "
-                    f"log lines {rings[1].last_id}/{LOG_RING}",
-                    end="",
-                    file=sys.stderr,
-                    flush=True,
+                progress(
+                    f"warm-up: {warmed} reloads; events {rings[0].last_id}/{EVENT_RING}, "
+                    f"log lines {rings[1].last_id}/{LOG_RING}"
                 )
-            print(file=sys.stderr)
+            progress(None)
             for ring in rings:
                 ring.close()
             start = take()
@@ -610,7 +602,7 @@ def run(args: argparse.Namespace) -> int:
             save(args.reloads - args.reloads // 2)
             samples[f"end ({len(session.reloads)} reloads)"] = take()
             traffic.stop()
-            print(file=sys.stderr)
+            progress(None)
             snapshots = {
                 case.name: client.get(
                     f"{sim.url}/internal/debug/sessions/{case.plugin}", headers=headers
@@ -631,6 +623,13 @@ def run(args: argparse.Namespace) -> int:
     for ok, text in results:
         print(f"{'PASS' if ok else 'FAIL'}  {text}")
     return 0 if all(ok for ok, _ in results) else 1
+
+
+def progress(text: str | None) -> None:
+    """A progress line for a person (on a terminal only: piped, stderr stays readable);
+    None ends it."""
+    if sys.stderr.isatty():
+        print("\n" if text is None else f"\r{text}", end="", file=sys.stderr, flush=True)
 
 
 def main() -> int:
