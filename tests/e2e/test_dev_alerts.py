@@ -4,6 +4,7 @@ when it clears; not the one the fixing save raises, not old ones, not other plug
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
 import sys
@@ -63,10 +64,14 @@ def powerx_dev(
 
 
 def save(source: Path, greeting_line: str) -> None:
+    """One save, one watch event: staged outside the plugin and renamed over the source
+    (a plain write, truncate then write, can reach the watcher as two reloads)."""
     lines = source.read_text().splitlines()
-    source.write_text(
+    staged = source.parent.parent / f".{source.name}.staged"
+    staged.write_text(
         "\n".join(greeting_line if x.startswith("GREETING =") else x for x in lines) + "\n"
     )
+    os.replace(staged, source)
 
 
 def active_alerts(simulator: Any) -> list[dict[str, Any]]:
