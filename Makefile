@@ -10,6 +10,7 @@ NODE_STAMP   := $(NODE_EXAMPLE)/node_modules/.installed
 .PHONY: setup demo test check lint typecheck schemas clean bench bench-debug smoke load faults fuzz security soak
 
 setup: $(STAMP) $(NODE_STAMP)
+	@sh scripts/install_sandbox.sh
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -75,6 +75,10 @@ class SimulatorConfig(BaseModel):
         default_factory=lambda: {SIMULATOR_FLAG: True, OBSERVABILITY_FLAG: True}
     )
     plugin_start_timeout_s: float = Field(default=15.0, gt=0)
+    # OS containment of plugin processes (host/sandbox.py): "auto" contains them where
+    # bubblewrap can and says "not contained" elsewhere; "required" refuses to start a
+    # plugin uncontained; "off" runs them with the in-process guards only.
+    sandbox: Literal["auto", "required", "off"] = "auto"
     # A client has this long from connecting (or from the first byte of a later request)
     # to send a request's headers; then it gets 408 and the connection is closed.
     header_timeout_s: float = Field(default=10.0, gt=0)
@@ -112,7 +116,12 @@ def _env_bool(name: str, raw: str) -> bool:
 
 
 def _apply_env(data: dict[str, object], env: Mapping[str, str]) -> None:
-    simple = {"POWERX_IMAGE": "image", "POWERX_BIND": "bind", "POWERX_TENANT": "tenant"}
+    simple = {
+        "POWERX_IMAGE": "image",
+        "POWERX_BIND": "bind",
+        "POWERX_TENANT": "tenant",
+        "POWERX_SANDBOX": "sandbox",
+    }
     for var, key in simple.items():
         if env.get(var):
             data[key] = env[var]

@@ -15,6 +15,7 @@ from powerx.errors import PowerXError, Problem
 from powerx.host.images import get_image
 from powerx.host.preflight import check_plugin, check_runtime
 from powerx.host.running import simulator_on_port
+from powerx.host.sandbox import containment
 from powerx.manifest import MANIFEST_FILE
 from powerx.plugin_imports import missing_imports
 
@@ -65,6 +66,21 @@ def _login() -> Check:
             "run `powerx login --mock` again",
         )
     return Check("login", "ok", f"{credential.mode} credential with {', '.join(credential.scopes)}")
+
+
+def _containment(config: SimulatorConfig) -> Check:
+    """Whether plugins will run inside an OS sandbox, or only behind in-process guards."""
+    found = containment(config.sandbox)
+    if found.contained:
+        return Check("containment", "ok", f"contained: {found.reason}")
+    status: Status = "fail" if config.sandbox == "required" else "warn"
+    return Check(
+        "containment",
+        status,
+        f"not contained: {found.reason}; plugins run behind in-process guards only, "
+        "which code in the plugin can get around",
+        found.fix,
+    )
 
 
 def _flags(config: SimulatorConfig) -> list[Check]:
@@ -191,6 +207,7 @@ def diagnose(paths: list[Path], config_path: Path | None = None) -> list[Check]:
     needs_node = any(_is_node(p) for p in paths)
     checks = [Check("config", "ok", f"image {config.image}, {config.bind}:{config.ports.http}")]
     checks += _runtimes(needs_node) + _flags(config) + [_login(), _port(config)]
+    checks.append(_containment(config))
     checks += _plugins(paths, config)
     return checks
 

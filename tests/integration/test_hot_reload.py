@@ -493,7 +493,8 @@ def test_kill_9_during_a_swap_leaves_a_consistent_pointer(
     pointer = json.loads((workspace.state_dir / "plugins" / PY_ID / "active.json").read_text())
     blob = workspace.state_dir / "artefacts" / pointer["digest"]
     assert blob.is_file()
-    assert (run_root(workspace.state_dir) / pointer["digest"] / "artefact.json").is_file()
+    tree = run_root(workspace.state_dir) / PY_ID / pointer["digest"]
+    assert (tree / "artefact.json").is_file()
     assert not list((workspace.state_dir / "plugins" / PY_ID).glob(".active.json.*"))
     # The next start works on the same state and serves the folder's current code.
     (workspace.state_dir / "host.json").unlink(missing_ok=True)

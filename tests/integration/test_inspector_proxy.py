@@ -53,6 +53,14 @@ def node_plugin(
     return start_simulator([plugin]), plugin
 
 
+def pid_inside(pid: int) -> int:
+    """The pid a process sees for itself (inside its sandbox's PID namespace, if any)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("NSpid:"):
+            return int(line.split()[-1])
+    return pid
+
+
 def test_the_endpoint_follows_the_serving_generation_across_reloads(
     node_plugin: tuple[RunningSimulator, Path],
 ) -> None:
@@ -69,7 +77,7 @@ def test_the_endpoint_follows_the_serving_generation_across_reloads(
     # The first attach turns the debugger on: the generation restarts with the inspector.
     first_pid = asyncio.run(evaluate(url, "process.pid"))
     status = plugin_status(simulator)
-    assert status["debugging"] is True and first_pid == status["pid"]
+    assert status["debugging"] is True and first_pid == pid_inside(status["pid"])
 
     def reload() -> None:
         set_node_greeting(plugin, "after the reload")
@@ -78,7 +86,8 @@ def test_the_endpoint_follows_the_serving_generation_across_reloads(
     code = asyncio.run(wait_closed_after(url, reload))
     assert code == 1012  # "service restart": js-debug with `restart` reconnects
     second_pid = asyncio.run(evaluate(url, "process.pid"))
-    assert second_pid == plugin_status(simulator)["pid"] != first_pid
+    assert second_pid == pid_inside(plugin_status(simulator)["pid"])
+    assert plugin_status(simulator)["pid"] != status["pid"]
     assert simulator.get(f"/plugins/{NODE_PLUGIN}/").json()["greeting"] == "after the reload"
 
 
@@ -97,4 +106,4 @@ def test_vscode_configuration_for_a_node_plugin_uses_the_endpoint(
     assert "Chrome DevTools: devtools://devtools/bundled/js_app.html?ws=" in result.stderr
     # And what it prints attaches (the first attach restarts the generation, debugging).
     pid = asyncio.run(evaluate(entry["websocketAddress"], "process.pid"))
-    assert pid == plugin_status(simulator)["pid"]
+    assert pid == pid_inside(plugin_status(simulator)["pid"])

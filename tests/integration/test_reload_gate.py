@@ -4,6 +4,7 @@ settles: the new code, or the old generation when the reload failed."""
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 from pathlib import Path
 from typing import Any
@@ -22,17 +23,32 @@ from tests.integration.test_hot_reload import (
 )
 
 
-def slow_import(plugin: Path, flag: Path, tail: str = "") -> Path:
-    """Make the next generation's import announce itself (``flag``), then wait until the
-    test lets it go on (creates the file this returns)."""
-    release = flag.with_name(flag.name + ".release")
-    app = plugin / "app.py"
-    prefix = (
-        f"import pathlib, time\npathlib.Path({str(flag)!r}).touch()\n"
-        f"while not pathlib.Path({str(release)!r}).exists():\n    time.sleep(0.002)\n{tail}"
-    )
-    app.write_text(prefix + app.read_text())
-    return release
+class ImportGate:
+    """A file the next generation's import creates, then waits for its ``.release`` twin
+    to exist. Both are in the plugin's own ``/tmp`` (its sandbox shows it none of the
+    test's folders), which the test reaches through ``/proc/<pid>/root`` of a process
+    in that sandbox."""
+
+    def __init__(self, simulator: RunningSimulator, plugin_id: str) -> None:
+        self.name = f"importing-{secrets.token_hex(6)}"
+        pid = next(p["pid"] for p in simulator.status()["plugins"] if p["id"] == plugin_id)
+        self.outside = Path(f"/proc/{pid}/root/tmp")
+
+    def install(self, plugin: Path, tail: str = "") -> None:
+        flag, release = f"/tmp/{self.name}", f"/tmp/{self.name}.release"
+        app = plugin / "app.py"
+        prefix = (
+            f"import pathlib, time\npathlib.Path({flag!r}).touch()\n"
+            f"while not pathlib.Path({release!r}).exists():\n    time.sleep(0.002)\n{tail}"
+        )
+        app.write_text(prefix + app.read_text())
+
+    def wait_importing(self, timeout_s: float = 30) -> None:
+        flag = self.outside / self.name
+        assert wait_until(flag.exists, timeout_s), f"{flag} never appeared"
+
+    def release(self) -> None:
+        (self.outside / f"{self.name}.release").touch()
 
 
 def reload_in_background(
@@ -49,10 +65,6 @@ def reload_in_background(
     )
     thread.start()
     return thread, responses
-
-
-def wait_for_file(path: Path, timeout_s: float = 30) -> None:
-    assert wait_until(path.exists, timeout_s), f"{path} never appeared"
 
 
 def request_in_background(
@@ -76,18 +88,18 @@ def request_during_a_slow_reload(
     takes ``answer_after_s``, push it, and request the plugin while generation 2 imports;
     once the request is held, let the import go on. (That response, the push's.)"""
     simulator, plugin = start_example(workspace, start_simulator, HELLO_PYTHON, tmp_path / "p")
-    flag = tmp_path / "importing"
+    gate = ImportGate(simulator, PY_ID)
     set_python_greeting(plugin, greeting)
     if answer_after_s:
         app = plugin / "app.py"
         slow = f"    await __import__('asyncio').sleep({answer_after_s})\n    host = host_for"
         app.write_text(app.read_text().replace("    host = host_for", slow, 1))
-    release = slow_import(plugin, flag, tail)
+    gate.install(plugin, tail)
     thread, pushed = reload_in_background(simulator, plugin, tmp_path / "build")
-    wait_for_file(flag)  # generation 2 is importing; generation 1 still serves
+    gate.wait_importing()  # generation 2 is importing; generation 1 still serves
     request, answers = request_in_background(simulator, f"/plugins/{PY_ID}/")
     simulator.wait_held(PY_ID)
-    release.touch()
+    gate.release()
     request.join(60)
     thread.join(60)
     assert pushed, "the push did not return"
@@ -155,14 +167,14 @@ def test_other_plugins_are_not_held(
     manifest = other / "powerx.plugin.yaml"
     manifest.write_text(manifest.read_text().replace(PY_ID, "com.example.other"))
     simulator: RunningSimulator = start_simulator([slow, other])
-    flag = tmp_path / "importing"
-    release = slow_import(slow, flag)
+    gate = ImportGate(simulator, PY_ID)
+    gate.install(slow)
     thread, pushed = reload_in_background(simulator, slow, tmp_path / "build")
-    wait_for_file(flag)
+    gate.wait_importing()
 
     response = simulator.get("/plugins/com.example.other/")
     still_reloading = thread.is_alive()  # it cannot end before the release
-    release.touch()
+    gate.release()
     thread.join(60)
 
     assert response.status_code == 200, response.text

@@ -21,7 +21,10 @@ from tests.integration.test_hot_reload import (
 
 
 def trees(root: Path) -> set[str]:
-    return {p.name for p in root.iterdir()} if root.is_dir() else set()
+    """The unpacked trees under a run root (one folder per plugin, a tree per digest)."""
+    if not root.is_dir():
+        return set()
+    return {tree.name for folder in root.iterdir() for tree in folder.iterdir()}
 
 
 def test_only_running_generations_keep_a_run_tree(
@@ -61,7 +64,7 @@ def test_run_trees_left_by_a_killed_simulator_go_at_the_next_start(
     root = run_root(workspace.state_dir)
     if not root.is_relative_to(RAM_DIR):
         return  # under the state dir they are kept, as before (no RAM to give back)
-    stale = root / ("0" * 64)
+    stale = root / NODE_ID / ("0" * 64)
     stale.mkdir(parents=True)
     (stale / "artefact.json").write_text("{}")
     plugin = copy_example(HELLO_NODE, tmp_path / "hello-node")

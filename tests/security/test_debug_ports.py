@@ -62,13 +62,26 @@ EVIL = "http://evil.example"
 TIMEOUT_S = 10.0
 
 
-@pytest.fixture(scope="module")
-def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSimulator]:
-    root = tmp_path_factory.mktemp("debug-ports")
+def _start(root: Path, sandbox: str) -> RunningSimulator:
     workspace = make_workspace(root)
+    workspace.env["POWERX_SANDBOX"] = sandbox
     workspace.login()
     python_plugin = write_plugin(root / "py", python_manifest(PY_ID), {"app.py": PY_APP})
-    running = RunningSimulator(workspace, [python_plugin, HELLO_NODE])
+    return RunningSimulator(workspace, [python_plugin, HELLO_NODE])
+
+
+@pytest.fixture(scope="module")
+def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSimulator]:
+    running = _start(tmp_path_factory.mktemp("debug-ports"), "auto")
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def uncontained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSimulator]:
+    """Plugins without the OS sandbox, where a generation's own debugger ports are on
+    this machine's loopback for any local process to find (macOS, no bubblewrap)."""
+    running = _start(tmp_path_factory.mktemp("debug-ports-uncontained"), "off")
     yield running
     running.stop()
 
@@ -191,8 +204,9 @@ async def evaluate(url: str, expression: str, **options: Any) -> Any:
                 return message["result"]["result"]["value"]
 
 
-def listening_ports(pid: int) -> set[int]:
-    """The TCP ports a process listens on (as any local process may find them)."""
+def listening_ports(pid: int, its_own_network: bool = False) -> set[int]:
+    """The TCP ports a process listens on in this machine's network (as any local
+    process may find them), or in the network namespace it is in."""
     inodes = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
         try:
@@ -202,7 +216,8 @@ def listening_ports(pid: int) -> set[int]:
         if target.startswith("socket:["):
             inodes.add(target[len("socket:[") : -1])
     ports = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+    where = f"/proc/{pid}/net" if its_own_network else "/proc/self/net"
+    for table in (f"{where}/tcp", f"{where}/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
             fields = line.split()
             if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
@@ -283,16 +298,29 @@ def test_discovery_without_the_secret_reveals_no_usable_url(simulator: RunningSi
     assert all(secret not in r.text for r in [*answers, version])
 
 
-def test_the_node_generations_own_inspector_lists_no_target(simulator: RunningSimulator) -> None:
+def test_the_node_generations_own_inspector_lists_no_target(
+    uncontained: RunningSimulator,
+) -> None:
     """Behind the endpoint each generation has an inspector on a random loopback port,
     with a random id in its WebSocket path; Node would list that id to anyone."""
-    with attached(simulator, NODE_ID) as status:
+    with attached(uncontained, NODE_ID) as status:
         others = listening_ports(status["pid"]) - {status["port"]}
         assert others, "the debugging generation should have its inspector listening"
         for port in others:
             for path in ("/json/list", "/json"):
                 text = httpx.get(f"http://127.0.0.1:{port}{path}", trust_env=False).text
                 assert "webSocketDebuggerUrl" not in text and "ws=" not in text, text
+
+
+def test_in_its_sandbox_a_debugging_generation_listens_on_no_port_of_this_machine(
+    simulator: RunningSimulator,
+) -> None:
+    """Contained, a generation's HTTP server and its own debugger listen in the
+    sandbox's network only: no local process can reach them, only the simulator."""
+    for plugin in (NODE_ID, PY_ID):
+        with attached(simulator, plugin) as status:
+            assert listening_ports(status["pid"]) == set(), plugin
+            assert listening_ports(status["pid"], its_own_network=True), plugin
 
 
 @contextlib.contextmanager
@@ -387,11 +415,11 @@ def test_an_http_request_to_the_dap_port_gets_nothing(simulator: RunningSimulato
 
 
 def test_the_python_generation_listens_for_nobody_once_the_simulator_is_in(
-    simulator: RunningSimulator,
+    uncontained: RunningSimulator,
 ) -> None:
     """Each generation's debugpy listens on a random loopback port; pydevd would let any
     new client evaluate code, and take the session over from the simulator."""
-    with attached(simulator, PY_ID) as status:
+    with attached(uncontained, PY_ID) as status:
         assert listening_ports(status["pid"]) == {status["port"]}  # its HTTP port only
 
 

@@ -223,6 +223,7 @@ def _render_status(data: dict[str, Any]) -> None:
         f"[bold]{host['url']}[/]  {host['image']} (host API {host['api_version']})  "
         f"tenant {host['tenant']}"
     )
+    console.print(_containment_line(host.get("containment")), soft_wrap=True)
     table = Table(show_edge=False, header_style="bold")
     # Ids stay whole (they are copied into other commands); when the terminal is narrow
     # the other columns fold instead of ending in an ellipsis.
@@ -246,6 +247,18 @@ def _render_status(data: dict[str, Any]) -> None:
     for plugin in data["plugins"]:
         if plugin.get("failure"):
             console.print(_failure_line(plugin), soft_wrap=True)
+
+
+def _containment_line(found: dict[str, Any] | None) -> str:
+    """Whether the plugins run in an OS sandbox; "not contained" says why and what to do."""
+    if not found:
+        return "[dim]containment: unknown (an older simulator)[/]"
+    if found["contained"]:
+        return f"[green]contained[/] {escape(found['reason'])}"
+    line = f"[red]not contained:[/] {escape(found['reason'])}; in-process guards only"
+    if found.get("fix"):
+        line += f"\n  [dim]fix: {escape(found['fix'])}[/]"
+    return line
 
 
 def _cell(value: object) -> str:

@@ -1,8 +1,9 @@
 """The content-addressed artefact store and the per-plugin active pointer.
 
 Artefacts are written once under ``artefacts/<sha256>`` and never changed; each is
-unpacked once under ``run/<sha256>/``. Which artefact serves a plugin is recorded in
-``plugins/<id>/active.json``, changed only by ``os.replace`` so that a crash at any
+unpacked once under ``run/<plugin-id>/<sha256>/`` (one folder per plugin, so a plugin's
+sandbox can be shown its own run trees and no other's). Which artefact serves a plugin
+is recorded in ``plugins/<id>/active.json``, changed only by ``os.replace`` so that a crash at any
 point leaves either the old or the new pointer, never a torn one.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -20,6 +22,7 @@ from pathlib import Path, PurePosixPath
 from powerx.build.pack import digest as sha256_of
 from powerx.errors import PowerXError
 
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 MAX_ARCHIVE_BYTES = 64 * 1024 * 1024
 MAX_UNPACKED_BYTES = 256 * 1024 * 1024
 MAX_MEMBERS = 10_000
@@ -177,17 +180,23 @@ class ArtefactStore:
             )
         return path.read_bytes()
 
-    def unpack(self, digest: str, data: bytes | None = None) -> Path:
+    def run_folder(self, plugin: str = "") -> Path:
+        """Where ``plugin``'s artefacts are unpacked (all of them, and only them)."""
+        return self.unpacked / plugin if plugin else self.unpacked
+
+    def unpack(self, digest: str, data: bytes | None = None, plugin: str = "") -> Path:
         """The artefact's files, unpacked once; a half-unpacked tree is never visible.
-        ``data``: the archive, already stored and checked (saves reading it back)."""
-        target = self.unpacked / digest
+        ``data``: the archive, already stored and checked (saves reading it back);
+        ``plugin``: the plugin it belongs to (its run folder)."""
+        folder = self.run_folder(plugin)
+        target = folder / digest
         if target.is_dir():
             return target
         if data is None:
             data = self.read(digest)
             check_archive(data)
-        self.unpacked.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{digest[:12]}-", dir=self.unpacked))
+        folder.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{digest[:12]}-", dir=folder))
         try:
             with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
                 archive.extractall(staging, filter="data")
@@ -200,9 +209,9 @@ class ArtefactStore:
             shutil.rmtree(staging, ignore_errors=True)  # another writer won the race
         return target
 
-    def remove_run_tree(self, digest: str) -> None:
+    def remove_run_tree(self, digest: str, plugin: str = "") -> None:
         """Drop an unpacked tree (the archive stays; unpacking again is cheap)."""
-        shutil.rmtree(self.unpacked / digest, ignore_errors=True)
+        shutil.rmtree(self.run_folder(plugin) / digest, ignore_errors=True)
 
     def active(self, plugin_id: str) -> ActiveRecord | None:
         path = self.pointers / plugin_id / "active.json"
@@ -235,13 +244,23 @@ class ArtefactStore:
             blob = self.blobs / digest
             freed += blob.stat().st_size
             blob.unlink(missing_ok=True)
-            shutil.rmtree(self.unpacked / digest, ignore_errors=True)
             removed += 1
-        if self.unpacked.is_dir():
-            for tree in self.unpacked.iterdir():
-                if tree.name not in keep and not (self.blobs / tree.name).exists():
-                    shutil.rmtree(tree, ignore_errors=True)
+        for tree in self._run_trees():
+            if tree.name not in keep:
+                shutil.rmtree(tree, ignore_errors=True)
         return removed, freed
+
+    def _run_trees(self) -> list[Path]:
+        """Every unpacked tree: ``run/<digest>`` and ``run/<plugin-id>/<digest>``."""
+        if not self.unpacked.is_dir():
+            return []
+        trees: list[Path] = []
+        for entry in self.unpacked.iterdir():
+            if _DIGEST.fullmatch(entry.name):
+                trees.append(entry)
+            elif entry.is_dir():
+                trees.extend(p for p in entry.iterdir() if _DIGEST.fullmatch(p.name))
+        return trees
 
     def set_active(self, plugin_id: str, digest: str) -> ActiveRecord:
         """Point the plugin at ``digest``, remembering the one it replaces (for rollback)."""

@@ -21,10 +21,13 @@ import socket
 import sys
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from powerx.build.toolchain import node_executable
 from powerx.runtimes import CONTROL_PREFIX, NODE_SHIM
+
+if TYPE_CHECKING:
+    from powerx.host.sandbox import Sandbox
 
 _STREAM_LIMIT = 1 << 20
 
@@ -129,7 +132,11 @@ def shim_command(runtime: str, argv: list[str]) -> list[str]:
     ]
 
 
-async def _spawn(command: list[str], env: Mapping[str, str], cwd: str) -> ChildProcess:
+async def _spawn(
+    command: list[str], env: Mapping[str, str], cwd: str, sandbox: Sandbox | None = None
+) -> ChildProcess | ForkedProcess:
+    if sandbox is not None:
+        return await sandbox.spawn_piped(command, env, cwd)
     process = await asyncio.create_subprocess_exec(
         *command,
         stdin=asyncio.subprocess.PIPE,
@@ -153,11 +160,15 @@ def _succeeded(future: asyncio.Future[Any] | None) -> bool:
 class ColdLauncher:
     name = "cold"
 
+    def __init__(self, sandbox: Sandbox | None = None) -> None:
+        self.sandbox = sandbox
+
     def warm(self) -> bool:
         return False
 
     async def launch(self, spec: LaunchSpec) -> PluginProcess:
-        return await _spawn(shim_command(spec.runtime, spec.argv), spec.env, spec.cwd)
+        command = shim_command(spec.runtime, spec.argv)
+        return await _spawn(command, spec.env, spec.cwd, self.sandbox)
 
     async def close(self) -> None:
         return None
@@ -177,24 +188,33 @@ class SpareLauncher:
     name = "spare"
 
     def __init__(
-        self, runtime: str, base_env: Mapping[str, str], cwd: str, probe: Probe | None = None
+        self,
+        runtime: str,
+        base_env: Mapping[str, str],
+        cwd: str,
+        probe: Probe | None = None,
+        sandbox: Sandbox | None = None,
     ) -> None:
         self.runtime = runtime
+        self.sandbox = sandbox
         self.base_env = dict(base_env)
         self.cwd = cwd
         # Sent as soon as a spare listens, so it waits in the spare, parsed, for the plugin:
         # sent after the order it would be read only once the plugin had loaded (~0.4 ms).
         self.probe = probe
-        self._next: asyncio.Task[ChildProcess] | None = None
+        self._next: asyncio.Task[ChildProcess | ForkedProcess] | None = None
 
-    async def _warm(self) -> ChildProcess:
-        spare = await _spawn(shim_command(self.runtime, ["--spare"]), self.base_env, self.cwd)
+    async def _warm(self) -> ChildProcess | ForkedProcess:
+        command = shim_command(self.runtime, ["--spare"])
+        spare = await _spawn(command, self.base_env, self.cwd, self.sandbox)
         line = await spare.stdout.readline()
         if not line.startswith(CONTROL_PREFIX.encode()):
             spare.kill()
             raise RuntimeError(f"warm spare did not start: {line!r}")
         port = json.loads(line[len(CONTROL_PREFIX) :]).get("port")
         if isinstance(port, int):
+            if self.sandbox is not None:  # where the simulator reaches it
+                port = await self.sandbox.expose(port)
             spare.listening_port = port
             if self.probe is not None:
                 spare.early_probe = asyncio.create_task(self.probe(port))
@@ -219,7 +239,7 @@ class SpareLauncher:
         return spare
 
     async def close(self) -> None:
-        spare: ChildProcess | None = None
+        spare: ChildProcess | ForkedProcess | None = None
         if self._next is not None:
             task, self._next = self._next, None
             if task.done() and not task.cancelled() and task.exception() is None:
@@ -262,7 +282,7 @@ class ForkedProcess:
         return await asyncio.shield(self._exited)
 
     def _signal(self, sig: int) -> None:
-        if not self._exited.done():
+        if self.pid > 0 and not self._exited.done():  # 0: it went before it was found
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, sig)
 
@@ -277,8 +297,21 @@ class ForkedProcess:
             os.close(self._stdin_fd)
             self._stdin_fd = None
 
+    async def send_line(self, data: dict[str, object]) -> None:
+        """One JSON line on its stdin (a spare's order: small, so the pipe takes it)."""
+        assert self._stdin_fd is not None
+        payload = json.dumps(data).encode() + b"\n"
+        while payload:
+            payload = payload[os.write(self._stdin_fd, payload) :]
 
-async def _pipe_reader(fd: int) -> asyncio.StreamReader:
+
+def _ended_stream() -> asyncio.StreamReader:
+    stream = asyncio.StreamReader()
+    stream.feed_eof()
+    return stream
+
+
+async def pipe_reader(fd: int) -> asyncio.StreamReader:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=_STREAM_LIMIT)
     await loop.connect_read_pipe(
@@ -292,10 +325,13 @@ class ZygoteLauncher:
 
     name = "zygote"
 
-    def __init__(self, base_env: Mapping[str, str], cwd: str) -> None:
+    def __init__(
+        self, base_env: Mapping[str, str], cwd: str, sandbox: Sandbox | None = None
+    ) -> None:
         self.base_env = dict(base_env)
         self.cwd = cwd
-        self._process: asyncio.subprocess.Process | None = None
+        self.sandbox = sandbox
+        self._process: asyncio.subprocess.Process | ForkedProcess | None = None
         self._sock: socket.socket | None = None
         self._ready: asyncio.Future[None] | None = None
         self._pending: dict[int, asyncio.Future[int]] = {}
@@ -303,7 +339,7 @@ class ZygoteLauncher:
         self._ids = itertools.count(1)
         self._reader: asyncio.Task[None] | None = None
         self._starting: asyncio.Task[None] | None = None
-        self._fallback = ColdLauncher()
+        self._fallback = ColdLauncher(sandbox)
 
     def prepare(self) -> None:
         if self._starting is None:
@@ -316,25 +352,40 @@ class ZygoteLauncher:
         loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._ready = loop.create_future()
+        command = [sys.executable, "-X", "frozen_modules=off", "-m", "powerx.runtimes.zygote"]
         try:
-            self._process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-X",
-                "frozen_modules=off",
-                "-m",
-                "powerx.runtimes.zygote",
-                str(theirs.fileno()),
-                pass_fds=(theirs.fileno(),),
-                env=self.base_env,
-                cwd=self.cwd,
-                stdin=asyncio.subprocess.DEVNULL,
-                start_new_session=True,
-            )
+            if self.sandbox is not None:
+                self._process = await self._start_in_sandbox(self.sandbox, command, theirs)
+            else:
+                self._process = await asyncio.create_subprocess_exec(
+                    *command,
+                    str(theirs.fileno()),
+                    pass_fds=(theirs.fileno(),),
+                    env=self.base_env,
+                    cwd=self.cwd,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    start_new_session=True,
+                )
         finally:
             theirs.close()
         ours.setblocking(False)
         self._sock = ours
         self._reader = asyncio.create_task(self._read())
+
+    async def _start_in_sandbox(
+        self, sandbox: Sandbox, command: list[str], theirs: socket.socket
+    ) -> ForkedProcess:
+        """The zygote runs inside the plugin's sandbox (so do the generations it forks);
+        its own output goes where the simulator's goes, as it does outside."""
+        null = os.open(os.devnull, os.O_RDONLY)
+        try:
+            _, pid, exited = await sandbox.spawn(
+                [*command, "{fd:0}"], self.base_env, self.cwd, (null, 1, 2), [theirs.fileno()]
+            )
+        finally:
+            os.close(null)
+        null_in = os.open(os.devnull, os.O_WRONLY)
+        return ForkedProcess(pid, null_in, _ended_stream(), _ended_stream(), exited)
 
     async def _read(self) -> None:
         assert self._sock is not None and self._ready is not None
@@ -412,8 +463,10 @@ class ZygoteLauncher:
                 os.close(fd)
             return await self._fallback.launch(spec)
         exited = self._exits.setdefault(pid, loop.create_future())
+        if self.sandbox is not None:  # the zygote speaks of pids inside the sandbox
+            pid = self.sandbox.outer_pid(pid)
         return ForkedProcess(
-            pid, stdin_w, await _pipe_reader(stdout_r), await _pipe_reader(stderr_r), exited
+            pid, stdin_w, await pipe_reader(stdout_r), await pipe_reader(stderr_r), exited
         )
 
     async def close(self) -> None:
@@ -430,13 +483,17 @@ class ZygoteLauncher:
 
 
 def choose_launcher(
-    runtime: str, base_env: Mapping[str, str], cwd: str, probe: Probe | None = None
+    runtime: str,
+    base_env: Mapping[str, str],
+    cwd: str,
+    probe: Probe | None = None,
+    sandbox: Sandbox | None = None,
 ) -> Launcher:
     variable = "POWERX_PYTHON_LAUNCH" if runtime == "python3.11" else "POWERX_NODE_LAUNCH"
     forced = os.environ.get(variable, "").strip().lower()
     fork_safe = sys.platform.startswith("linux") and hasattr(os, "fork")
     if runtime == "python3.11" and (forced == "zygote" or (not forced and fork_safe)):
-        return ZygoteLauncher(base_env, cwd)
+        return ZygoteLauncher(base_env, cwd, sandbox)
     if forced == "cold":
-        return ColdLauncher()
-    return SpareLauncher(runtime, base_env, cwd, probe)
+        return ColdLauncher(sandbox)
+    return SpareLauncher(runtime, base_env, cwd, probe, sandbox)

@@ -225,7 +225,7 @@ async def _serve(
     built = build_all(plans, state_dir, reporter, keep_going)
     simulator = Simulator(config, state_dir, url, on_log=reporter.log)
     await simulator.start_services()
-    simulator.supervisor.prepare_launchers({plan.manifest.runtime for plan in plans})
+    simulator.supervisor.prepare_launchers({(p.manifest.runtime, p.manifest.id) for p in plans})
 
     async def on_shutdown() -> None:
         reporter.stopping()

@@ -31,6 +31,7 @@ from powerx.host.gateway import Denial, Gateway
 from powerx.host.images import HostImage, check_compatible, get_image, unknown_permissions
 from powerx.host.reload_failures import ReloadFailure, ReloadFailures, plugin_state
 from powerx.host.reload_gate import ReloadGate
+from powerx.host.sandbox import containment
 from powerx.host.supervisor import Generation, LogLine, PluginSlot, Supervisor
 from powerx.manifest import MANIFEST_FILE, Manifest, parse_manifest
 from powerx.observe import events
@@ -89,6 +90,13 @@ class Simulator:
         self.url = host_url
         self.started_at = time.time()
         self.store = ArtefactStore(state_dir, run_root(state_dir))
+        self.containment = containment(config.sandbox)
+        if config.sandbox == "required" and not self.containment.contained:
+            raise PowerXError(
+                "sandbox_unavailable",
+                f"Plugins must run contained (sandbox: required), but {self.containment.reason}.",
+                self.containment.fix or "set `sandbox: auto` to run them uncontained.",
+            )
         self._run_tree_in_ram = self.store.unpacked.is_relative_to(RAM_DIR)
         self._starting: Counter[str] = Counter()  # digests unpacked, not yet serving
         self.observer = Observer(config, state_dir, config.tenant)
@@ -111,6 +119,7 @@ class Simulator:
             on_egress_blocked=self._on_egress_blocked,
             debug=self.debugger,
             on_stopped=self._drop_run_tree,
+            run_folder=self.store.run_folder if self.containment.contained else None,
         )
         self.gate = ReloadGate()
         self.dev_loops = DevLoops(self.observer.bus.publish)
@@ -292,7 +301,7 @@ class Simulator:
             started = time.perf_counter()
             self._starting[digest] += 1
             try:
-                run_dir = self.store.unpack(digest, data)
+                run_dir = self.store.unpack(digest, data, manifest.id)
                 if current is not None and current.digest != digest:
                     moved = self.debugger.follow_edit(manifest.id, current.run_dir, run_dir)
                     for note in moved:
@@ -312,7 +321,9 @@ class Simulator:
                 self._starting[digest] -= 1
                 if not self._starting[digest]:
                     del self._starting[digest]  # a Counter keeps its zeros: one per reload
-                self._drop_unused_run_tree(digest)  # kept if the new generation runs from it
+                self._drop_unused_run_tree(
+                    digest, manifest.id
+                )  # kept if the new generation runs from it
             timings["start_ms"] = (time.perf_counter() - started) * 1000
             flipped = time.perf_counter()
             previous = self.supervisor.flip(slot, generation)
@@ -348,9 +359,9 @@ class Simulator:
     def _drop_run_tree(self, gen: Generation) -> None:
         """A stopped generation's run tree goes, unless another runs or is about to run
         from it (run trees in RAM must not pile up over a day of saves)."""
-        self._drop_unused_run_tree(gen.digest)
+        self._drop_unused_run_tree(gen.digest, gen.plugin_id)
 
-    def _drop_unused_run_tree(self, digest: str) -> None:
+    def _drop_unused_run_tree(self, digest: str, plugin: str) -> None:
         in_use = (
             self._starting[digest] > 0
             or any(gen.digest == digest for gen in self.supervisor.live)
@@ -360,7 +371,7 @@ class Simulator:
             )
         )
         if not in_use:
-            self.store.remove_run_tree(digest)
+            self.store.remove_run_tree(digest, plugin)
 
     async def mount(self, artefact: Artefact) -> Generation:
         """Mount a plugin built at start-up (same path as a hot reload, minus the upload)."""
@@ -440,7 +451,9 @@ class Simulator:
             # stored before traffic flips to it.
             stored = asyncio.create_task(asyncio.to_thread(self.store.put, data, digest))
             slot = self.supervisor.slots.get(manifest.id)
-            source = source_dir or (slot.source_dir if slot else self.store.unpack(digest, data))
+            source = source_dir or (
+                slot.source_dir if slot else self.store.unpack(digest, data, manifest.id)
+            )
             try:
                 activation = await self.activate(
                     manifest, digest, source, timings, data=data, stored=stored
@@ -550,7 +563,7 @@ class Simulator:
                 "name an artefact of this plugin.",
                 status=409,
             )
-        source = slot.source_dir if slot else self.store.unpack(matches[0])
+        source = slot.source_dir if slot else self.store.unpack(matches[0], plugin=plugin_id)
         activation = await self.activate(manifest, matches[0], source, force=True)
         self.reload_failures.clear(plugin_id)  # it serves what the developer asked for
         self.counters["rollbacks"] += 1
@@ -641,8 +654,11 @@ class Simulator:
                     "start_ms": round(gen.start_ms, 1) if gen else None,
                     "exit_code": gen.exit_code if gen else None,
                     "restarts": slot.restarts,
-                    "launcher": self.supervisor.launcher(slot.manifest.runtime).name,
-                    "launcher_warm": self.supervisor.launcher(slot.manifest.runtime).warm(),
+                    "contained": self.supervisor.contained,
+                    "launcher": self.supervisor.launcher(slot.manifest.runtime, plugin_id).name,
+                    "launcher_warm": self.supervisor.launcher(
+                        slot.manifest.runtime, plugin_id
+                    ).warm(),
                     "permissions": slot.manifest.permissions,
                     "url": f"{self.url}/plugins/{plugin_id}/",
                     "debug_port": self.debugger.debug_port(plugin_id),
@@ -669,6 +685,7 @@ class Simulator:
                 "tenant": self.config.tenant,
                 "flags": self.config.flags,
                 "counters": dict(self.counters),
+                "containment": self.containment.as_dict(),
             },
             "plugins": plugins,
         }

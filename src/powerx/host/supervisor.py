@@ -26,12 +26,14 @@ import httpx
 from powerx.errors import PowerXError
 from powerx.host.egress_proxy import EgressProxy
 from powerx.host.launcher import Launcher, LaunchSpec, PluginProcess, choose_launcher
+from powerx.host.sandbox import Sandbox
 from powerx.manifest import Manifest
 from powerx.plugin_imports import explain_missing_module
 from powerx.runtimes import CONTROL_PREFIX, NODE_EGRESS_PRELOAD, PYTHON_CHILD_PATH
 from powerx.runtimes.egress_guard import POLICY_ENV as EGRESS_POLICY_ENV
 from powerx.runtimes.egress_guard import EgressPolicy
 
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 GenerationState = Literal["starting", "running", "draining", "stopped", "crashed", "failed"]
 # The only variables of the developer's environment a plugin process inherits.
 _PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SYSTEMROOT")
@@ -96,6 +98,7 @@ class Generation:
     served: asyncio.Event = field(default_factory=asyncio.Event)  # its first answer went out
     swapped: asyncio.Event = field(default_factory=asyncio.Event)  # its pointer is on disk
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    exposed: list[int] = field(default_factory=list)  # ports brought out of its sandbox
 
     @property
     def pid(self) -> int:
@@ -142,8 +145,12 @@ class Supervisor:
         on_egress_blocked: Callable[[PluginSlot, Generation, dict[str, Any]], None] | None = None,
         debug: DebugHooks | None = None,
         on_stopped: Callable[[Generation], None] | None = None,
+        run_folder: Callable[[str], Path] | None = None,
     ) -> None:
         self.host_url = host_url
+        # Set: each plugin runs in its own sandbox (host/sandbox.py), in this folder.
+        self.run_folder = run_folder
+        self.sandboxes: dict[str, Sandbox] = {}
         self.debug = debug
         self.on_stopped = on_stopped
         self.egress_proxy: EgressProxy | None = None  # set once the simulator started it
@@ -155,7 +162,7 @@ class Supervisor:
         self.on_log = on_log
         self.slots: dict[str, PluginSlot] = {}
         self.tokens: dict[str, tuple[str, int]] = {}  # token -> (plugin id, generation)
-        self.launchers: dict[str, Launcher] = {}
+        self.launchers: dict[tuple[str, str], Launcher] = {}  # (runtime, plugin or "")
         # One client for health probes and for proxied requests: the probe's keep-alive
         # connection is then already open when traffic flips to a new generation.
         self.http = httpx.AsyncClient(
@@ -173,14 +180,50 @@ class Supervisor:
     def _base_env(self) -> dict[str, str]:
         env = {name: os.environ[name] for name in _PASSED_ENV if name in os.environ}
         env.update({"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"})
+        if self.run_folder is not None:  # the developer's home is not in the sandbox
+            env.update({"HOME": "/tmp", "TMPDIR": "/tmp"})
         return env
 
-    def launcher(self, runtime: str) -> Launcher:
-        if runtime not in self.launchers:
-            self.launchers[runtime] = choose_launcher(
-                runtime, self._base_env(), str(self.work_dir), self._healthy_once_loaded
+    @property
+    def contained(self) -> bool:
+        return self.run_folder is not None
+
+    def sandbox(self, plugin: str) -> Sandbox | None:
+        """The plugin's sandbox (made on first use; it starts with its first process)."""
+        if self.run_folder is None:
+            return None
+        if plugin not in self.sandboxes:
+            self.sandboxes[plugin] = Sandbox(
+                plugin, self.run_folder(plugin), self._base_env(), self._simulator_ports()
             )
-        return self.launchers[runtime]
+        return self.sandboxes[plugin]
+
+    def _simulator_ports(self) -> set[int]:
+        """What a plugin reaches of the simulator: its host API and egress proxy."""
+        ports = {httpx.URL(self.host_url).port or 80}
+        if self.egress_proxy is not None and self.egress_proxy.port is not None:
+            ports.add(self.egress_proxy.port)
+        return ports
+
+    def launcher(self, runtime: str, plugin: str) -> Launcher:
+        sandbox = self.sandbox(plugin)
+        key = (runtime, plugin if sandbox is not None else "")
+        if key not in self.launchers:
+            cwd = sandbox.run_folder if sandbox is not None else self.work_dir
+            self.launchers[key] = choose_launcher(
+                runtime, self._base_env(), str(cwd), self._healthy_once_loaded, sandbox
+            )
+        return self.launchers[key]
+
+    async def _reachable(self, gen: Generation, port: int) -> int:
+        """The loopback port the simulator reaches ``port`` of ``gen`` on: the same one,
+        or, in a sandbox, one brought out of it."""
+        sandbox = self.sandbox(gen.plugin_id)
+        if sandbox is None:
+            return port
+        outer = await sandbox.expose(port)
+        gen.exposed.append(outer)
+        return outer
 
     def _environment(self, manifest: Manifest, token: str) -> dict[str, str]:
         env = self._base_env()
@@ -250,10 +293,21 @@ class Supervisor:
                             self.on_egress_blocked(slot, gen, message)
                     elif message.get("event") == "debug":
                         self._spawn_background(self._attach_debugger(slot, gen, message))
+                    elif message.get("event") == "ready" and self.contained:
+                        self._spawn_background(self._bring_out(gen, message))
                     elif not gen.ready.done():
                         gen.ready.set_result(message)
                     continue
             self._log(slot, gen.number, "stdout", line)
+
+    async def _bring_out(self, gen: Generation, message: dict[str, Any]) -> None:
+        """Ready, listening on a port: reached through its sandbox if it has one."""
+        try:
+            message["port"] = await self._reachable(gen, int(message["port"]))
+        except (PowerXError, KeyError, TypeError, ValueError) as error:
+            message = {"event": "error", "kind": "sandbox", "message": str(error)}
+        if not gen.ready.done():
+            gen.ready.set_result(message)
 
     async def _attach_debugger(
         self, slot: PluginSlot, gen: Generation, message: dict[str, Any]
@@ -263,12 +317,29 @@ class Supervisor:
         if self.debug is None:
             return
         try:
+            message = await self._debug_endpoint_reachable(gen, message)
             await self.debug.generation_listening(
                 slot.manifest.id, gen.number, gen.run_dir, message
             )
         except Exception as error:
             self._log(slot, gen.number, "system", f"debugger attach failed: {error!r}")
             gen.process.kill()
+
+    async def _debug_endpoint_reachable(
+        self, gen: Generation, message: dict[str, Any]
+    ) -> dict[str, Any]:
+        """debugpy's port or the inspector's WebSocket URL, as the simulator reaches it."""
+        if self.sandbox(gen.plugin_id) is None:
+            return message
+        message = dict(message, pid=gen.pid)  # it knows only its pid inside the sandbox
+        if "port" in message:
+            message["port"] = await self._reachable(gen, int(message["port"]))
+        if "url" in message:
+            url = httpx.URL(str(message["url"]))
+            if url.port is not None:
+                outer = await self._reachable(gen, url.port)
+                message["url"] = str(url.copy_with(port=outer))
+        return message
 
     async def _read_stderr(self, slot: PluginSlot, gen: Generation) -> None:
         async for raw in gen.process.stderr:
@@ -313,7 +384,11 @@ class Supervisor:
             self._environment(manifest, token),
             str(run_dir),
         )
-        process = await self.launcher(manifest.runtime).launch(spec)
+        sandbox = self.sandbox(manifest.id)
+        if sandbox is not None:  # the host API, the egress proxy, local services it names
+            for port in {*self._simulator_ports(), *loopback_ports(manifest.egress)}:
+                await sandbox.forward(port)
+        process = await self.launcher(manifest.runtime, manifest.id).launch(spec)
         slot.last_number += 1
         gen = Generation(manifest.id, slot.last_number, digest, token, process, run_dir)
         gen.idle.set()
@@ -343,7 +418,7 @@ class Supervisor:
         finally:
             if early_probe is not None:
                 early_probe.cancel()
-        self.prepare_launchers({manifest.runtime})  # the next reload finds one warm
+        self.prepare_launchers({(manifest.runtime, manifest.id)})  # the next reload: warm
         gen.state = "failed"
         await self.stop_generation(gen)
         raise self._start_error(slot, gen, message)
@@ -370,7 +445,7 @@ class Supervisor:
         ``gen``'s first request and swap."""
         await self._settled(gen)
         if not self.closing:
-            self.prepare_launchers({runtime})
+            self.prepare_launchers({(runtime, gen.plugin_id)})
 
     async def _passes_probe(self, port: int, early: asyncio.Task[bool] | None) -> bool:
         """The health probe. One sent early (to a spare, on the port it serves from,
@@ -479,6 +554,10 @@ class Supervisor:
             *(t for t in gen.tasks if t is not asyncio.current_task()), return_exceptions=True
         )
         self.live.discard(gen)
+        sandbox = self.sandbox(gen.plugin_id)
+        if sandbox is not None:
+            for port in gen.exposed:
+                sandbox.release(port)
         if self.on_stopped is not None:
             self.on_stopped(gen)
         if self.debug is not None:
@@ -542,10 +621,11 @@ class Supervisor:
                 slot, gen.number, "system", f"restarted as generation {gen.number} after a crash"
             )
 
-    def prepare_launchers(self, runtimes: set[str]) -> None:
-        """Start warm parents/spares early so the first reload already finds them."""
-        for runtime in runtimes:
-            launcher = self.launcher(runtime)
+    def prepare_launchers(self, plugins: set[tuple[str, str]]) -> None:
+        """Start warm parents/spares early so the first reload already finds them;
+        ``plugins``: (runtime, plugin id) pairs."""
+        for runtime, plugin in plugins:
+            launcher = self.launcher(runtime, plugin)
             prepare = getattr(launcher, "prepare", None)
             if prepare is not None:
                 prepare()
@@ -557,6 +637,7 @@ class Supervisor:
         await asyncio.gather(*self._background, return_exceptions=True)
         await asyncio.gather(*(self.stop_generation(gen) for gen in list(self.live)))
         await asyncio.gather(*(launcher.close() for launcher in self.launchers.values()))
+        await asyncio.gather(*(sandbox.close() for sandbox in self.sandboxes.values()))
         await self.http.aclose()
 
     def egress_policy(self, token: str) -> tuple[str, EgressPolicy] | None:
@@ -572,3 +653,13 @@ class Supervisor:
         """The plugin a per-process token belongs to (only while that generation lives)."""
         entry = self.tokens.get(token)
         return self.slots.get(entry[0]) if entry else None
+
+
+def loopback_ports(egress: Sequence[str]) -> set[int]:
+    """Ports of this machine the manifest's ``egress`` names (``localhost:8080``)."""
+    ports: set[int] = set()
+    for entry in egress:
+        host, _, port = entry.rpartition(":")
+        if host.strip("[]").lower() in LOOPBACK_HOSTS and port.isdigit():
+            ports.add(int(port))
+    return ports

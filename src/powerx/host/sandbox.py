@@ -1,0 +1,484 @@
+"""OS containment of plugin processes on Linux, with bubblewrap.
+
+Each plugin gets one long-lived sandbox (``bwrap``) in which all its processes run: the
+warm Python zygote or Node spare, every generation, and whatever those start. Inside:
+
+- its own network namespace: the only ways out are the ports the simulator forwards
+  (its host API, its egress proxy, local services the manifest's ``egress`` names),
+  relayed over unix sockets by ``runtimes/sandbox_agent.py``; so ctypes, raw syscalls and
+  children with an empty environment find no network;
+- its own mount view: the system folders (``/usr``, ``/etc`` ...) and the DevKit's own
+  install read-only, the plugin's run folder read-only, a private ``/tmp``; the
+  developer's home and config, the simulator's state and other plugins' run trees are
+  not there at all;
+- its own PID namespace: ``/proc`` shows the sandbox's processes only.
+
+Setting it up costs ~0.1 s once per plugin; a reload forks inside it as before. A
+generation's listening ports are brought out on fresh loopback ports (``expose``), so the
+rest of the simulator talks to ``127.0.0.1:PORT`` as it would without a sandbox.
+
+Where bubblewrap cannot run (not Linux, not installed, user namespaces disabled),
+:func:`containment` says why; the in-process guards still apply and ``doctor``,
+``host status`` and the dashboard say "not contained".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import itertools
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import powerx
+import powerx_plugin
+from powerx.build.toolchain import node_executable
+from powerx.errors import PowerXError
+from powerx.host.launcher import ForkedProcess, pipe_reader
+from powerx.runtimes.sandbox_agent import relay
+
+SandboxSetting = Literal["auto", "required", "off"]
+_SYSTEM = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc")
+_START_TIMEOUT_S = 20.0
+_REQUEST_TIMEOUT_S = 10.0
+INSTALL_HINT = "install bubblewrap (Debian/Ubuntu: `sudo apt-get install bubblewrap`)"
+
+
+@dataclass(frozen=True)
+class Containment:
+    """Whether plugins run contained, with what, or why not."""
+
+    contained: bool
+    tool: str | None  # e.g. "bubblewrap 0.8.0"
+    reason: str  # what contains them, or why nothing does
+    fix: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "contained": self.contained,
+            "tool": self.tool,
+            "reason": self.reason,
+            "fix": self.fix,
+        }
+
+
+def containment(setting: SandboxSetting = "auto") -> Containment:
+    """Probe (once per process) whether bubblewrap can contain plugins here."""
+    if setting == "off":
+        return Containment(
+            False,
+            None,
+            "turned off (sandbox: off in host_simulator.yaml or POWERX_SANDBOX=off)",
+            "remove `sandbox: off` / POWERX_SANDBOX to contain plugins",
+        )
+    return _probe()
+
+
+@functools.cache
+def _probe() -> Containment:
+    if not sys.platform.startswith("linux"):
+        return Containment(
+            False,
+            None,
+            f"OS containment needs Linux namespaces; this is {sys.platform}",
+            "only the in-process guards apply here; run untrusted plugins in a Linux VM",
+        )
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return Containment(False, None, "bubblewrap (bwrap) is not installed", INSTALL_HINT)
+    version = _bwrap_version(bwrap)
+    command = [bwrap, *_namespaces(), *_system_binds(), "--proc", "/proc", "--dev", "/dev"]
+    try:
+        result = subprocess.run(
+            [*command, "true"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return Containment(False, version, f"bubblewrap could not start: {error}", INSTALL_HINT)
+    if result.returncode != 0:
+        return Containment(
+            False,
+            version,
+            f"bubblewrap cannot create namespaces here: {result.stderr.strip()[:300]}",
+            "enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1 "
+            "or user.max_user_namespaces > 0), or run where they are allowed",
+        )
+    return Containment(
+        True, version, f"{version}: own network, mount and PID namespaces per plugin"
+    )
+
+
+def _bwrap_version(bwrap: str) -> str:
+    try:
+        out = subprocess.run(
+            [bwrap, "--version"], capture_output=True, text=True, timeout=5, check=False
+        ).stdout.split()
+    except (OSError, subprocess.TimeoutExpired):
+        out = []
+    return f"bubblewrap {out[-1]}" if out else "bubblewrap"
+
+
+def _namespaces() -> list[str]:
+    return ["--unshare-all", "--die-with-parent", "--new-session"]
+
+
+def _system_binds() -> list[str]:
+    args: list[str] = []
+    for name in _SYSTEM:
+        path = Path("/") / name
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), str(path)]
+        elif path.is_dir():
+            args += ["--ro-bind", str(path), str(path)]
+    return args
+
+
+def devkit_paths() -> list[Path]:
+    """What a plugin process needs of the DevKit: the interpreter (and its venv), the
+    ``powerx`` and ``powerx_plugin`` packages, Node; outside the system folders."""
+    candidates = [
+        Path(sys.prefix),
+        Path(sys.base_prefix),
+        Path(sys.exec_prefix),
+        Path(sys.base_exec_prefix),
+        Path(sys.executable).resolve().parent.parent,
+        Path(powerx.__file__).resolve().parent.parent,
+        Path(powerx_plugin.__file__).resolve().parent.parent,
+    ]
+    with contextlib.suppress(PowerXError):
+        candidates.append(Path(node_executable()).resolve().parent.parent)
+    system = tuple(Path("/") / name for name in _SYSTEM)
+    chosen: list[Path] = []
+    for path in sorted({p.resolve() for p in candidates}, key=lambda p: len(p.parts)):
+        if path == Path("/") or any(path.is_relative_to(s) for s in system):
+            continue
+        if not any(path.is_relative_to(c) for c in chosen):
+            chosen.append(path)
+    return chosen
+
+
+def bwrap_command(bwrap: str, run_folder: Path, sockets: Path) -> list[str]:
+    """The sandbox: namespaces, then the mount view, built from nothing (order matters:
+    a bind below ``/tmp`` must come after the ``/tmp`` tmpfs)."""
+    args = [bwrap, *_namespaces(), *_system_binds()]
+    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    for path in devkit_paths():
+        args += ["--ro-bind", str(path), str(path)]
+    args += ["--ro-bind", str(run_folder), str(run_folder)]
+    args += ["--bind", str(sockets), str(sockets), "--chdir", str(run_folder)]
+    return args
+
+
+def outer_pid(root: int, inner: int) -> int | None:
+    """The pid (as the simulator sees it) of the process that is ``inner`` inside the
+    sandbox whose outermost process is ``root``: a walk down ``/proc``'s children lists
+    comparing each process's innermost ``NSpid``."""
+    queue = deque([root])
+    seen: set[int] = set()
+    while queue:
+        pid = queue.popleft()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("NSpid:"):
+                ids = line.split()[1:]
+                if pid != root and len(ids) > 1 and int(ids[-1]) == inner:
+                    return pid
+        queue.extend(int(child) for child in children)
+    return None
+
+
+class Sandbox:
+    """One plugin's sandbox: started on first use, closed with the simulator."""
+
+    def __init__(
+        self,
+        plugin: str,
+        run_folder: Path,
+        base_env: Mapping[str, str],
+        forwards: Iterable[int],
+    ) -> None:
+        self.plugin = plugin
+        self.run_folder = run_folder
+        self.base_env = dict(base_env)
+        self.forwards = set(forwards)
+        self.sockets: Path | None = None
+        self.process: asyncio.subprocess.Process | None = None
+        self._control: socket.socket | None = None
+        self._ids = itertools.count(1)
+        self._replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._exits: dict[int, asyncio.Future[int]] = {}
+        self._ready: asyncio.Future[int] | None = None
+        self._starting: asyncio.Task[None] | None = None
+        self._servers: list[asyncio.Server] = []
+        self._exposed: dict[int, tuple[int, asyncio.Server]] = {}  # inner -> (outer, server)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.errors: deque[str] = deque(maxlen=20)  # bwrap's and the agent's own stderr
+
+    # -- life --------------------------------------------------------------------------
+
+    async def ready(self) -> None:
+        if self._starting is None:
+            self._starting = asyncio.create_task(self._start())
+        await asyncio.shield(self._starting)
+
+    async def _start(self) -> None:
+        bwrap = shutil.which("bwrap")
+        if bwrap is None:
+            raise self._failed("bubblewrap (bwrap) is not installed")
+        self.run_folder.mkdir(parents=True, exist_ok=True)
+        self.sockets = Path(tempfile.mkdtemp(prefix="pxs-"))
+        for port in self.forwards:
+            await self._listen_outward(port)
+        loop = asyncio.get_running_loop()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self._ready = loop.create_future()
+        command = bwrap_command(bwrap, self.run_folder, self.sockets)
+        agent = [sys.executable, "-m", "powerx.runtimes.sandbox_agent"]
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                *command,
+                *agent,
+                str(theirs.fileno()),
+                str(self.sockets),
+                pass_fds=(theirs.fileno(),),
+                env=self.base_env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+            )
+        finally:
+            theirs.close()
+        ours.setblocking(False)
+        self._control = ours
+        self._spawn_task(self._read_control())
+        self._spawn_task(self._read_errors())
+        try:
+            await asyncio.wait_for(asyncio.shield(self._ready), _START_TIMEOUT_S)
+        except (TimeoutError, RuntimeError) as error:
+            await self.close()
+            raise self._failed(f"its agent did not start ({error or 'timed out'})") from None
+        for port in self.forwards:
+            await self._request("forward", port=port)
+
+    def _failed(self, why: str) -> PowerXError:
+        tail = "; ".join(self.errors)
+        return PowerXError(
+            "sandbox_failed",
+            f"The sandbox for {self.plugin} could not start: {why}" + (f": {tail}" if tail else ""),
+            f"run `powerx doctor` to check containment; {INSTALL_HINT}; or set "
+            "`sandbox: off` in host_simulator.yaml to run plugins uncontained.",
+            status=503,
+            details={"plugin": self.plugin},
+        )
+
+    def _spawn_task(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _read_errors(self) -> None:
+        assert self.process is not None and self.process.stderr is not None
+        async for raw in self.process.stderr:
+            self.errors.append(raw.decode(errors="replace").rstrip())
+
+    async def _read_control(self) -> None:
+        assert self._control is not None and self._ready is not None
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                data = await loop.sock_recv(self._control, 1 << 16)
+                if not data:
+                    break
+                message = json.loads(data)
+                if "ready" in message and not self._ready.done():
+                    self._ready.set_result(int(message["ready"]))
+                elif "exited" in message:
+                    future = self._exit_future(int(message["exited"]))
+                    if not future.done():
+                        future.set_result(int(message["code"]))
+                elif "id" in message:
+                    reply = self._replies.pop(int(message["id"]), None)
+                    if reply is not None and not reply.done():
+                        reply.set_result(message)
+        except (OSError, ValueError):
+            pass
+        finally:
+            self._fail_all()
+
+    def _fail_all(self) -> None:
+        error = RuntimeError("the sandbox ended")
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_exception(error)
+        for reply in self._replies.values():
+            if not reply.done():
+                reply.set_exception(error)
+        self._replies.clear()
+        for future in self._exits.values():  # its processes went with it
+            if not future.done():
+                future.set_result(-1)
+        self._control = None
+
+    def _exit_future(self, inner: int) -> asyncio.Future[int]:
+        if inner not in self._exits:
+            self._exits[inner] = asyncio.get_running_loop().create_future()
+        return self._exits[inner]
+
+    async def close(self) -> None:
+        if self._control is not None:
+            self._control.close()
+            self._control = None
+        if self.process is not None and self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+            await self.process.wait()
+        for server in [*self._servers, *(s for _, s in self._exposed.values())]:
+            server.close()
+        self._exposed.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        if self.sockets is not None:
+            shutil.rmtree(self.sockets, ignore_errors=True)
+
+    # -- requests ----------------------------------------------------------------------
+
+    async def _request(self, op: str, fds: Sequence[int] = (), **fields: Any) -> dict[str, Any]:
+        if self._control is None:
+            raise self._failed("it has ended")
+        order_id = next(self._ids)
+        reply = asyncio.get_running_loop().create_future()
+        self._replies[order_id] = reply
+        data = json.dumps({"id": order_id, "op": op, **fields}).encode()
+        socket.send_fds(self._control, [data], list(fds))
+        try:
+            message: dict[str, Any] = await asyncio.wait_for(reply, _REQUEST_TIMEOUT_S)
+        except (TimeoutError, RuntimeError) as error:
+            raise self._failed(f"its agent did not answer {op} ({error})") from None
+        if "error" in message:
+            raise self._failed(f"{op} failed: {message['error']}")
+        return message
+
+    async def spawn(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        cwd: str,
+        stdio: Sequence[int],
+        extra_fds: Sequence[int] = (),
+    ) -> tuple[int, int, asyncio.Future[int]]:
+        """Start a process inside; ``"{fd:N}"`` in ``argv`` names ``extra_fds[N]`` there.
+        Returns its pid inside, its pid outside (0 if it is gone already) and its exit."""
+        await self.ready()
+        reply = await self._request(
+            "spawn", [*stdio, *extra_fds], argv=list(argv), env=dict(env), cwd=cwd
+        )
+        inner = int(reply["pid"])
+        return inner, self.outer_pid(inner), self._exit_future(inner)
+
+    async def spawn_piped(
+        self, argv: Sequence[str], env: Mapping[str, str], cwd: str
+    ) -> ForkedProcess:
+        """Start a process inside with its stdin, stdout and stderr piped to us."""
+        stdin_r, stdin_w = os.pipe()
+        stdout_r, stdout_w = os.pipe()
+        stderr_r, stderr_w = os.pipe()
+        try:
+            _, pid, exited = await self.spawn(argv, env, cwd, (stdin_r, stdout_w, stderr_w))
+        except BaseException:
+            for fd in (stdin_w, stdout_r, stderr_r):
+                os.close(fd)
+            raise
+        finally:
+            for fd in (stdin_r, stdout_w, stderr_w):
+                os.close(fd)
+        return ForkedProcess(
+            pid, stdin_w, await pipe_reader(stdout_r), await pipe_reader(stderr_r), exited
+        )
+
+    def outer_pid(self, inner: int) -> int:
+        if self.process is None:
+            return 0
+        return outer_pid(self.process.pid, inner) or 0
+
+    def exit_of(self, inner: int) -> asyncio.Future[int]:
+        return self._exit_future(inner)
+
+    # -- ports ---------------------------------------------------------------------------
+
+    async def forward(self, port: int) -> None:
+        """Let the plugin reach ``127.0.0.1:port`` of this machine (from now on)."""
+        if port in self.forwards and self._control is not None:
+            return
+        self.forwards.add(port)
+        if self._control is not None:
+            await self._listen_outward(port)
+            await self._request("forward", port=port)
+
+    async def _listen_outward(self, port: int) -> None:
+        assert self.sockets is not None
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                upstream = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                writer.close()
+                return
+            await relay((reader, writer), upstream)
+
+        path = self.sockets / f"out-{port}.sock"
+        self._servers.append(await asyncio.start_unix_server(handle, str(path)))
+
+    async def expose(self, inner: int) -> int:
+        """A loopback port of this machine that reaches ``inner`` inside the sandbox."""
+        if inner in self._exposed:
+            return self._exposed[inner][0]
+        await self._request("expose", port=inner)
+        assert self.sockets is not None
+        path = str(self.sockets / f"in-{inner}.sock")
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                upstream = await asyncio.open_unix_connection(path)
+            except OSError:
+                writer.close()
+                return
+            with contextlib.suppress(OSError):
+                writer.get_extra_info("socket").setsockopt(
+                    socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
+                )
+            await relay((reader, writer), upstream)
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        outer = int(server.sockets[0].getsockname()[1])
+        self._exposed[inner] = (outer, server)
+        return outer
+
+    def release(self, outer: int) -> None:
+        """The generation that listened behind ``outer`` has stopped."""
+        for inner, (port, server) in list(self._exposed.items()):
+            if port == outer:
+                server.close()
+                del self._exposed[inner]
+                if self._control is not None:
+                    self._spawn_task(self._quiet_release(inner))
+
+    async def _quiet_release(self, inner: int) -> None:
+        with contextlib.suppress(PowerXError):
+            await self._request("release", port=inner)
