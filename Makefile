@@ -80,6 +80,7 @@ fuzz: setup
 	$(PY) benchmarks/fuzz_parsers.py --cases 20000
 
 ## security: hostile Python and Node plugins (and a hostile client) try every known way
-## around the guards against a real simulator; prints area | attempts | got through
+## around the guards and out of the plugin's sandbox against a real simulator; prints
+## area | attempts | got through
 security: setup
 	$(PY) -m tests.security.report

@@ -1,8 +1,11 @@
 """Attacks on the simulator, run against a real one: a hostile Python and a hostile Node
 plugin (``plugins/``) try every way around the egress guards, the guards' own state and
-the tenant binding; this harness, as a client, tries the upload and HTTP surface. Victim
-servers on this machine (a TCP and a UDP port on every address, and one on the machine's
-own address at the simulator's port) record what reaches them.
+the tenant binding, and what only an OS boundary stops (containment: the network without
+the guard, the simulator's secrets, each other's run tree and process, /proc); this
+harness, as a client, tries the upload and HTTP surface. Victim servers on this machine
+(a TCP and a UDP port on every address, and one on the machine's own address at the
+simulator's port) record what reaches them; containment attempts are judged on their
+evidence (``containment.py``).
 
 ``run_attacks()`` returns every attempt with whether it got through, plus the audit rows
 and metrics the simulator kept. ``report.py`` prints the table (``make security``);
@@ -26,7 +29,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +37,9 @@ import httpx
 
 from powerx.build.pack import pack
 from powerx.build.session import BuildSession
+from powerx.paths import run_root
 from powerx.testing import LocalSimulator, wait_until
+from tests.security.containment import Case, Facts, proof
 
 PLUGINS = Path(__file__).resolve().parent / "plugins"
 PYTHON_ID = "com.powerx.attack-python"
@@ -43,6 +48,11 @@ OTHER_TENANT = "globex"
 HEADER_TIMEOUT_S = 1.0  # the simulator's, in the config this harness writes
 UPLOAD = "upload (client)"
 HTTP = "HTTP surface (client)"
+# What only an OS boundary stops (plugins/*/containment.*): the attacker, and its target.
+CONTAINMENT = {
+    "containment (Python plugin)": (PYTHON_ID, NODE_ID),
+    "containment (Node plugin)": (NODE_ID, PYTHON_ID),
+}
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,7 @@ class Attempt:
     name: str
     through: bool
     detail: str
+    evidence: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass
@@ -137,8 +148,38 @@ def _plugin_attempts(sim: LocalSimulator, plugin: str, targets: dict[str, Any]) 
             f"simulator output:\n{sim.output()[-3000:]}"
         )
     return [
-        Attempt(a["area"], a["attempt"], bool(a["through"]), a["detail"]) for a in response.json()
+        Attempt(a["area"], a["attempt"], bool(a["through"]), a["detail"], a.get("evidence", {}))
+        for a in response.json()
     ]
+
+
+def _simulator_facts(sim: LocalSimulator) -> Facts:
+    """Where the simulator's run trees are and which pids serve: checked, since evidence
+    judged against a wrong run root would pass for containment."""
+    assert sim.process is not None
+    # LocalSimulator drops POWERX_* from the simulator's environment: a POWERX_RUN_DIR
+    # set here would name another root, and the check below says so.
+    root = run_root(sim.workdir / "state")
+    plugins = sim.status()["plugins"]
+    for plugin in plugins:
+        if next(root.glob(f"**/{plugin['digest']}"), None) is None:
+            raise RuntimeError(f"no run tree of {plugin['id']} under {root}")
+    pids = {plugin["id"]: int(plugin["pid"]) for plugin in plugins}
+    return Facts(run_root=root, simulator_pid=sim.process.pid, plugin_pids=pids)
+
+
+def _judged(attempts: list[Attempt], facts: Facts) -> list[Attempt]:
+    """Containment attempts judged on their evidence (those on the network are left to
+    the victims: see ``_confirmed``)."""
+    judged = []
+    for attempt in attempts:
+        if attempt.area in CONTAINMENT and attempt.evidence.get("kind") != "network":
+            attacker, other = CONTAINMENT[attempt.area]
+            seen = proof(Case(attempt.evidence, attempt.name, attacker, other, facts))
+            detail = attempt.detail + (f" [harness: {seen}]" if seen else "")
+            attempt = replace(attempt, through=seen is not None, detail=detail)
+        judged.append(attempt)
+    return judged
 
 
 # -- client-side attempts: uploads ---------------------------------------------------
@@ -362,6 +403,7 @@ def run_attacks() -> Findings:
             }
             attempts = _plugin_attempts(sim, PYTHON_ID, targets)
             attempts += _plugin_attempts(sim, NODE_ID, targets)
+            attempts = _judged(attempts, _simulator_facts(sim))
             attempts += _upload_attempts(sim, token, workdir / "state")
             attempts += _deep_json_attempts(sim, token)
             attempts.append(_slow_headers_attempt(sim))
@@ -393,9 +435,9 @@ def _confirmed(attempts: list[Attempt], reached: list[str]) -> list[Attempt]:
         seen = [line for line in reached if marker.search(line)]
         unattributed = [line for line in unattributed if line not in seen]
         if seen:
-            attempt = Attempt(
-                attempt.area, attempt.name, True, f"{attempt.detail} [victim: {seen[0]}]"
-            )
+            attempt = replace(attempt, through=True, detail=f"{attempt.detail} [victim: {seen[0]}]")
+        elif attempt.area in CONTAINMENT and attempt.evidence.get("kind") == "network":
+            attempt = replace(attempt, through=False)  # refused in its own namespace, say
         confirmed.append(attempt)
     confirmed += [Attempt("victim servers", "unattributed", True, line) for line in unattributed]
     return confirmed

@@ -3,8 +3,9 @@
     python -m tests.security.report [--verbose]      # or: make security
 
 One row per area (egress through each runtime's guard, tampering with the guards, the
-tenant binding, uploads, the HTTP surface): attempts and how many got through. Exits 1
-when anything got through. ``--verbose`` lists every attempt with what it met.
+tenant binding, containment of each plugin, uploads, the HTTP surface): attempts and how
+many got through. Exits 1 when anything got through. ``--verbose`` lists every attempt
+with what it met.
 """
 
 from __future__ import annotations

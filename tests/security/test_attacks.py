@@ -1,7 +1,7 @@
 """The attack plugins (plugins/) and the harness's own attempts against a real simulator:
 nothing gets through, and every block the simulator sees is counted and audited.
 
-One run (module-scoped: it starts one simulator and runs ~60 attempts) feeds every test.
+One run (module-scoped: it starts one simulator and runs ~80 attempts) feeds every test.
 """
 
 from __future__ import annotations
@@ -67,6 +67,27 @@ def test_every_route_of_the_issue_is_attempted(findings: Findings) -> None:
         findings, "(client)"
     )
     assert {"tenant_header", "tenant_with_a_forged_grant"} <= _names(findings, "(Python plugin)")
+    contained = {
+        "isolated_python",
+        "curl_empty_env",
+        "node_empty_env",
+        "udp_bare_child",
+        "simulator_environ",
+        "credentials_file",
+        "other_tree_walking_up",
+        "other_tree_by_prefix",
+        "other_tree_read",
+        "other_tree_write",
+        "own_tree_write",
+        "signal_other_plugin",
+        "proc_other_processes",
+    }
+    assert {f"{name}_from_python" for name in {*contained, "ctypes_connect_loopback"}} <= _names(
+        findings, "containment (Python plugin)"
+    )
+    assert {f"{name}_from_node" for name in {*contained, "empty_env_child_loopback"}} <= _names(
+        findings, "containment (Node plugin)"
+    )
 
 
 @pytest.mark.parametrize(("plugin", "runtime"), [(PYTHON_ID, "Python"), (NODE_ID, "Node")])

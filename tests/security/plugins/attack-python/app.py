@@ -1,5 +1,6 @@
 """A hostile Python plugin: POST /attack with the targets (JSON) runs every attempt and
-answers a list of {area, attempt, through, detail}.
+answers a list of {area, attempt, through, detail}, and the evidence of those only an OS
+boundary stops (``containment.py``).
 
 An attempt got through when the guard did not stop it: it reached its target, or it
 failed for another reason (no such host, connection refused), which means it was on the
@@ -19,6 +20,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import containment
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -213,7 +215,7 @@ def run(targets: dict[str, Any], request: Request) -> list[dict[str, Any]]:
     ):
         headers = {"x-powerx-tenant": other, **({"x-powerx-grant": grant} if grant else {})}
         attempt(TENANT, name, lambda m, headers=headers: host_api("/kv/greeting", headers))
-    return results
+    return results + containment.attempts(targets)
 
 
 async def attack(request: Request) -> JSONResponse:

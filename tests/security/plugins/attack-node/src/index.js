@@ -1,6 +1,7 @@
 'use strict';
 // A hostile Node plugin: POST /attack with the targets (JSON) runs every attempt and
-// answers a list of {area, attempt, through, detail}.
+// answers a list of {area, attempt, through, detail}, and the evidence of those only an
+// OS boundary stops (containment.js).
 //
 // An attempt got through when the guard did not stop it: it reached its target, or it
 // failed for another reason (no such host, connection refused), which means it was on the
@@ -12,6 +13,7 @@ const dns = require('node:dns');
 const dgram = require('node:dgram');
 const crypto = require('node:crypto');
 const workerThreads = require('node:worker_threads');
+const containment = require('./containment.js');
 
 const EGRESS = 'egress (Node guard)';
 const TAMPER = 'guard tamper (Node)';
@@ -217,7 +219,7 @@ async function run(targets, request) {
     { 'x-powerx-tenant': other, 'x-powerx-grant': ownGrant }));
   await attempt(TENANT, 'tenant_with_a_forged_grant', () => hostApi('/kv/greeting',
     { 'x-powerx-tenant': other, 'x-powerx-grant': crypto.randomBytes(32).toString('hex') }));
-  return results;
+  return results.concat(containment.attempts(targets));
 }
 
 module.exports = {
