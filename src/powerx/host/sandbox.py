@@ -217,7 +217,8 @@ class Sandbox:
         self.plugin = plugin
         self.run_folder = run_folder
         self.base_env = dict(base_env)
-        self.forwards = set(forwards)
+        self.forwards = set(forwards)  # asked for
+        self._forwarded: set[int] = set()  # relayed (or being set up): each port once
         self.sockets: Path | None = None
         self.process: asyncio.subprocess.Process | None = None
         self._control: socket.socket | None = None
@@ -228,6 +229,7 @@ class Sandbox:
         self._starting: asyncio.Task[None] | None = None
         self._servers: list[asyncio.Server] = []
         self._exposed: dict[int, tuple[int, asyncio.Server]] = {}  # inner -> (outer, server)
+        self._exposing: dict[int, asyncio.Task[int]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.errors: deque[str] = deque(maxlen=20)  # bwrap's and the agent's own stderr
 
@@ -244,7 +246,9 @@ class Sandbox:
             raise self._failed("bubblewrap (bwrap) is not installed")
         self.run_folder.mkdir(parents=True, exist_ok=True)
         self.sockets = Path(tempfile.mkdtemp(prefix="pxs-"))
-        for port in self.forwards:
+        ports = set(self.forwards)  # those asked for later are forwarded by forward()
+        self._forwarded |= ports
+        for port in ports:
             await self._listen_outward(port)
         loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -275,7 +279,7 @@ class Sandbox:
         except (TimeoutError, RuntimeError) as error:
             await self.close()
             raise self._failed(f"its agent did not start ({error or 'timed out'})") from None
-        for port in self.forwards:
+        for port in ports:
             await self._request("forward", port=port)
 
     def _failed(self, why: str) -> PowerXError:
@@ -424,10 +428,12 @@ class Sandbox:
 
     async def forward(self, port: int) -> None:
         """Let the plugin reach ``127.0.0.1:port`` of this machine (from now on)."""
-        if port in self.forwards and self._control is not None:
-            return
         self.forwards.add(port)
-        if self._control is not None:
+        if self._starting is None:
+            return  # the start forwards it
+        await self.ready()
+        if port not in self._forwarded:
+            self._forwarded.add(port)
             await self._listen_outward(port)
             await self._request("forward", port=port)
 
@@ -446,9 +452,16 @@ class Sandbox:
         self._servers.append(await asyncio.start_unix_server(handle, str(path)))
 
     async def expose(self, inner: int) -> int:
-        """A loopback port of this machine that reaches ``inner`` inside the sandbox."""
+        """A loopback port of this machine that reaches ``inner`` inside the sandbox
+        (one per inner port, however often and concurrently asked)."""
         if inner in self._exposed:
             return self._exposed[inner][0]
+        if inner not in self._exposing:
+            self._exposing[inner] = asyncio.create_task(self._expose(inner))
+            self._exposing[inner].add_done_callback(lambda _: self._exposing.pop(inner, None))
+        return await asyncio.shield(self._exposing[inner])
+
+    async def _expose(self, inner: int) -> int:
         await self._request("expose", port=inner)
         assert self.sockets is not None
         path = str(self.sockets / f"in-{inner}.sock")

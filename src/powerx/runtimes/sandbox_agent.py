@@ -69,6 +69,7 @@ class Agent:
         self.control = control
         self.sockets = sockets
         self.servers: dict[tuple[str, int], asyncio.Server] = {}
+        self.pending: set[tuple[str, int]] = set()  # being set up: asked twice, made once
         self.children: set[asyncio.Task[None]] = set()
 
     def send(self, message: dict[str, Any]) -> None:
@@ -146,8 +147,9 @@ class Agent:
         self.send({"exited": child.pid, "code": code})
 
     async def _forward(self, port: int) -> None:
-        if ("out", port) in self.servers:
+        if ("out", port) in self.servers or ("out", port) in self.pending:
             return
+        self.pending.add(("out", port))
         target = str(self.sockets / f"out-{port}.sock")
 
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -158,11 +160,15 @@ class Agent:
                 return
             await relay((reader, writer), upstream)
 
-        self.servers["out", port] = await asyncio.start_server(handle, "127.0.0.1", port)
+        try:
+            self.servers["out", port] = await asyncio.start_server(handle, "127.0.0.1", port)
+        finally:
+            self.pending.discard(("out", port))
 
     async def _expose(self, port: int) -> None:
-        if ("in", port) in self.servers:
+        if ("in", port) in self.servers or ("in", port) in self.pending:
             return
+        self.pending.add(("in", port))
 
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:
@@ -179,7 +185,10 @@ class Agent:
         path = self.sockets / f"in-{port}.sock"
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-        self.servers["in", port] = await asyncio.start_unix_server(handle, str(path))
+        try:
+            self.servers["in", port] = await asyncio.start_unix_server(handle, str(path))
+        finally:
+            self.pending.discard(("in", port))
 
     def _release(self, port: int) -> None:
         server = self.servers.pop(("in", port), None)
