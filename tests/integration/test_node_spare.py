@@ -120,7 +120,8 @@ def probe_a_launched_spare(tmp_path: Path, source: str) -> tuple[list[int], bool
         probed: list[int] = []
         sent = asyncio.Event()
 
-        async def probe(port: int) -> bool:
+        async def probe(url: str) -> bool:
+            port = int(url.rpartition(":")[2])
             probed.append(port)
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             try:

@@ -315,12 +315,15 @@ def test_the_node_generations_own_inspector_lists_no_target(
 def test_in_its_sandbox_a_debugging_generation_listens_on_no_port_of_this_machine(
     simulator: RunningSimulator,
 ) -> None:
-    """Contained, a generation's HTTP server and its own debugger listen in the
-    sandbox's network only: no local process can reach them, only the simulator."""
+    """Contained, a generation serves HTTP on a unix socket the simulator reaches, and
+    its own debugger listens in the sandbox's network only: no local process can reach
+    either through this machine's loopback."""
     for plugin in (NODE_ID, PY_ID):
         with attached(simulator, plugin) as status:
             assert listening_ports(status["pid"]) == set(), plugin
-            assert listening_ports(status["pid"], its_own_network=True), plugin
+            assert status["port"] is None, status  # HTTP: a unix socket
+    with attached(simulator, NODE_ID) as status:  # the inspector: in its own network
+        assert listening_ports(status["pid"], its_own_network=True)
 
 
 @contextlib.contextmanager

@@ -271,9 +271,7 @@ def create_app(
                 headers.append((TENANT_HEADER, tenant))
             headers.append((GRANT_HEADER, simulator.gateway.grant(generation.token, tenant)))
             headers.append(("x-forwarded-prefix", f"/plugins/{plugin_id}"))
-            url = httpx.URL(
-                f"http://127.0.0.1:{generation.port}/{path}", query=request.url.query.encode()
-            )
+            url = httpx.URL(f"{generation.url}/{path}", query=request.url.query.encode())
             # A request may sit at a breakpoint for as long as the developer looks around.
             timeout = None if simulator.debugger.debugging(plugin_id) else client.timeout
             upstream = await client.request(

@@ -40,8 +40,10 @@ class LaunchSpec:
     cwd: str
 
 
-# The health probe, to a port (True: it answered 200).
-Probe = Callable[[int], Coroutine[Any, Any, bool]]
+# The health probe, to a base URL (True: it answered 200).
+Probe = Callable[[str], Coroutine[Any, Any, bool]]
+# A listener a process reported ({"port": n} or {"unix": path}) -> its base URL.
+Reach = Callable[[dict[str, Any]], str]
 
 
 class PluginProcess(Protocol):
@@ -50,7 +52,7 @@ class PluginProcess(Protocol):
     stderr: asyncio.StreamReader
     # Where it listens already, if it did before it was given its plugin (a Node spare),
     # and the health probe sent there then: it is answered once the plugin has loaded.
-    listening_port: int | None
+    listening_url: str | None
     early_probe: asyncio.Task[bool] | None
 
     @property
@@ -81,7 +83,7 @@ class ChildProcess:
         self.pid = process.pid
         self.stdout: asyncio.StreamReader = process.stdout
         self.stderr: asyncio.StreamReader = process.stderr
-        self.listening_port: int | None = None
+        self.listening_url: str | None = None
         self.early_probe: asyncio.Task[bool] | None = None
 
     @property
@@ -150,6 +152,10 @@ async def _spawn(
     return ChildProcess(process)
 
 
+def _loopback(listening: dict[str, Any]) -> str:
+    return f"http://127.0.0.1:{int(listening['port'])}"
+
+
 def _succeeded(future: asyncio.Future[Any] | None) -> bool:
     """Done without an error (a warm spare started, the zygote reported ready)."""
     if future is None or not future.done() or future.cancelled():
@@ -193,9 +199,11 @@ class SpareLauncher:
         base_env: Mapping[str, str],
         cwd: str,
         probe: Probe | None = None,
+        reach: Reach | None = None,
         sandbox: Sandbox | None = None,
     ) -> None:
         self.runtime = runtime
+        self.reach = reach or _loopback
         self.sandbox = sandbox
         self.base_env = dict(base_env)
         self.cwd = cwd
@@ -211,13 +219,11 @@ class SpareLauncher:
         if not line.startswith(CONTROL_PREFIX.encode()):
             spare.kill()
             raise RuntimeError(f"warm spare did not start: {line!r}")
-        port = json.loads(line[len(CONTROL_PREFIX) :]).get("port")
-        if isinstance(port, int):
-            if self.sandbox is not None:  # where the simulator reaches it
-                port = await self.sandbox.expose(port)
-            spare.listening_port = port
+        listening = json.loads(line[len(CONTROL_PREFIX) :])
+        if listening.get("port") or listening.get("unix"):
+            spare.listening_url = self.reach(listening)
             if self.probe is not None:
-                spare.early_probe = asyncio.create_task(self.probe(port))
+                spare.early_probe = asyncio.create_task(self.probe(spare.listening_url))
         return spare
 
     def prepare(self) -> None:
@@ -269,7 +275,7 @@ class ForkedProcess:
         self.pid = pid
         self.stdout = stdout
         self.stderr = stderr
-        self.listening_port: int | None = None
+        self.listening_url: str | None = None
         self.early_probe: asyncio.Task[bool] | None = None
         self._stdin_fd: int | None = stdin_fd
         self._exited = exited
@@ -487,6 +493,7 @@ def choose_launcher(
     base_env: Mapping[str, str],
     cwd: str,
     probe: Probe | None = None,
+    reach: Reach | None = None,
     sandbox: Sandbox | None = None,
 ) -> Launcher:
     variable = "POWERX_PYTHON_LAUNCH" if runtime == "python3.11" else "POWERX_NODE_LAUNCH"
@@ -496,4 +503,4 @@ def choose_launcher(
         return ZygoteLauncher(base_env, cwd, sandbox)
     if forced == "cold":
         return ColdLauncher(sandbox)
-    return SpareLauncher(runtime, base_env, cwd, probe, sandbox)
+    return SpareLauncher(runtime, base_env, cwd, probe, reach, sandbox)

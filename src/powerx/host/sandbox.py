@@ -218,8 +218,10 @@ class Sandbox:
         self.run_folder = run_folder
         self.base_env = dict(base_env)
         self.forwards = set(forwards)  # asked for
+        # Where its processes listen (unix sockets the simulator reaches directly) and where
+        # the agent's relays are; bound into the sandbox at the same path.
+        self.sockets = Path(tempfile.mkdtemp(prefix="pxs-"))
         self._forwarded: set[int] = set()  # relayed (or being set up): each port once
-        self.sockets: Path | None = None
         self.process: asyncio.subprocess.Process | None = None
         self._control: socket.socket | None = None
         self._ids = itertools.count(1)
@@ -245,7 +247,6 @@ class Sandbox:
         if bwrap is None:
             raise self._failed("bubblewrap (bwrap) is not installed")
         self.run_folder.mkdir(parents=True, exist_ok=True)
-        self.sockets = Path(tempfile.mkdtemp(prefix="pxs-"))
         ports = set(self.forwards)  # those asked for later are forwarded by forward()
         self._forwarded |= ports
         for port in ports:
@@ -358,8 +359,7 @@ class Sandbox:
         self._exposed.clear()
         for task in list(self._tasks):
             task.cancel()
-        if self.sockets is not None:
-            shutil.rmtree(self.sockets, ignore_errors=True)
+        shutil.rmtree(self.sockets, ignore_errors=True)
 
     # -- requests ----------------------------------------------------------------------
 
@@ -438,7 +438,6 @@ class Sandbox:
             await self._request("forward", port=port)
 
     async def _listen_outward(self, port: int) -> None:
-        assert self.sockets is not None
 
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:
@@ -463,7 +462,6 @@ class Sandbox:
 
     async def _expose(self, inner: int) -> int:
         await self._request("expose", port=inner)
-        assert self.sockets is not None
         path = str(self.sockets / f"in-{inner}.sock")
 
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -619,7 +619,7 @@ class Simulator:
                 status=404,
             )
         gen = slot.active
-        if gen is None or gen.state != "running" or gen.port is None:
+        if gen is None or gen.state != "running" or not gen.url:
             state = "crash loop" if slot.crash_loop else (gen.state if gen else "not started")
             raise PowerXError(
                 "plugin_unavailable",

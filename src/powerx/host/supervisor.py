@@ -27,9 +27,10 @@ from powerx.errors import PowerXError
 from powerx.host.egress_proxy import EgressProxy
 from powerx.host.launcher import Launcher, LaunchSpec, PluginProcess, choose_launcher
 from powerx.host.sandbox import Sandbox
+from powerx.host.socket_routes import SocketRoutes, base_url
 from powerx.manifest import Manifest
 from powerx.plugin_imports import explain_missing_module
-from powerx.runtimes import CONTROL_PREFIX, NODE_EGRESS_PRELOAD, PYTHON_CHILD_PATH
+from powerx.runtimes import CONTROL_PREFIX, LISTEN_DIR_ENV, NODE_EGRESS_PRELOAD, PYTHON_CHILD_PATH
 from powerx.runtimes.egress_guard import POLICY_ENV as EGRESS_POLICY_ENV
 from powerx.runtimes.egress_guard import EgressPolicy
 
@@ -86,7 +87,8 @@ class Generation:
     process: PluginProcess
     run_dir: Path
     state: GenerationState = "starting"
-    port: int | None = None
+    port: int | None = None  # where it listens: a loopback port, or
+    url: str = ""  # the base URL it is reached on (a port, or a unix socket in its sandbox)
     started_at: float = field(default_factory=time.time)
     start_ms: float = 0.0
     exit_code: int | None = None
@@ -165,23 +167,23 @@ class Supervisor:
         self.launchers: dict[tuple[str, str], Launcher] = {}  # (runtime, plugin or "")
         # One client for health probes and for proxied requests: the probe's keep-alive
         # connection is then already open when traffic flips to a new generation.
+        self.routes = SocketRoutes(httpx.Limits(max_connections=200, max_keepalive_connections=50))
         self.http = httpx.AsyncClient(
-            timeout=httpx.Timeout(60.0, connect=5.0),
-            trust_env=False,
-            verify=False,
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            transport=self.routes, timeout=httpx.Timeout(60.0, connect=5.0), trust_env=False
         )
+        self._unix_urls: dict[str, str] = {}  # socket path -> its base URL
         self._background: set[asyncio.Task[None]] = set()
         self.live: set[Generation] = set()  # every generation whose process may still run
         self.closing = False
 
     # -- processes ---------------------------------------------------------------------
 
-    def _base_env(self) -> dict[str, str]:
+    def _base_env(self, plugin: str = "") -> dict[str, str]:
         env = {name: os.environ[name] for name in _PASSED_ENV if name in os.environ}
         env.update({"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"})
-        if self.run_folder is not None:  # the developer's home is not in the sandbox
-            env.update({"HOME": "/tmp", "TMPDIR": "/tmp"})
+        sandbox = self.sandbox(plugin) if plugin else None
+        if sandbox is not None:  # the developer's home is not in the sandbox
+            env.update({"HOME": "/tmp", "TMPDIR": "/tmp", LISTEN_DIR_ENV: str(sandbox.sockets)})
         return env
 
     @property
@@ -211,13 +213,33 @@ class Supervisor:
         if key not in self.launchers:
             cwd = sandbox.run_folder if sandbox is not None else self.work_dir
             self.launchers[key] = choose_launcher(
-                runtime, self._base_env(), str(cwd), self._healthy_once_loaded, sandbox
+                runtime,
+                self._base_env(plugin),
+                str(cwd),
+                self._healthy_once_loaded,
+                self.reach,
+                sandbox,
             )
         return self.launchers[key]
 
+    def reach(self, listening: dict[str, Any]) -> str:
+        """The base URL of a listener a plugin process reported (``port`` or ``unix``)."""
+        path = listening.get("unix")
+        if not path:
+            return base_url(int(listening["port"]))
+        if path not in self._unix_urls:
+            self._unix_urls[path] = self.routes.add(str(path))
+        return self._unix_urls[path]
+
+    async def _forget(self, gen: Generation) -> None:
+        for path, url in list(self._unix_urls.items()):
+            if url == gen.url:
+                del self._unix_urls[path]
+                await self.routes.remove(url)
+
     async def _reachable(self, gen: Generation, port: int) -> int:
-        """The loopback port the simulator reaches ``port`` of ``gen`` on: the same one,
-        or, in a sandbox, one brought out of it."""
+        """The loopback port the simulator reaches ``port`` of ``gen`` on (its debugger):
+        the same one, or, in a sandbox, one brought out of it."""
         sandbox = self.sandbox(gen.plugin_id)
         if sandbox is None:
             return port
@@ -226,7 +248,7 @@ class Supervisor:
         return outer
 
     def _environment(self, manifest: Manifest, token: str) -> dict[str, str]:
-        env = self._base_env()
+        env = self._base_env(manifest.id)
         env.update(
             {
                 "POWERX_HOST_URL": self.host_url,
@@ -293,21 +315,10 @@ class Supervisor:
                             self.on_egress_blocked(slot, gen, message)
                     elif message.get("event") == "debug":
                         self._spawn_background(self._attach_debugger(slot, gen, message))
-                    elif message.get("event") == "ready" and self.contained:
-                        self._spawn_background(self._bring_out(gen, message))
                     elif not gen.ready.done():
                         gen.ready.set_result(message)
                     continue
             self._log(slot, gen.number, "stdout", line)
-
-    async def _bring_out(self, gen: Generation, message: dict[str, Any]) -> None:
-        """Ready, listening on a port: reached through its sandbox if it has one."""
-        try:
-            message["port"] = await self._reachable(gen, int(message["port"]))
-        except (PowerXError, KeyError, TypeError, ValueError) as error:
-            message = {"event": "error", "kind": "sandbox", "message": str(error)}
-        if not gen.ready.done():
-            gen.ready.set_result(message)
 
     async def _attach_debugger(
         self, slot: PluginSlot, gen: Generation, message: dict[str, Any]
@@ -406,8 +417,9 @@ class Supervisor:
             message = {"event": "timeout"}
         try:
             if message.get("event") == "ready":
-                gen.port = int(message["port"])
-                if await self._passes_probe(gen.port, early_probe):
+                gen.url = self.reach(message)
+                gen.port = message.get("port") if isinstance(message.get("port"), int) else None
+                if await self._passes_probe(gen.url, early_probe):
                     gen.state = "running"
                     gen.start_ms = (time.perf_counter() - started) * 1000
                     self._spawn_background(
@@ -447,26 +459,24 @@ class Supervisor:
         if not self.closing:
             self.prepare_launchers({(runtime, gen.plugin_id)})
 
-    async def _passes_probe(self, port: int, early: asyncio.Task[bool] | None) -> bool:
+    async def _passes_probe(self, url: str, early: asyncio.Task[bool] | None) -> bool:
         """The health probe. One sent early (to a spare, on the port it serves from,
         before its order) counts if it passed; else the generation is asked again."""
         if early is not None and await early:
             return True
-        return await self._healthy(port)
+        return await self._healthy(url)
 
-    async def _healthy(self, port: int, timeout_s: float | None = 5.0) -> bool:
+    async def _healthy(self, url: str, timeout_s: float | None = 5.0) -> bool:
         try:
-            response = await self.http.get(
-                f"http://127.0.0.1:{port}{HEALTH_PATH}", timeout=timeout_s
-            )
+            response = await self.http.get(f"{url}{HEALTH_PATH}", timeout=timeout_s)
         except httpx.HTTPError:
             return False
         return response.status_code == 200
 
-    async def _healthy_once_loaded(self, port: int) -> bool:
+    async def _healthy_once_loaded(self, url: str) -> bool:
         """The probe a warm spare holds until it is given a plugin (maybe minutes later);
         a spare that never loads one is stopped, which ends it."""
-        return await self._healthy(port, timeout_s=None)
+        return await self._healthy(url, timeout_s=None)
 
     def _start_error(
         self, slot: PluginSlot, gen: Generation, message: dict[str, Any]
@@ -554,6 +564,7 @@ class Supervisor:
             *(t for t in gen.tasks if t is not asyncio.current_task()), return_exceptions=True
         )
         self.live.discard(gen)
+        await self._forget(gen)
         sandbox = self.sandbox(gen.plugin_id)
         if sandbox is not None:
             for port in gen.exposed:

@@ -1,7 +1,8 @@
 """What runs inside a plugin process, and the line protocol it speaks to the supervisor.
 
 A shim writes control messages to stdout as single lines starting with ``@@powerx ``
-followed by JSON (``{"event": "ready", "port": N}`` or ``{"event": "error", ...}``);
+followed by JSON (``{"event": "ready", "port": N}``, or ``"unix": PATH`` when it listens
+on a unix socket, or ``{"event": "error", ...}``);
 every other line is the plugin's own output. When its stdin closes (the simulator went
 away, however abruptly) the shim exits, so no plugin process outlives its simulator.
 """
@@ -9,6 +10,8 @@ away, however abruptly) the shim exits, so no plugin process outlives its simula
 from pathlib import Path
 
 CONTROL_PREFIX = "@@powerx "
+# Set (in a sandbox): listen on a unix socket in this folder, not on a loopback port.
+LISTEN_DIR_ENV = "POWERX_LISTEN_DIR"
 NODE_SHIM = Path(__file__).with_name("node_shim.js")
 NODE_BUILD = Path(__file__).with_name("node_build.js")
 # Preloaded (NODE_OPTIONS) by every Node process a Node plugin starts: the same guard.

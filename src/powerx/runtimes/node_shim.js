@@ -8,6 +8,7 @@
 // port before the order, so the simulator's health probe can be on its way while the
 // plugin loads; requests (the probe too) wait until the plugin has loaded.
 // Control lines go to stdout prefixed with "@@powerx " (see runtimes/__init__.py).
+const crypto = require('node:crypto');
 const http = require('node:http');
 const path = require('node:path');
 const { createHost, HostApiError } = require('./powerx_host.js');
@@ -56,7 +57,8 @@ async function toRequest(req) {
     else if (value !== undefined) headers.set(name, value);
   }
   const method = req.method || 'GET';
-  return new Request(`http://127.0.0.1:${req.socket.localPort}${req.url}`, {
+  const origin = req.socket.localPort ? `http://127.0.0.1:${req.socket.localPort}` : 'http://localhost';
+  return new Request(`${origin}${req.url}`, {
     method, headers, body: method === 'GET' || method === 'HEAD' ? undefined : body,
   });
 }
@@ -115,9 +117,17 @@ function listener(handler, makeEnv) {
 }
 
 function listen(server) {
+  // A loopback port; in a sandbox, a unix socket in the folder the simulator reaches
+  // directly (POWERX_LISTEN_DIR). Resolves to how the simulator finds it.
+  const folder = process.env.POWERX_LISTEN_DIR;
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve(server.address().port));
+    if (folder) {
+      const where = path.join(folder, `http-${process.pid}-${crypto.randomBytes(4).toString('hex')}.sock`);
+      server.listen(where, () => resolve({ unix: where }));
+    } else {
+      server.listen(0, '127.0.0.1', () => resolve({ port: server.address().port }));
+    }
   });
 }
 
@@ -193,7 +203,7 @@ async function main() {
     const deferred = deferredListener();
     server = http.createServer(deferred.listener);
     serve = deferred.serve;
-    control('spare', { pid: process.pid, port: await listen(server) });
+    control('spare', { pid: process.pid, ...(await listen(server)) });
     const order = JSON.parse(await firstLine());
     for (const name of Object.keys(process.env)) delete process.env[name];
     Object.assign(process.env, order.env);
@@ -230,16 +240,17 @@ async function main() {
   };
   const makeEnv = (tenant, grant) => ({ ...baseEnv, TENANT: tenant, host: createHost({
     baseUrl: process.env.POWERX_HOST_URL, token: process.env.POWERX_PLUGIN_TOKEN, tenant, grant }) });
-  let port;
+  let where;
   if (server === null) {
     server = http.createServer(listener(handler, makeEnv));
-    port = await listen(server);
+    where = await listen(server);
   } else {
     serve(listener(handler, makeEnv));
-    port = server.address().port;
+    const address = server.address();
+    where = typeof address === 'string' ? { unix: address } : { port: address.port };
   }
   server.keepAliveTimeout = 30000;
-  control('ready', { port, pid: process.pid });
+  control('ready', { ...where, pid: process.pid });
   const stop = () => server.close(() => process.exit(0));
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from powerx.runtimes import egress_guard
+from powerx.runtimes import LISTEN_DIR_ENV, egress_guard
 from powerx_plugin import answer_denials
 
 CONTROL_PREFIX = "@@powerx "
@@ -109,13 +109,27 @@ def with_health_route(app: Any) -> Any:
     return wrapped
 
 
-async def serve(app: Any) -> None:
-    import uvicorn
-
+def _listening_socket() -> tuple[socket.socket, dict[str, Any]]:
+    """A loopback port, or (in a sandbox) a unix socket in the folder the simulator
+    reaches directly; and how to tell the simulator where."""
+    folder = os.environ.get(LISTEN_DIR_ENV)
+    if folder:
+        path = os.path.join(folder, f"http-{os.getpid()}-{secrets.token_hex(4)}.sock")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(path)
+        sock.listen(128)
+        return sock, {"unix": path}
     # IPPROTO_TCP so asyncio turns on TCP_NODELAY (see host/run.py: bind_socket).
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)
+    return sock, {"port": sock.getsockname()[1]}
+
+
+async def serve(app: Any) -> None:
+    import uvicorn
+
+    sock, where = _listening_socket()
     config = uvicorn.Config(
         with_health_route(answer_denials(app)),
         log_level="warning",
@@ -129,7 +143,7 @@ async def serve(app: Any) -> None:
             task.result()
             raise RuntimeError("the plugin's startup failed")
         await asyncio.sleep(0.002)
-    _control("ready", port=sock.getsockname()[1], pid=os.getpid())
+    _control("ready", **where, pid=os.getpid())
     await task
 
 
