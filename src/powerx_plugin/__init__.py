@@ -54,10 +54,16 @@ def _shared_client() -> httpx.AsyncClient:
     global _client
     if _client is None:
         base_url = os.environ["POWERX_HOST_URL"]
+        # In a sandbox the simulator is also on a unix socket bound into it: the direct way.
+        socket_path = os.environ.get("POWERX_HOST_SOCKET")
+        transport = httpx.AsyncHTTPTransport(uds=socket_path, verify=False) if socket_path else None
         # The simulator is plain HTTP on loopback: skip loading the CA bundle (~50 ms per
         # process, paid by every new generation's first request otherwise).
         _client = httpx.AsyncClient(
-            base_url=base_url, timeout=10.0, verify=base_url.startswith("https://")
+            base_url=base_url,
+            timeout=10.0,
+            verify=base_url.startswith("https://"),
+            transport=transport,
         )
     return _client
 

@@ -225,6 +225,9 @@ async def _serve(
     built = build_all(plans, state_dir, reporter, keep_going)
     simulator = Simulator(config, state_dir, url, on_log=reporter.log)
     await simulator.start_services()
+    sockets = [sock]
+    if simulator.supervisor.contained:  # plugins in sandboxes call the host API here
+        sockets.append(simulator.supervisor.open_host_socket())
     simulator.supervisor.prepare_launchers({(p.manifest.runtime, p.manifest.id) for p in plans})
 
     async def on_shutdown() -> None:
@@ -242,7 +245,7 @@ async def _serve(
             timeout_graceful_shutdown=5,
         )
     )
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    serving = asyncio.create_task(server.serve(sockets=sockets))
     while not server.started:
         if serving.done():
             serving.result()

@@ -167,7 +167,9 @@ def devkit_paths() -> list[Path]:
     return chosen
 
 
-def bwrap_command(bwrap: str, run_folder: Path, sockets: Path) -> list[str]:
+def bwrap_command(
+    bwrap: str, run_folder: Path, sockets: Path, host_socket: Path | None = None
+) -> list[str]:
     """The sandbox: namespaces, then the mount view, built from nothing (order matters:
     a bind below ``/tmp`` must come after the ``/tmp`` tmpfs)."""
     args = [bwrap, *_namespaces(), *_system_binds()]
@@ -176,6 +178,8 @@ def bwrap_command(bwrap: str, run_folder: Path, sockets: Path) -> list[str]:
         args += ["--ro-bind", str(path), str(path)]
     args += ["--ro-bind", str(run_folder), str(run_folder)]
     args += ["--bind", str(sockets), str(sockets), "--chdir", str(run_folder)]
+    if host_socket is not None:  # the simulator's HTTP server, for the host API
+        args += ["--bind", str(host_socket), str(host_socket)]
     return args
 
 
@@ -213,8 +217,10 @@ class Sandbox:
         run_folder: Path,
         base_env: Mapping[str, str],
         forwards: Iterable[int],
+        host_socket: Path | None = None,
     ) -> None:
         self.plugin = plugin
+        self.host_socket = host_socket
         self.run_folder = run_folder
         self.base_env = dict(base_env)
         self.forwards = set(forwards)  # asked for
@@ -254,7 +260,7 @@ class Sandbox:
         loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._ready = loop.create_future()
-        command = bwrap_command(bwrap, self.run_folder, self.sockets)
+        command = bwrap_command(bwrap, self.run_folder, self.sockets, self.host_socket)
         agent = [sys.executable, "-m", "powerx.runtimes.sandbox_agent"]
         try:
             self.process = await asyncio.create_subprocess_exec(

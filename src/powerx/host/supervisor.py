@@ -14,6 +14,9 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
+import socket
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -153,6 +156,7 @@ class Supervisor:
         # Set: each plugin runs in its own sandbox (host/sandbox.py), in this folder.
         self.run_folder = run_folder
         self.sandboxes: dict[str, Sandbox] = {}
+        self.host_socket: Path | None = None  # the host API on a unix socket, for sandboxes
         self.debug = debug
         self.on_stopped = on_stopped
         self.egress_proxy: EgressProxy | None = None  # set once the simulator started it
@@ -184,6 +188,8 @@ class Supervisor:
         sandbox = self.sandbox(plugin) if plugin else None
         if sandbox is not None:  # the developer's home is not in the sandbox
             env.update({"HOME": "/tmp", "TMPDIR": "/tmp", LISTEN_DIR_ENV: str(sandbox.sockets)})
+            if self.host_socket is not None:
+                env["POWERX_HOST_SOCKET"] = str(self.host_socket)
         return env
 
     @property
@@ -196,9 +202,24 @@ class Supervisor:
             return None
         if plugin not in self.sandboxes:
             self.sandboxes[plugin] = Sandbox(
-                plugin, self.run_folder(plugin), self._base_env(), self._simulator_ports()
+                plugin,
+                self.run_folder(plugin),
+                self._base_env(),
+                self._simulator_ports(),
+                self.host_socket,
             )
         return self.sandboxes[plugin]
+
+    def open_host_socket(self) -> socket.socket:
+        """A unix socket for the simulator's HTTP server, bound into every sandbox: the
+        host API without a relay between namespaces (the loopback port, forwarded into
+        the sandbox, stays for clients that cannot use it)."""
+        folder = Path(tempfile.mkdtemp(prefix="pxh-"))
+        self.host_socket = folder / "host.sock"
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(self.host_socket))
+        listener.listen(512)
+        return listener
 
     def _simulator_ports(self) -> set[int]:
         """What a plugin reaches of the simulator: its host API and egress proxy."""
@@ -649,6 +670,8 @@ class Supervisor:
         await asyncio.gather(*(self.stop_generation(gen) for gen in list(self.live)))
         await asyncio.gather(*(launcher.close() for launcher in self.launchers.values()))
         await asyncio.gather(*(sandbox.close() for sandbox in self.sandboxes.values()))
+        if self.host_socket is not None:
+            shutil.rmtree(self.host_socket.parent, ignore_errors=True)
         await self.http.aclose()
 
     def egress_policy(self, token: str) -> tuple[str, EgressPolicy] | None:

@@ -263,6 +263,17 @@ class PluginLoop:
         await self._notes_sent()
         await self.client.watch_armed(self.plugin_id, False)
 
+    async def finish_reports(self, timeout_s: float = 5.0) -> None:
+        """Let the last reloads' telemetry and alert checks go out (nothing lost) before
+        the client closes; what is still not done then is dropped."""
+        pending = {*self._reporting, *([self._failure_report] if self._failure_report else [])}
+        if not pending:
+            return
+        _, late = await asyncio.wait(pending, timeout=timeout_s)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
     def close(self) -> None:
         self.session.close()
 
@@ -304,6 +315,7 @@ async def run_dev(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(loop.finish_reports() for loop in loops))
         await asyncio.gather(*(loop.disarm() for loop in loops), return_exceptions=True)
         for loop in loops:
             loop.close()

@@ -26,10 +26,14 @@ const agents = {
   'https:': new https.Agent({ keepAlive: true, timeout: 4000 }),
 };
 
+// In a sandbox the simulator is also on a unix socket bound into it: the direct way.
+const hostSocket = process.env.POWERX_HOST_SOCKET || undefined;
+
 function send(url, method, headers, body) {
   const transport = url.protocol === 'https:' ? https : http;
+  const options = { method, headers, agent: agents[url.protocol], socketPath: hostSocket };
   return new Promise((resolve, reject) => {
-    const request = transport.request(url, { method, headers, agent: agents[url.protocol] }, (response) => {
+    const request = transport.request(url, options, (response) => {
       const chunks = [];
       response.on('data', (chunk) => chunks.push(chunk));
       response.on('end', () => resolve({
