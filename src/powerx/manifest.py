@@ -24,7 +24,12 @@ from powerx.manifest_files import (
     load_yaml_mapping,
 )
 from powerx.manifest_problems import FIXES, PROGRAM, RUNTIMES, ManifestError, field_problem
-from powerx.manifest_rules import HOST_ONLY_KEYS, cross_field_problems, prepare
+from powerx.manifest_rules import (
+    HOST_ONLY_KEYS,
+    INTERNAL_FIELDS,
+    cross_field_problems,
+    prepare,
+)
 from powerx.manifest_sections import (
     Agent,
     Assets,
@@ -299,7 +304,7 @@ def _parse_remembered(text: str, source: str) -> Manifest:  # errors are not cac
     try:
         manifest = Manifest.model_validate(prepared)
     except ValidationError as exc:
-        known = [name for name in Manifest.model_fields if name not in moved]
+        known = [name for name in Manifest.model_fields if name not in INTERNAL_FIELDS]
         problems += [field_problem(e, known, moved) for e in exc.errors()]
     else:
         if not problems:  # a missing key or a typo would explain most of these

@@ -26,6 +26,8 @@ HOST_ONLY_KEYS = frozenset(
     }
 )  # fmt: skip
 _LEGACY_REQUIRED = ("runtime", "entry", "host")
+# Fields the parser fills from other keys; not keys a developer writes.
+INTERNAL_FIELDS = ("rbac_resources", "host_runtime")
 # A key this close to a known one is a typo, not a key of a newer host: refused.
 _TYPO_CUTOFF = 0.85
 
@@ -58,7 +60,7 @@ def prepare(
             if key not in raw
         ]
         return data, moved, problems
-    known = [name for name in Manifest.model_fields if name not in moved]
+    known = [name for name in Manifest.model_fields if name not in INTERNAL_FIELDS]
     for key in [k for k in data if k not in Manifest.model_fields]:
         if key in HOST_ONLY_KEYS:
             data.pop(key)
@@ -135,7 +137,8 @@ def _how_it_runs(manifest: Manifest) -> list[Problem]:
             Problem(
                 "backend",
                 "nothing to run: no backend.entry (a program) and no runtime + entry (a handler)",
-                f"{FIXES['backend']}; or set runtime and entry for handler mode",
+                "name the program as backend.entry, e.g. backend: {entry: backend/bin/plugin}; "
+                "or set runtime and entry for handler mode",
             )
         ]
     return []
