@@ -16,7 +16,7 @@ from powerx.host.images import get_image
 from powerx.host.preflight import check_plugin, check_runtime
 from powerx.host.running import simulator_on_port
 from powerx.host.sandbox import containment
-from powerx.manifest import MANIFEST_FILE
+from powerx.manifest import MANIFEST_FILES, ManifestError, find_manifest
 from powerx.plugin_imports import missing_imports
 
 Status = Literal["ok", "warn", "fail"]
@@ -198,7 +198,7 @@ def _plugins(paths: list[Path], config: SimulatorConfig) -> list[Check]:
 
 def diagnose(paths: list[Path], config_path: Path | None = None) -> list[Check]:
     """Run every check; never raises for a problem it can describe."""
-    if not paths and (Path.cwd() / MANIFEST_FILE).is_file():
+    if not paths and any((Path.cwd() / name).is_file() for name in MANIFEST_FILES):
         paths = [Path.cwd()]
     try:
         config = load_config(config_path)
@@ -214,6 +214,6 @@ def diagnose(paths: list[Path], config_path: Path | None = None) -> list[Check]:
 
 def _is_node(path: Path) -> bool:
     try:
-        return "node18" in (path / MANIFEST_FILE).read_text(encoding="utf-8")
-    except OSError:
+        return "node18" in find_manifest(path).read_text(encoding="utf-8")
+    except (OSError, ManifestError):
         return False

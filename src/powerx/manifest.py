@@ -1,26 +1,69 @@
-"""The plugin manifest ``powerx.plugin.yaml``: model, loading and all-at-once validation."""
+"""The plugin manifest: model, loading and all-at-once validation.
+
+Two files hold one: PowerX's own ``plugin.yaml`` (the first-class format, read as the real
+host reads it, with the simulator's keys optional in it) and the older ``powerx.plugin.yaml``
+(runtime, entry and host.api required). Both give the same :class:`Manifest`.
+"""
 
 from __future__ import annotations
 
-import difflib
 import functools
 import re
-import reprlib
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from powerx.errors import PowerXError, Problem
+from powerx.errors import Problem
+from powerx.manifest_files import (
+    MANIFEST_FILE,
+    MANIFEST_FILES,
+    MAX_MANIFEST_CHARS,
+    PLUGIN_YAML,
+    find_manifest,
+    load_yaml_mapping,
+)
+from powerx.manifest_problems import FIXES, PROGRAM, RUNTIMES, ManifestError, field_problem
+from powerx.manifest_rules import (
+    HOST_ONLY_KEYS,
+    INTERNAL_FIELDS,
+    cross_field_problems,
+    prepare,
+)
+from powerx.manifest_sections import (
+    Agent,
+    Assets,
+    Backend,
+    Events,
+    HostRuntime,
+    Menu,
+    RbacResource,
+    Routes,
+    Tool,
+)
 from powerx.versions import RangeSyntaxError, VersionRange
 
-MANIFEST_FILE = "powerx.plugin.yaml"
-RUNTIMES = ("python3.11", "node18")
-# A manifest is a few hundred bytes; the YAML loader is pure Python (about 5 s per MiB of
-# keys), and admission runs on the simulator's event loop.
-MAX_MANIFEST_CHARS = 64 * 1024
-Runtime = Literal["python3.11", "node18"]
+__all__ = [
+    "MANIFEST_FILE",
+    "MANIFEST_FILES",
+    "MAX_MANIFEST_CHARS",
+    "PLUGIN_YAML",
+    "PROGRAM",
+    "RUNTIMES",
+    "Agent",
+    "Backend",
+    "Manifest",
+    "ManifestError",
+    "Menu",
+    "RbacResource",
+    "Routes",
+    "Tool",
+    "find_manifest",
+    "load_manifest",
+    "parse_manifest",
+]
+
+Runtime = Literal["python3.11", "node18", "program"]
 
 _ID = re.compile(r"^[a-z][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+$")
 # semver.org's recommended pattern, without the leading 'v'.
@@ -42,21 +85,6 @@ def _is_loopback(host: str) -> bool:
     octets = host.split(".")
     is_ipv4 = len(octets) == 4 and all(o.isdigit() and int(o) < 256 for o in octets)
     return host in _LOOPBACK_NAMES or (is_ipv4 and octets[0] in {"127", "0"})
-
-
-_FIXES = {
-    "id": "use a reverse-DNS id such as 'com.example.hello'",
-    "name": "give the plugin a human-readable name, e.g. 'Hello'",
-    "version": "use a SemVer version such as '1.0.0'",
-    "runtime": f"set runtime to one of: {', '.join(RUNTIMES)}",
-    "entry": "point entry at the plugin's main file, e.g. 'app.py:app' or 'src/index.ts'",
-    "host": "declare the host API range, e.g. host: {api: '>=2.3 <3'}",
-    "host.api": "declare a range such as '>=2.3 <3', '^2.3', '~2.4' or '2.4'",
-    "permissions": "list host API scopes such as 'contacts:read'",
-    "egress": "list host names the plugin may call, e.g. 'api.example.com' or "
-    "'localhost:8080' (a local service needs its port)",
-    "build": "use build: {command: ..., output: ...} or build: {esbuild: {...}}",
-}
 
 
 class EsbuildSettings(BaseModel):
@@ -102,19 +130,47 @@ class HostRequirement(BaseModel):
 
 
 class Manifest(BaseModel):
-    """A validated ``powerx.plugin.yaml``."""
+    """A validated manifest, from ``plugin.yaml`` or ``powerx.plugin.yaml``.
+
+    ``runtime`` says how the plugin runs: ``python3.11`` / ``node18`` serve the handler
+    named by ``entry`` in the simulator's own runtime (the fast path); ``program`` runs the
+    program ``backend.entry`` as PowerX does (the default in ``plugin.yaml`` when there is
+    no ``entry``). ``host`` absent: any host API version is accepted.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     id: str
     name: str = Field(min_length=1)
     version: str
-    runtime: Runtime
-    entry: str = Field(min_length=1)
-    host: HostRequirement
-    permissions: list[str] = Field(default_factory=list)
+    description: str = ""
+    runtime: Runtime = PROGRAM
+    entry: str | None = Field(default=None, min_length=1)
+    host: HostRequirement | None = None
+    permissions: list[str] = Field(
+        default_factory=list,
+        description="Scopes: the plugin's host API scopes, plus 'resource:action' for each "
+        "action of each resource it declares ({resource, actions} items are kept in "
+        "rbac_resources)",
+    )
     build: BuildSettings | None = None
     egress: list[str] = Field(default_factory=list)
+    backend: Backend | None = None
+    routes: Routes | None = None
+    rbac_resources: list[RbacResource] = Field(default_factory=list)
+    menus: list[Menu] = Field(default_factory=list)
+    assets: Assets | None = None
+    agents: list[Agent] = Field(default_factory=list)
+    tools: list[Tool] = Field(default_factory=list)
+    events: Events | None = None
+    host_runtime: HostRuntime | None = Field(
+        default=None, description="PowerX's own runtime mapping ({kind: process, entry, ...})"
+    )
+    author: str | None = None
+    homepage: str | None = None
+    repository: str | None = None
+    license: str | None = None
+    tags: list[str] = Field(default_factory=list)
 
     @field_validator("id")
     @classmethod
@@ -159,20 +215,62 @@ class Manifest(BaseModel):
             raise ValueError(f"{', '.join(map(repr, loopback))} needs a port (localhost:8080)")
         return hosts
 
+    @model_validator(mode="after")
+    def _derive(self) -> Manifest:
+        """PowerX's runtime mapping names the backend; declared resources grant scopes
+        (idempotent: a manifest validated twice keeps one copy of each)."""
+        if self.backend is None and self.host_runtime is not None:
+            health = self.host_runtime.health.http or "/healthz"
+            self.backend = Backend(entry=self.host_runtime.entry, health=health)
+        for scope in self.resource_scopes:
+            if scope not in self.permissions:
+                self.permissions.append(scope)
+        return self
+
+    @property
+    def resource_scopes(self) -> list[str]:
+        """``resource:action`` for every declared resource, as a JWT's ``perms`` carries it.
+
+        ``{resource: contacts, actions: [read]}`` gives ``contacts:read``. A resource with a
+        colon keeps what follows the last one: ``{resource: note:note, actions: [read]}``
+        gives ``note:read``, because that is the name PowerX's router checks perms against
+        (``PolicyFromPlugin`` keeps the part after the last ':'), and PowerXPluginBase's own
+        routes ask for ``{Resource: note, Action: read}``. Both are lowercased, as the host
+        and the plugin's ``HasPerm`` compare them."""
+        return [scope for resource in self.rbac_resources for scope in resource.scopes]
+
+    @property
+    def is_backend(self) -> bool:
+        """Runs as a program (``backend.entry``), not as a handler (``entry``)."""
+        return self.backend is not None and self.entry is None
+
+    @property
+    def handler_entry(self) -> str:
+        """``entry``, for code that serves a handler; a backend plugin has none."""
+        if self.entry is None:
+            raise ManifestError(
+                "manifest_not_handler",
+                f"{self.id} runs a program (backend.entry), not a handler: it has no entry.",
+                "set runtime and entry to serve a handler, or run it as a backend plugin.",
+                status=422,
+            )
+        return self.entry
+
     @property
     def entry_file(self) -> str:
         """The entry's file part (``app.py:app`` -> ``app.py``)."""
-        return self.entry.split(":", 1)[0] if self.runtime == "python3.11" else self.entry
+        entry = self.handler_entry
+        return entry.split(":", 1)[0] if self.runtime == "python3.11" else entry
 
     @property
     def entry_attribute(self) -> str:
         """The ASGI attribute of a Python entry (``app`` unless ``file.py:attr``)."""
-        _, _, attr = self.entry.partition(":")
+        _, _, attr = (self.entry or "").partition(":")
         return attr or "app"
 
     @property
     def needs_esbuild(self) -> bool:
-        if self.runtime != "node18":
+        if self.runtime != "node18" or self.entry is None:
             return False
         if self.build and self.build.command:
             return False
@@ -181,50 +279,17 @@ class Manifest(BaseModel):
         )
 
 
-class ManifestError(PowerXError):
-    """The manifest is missing, unreadable or invalid; ``problems`` lists every issue."""
-
-
-# A bounded repr: a YAML alias bomb is one list shared a billion times, and a plain repr
-# would print every copy.
-_SHORT = reprlib.Repr()
-_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 3, 60, 60
-
-
-def _describe(value: Any) -> str:
-    try:
-        text = _SHORT.repr(value)
-    except ValueError:  # an int with more digits than Python will print (YAML hex allows it)
-        text = f"<{type(value).__name__}>"
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _field_problem(error: dict[str, Any], raw: dict[str, Any]) -> Problem:
-    loc = ".".join(str(p) for p in error["loc"])
-    top = str(error["loc"][0]) if error["loc"] else ""
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        known = [*list(Manifest.model_fields), "host.api"]
-        guess = difflib.get_close_matches(str(error["loc"][-1]), known, n=1)
-        fix = (
-            f"did you mean '{guess[0]}'?"
-            if guess
-            else f"remove it; known fields: {', '.join(Manifest.model_fields)}"
-        )
-        return Problem(loc, f"unknown field '{loc}'", fix)
-    if kind == "missing":
-        return Problem(loc, f"required field '{loc}' is missing", _FIXES.get(loc, _FIXES.get(top)))
-    reason = str(error["msg"]).removeprefix("Value error, ")
-    if kind == "literal_error" and top == "runtime":
-        reason = "unknown runtime"
-    value = error.get("input")
-    return Problem(
-        loc, f"{loc}: bad value {_describe(value)}: {reason}", _FIXES.get(loc, _FIXES.get(top))
-    )
+def is_plugin_yaml(source: str) -> bool:
+    """Whether ``source`` names PowerX's own ``plugin.yaml`` (read by its rules)."""
+    return Path(source).name == PLUGIN_YAML
 
 
 def parse_manifest(text: str, source: str = MANIFEST_FILE) -> Manifest:
     """Parse manifest text; raise :class:`ManifestError` listing every problem at once.
+
+    ``source`` names the file: ``plugin.yaml`` is read by PowerX's rules (the simulator's
+    keys optional, keys the real host knows accepted), anything else as the older
+    ``powerx.plugin.yaml``.
 
     Every hot reload parses the same manifest twice (the build, then the simulator's
     admission) and YAML costs ~0.5 ms each time, so good manifests are remembered by text;
@@ -234,71 +299,29 @@ def parse_manifest(text: str, source: str = MANIFEST_FILE) -> Manifest:
 
 @functools.lru_cache(maxsize=64)
 def _parse_remembered(text: str, source: str) -> Manifest:  # errors are not cached
-    if len(text) > MAX_MANIFEST_CHARS:
-        raise ManifestError(
-            "manifest_too_large",
-            f"{source}: the manifest is {len(text)} characters; the cap is {MAX_MANIFEST_CHARS}.",
-            "a manifest is a short mapping of fields; see examples/hello-python.",
-            status=413,
-        )
+    raw = load_yaml_mapping(text, source)
+    prepared, moved, problems = prepare(raw, plugin_yaml=is_plugin_yaml(source))
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ManifestError(
-            "manifest_yaml",
-            f"{where}: the manifest is not valid YAML ({problem}).",
-            "fix the YAML syntax at that line (indentation, quotes, a missing ':').",
-        ) from None
-    # Not every failure of the loader is a YAMLError: it recurses once per nesting level,
-    # int() refuses more than 4300 digits, and an explicit tag on a value it does not fit
-    # (`!!bool x`, `!!timestamp x`, `!!int ""`) raises KeyError, AttributeError, IndexError.
-    except Exception as exc:
-        reason = (
-            "nested too deeply"
-            if isinstance(exc, RecursionError)
-            else "a value the YAML loader cannot build"
-        )
-        raise ManifestError(
-            "manifest_yaml",
-            f"{source}: the manifest is not valid YAML ({reason}).",
-            "a manifest is a flat mapping of short fields; see examples/hello-python.",
-        ) from None
-    if not isinstance(raw, dict):
-        raise ManifestError(
-            "manifest_invalid",
-            f"{source}: the manifest must be a mapping of fields, got {type(raw).__name__}.",
-            "start from the example: id, name, version, runtime, entry, host.api, permissions.",
-        )
-    try:
-        return Manifest.model_validate(raw)
+        manifest = Manifest.model_validate(prepared)
     except ValidationError as exc:
-        problems = [_field_problem(dict(e), raw) for e in exc.errors()]
+        known = [name for name in Manifest.model_fields if name not in INTERNAL_FIELDS]
+        problems += [field_problem(e, known, moved) for e in exc.errors()]
+    else:
+        if not problems:  # a missing key or a typo would explain most of these
+            problems += cross_field_problems(manifest)
+    if problems:
         raise ManifestError(
             "manifest_invalid",
             f"{source}: {len(problems)} problem(s) in the manifest.",
             "fix each field listed below.",
             problems=problems,
-        ) from None
+        )
+    return manifest
 
 
 def load_manifest(plugin_dir: Path) -> Manifest:
     """Load and check a plugin folder's manifest, including that its entry file exists."""
-    path = plugin_dir / MANIFEST_FILE
-    if not plugin_dir.is_dir():
-        raise ManifestError(
-            "plugin_not_found",
-            f"{plugin_dir}: no such plugin folder.",
-            "pass the folder that holds powerx.plugin.yaml.",
-        )
-    if not path.is_file():
-        raise ManifestError(
-            "manifest_missing",
-            f"{plugin_dir}: no {MANIFEST_FILE} in this folder.",
-            f"create {MANIFEST_FILE} (see examples/hello-python) or pass the plugin's folder.",
-        )
+    path = find_manifest(plugin_dir)
     manifest = parse_manifest(path.read_text(encoding="utf-8"), str(path))
     problems = check_files(manifest, plugin_dir)
     if problems:
@@ -314,6 +337,8 @@ def load_manifest(plugin_dir: Path) -> Manifest:
 def check_files(manifest: Manifest, plugin_dir: Path) -> list[Problem]:
     """Problems the model cannot see: files that must exist inside the plugin folder."""
     problems: list[Problem] = []
+    if manifest.entry is None:  # a backend program is often a build output: not checked here
+        return problems
     entry = Path(manifest.entry_file)
     root = plugin_dir.resolve()
     target = (plugin_dir / entry).resolve()
@@ -330,7 +355,7 @@ def check_files(manifest: Manifest, plugin_dir: Path) -> list[Problem]:
             Problem(
                 "entry",
                 f"entry: bad value {manifest.entry!r}: file {entry} does not exist",
-                _FIXES["entry"],
+                FIXES["entry"],
             )
         )
     if manifest.runtime == "python3.11" and not manifest.entry_file.endswith(".py"):
@@ -363,9 +388,28 @@ def check_files(manifest: Manifest, plugin_dir: Path) -> list[Problem]:
 
 
 def json_schema() -> dict[str, Any]:
-    """The manifest's JSON Schema (written to ``schemas/`` by ``make schemas``)."""
+    """The JSON Schema of both manifest files (written to ``schemas/`` by ``make schemas``).
+
+    It describes the file as written: ``permissions`` items are scopes or
+    ``{resource, actions}``, ``runtime`` is the simulator's name or PowerX's mapping, and
+    keys PowerX's host knows are allowed (``plugin.yaml`` accepts them; the older
+    ``powerx.plugin.yaml`` does not, and requires runtime, entry and host)."""
     schema = Manifest.model_json_schema()
+    properties = schema["properties"]
+    resource = {"$ref": "#/$defs/RbacResource"}
+    properties["permissions"]["items"] = {"anyOf": [{"type": "string"}, resource]}
+    properties["runtime"] = {
+        "anyOf": [
+            {k: v for k, v in properties["runtime"].items() if k != "default"},
+            {"$ref": "#/$defs/HostRuntime"},
+        ],
+        "description": "python3.11 | node18 (a handler named by entry), program (backend.entry), "
+        "or PowerX's {kind: process, entry, ...}; default: program",
+    }
+    del properties["rbac_resources"], properties["host_runtime"]
+    for key in sorted(HOST_ONLY_KEYS):
+        properties[key] = {"description": "read by PowerX's host; accepted as it is"}
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://powerx.dev/schemas/powerx.plugin.schema.json"
-    schema["title"] = "PowerX plugin manifest (powerx.plugin.yaml)"
+    schema["title"] = "PowerX plugin manifest (plugin.yaml, or the older powerx.plugin.yaml)"
     return schema

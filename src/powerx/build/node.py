@@ -16,7 +16,7 @@ def _run_esbuild(
 ) -> list[tuple[str, bytes]]:
     """The bundle and its source map, as (file name, contents), from memory."""
     settings = (manifest.build.esbuild if manifest.build else None) or EsbuildSettings()
-    request = esbuild_request(root, manifest.entry, outfile, settings.model_dump())
+    request = esbuild_request(root, manifest.handler_entry, outfile, settings.model_dump())
     if worker is not None:
         answer = worker.build(request)
     else:
@@ -95,7 +95,7 @@ def node_members(
         files = source_files(root)
         return [
             (f"src/{f.as_posix()}", (root / f).read_bytes()) for f in files
-        ], f"src/{manifest.entry}"
+        ], f"src/{manifest.handler_entry}"
     members = [(f"bundle/{name}", content) for name, content in outputs]
     runnable = next(name for name, _ in members if name.endswith(".js"))
     return members, runnable

@@ -16,7 +16,7 @@ from powerx.build.esbuild import EsbuildWorker
 from powerx.build.node import node_members
 from powerx.build.pack import digest, pack, source_files
 from powerx.build.python import compile_check
-from powerx.manifest import MANIFEST_FILE, Manifest, load_manifest
+from powerx.manifest import Manifest, find_manifest, load_manifest
 
 
 class BuildSession:
@@ -60,7 +60,8 @@ class BuildSession:
             "entry_attribute": manifest.entry_attribute,
         }
         members.append((ARTEFACT_INFO, json.dumps(info, sort_keys=True).encode()))
-        members.append((MANIFEST_FILE, (self.root / MANIFEST_FILE).read_bytes()))
+        manifest_path = find_manifest(self.root)  # the artefact carries the file the plugin has
+        members.append((manifest_path.name, manifest_path.read_bytes()))
         data = pack(members)
         return Artefact(
             manifest=manifest,

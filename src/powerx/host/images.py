@@ -81,6 +81,8 @@ def get_image(name: str) -> HostImage:
 
 def check_compatible(manifest: Manifest, image: HostImage) -> None:
     """Refuse a plugin whose ``host.api`` range excludes the image's API version."""
+    if manifest.host is None:  # no range declared (PowerX's plugin.yaml has none): any API
+        return
     wanted = manifest.host.range
     if wanted.admits(image.api_version):
         return
@@ -113,5 +115,8 @@ def check_compatible(manifest: Manifest, image: HostImage) -> None:
 
 
 def unknown_permissions(manifest: Manifest, image: HostImage) -> list[str]:
-    """Scopes the manifest asks for that this image does not offer."""
-    return [scope for scope in manifest.permissions if scope not in image.scopes]
+    """Host API scopes the manifest asks for that this image does not offer. Scopes of the
+    resources the plugin declares itself (``{resource, actions}``) are its own, not the
+    host API's."""
+    own = set(manifest.resource_scopes)
+    return [s for s in manifest.permissions if s not in image.scopes and s not in own]

@@ -33,7 +33,7 @@ from powerx.host.reload_failures import ReloadFailure, ReloadFailures, plugin_st
 from powerx.host.reload_gate import ReloadGate
 from powerx.host.sandbox import containment
 from powerx.host.supervisor import Generation, LogLine, PluginSlot, Supervisor
-from powerx.manifest import MANIFEST_FILE, Manifest, parse_manifest
+from powerx.manifest import MANIFEST_FILE, MANIFEST_FILES, PLUGIN_YAML, Manifest, parse_manifest
 from powerx.observe import events
 from powerx.observe.logs import PluginContext
 from powerx.observe.masking import mask_line
@@ -199,15 +199,17 @@ class Simulator:
         what it runs, version range, egress, permissions: in that order, before any state
         is touched. A version mismatch is counted."""
         members = check_archive(data)
-        raw = member_data(data, members, MANIFEST_FILE)
+        # The artefact carries the plugin's own file; plugin.yaml wins, as in a folder.
+        found = [(n, member_data(data, members, n)) for n in MANIFEST_FILES]
+        name, raw = next(((n, r) for n, r in found if r is not None), (MANIFEST_FILE, None))
         if raw is None:
             raise PowerXError(
                 "manifest_missing",
-                f"The archive holds no {MANIFEST_FILE}.",
+                f"The archive holds no {PLUGIN_YAML} (or {MANIFEST_FILE}).",
                 "push archives built by `powerx dev`.",
                 status=422,
             )
-        manifest = parse_manifest(raw.decode("utf-8", errors="replace"), MANIFEST_FILE)
+        manifest = parse_manifest(raw.decode("utf-8", errors="replace"), name)
         if announced is not None and announced != manifest.id:
             # One plugin's upload must not replace another's.
             raise PowerXError(

@@ -1,0 +1,90 @@
+"""Where a plugin's manifest is, and reading its YAML text safely."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from powerx.manifest_problems import ManifestError
+
+PLUGIN_YAML = "plugin.yaml"  # PowerX's own manifest, first-class
+MANIFEST_FILE = "powerx.plugin.yaml"  # the simulator's older manifest, still read
+MANIFEST_FILES = (PLUGIN_YAML, MANIFEST_FILE)  # looked for in this order
+# A manifest is a few hundred bytes; the YAML loader is pure Python (about 5 s per MiB of
+# keys), and admission runs on the simulator's event loop.
+MAX_MANIFEST_CHARS = 64 * 1024
+
+
+def load_yaml_mapping(text: str, source: str) -> dict[str, Any]:
+    """The manifest text as a mapping; bounded in size, and no YAML tag is ever run."""
+    if len(text) > MAX_MANIFEST_CHARS:
+        raise ManifestError(
+            "manifest_too_large",
+            f"{source}: the manifest is {len(text)} characters; the cap is {MAX_MANIFEST_CHARS}.",
+            "a manifest is a short mapping of fields; see examples/hello-python.",
+            status=413,
+        )
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ManifestError(
+            "manifest_yaml",
+            f"{where}: the manifest is not valid YAML ({problem}).",
+            "fix the YAML syntax at that line (indentation, quotes, a missing ':').",
+        ) from None
+    # Not every failure of the loader is a YAMLError: it recurses once per nesting level,
+    # int() refuses more than 4300 digits, and an explicit tag on a value it does not fit
+    # (`!!bool x`, `!!timestamp x`, `!!int ""`) raises KeyError, AttributeError, IndexError.
+    except Exception as exc:
+        reason = (
+            "nested too deeply"
+            if isinstance(exc, RecursionError)
+            else "a value the YAML loader cannot build"
+        )
+        raise ManifestError(
+            "manifest_yaml",
+            f"{source}: the manifest is not valid YAML ({reason}).",
+            "a manifest is a flat mapping of short fields; see examples/hello-python.",
+        ) from None
+    if not isinstance(raw, dict):
+        raise ManifestError(
+            "manifest_invalid",
+            f"{source}: the manifest must be a mapping of fields, got {type(raw).__name__}.",
+            "start from the example: id, name, version, runtime, entry, host.api, permissions.",
+        )
+    return raw
+
+
+_warned_both: set[Path] = set()
+
+
+def find_manifest(plugin_dir: Path) -> Path:
+    """The plugin folder's manifest file: ``plugin.yaml``, else ``powerx.plugin.yaml``.
+
+    A folder with both uses ``plugin.yaml`` and says so once (on stderr) per folder."""
+    if not plugin_dir.is_dir():
+        raise ManifestError(
+            "plugin_not_found",
+            f"{plugin_dir}: no such plugin folder.",
+            f"pass the folder that holds {PLUGIN_YAML} (or {MANIFEST_FILE}).",
+        )
+    found = [plugin_dir / name for name in MANIFEST_FILES if (plugin_dir / name).is_file()]
+    if not found:
+        raise ManifestError(
+            "manifest_missing",
+            f"{plugin_dir}: no {PLUGIN_YAML} (or {MANIFEST_FILE}) in this folder.",
+            f"create {PLUGIN_YAML} (see examples/hello-python) or pass the plugin's folder.",
+        )
+    if len(found) > 1 and plugin_dir.resolve() not in _warned_both:
+        _warned_both.add(plugin_dir.resolve())
+        sys.stderr.write(
+            f"warning: {plugin_dir} holds both {PLUGIN_YAML} and {MANIFEST_FILE}; "
+            f"using {PLUGIN_YAML} (delete {MANIFEST_FILE} to silence this)\n"
+        )
+    return found[0]
