@@ -129,6 +129,14 @@ async def check(request: Request):
     return JSONResponse({"rejected": rejected}, status_code=401 if rejected else 200)
 
 
+@app.get("/api/v1/cookies")
+async def cookies():
+    response = JSONResponse({"ok": True})
+    response.set_cookie("a", "1", path="/")
+    response.set_cookie("b", "2", path="/")
+    return response
+
+
 @app.get("/api/v1/items/")
 async def items():
     return {"items": []}
@@ -257,6 +265,12 @@ def test_responses_carry_date_and_server_once(sim: RunningSimulator) -> None:
     response = _get(sim, f"/_p/{PLUGIN_ID}/api/v1/items/")
     assert len(response.headers.get_list("date")) == 1
     assert len(response.headers.get_list("server")) == 1
+
+
+def test_each_cookie_the_plugin_sets_arrives_as_its_own_header(sim: RunningSimulator) -> None:
+    response = _get(sim, f"/_p/{PLUGIN_ID}/api/v1/cookies")
+    cookies = response.headers.get_list("set-cookie")
+    assert [c.split(";")[0] for c in cookies] == ["a=1", "b=2"]
 
 
 def test_identity_per_request_needs_the_developer_credential(sim: RunningSimulator) -> None:

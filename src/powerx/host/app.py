@@ -303,7 +303,7 @@ def create_app(
             for k, v in upstream.headers.items()
             if k.lower() not in HOP_BY_HOP
             and k.lower() not in SERVER_SET
-            and k.lower() != "content-encoding"
+            and k.lower() not in {"content-encoding", "set-cookie"}
         }
         location = upstream.headers.get("location")
         if location is not None:
@@ -335,12 +335,18 @@ def create_app(
         )
         # Work waiting for the generation's first answer (the next warm spare, stopping
         # the previous generation, the rest of a reload) starts once this one is sent.
-        return Response(
+        response = Response(
             upstream.content,
             status_code=upstream.status_code,
             headers=response_headers,
             background=BackgroundTask(generation.answered),
         )
+        # One header per cookie: joined with commas (as a mapping would) they break.
+        response.raw_headers.extend(
+            (b"set-cookie", value.encode("latin-1"))
+            for value in upstream.headers.get_list("set-cookie")
+        )
+        return response
 
     async def root(request: Request) -> Response:
         return RedirectResponse("/dashboard")
