@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from powerx.errors import PowerXError, Problem
 from powerx.host.images import DEFAULT_IMAGE, IMAGES
@@ -60,6 +67,35 @@ class Observability(BaseModel):
     alerts: AlertRules = Field(default_factory=AlertRules)
 
 
+class Identity(BaseModel):
+    """Who a request to a plugin is made as: signed into it as PowerX's host does
+    (``tid``, ``uid``, ``roles``, ``perms``, ``policy_version``; host/identity.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # The host API mock's tenant for this identity; unset: the config's ``tenant``.
+    tenant: str | None = None
+    tenant_id: int = Field(default=1, ge=0)
+    user_id: int = Field(default=1, ge=0)
+    roles: list[str] = Field(default_factory=list)
+    perms: list[str] = Field(default_factory=list)
+    policy_version: str = "1"
+
+
+def _default_identities() -> dict[str, Identity]:
+    return {"developer": Identity(roles=["admin"], perms=["*"])}
+
+
+class ContextSigning(BaseModel):
+    """How the signed tenant context is made (PowerX's host values; the secret is made
+    fresh per run and handed to each plugin in its environment)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    issuer: str = "powerx"
+    ttl_s: int = Field(default=300, ge=1)
+
+
 class SimulatorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -67,6 +103,9 @@ class SimulatorConfig(BaseModel):
     bind: str = "127.0.0.1"
     ports: Ports = Field(default_factory=Ports)
     tenant: str = "acme"
+    identity: str = "developer"
+    identities: dict[str, Identity] = Field(default_factory=_default_identities)
+    context_signing: ContextSigning = Field(default_factory=ContextSigning)
     permission_policy: PermissionPolicy = Field(default_factory=PermissionPolicy)
     production_hosts: list[str] = Field(
         default_factory=lambda: ["api.powerx.io", "*.powerx.io", "*.powerx.cloud"]
@@ -91,6 +130,13 @@ class SimulatorConfig(BaseModel):
         if full not in IMAGES:
             raise ValueError(f"unknown image; available: {', '.join(IMAGES)}")
         return full
+
+    @model_validator(mode="after")
+    def _identity_defined(self) -> SimulatorConfig:
+        if self.identity not in self.identities:
+            known = ", ".join(sorted(self.identities)) or "none"
+            raise ValueError(f"identity '{self.identity}' is not in identities (defined: {known})")
+        return self
 
     def flag(self, name: str) -> bool:
         return self.flags.get(name, False)
@@ -120,6 +166,7 @@ def _apply_env(data: dict[str, object], env: Mapping[str, str]) -> None:
         "POWERX_IMAGE": "image",
         "POWERX_BIND": "bind",
         "POWERX_TENANT": "tenant",
+        "POWERX_IDENTITY": "identity",
         "POWERX_SANDBOX": "sandbox",
     }
     for var, key in simple.items():

@@ -146,6 +146,14 @@ def start(
     poll: Annotated[
         bool, typer.Option("--poll", help="With --watch: poll instead of native file events.")
     ] = False,
+    identity: Annotated[
+        str | None,
+        typer.Option(
+            "--as",
+            help="Identity (from identities in host_simulator.yaml) that requests to plugins "
+            "are signed as.",
+        ),
+    ] = None,
 ) -> None:
     """Start the simulator in the foreground and mount the plugins.
 
@@ -162,6 +170,8 @@ def start(
       powerx host start --mock                            # no plugin yet: `powerx dev DIR`
 
       powerx host start --mock ./my-plugin --image 3.0.0 --port 9000
+
+      powerx host start --mock ./my-plugin --as viewer      # sign requests as "viewer"
     """
     if not mock:
         raise PowerXError(
@@ -173,6 +183,7 @@ def start(
         "POWERX_IMAGE": image,
         "POWERX_HTTP_PORT": None if port is None else str(port),
         "POWERX_BIND": bind,
+        "POWERX_IDENTITY": identity,
     }
     env = dict(os.environ) | {k: v for k, v in overrides.items() if v is not None}
     config = load_config(config_path, env)

@@ -21,7 +21,14 @@ from powerx.config import SIMULATOR_FLAG
 from powerx.errors import PowerXError, storage_error
 from powerx.host.artefacts import MAX_ARCHIVE_BYTES
 from powerx.host.debug_routes import debug_routes
+from powerx.host.forwarding import (
+    HOP_BY_HOP,
+    SERVER_SET,
+    forwarded_headers,
+    rewrite_location,
+)
 from powerx.host.gateway import GRANT_HEADER, TENANT_HEADER
+from powerx.host.identity import SIGNED_HEADERS
 from powerx.host.json_body import read_json
 from powerx.host.observe_routes import observability_routes, reader_check
 from powerx.host.reload_failures import STALE_HEADER
@@ -34,21 +41,6 @@ SOURCE_HEADER = "x-powerx-source"
 PLUGIN_HEADER = "x-powerx-plugin"
 # On a response that waited at the reload gate: how long, in ms.
 HELD_HEADER = "x-powerx-held-ms"
-
-_HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-        "host",
-        "content-length",
-    }
-)
 
 
 def error_response(error: PowerXError) -> JSONResponse:
@@ -249,7 +241,17 @@ def create_app(
         return await simulator.gateway.handle(request)
 
     async def plugin_proxy(request: Request) -> Response:
+        """``/_p/<id>/api/...`` as PowerX's router mounts a plugin: it receives
+        ``/api/...``; the older ``/plugins/<id>/...`` passes what follows the id."""
         plugin_id = request.path_params["plugin_id"]
+        rest = request.path_params.get("path", "")
+        if request.url.path.startswith("/_p/"):
+            prefix, path = f"/_p/{plugin_id}", f"api/{rest}" if rest else "api"
+        else:
+            prefix, path = f"/plugins/{plugin_id}", rest
+        # Before anything is held: a request naming an identity without the developer
+        # credential is refused (a plugin must not choose who it serves).
+        identity_name, identity = simulator.signer.choose(request)
         body = await request.body()
         started = time.perf_counter()
         held_ms = await simulator.gate.passage(plugin_id)
@@ -258,19 +260,26 @@ def create_app(
         generation = simulator.serving(plugin_id)
         generation.enter()
         try:
-            path = request.path_params.get("path", "")
-            # The tenant is the developer's (or the config's) choice; the grant lets the
-            # plugin's host API calls for this request act for it (see gateway.py).
-            tenant = request.headers.get(TENANT_HEADER) or simulator.config.tenant
+            # The tenant is the developer's (or the identity's, or the config's) choice; the
+            # grant lets the plugin's host API calls for this request act for it (see
+            # gateway.py).
+            tenant = (
+                request.headers.get(TENANT_HEADER) or identity.tenant or simulator.config.tenant
+            )
             headers = [
                 (k, v)
                 for k, v in request.headers.items()
-                if k.lower() not in _HOP_BY_HOP and k.lower() != GRANT_HEADER
+                if k.lower() not in HOP_BY_HOP
+                and k.lower() not in SIGNED_HEADERS
+                and k.lower() != GRANT_HEADER
+                and not k.lower().startswith("x-forwarded-")
             ]
             if TENANT_HEADER not in request.headers:
                 headers.append((TENANT_HEADER, tenant))
             headers.append((GRANT_HEADER, simulator.gateway.grant(generation.token, tenant)))
-            headers.append(("x-forwarded-prefix", f"/plugins/{plugin_id}"))
+            headers.extend(simulator.signer.headers(identity, plugin_id))
+            public_host = request.headers.get("host") or request.url.netloc
+            headers.extend(forwarded_headers(public_host, request.url.scheme, prefix))
             url = httpx.URL(f"{generation.url}/{path}", query=request.url.query.encode())
             # A request may sit at a breakpoint for as long as the developer looks around.
             timeout = None if simulator.debugger.debugging(plugin_id) else client.timeout
@@ -290,8 +299,15 @@ def create_app(
         response_headers = {
             k: v
             for k, v in upstream.headers.items()
-            if k.lower() not in _HOP_BY_HOP and k.lower() != "content-encoding"
+            if k.lower() not in HOP_BY_HOP
+            and k.lower() not in SERVER_SET
+            and k.lower() not in {"content-encoding", "set-cookie"}
         }
+        location = upstream.headers.get("location")
+        if location is not None:
+            origin = f"{request.url.scheme}://{public_host}"
+            private = simulator.supervisor.private_ports(plugin_id, generation.port)
+            response_headers["location"] = rewrite_location(location, private, origin, prefix)
         response_headers["x-powerx-generation"] = str(generation.number)
         failure = stale.get(plugin_id)
         if failure is not None and failure.describes(generation.digest):
@@ -300,11 +316,13 @@ def create_app(
         if held_ms >= 1:
             response_headers[HELD_HEADER] = f"{held_ms:.0f}"
             held = f" (held {held_ms:.0f} ms for a reload)"
+        # Requests made as another identity than the run's say so in the access log.
+        chosen = "" if identity_name == simulator.signer.default else f" as {identity_name}"
         simulator.observer.logs.record(
             plugin_id,
             generation.number,
             "access",
-            f"{request.method} /{path} {upstream.status_code}{held}",
+            f"{request.method} /{path} {upstream.status_code}{chosen}{held}",
             latency_ms=(time.perf_counter() - started) * 1000,
             level="info"
             if upstream.status_code < 400
@@ -315,12 +333,18 @@ def create_app(
         )
         # Work waiting for the generation's first answer (the next warm spare, stopping
         # the previous generation, the rest of a reload) starts once this one is sent.
-        return Response(
+        response = Response(
             upstream.content,
             status_code=upstream.status_code,
             headers=response_headers,
             background=BackgroundTask(generation.answered),
         )
+        # One header per cookie: joined with commas (as a mapping would) they break.
+        response.raw_headers.extend(
+            (b"set-cookie", value.encode("latin-1"))
+            for value in upstream.headers.get_list("set-cookie")
+        )
+        return response
 
     async def root(request: Request) -> Response:
         return RedirectResponse("/dashboard")
@@ -346,6 +370,8 @@ def create_app(
             Route("/internal/debug/rollback", rollback, methods=["POST"]),
             Route("/internal/debug/cache/clear", cache_clear, methods=["POST"]),
             Route("/host/api/{path:path}", host_api, methods=methods),
+            Route("/_p/{plugin_id}/api", plugin_proxy, methods=methods),
+            Route("/_p/{plugin_id}/api/{path:path}", plugin_proxy, methods=methods),
             Route("/plugins/{plugin_id}", plugin_proxy, methods=methods),
             Route("/plugins/{plugin_id}/{path:path}", plugin_proxy, methods=methods),
             *observability_routes(simulator, require_debug),

@@ -487,6 +487,11 @@ class Sandbox:
         self._exposed[inner] = (outer, server)
         return outer
 
+    def inner_port(self, outer: int) -> int | None:
+        """The port inside the sandbox that ``outer`` reaches (what the plugin thinks it
+        listens on), or None."""
+        return next((inner for inner, (port, _) in self._exposed.items() if port == outer), None)
+
     def release(self, outer: int) -> None:
         """The generation that listened behind ``outer`` has stopped."""
         for inner, (port, server) in list(self._exposed.items()):

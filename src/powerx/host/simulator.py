@@ -28,6 +28,7 @@ from powerx.host.artefacts import ArtefactStore, check_archive, member_data
 from powerx.host.dev_loops import DevLoops
 from powerx.host.egress_proxy import EgressProxy
 from powerx.host.gateway import Denial, Gateway
+from powerx.host.identity import ContextSigner
 from powerx.host.images import HostImage, check_compatible, get_image, unknown_permissions
 from powerx.host.reload_failures import ReloadFailure, ReloadFailures, plugin_state
 from powerx.host.reload_gate import ReloadGate
@@ -109,6 +110,7 @@ class Simulator:
             self._runtime_of,
             self._source_dir_of,
         )
+        self.signer = ContextSigner(config.identities, config.identity, config.context_signing)
         self.supervisor = Supervisor(
             host_url,
             config.tenant,
@@ -120,6 +122,7 @@ class Simulator:
             debug=self.debugger,
             on_stopped=self._drop_run_tree,
             run_folder=self.store.run_folder if self.containment.contained else None,
+            plugin_env=self.signer.plugin_environment,
         )
         self.gate = ReloadGate()
         self.dev_loops = DevLoops(self.observer.bus.publish)

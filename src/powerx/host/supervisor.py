@@ -19,7 +19,7 @@ import socket
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -151,8 +151,11 @@ class Supervisor:
         debug: DebugHooks | None = None,
         on_stopped: Callable[[Generation], None] | None = None,
         run_folder: Callable[[str], Path] | None = None,
+        plugin_env: Callable[[str], Mapping[str, str]] | None = None,
     ) -> None:
         self.host_url = host_url
+        # More environment per plugin: the context-signing settings (host/identity.py).
+        self.plugin_env = plugin_env
         # Set: each plugin runs in its own sandbox (host/sandbox.py), in this folder.
         self.run_folder = run_folder
         self.sandboxes: dict[str, Sandbox] = {}
@@ -268,6 +271,15 @@ class Supervisor:
         gen.exposed.append(outer)
         return outer
 
+    def private_ports(self, plugin_id: str, port: int | None) -> set[int]:
+        """The ports a generation reached at ``port`` may call its own: that one and, in a
+        sandbox, the one it listens on inside (a redirect it builds names that one)."""
+        if port is None:
+            return set()
+        sandbox = self.sandboxes.get(plugin_id)
+        inner = sandbox.inner_port(port) if sandbox is not None else None
+        return {port} if inner is None else {port, inner}
+
     def _environment(self, manifest: Manifest, token: str) -> dict[str, str]:
         env = self._base_env(manifest.id)
         env.update(
@@ -287,6 +299,8 @@ class Supervisor:
                 ),
             }
         )
+        if self.plugin_env is not None:
+            env.update(self.plugin_env(manifest.id))
         if self.egress_proxy is not None:
             # Tools the plugin starts (curl, pip ...) go through the proxy, which applies the
             # same policy; the simulator itself is reached directly.

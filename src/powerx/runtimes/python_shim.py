@@ -27,6 +27,7 @@ from powerx_plugin import answer_denials
 
 CONTROL_PREFIX = "@@powerx "
 HEALTH_PATH = "/__powerx/health"
+PREFIX_HEADER = b"x-forwarded-prefix"
 DEBUG_ENV = "POWERX_DEBUGGER"
 
 
@@ -109,6 +110,31 @@ def with_health_route(app: Any) -> Any:
     return wrapped
 
 
+def with_root_path(app: Any) -> Any:
+    """Mount the app where the simulator says it is (``X-Forwarded-Prefix``, sent only by
+    the simulator, the one caller of this loopback port): ASGI ``root_path`` is the prefix
+    and ``path`` includes it, as uvicorn's ``--root-path`` does, so redirects, ``url_for``
+    and FastAPI's ``/docs`` (which fetches ``openapi.json`` under ``root_path``) point
+    at the simulator's URLs, not at this process's."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            prefix = next((v for k, v in scope["headers"] if k == PREFIX_HEADER), b"")
+            prefix = prefix.rstrip(b"/")
+            if prefix.startswith(b"/") and prefix.isascii():
+                root = prefix.decode("ascii")
+                raw_path = scope.get("raw_path") or scope["path"].encode()
+                scope = {
+                    **scope,
+                    "root_path": root,
+                    "path": root + scope["path"],
+                    "raw_path": prefix + raw_path,
+                }
+        await app(scope, receive, send)
+
+    return wrapped
+
+
 def _listening_socket() -> tuple[socket.socket, dict[str, Any]]:
     """A loopback port, or (in a sandbox) a unix socket in the folder the simulator
     reaches directly; and how to tell the simulator where."""
@@ -131,7 +157,7 @@ async def serve(app: Any) -> None:
 
     sock, where = _listening_socket()
     config = uvicorn.Config(
-        with_health_route(answer_denials(app)),
+        with_health_route(answer_denials(with_root_path(app))),
         log_level="warning",
         lifespan="auto",
         access_log=False,
