@@ -186,6 +186,17 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSimulator]:
     simulator.stop()
 
 
+@pytest.fixture(scope="module")
+def uncontained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSimulator]:
+    """Without the sandbox a generation listens on a loopback port of this machine (in a
+    sandbox, on a unix socket: it then has no private TCP address to redirect to)."""
+    workspace = _workspace(tmp_path_factory.mktemp("routing-uncontained"))
+    workspace.env["POWERX_SANDBOX"] = "off"
+    simulator = RunningSimulator(workspace, [workspace.root / "routing"])
+    yield simulator
+    simulator.stop()
+
+
 def _get(sim: RunningSimulator, path: str, **kwargs: object) -> httpx.Response:
     return httpx.get(sim.url + path, trust_env=False, timeout=10, **kwargs)  # type: ignore[arg-type]
 
@@ -245,11 +256,13 @@ def test_trailing_slash_redirect_stays_on_the_simulator(sim: RunningSimulator) -
 
 
 def test_a_location_at_the_plugins_private_address_is_moved_onto_the_simulator(
-    sim: RunningSimulator,
+    uncontained: RunningSimulator,
 ) -> None:
-    response = _get(sim, f"/_p/{PLUGIN_ID}/api/v1/private")
+    response = _get(uncontained, f"/_p/{PLUGIN_ID}/api/v1/private")
     assert response.status_code == 307
-    assert response.headers["location"] == (f"{sim.url}/_p/{PLUGIN_ID}/api/v1/whoami?from=private")
+    assert response.headers["location"] == (
+        f"{uncontained.url}/_p/{PLUGIN_ID}/api/v1/whoami?from=private"
+    )
 
 
 def test_fastapi_docs_load_with_openapi_under_the_prefix(sim: RunningSimulator) -> None:
