@@ -9,6 +9,9 @@ import select
 import socket
 import subprocess
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from powerx.build.toolchain import node_executable
 from powerx.host.launcher import LaunchSpec, SpareLauncher
@@ -19,19 +22,44 @@ HELLO = "module.exports = { fetch: async () => new Response('plugin says hello')
 BROKEN = "throw new Error('broken at load');\n"
 
 
-def spare() -> tuple[subprocess.Popen[str], int]:
+def spare_message(
+    env: dict[str, str] | None = None,
+) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     process = subprocess.Popen(
         [node_executable(), "--enable-source-maps", str(NODE_SHIM), "--spare"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
+        env=env,
     )
     assert process.stdout is not None
     line = process.stdout.readline()
     assert line.startswith(CONTROL_PREFIX), line
     message = json.loads(line[len(CONTROL_PREFIX) :])
     assert message["event"] == "spare"
+    return process, message
+
+
+def spare() -> tuple[subprocess.Popen[str], int]:
+    process, message = spare_message()
     return process, int(message["port"])
+
+
+@pytest.mark.parametrize("listen", ["port", "unix"])
+def test_a_spare_warms_up_before_it_is_given_a_plugin(tmp_path: Path, listen: str) -> None:
+    """Its warm-up serves one request and calls a host API through its own server, on a
+    port or (as in a sandbox) a unix socket: a failed warm-up left the first request of
+    every Node generation ~18 ms slower, silently."""
+    env = dict(os.environ)
+    if listen == "unix":
+        env["POWERX_LISTEN_DIR"] = str(tmp_path)
+    process, message = spare_message(env)
+    try:
+        assert message["warmed"] is True, message
+        assert (listen in message) and (("unix" in message) == (listen == "unix")), message
+    finally:
+        process.kill()
+        process.wait()
 
 
 def order(process: subprocess.Popen[str], root: Path) -> dict[str, object]:

@@ -174,12 +174,16 @@ async function warmUp() {
     headers: { 'content-type': 'application/json' } }) };
   const server = http.createServer(listener(echo, (tenant) => ({ TENANT: tenant })));
   try {
-    const baseUrl = `http://127.0.0.1:${await listen(server)}`;
-    const host = createHost({ baseUrl, token: 'warm-up', tenant: 't' });
+    // Where the spare will listen (a port, or a unix socket in a sandbox) and call the
+    // host API the same way, so the warm-up runs the code paths a request will.
+    const where = await listen(server);
+    const baseUrl = where.port ? `http://127.0.0.1:${where.port}` : 'http://localhost';
+    const host = createHost({ baseUrl, socketPath: where.unix, token: 'warm-up', tenant: 't' });
     await host.call('POST', '/warm', { warm: true });
     await host.call('GET', '/warm');
+    return true;
   } catch (error) {
-    // Warming is an optimisation only.
+    return false; // warming is an optimisation only (the spare says whether it warmed)
   } finally {
     server.closeAllConnections();
     server.close();
@@ -199,11 +203,11 @@ async function main() {
   let server = null;
   let serve = null;
   if (args[0] === '--spare') {
-    await warmUp();
+    const warmed = await warmUp();
     const deferred = deferredListener();
     server = http.createServer(deferred.listener);
     serve = deferred.serve;
-    control('spare', { pid: process.pid, ...(await listen(server)) });
+    control('spare', { pid: process.pid, warmed, ...(await listen(server)) });
     const order = JSON.parse(await firstLine());
     for (const name of Object.keys(process.env)) delete process.env[name];
     Object.assign(process.env, order.env);
@@ -239,7 +243,8 @@ async function main() {
     PLUGIN_VERSION: process.env.POWERX_PLUGIN_VERSION,
   };
   const makeEnv = (tenant, grant) => ({ ...baseEnv, TENANT: tenant, host: createHost({
-    baseUrl: process.env.POWERX_HOST_URL, token: process.env.POWERX_PLUGIN_TOKEN, tenant, grant }) });
+    baseUrl: process.env.POWERX_HOST_URL, socketPath: process.env.POWERX_HOST_SOCKET,
+    token: process.env.POWERX_PLUGIN_TOKEN, tenant, grant }) });
   let where;
   if (server === null) {
     server = http.createServer(listener(handler, makeEnv));

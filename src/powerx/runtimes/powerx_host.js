@@ -26,12 +26,11 @@ const agents = {
   'https:': new https.Agent({ keepAlive: true, timeout: 4000 }),
 };
 
-// In a sandbox the simulator is also on a unix socket bound into it: the direct way.
-const hostSocket = process.env.POWERX_HOST_SOCKET || undefined;
-
-function send(url, method, headers, body) {
+// socketPath: in a sandbox the simulator is also on a unix socket bound into it, the
+// direct way there.
+function send(url, method, headers, body, socketPath) {
   const transport = url.protocol === 'https:' ? https : http;
-  const options = { method, headers, agent: agents[url.protocol], socketPath: hostSocket };
+  const options = { method, headers, agent: agents[url.protocol], socketPath };
   return new Promise((resolve, reject) => {
     const request = transport.request(url, options, (response) => {
       const chunks = [];
@@ -47,7 +46,7 @@ function send(url, method, headers, body) {
 
 // Calls are for `tenant`: the request's, with the simulator's grant for it, or the
 // simulator's own (no grant needed); a tenant without its grant is refused.
-function createHost({ baseUrl, token, tenant, grant }) {
+function createHost({ baseUrl, token, tenant, grant, socketPath }) {
   async function call(method, path, body) {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const headers = { authorization: `Bearer ${token}`, 'x-powerx-tenant': tenant || '' };
@@ -56,7 +55,8 @@ function createHost({ baseUrl, token, tenant, grant }) {
       headers['content-type'] = 'application/json';
       headers['content-length'] = Buffer.byteLength(payload);
     }
-    const { status, text } = await send(new URL(`${baseUrl}/host/api${path}`), method, headers, payload);
+    const { status, text } = await send(
+      new URL(`${baseUrl}/host/api${path}`), method, headers, payload, socketPath || undefined);
     const data = text ? JSON.parse(text) : null;
     if (status < 200 || status >= 300) {
       const info = data || {};
