@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from powerx.testing import wait_until
@@ -180,3 +181,21 @@ def test_dashboard_shows_stale_and_failed_plugins_with_the_reason(
     assert wait_until(lambda: state() == "running", timeout_s=30)
     expect(row.locator(".badge")).to_have_text("running", timeout=LIVE_TIMEOUT_MS)
     expect(row.locator(".why")).to_have_count(0)
+
+
+@pytest.mark.parametrize("sandbox", ["auto", "off"])
+def test_dashboard_says_whether_plugins_are_contained(
+    workspace: Workspace, start_simulator: Any, page: Page, sandbox: str
+) -> None:
+    workspace.login()
+    workspace.env["POWERX_SANDBOX"] = sandbox
+    simulator = start_simulator([HELLO_PYTHON])
+    open_dashboard(page, simulator)
+    badge = page.locator("#host-containment")
+    if sandbox == "auto":
+        expect(badge).to_have_text("contained")
+        expect(badge).to_have_class(re.compile(r"\bgood\b"))
+    else:
+        expect(badge).to_have_text("not contained")
+        expect(badge).to_have_class(re.compile(r"\bbad\b"))
+        expect(badge).to_have_attribute("title", re.compile("turned off"))
