@@ -46,7 +46,7 @@ import powerx_plugin
 from powerx.build.toolchain import node_executable
 from powerx.errors import PowerXError
 from powerx.host.launcher import ForkedProcess, pipe_reader
-from powerx.runtimes.sandbox_agent import relay
+from powerx.runtimes.sandbox_agent import relaying_to
 
 SandboxSetting = Literal["auto", "required", "off"]
 _SYSTEM = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc")
@@ -444,15 +444,7 @@ class Sandbox:
             await self._request("forward", port=port)
 
     async def _listen_outward(self, port: int) -> None:
-
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            try:
-                upstream = await asyncio.open_connection("127.0.0.1", port)
-            except OSError:
-                writer.close()
-                return
-            await relay((reader, writer), upstream)
-
+        handle = relaying_to(lambda: asyncio.open_connection("127.0.0.1", port))
         path = self.sockets / f"out-{port}.sock"
         self._servers.append(await asyncio.start_unix_server(handle, str(path)))
 
@@ -469,19 +461,7 @@ class Sandbox:
     async def _expose(self, inner: int) -> int:
         await self._request("expose", port=inner)
         path = str(self.sockets / f"in-{inner}.sock")
-
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            try:
-                upstream = await asyncio.open_unix_connection(path)
-            except OSError:
-                writer.close()
-                return
-            with contextlib.suppress(OSError):
-                writer.get_extra_info("socket").setsockopt(
-                    socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
-                )
-            await relay((reader, writer), upstream)
-
+        handle = relaying_to(lambda: asyncio.open_unix_connection(path))
         server = await asyncio.start_server(handle, "127.0.0.1", 0)
         outer = int(server.sockets[0].getsockname()[1])
         self._exposed[inner] = (outer, server)

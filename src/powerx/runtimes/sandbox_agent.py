@@ -35,6 +35,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,26 @@ async def relay(
     finally:
         for _, writer in (client, upstream):
             writer.close()
+
+
+Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+def relaying_to(
+    connect: Callable[[], Awaitable[Streams]],
+) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+    """A server's connection handler: each connection is relayed to a new ``connect()``
+    (closed at once when that fails). asyncio sets TCP_NODELAY on TCP sides itself."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            upstream = await connect()
+        except OSError:
+            writer.close()
+            return
+        await relay((reader, writer), upstream)
+
+    return handle
 
 
 class Agent:
@@ -151,15 +172,7 @@ class Agent:
             return
         self.pending.add(("out", port))
         target = str(self.sockets / f"out-{port}.sock")
-
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            try:
-                upstream = await asyncio.open_unix_connection(target)
-            except OSError:
-                writer.close()
-                return
-            await relay((reader, writer), upstream)
-
+        handle = relaying_to(lambda: asyncio.open_unix_connection(target))
         try:
             self.servers["out", port] = await asyncio.start_server(handle, "127.0.0.1", port)
         finally:
@@ -169,19 +182,7 @@ class Agent:
         if ("in", port) in self.servers or ("in", port) in self.pending:
             return
         self.pending.add(("in", port))
-
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            try:
-                upstream = await asyncio.open_connection("127.0.0.1", port)
-            except OSError:
-                writer.close()
-                return
-            with contextlib.suppress(OSError):
-                upstream[1].get_extra_info("socket").setsockopt(
-                    socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
-                )
-            await relay((reader, writer), upstream)
-
+        handle = relaying_to(lambda: asyncio.open_connection("127.0.0.1", port))
         path = self.sockets / f"in-{port}.sock"
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
