@@ -43,6 +43,18 @@ def test_an_alert_raised_by_the_save_that_fixed_the_code_is_held_back() -> None:
     assert shown(alerts.update([alert(RATE, "p")])) == [("raised", RATE, "p")]
 
 
+def test_an_alert_the_fix_raises_before_its_reload_has_ended_here_is_held_back() -> None:
+    """The simulator counts a reload at its flip, before the push answers this loop; a
+    check made then (after the previous, failed reload) must not blame the fix."""
+    alerts = TerminalAlerts(["p"])
+    alerts.begin([])
+    alerts.reloaded("p", ok=False)
+    alerts.reloading("p")  # the fix: flipped on the simulator, its answer on its way
+    assert alerts.update([alert(RATE, "p")]) == []
+    alerts.reloaded("p", ok=True)
+    assert alerts.update([alert(RATE, "p")]) == []
+
+
 def test_a_held_back_alert_shows_when_a_later_reload_fails_while_it_is_on() -> None:
     alerts = TerminalAlerts(["p"])
     alerts.begin([])

@@ -43,12 +43,20 @@ class TerminalAlerts:
         self._before: set[AlertKey] = set()  # active before the loop began
         self._shown: dict[AlertKey, dict[str, Any]] = {}
         self._failing: set[str] = set()  # watched plugins whose latest reload failed
+        # Watched plugins with a reload under way: the simulator may already count it (an
+        # alert raised at its flip) before this loop knows how it ended; the check after
+        # it ends decides.
+        self._reloading: set[str] = set()
 
     def begin(self, active: list[dict[str, Any]]) -> None:
         """The alerts active as the loop starts: none of them is shown."""
         self._before = {_key(alert) for alert in active}
 
+    def reloading(self, plugin: str) -> None:
+        self._reloading.add(plugin)
+
     def reloaded(self, plugin: str, ok: bool) -> None:
+        self._reloading.discard(plugin)
         if ok:
             self._failing.discard(plugin)
         else:
@@ -69,7 +77,7 @@ class TerminalAlerts:
             plugin = key[1]
             if key in self._shown or key in self._before or plugin not in self.plugins:
                 continue
-            if plugin in self._failing:
+            if plugin in self._failing and plugin not in self._reloading:
                 self._shown[key] = alert
                 changes.append(("raised", alert))
         for key in [k for k in self._shown if k not in now]:
@@ -105,6 +113,10 @@ class AlertWatch:
             return await self.client.alerts()
         except PowerXError:
             return None  # observability off or host gone: the reload line said enough
+
+    def reloading(self, plugin: str) -> None:
+        """Noted as a reload begins (its build)."""
+        self.decision.reloading(plugin)
 
     def reloaded(self, plugin: str, ok: bool) -> None:
         """Noted as the reload ends, so a later check never sees an older outcome."""

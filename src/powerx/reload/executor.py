@@ -113,6 +113,8 @@ class PluginLoop:
         """Build (unless ``built`` is given), push, and report one reload."""
         plugin = self.plugin_id  # the manifest's id, even while the build fails
         result: dict[str, Any] | None = None
+        if self.alert_watch is not None:
+            self.alert_watch.reloading(plugin)
         try:
             artefact = built if built is not None else await self._build()
             if isinstance(artefact, PowerXError):
