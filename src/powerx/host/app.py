@@ -75,6 +75,24 @@ async def _json_or_none(request: Request) -> Any:
         return None
 
 
+async def _send_to_plugin(
+    client: httpx.AsyncClient,
+    method: str,
+    url: httpx.URL,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    timeout: Any,
+) -> httpx.Response:
+    """One request to a generation, sent again once when the connection it went out on
+    was closed before any answer: uvicorn closes a kept-alive connection after an app's
+    exception (its 500 carries no ``connection: close``), and a request that set out on it
+    at that moment was never read. Browsers retry the same way on a reused connection."""
+    try:
+        return await client.request(method, url, headers=headers, content=body, timeout=timeout)
+    except httpx.RemoteProtocolError:
+        return await client.request(method, url, headers=headers, content=body, timeout=timeout)
+
+
 def create_app(
     simulator: Simulator, on_shutdown: Callable[[], Awaitable[None]] | None = None
 ) -> Starlette:
@@ -283,9 +301,7 @@ def create_app(
             url = httpx.URL(f"{generation.url}/{path}", query=request.url.query.encode())
             # A request may sit at a breakpoint for as long as the developer looks around.
             timeout = None if simulator.debugger.debugging(plugin_id) else client.timeout
-            upstream = await client.request(
-                request.method, url, headers=headers, content=body, timeout=timeout
-            )
+            upstream = await _send_to_plugin(client, request.method, url, headers, body, timeout)
         except httpx.HTTPError as exc:
             generation.answered()
             raise PowerXError(

@@ -110,6 +110,32 @@ def with_health_route(app: Any) -> Any:
     return wrapped
 
 
+def kept_alive_after_errors(app: Any) -> Any:
+    """An exception the app raises after its response went out in full (Starlette's error
+    middleware sends its 500, then raises again) is logged here, as uvicorn would log it,
+    and not passed on: uvicorn would close the kept-alive connection, and the simulator's
+    next request, already on its way over it, would fail (a 502 instead of the answer)."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        done = False
+
+        async def tracked(message: Any) -> None:
+            nonlocal done
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                done = True
+
+        try:
+            await app(scope, receive, tracked)
+        except Exception:
+            if not done:
+                raise
+            sys.stderr.write("Exception in ASGI application\n" + traceback.format_exc())
+            sys.stderr.flush()
+
+    return wrapped
+
+
 def with_root_path(app: Any) -> Any:
     """Mount the app where the simulator says it is (``X-Forwarded-Prefix``, sent only by
     the simulator, the one caller of this loopback port): ASGI ``root_path`` is the prefix
@@ -157,7 +183,7 @@ async def serve(app: Any) -> None:
 
     sock, where = _listening_socket()
     config = uvicorn.Config(
-        with_health_route(answer_denials(with_root_path(app))),
+        with_health_route(kept_alive_after_errors(answer_denials(with_root_path(app)))),
         log_level="warning",
         lifespan="auto",
         access_log=False,
