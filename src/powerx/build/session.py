@@ -15,6 +15,7 @@ from powerx.build.artefact import ARTEFACT_INFO, Artefact
 from powerx.build.esbuild import EsbuildWorker
 from powerx.build.node import node_members
 from powerx.build.pack import digest, pack, source_files
+from powerx.build.program import program_members
 from powerx.build.python import compile_check
 from powerx.manifest import Manifest, find_manifest, load_manifest
 
@@ -46,7 +47,10 @@ class BuildSession:
         """Build and pack the current state of the folder; ``build_failed`` names file:line."""
         started = time.perf_counter()
         manifest = manifest or load_manifest(self.root)
-        if manifest.runtime == "python3.11":
+        executable: frozenset[str] = frozenset()
+        if manifest.is_backend:
+            members, runnable, executable = program_members(manifest, self.root)
+        elif manifest.runtime == "python3.11":
             members, runnable = self._python_members(manifest)
         else:
             if manifest.needs_esbuild and self._esbuild is None:
@@ -62,7 +66,7 @@ class BuildSession:
         members.append((ARTEFACT_INFO, json.dumps(info, sort_keys=True).encode()))
         manifest_path = find_manifest(self.root)  # the artefact carries the file the plugin has
         members.append((manifest_path.name, manifest_path.read_bytes()))
-        data = pack(members)
+        data = pack(members, executable)
         return Artefact(
             manifest=manifest,
             data=data,

@@ -29,6 +29,14 @@ import httpx
 from powerx.errors import PowerXError
 from powerx.host.egress_proxy import EgressProxy
 from powerx.host.launcher import Launcher, LaunchSpec, PluginProcess, choose_launcher
+from powerx.host.programs import (
+    PROBE_TIMEOUT_S,
+    backend_environment,
+    free_port,
+    inner_port,
+    program_argv,
+    wait_healthy,
+)
 from powerx.host.sandbox import Sandbox
 from powerx.host.socket_routes import SocketRoutes, base_url
 from powerx.manifest import Manifest
@@ -424,17 +432,24 @@ class Supervisor:
         manifest = slot.manifest
         token = f"pxp_{secrets.token_urlsafe(24)}"
         started = time.perf_counter()
-        spec = LaunchSpec(
-            manifest.runtime,
-            self._shim_argv(manifest, run_dir, slot.source_dir),
-            self._environment(manifest, token),
-            str(run_dir),
-        )
+        env = self._environment(manifest, token)
         sandbox = self.sandbox(manifest.id)
+        program_port = self._program_port(manifest) if manifest.is_backend else None
+        if program_port is None:
+            spec = LaunchSpec(
+                manifest.runtime,
+                self._shim_argv(manifest, run_dir, slot.source_dir),
+                env,
+                str(run_dir),
+            )
+        else:
+            env.update(backend_environment(program_port))
+            cwd = run_dir / "src"
+            spec = LaunchSpec(manifest.runtime, program_argv(manifest, cwd, env), env, str(cwd))
         if sandbox is not None:  # the host API, the egress proxy, local services it names
             for port in {*self._simulator_ports(), *loopback_ports(manifest.egress)}:
                 await sandbox.forward(port)
-        process = await self.launcher(manifest.runtime, manifest.id).launch(spec)
+        process = await self._launch(manifest, spec)
         slot.last_number += 1
         gen = Generation(manifest.id, slot.last_number, digest, token, process, run_dir)
         gen.idle.set()
@@ -446,6 +461,8 @@ class Supervisor:
             asyncio.create_task(self._watch_exit(slot, gen)),
         ]
         early_probe = process.early_probe  # a spare's, sent before its order
+        if program_port is not None:  # a program's readiness: its health path answers 200
+            early_probe = await self._program_readiness(gen, manifest, program_port)
         try:
             message = await asyncio.wait_for(asyncio.shield(gen.ready), self.start_timeout_s)
         except TimeoutError:
@@ -469,6 +486,57 @@ class Supervisor:
         gen.state = "failed"
         await self.stop_generation(gen)
         raise self._start_error(slot, gen, message)
+
+    def _program_port(self, manifest: Manifest) -> int:
+        """Where a backend program of ``manifest`` listens: in its sandbox, the port it
+        prefers unless a live generation holds it; outside, a free loopback port."""
+        sandbox = self.sandbox(manifest.id)
+        if sandbox is None:
+            return free_port()
+        taken = {
+            sandbox.inner_port(g.port)
+            for g in self.live
+            if g.plugin_id == manifest.id and g.port is not None
+        }
+        assert manifest.backend is not None
+        return inner_port(manifest.backend.port, {p for p in taken if p is not None})
+
+    async def _launch(self, manifest: Manifest, spec: LaunchSpec) -> PluginProcess:
+        try:
+            return await self.launcher(manifest.runtime, manifest.id).launch(spec)
+        except (OSError, PowerXError) as error:  # a program that is not there, or not runnable
+            if not manifest.is_backend:
+                raise
+            message = error.message if isinstance(error, PowerXError) else str(error)
+            raise PowerXError(
+                "backend_start_failed",
+                f"{manifest.id}: backend.entry {spec.argv[0]!r} could not be started: {message}",
+                "check backend.entry in plugin.yaml: a program (relative to the plugin "
+                "folder) and its arguments; build it first if it is a build output.",
+                status=422,
+                details={"plugin": manifest.id, "argv": spec.argv},
+            ) from None
+
+    async def _program_readiness(
+        self, gen: Generation, manifest: Manifest, port: int
+    ) -> asyncio.Task[bool]:
+        """Poll the program's health path until it answers 200; then ``gen.ready`` says
+        where it listens, as a shim's ready message would."""
+        assert manifest.backend is not None
+        outer = await self._reachable(gen, port)
+        gen.port = outer
+        url = self.reach({"port": outer})
+        health = f"{url}{manifest.backend.health}"
+
+        async def probe() -> bool:
+            try:
+                response = await self.http.get(health, timeout=PROBE_TIMEOUT_S)
+            except httpx.HTTPError:
+                return False
+            return response.status_code == 200
+
+        ready = {"event": "ready", "port": outer}
+        return asyncio.create_task(wait_healthy(probe, gen.ready, ready))
 
     @staticmethod
     async def first_request(gen: Generation) -> None:
@@ -532,6 +600,8 @@ class Supervisor:
                 status=422,
                 details={"plugin": plugin, "kind": message.get("kind"), "file": file, "line": line},
             )
+        if event == "timeout" and slot.manifest.is_backend:
+            return self._backend_unhealthy(slot.manifest, gen, tail)
         if event == "timeout":
             return PowerXError(
                 "plugin_start_timeout",
@@ -556,6 +626,23 @@ class Supervisor:
             "run the plugin's entry directly to see the failure, then fix it.",
             status=422,
             details={"plugin": plugin, "output": tail},
+        )
+
+    def _backend_unhealthy(
+        self, manifest: Manifest, gen: Generation, tail: list[str]
+    ) -> PowerXError:
+        assert manifest.backend is not None
+        health = manifest.backend.health
+        said = ("; its last output: " + " | ".join(tail)) if tail else "; it wrote nothing"
+        return PowerXError(
+            "backend_unhealthy",
+            f"{manifest.id}: backend.entry did not answer 200 at {health} within "
+            f"{self.start_timeout_s:g} s{said}.",
+            f"make the program listen on 127.0.0.1:$PORT (also in POWERX_HTTP_ADDR and "
+            f"PX_BIND_ADDR) and answer GET {health} with 200 (or set backend.health); raise "
+            "plugin_start_timeout_s in host_simulator.yaml if it needs longer to start.",
+            status=422,
+            details={"plugin": manifest.id, "health": health, "output": tail},
         )
 
     @staticmethod

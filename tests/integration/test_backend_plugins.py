@@ -1,0 +1,131 @@
+"""Backend plugins (``backend.entry``: a program of their own), run as PowerX runs them:
+PORT in the environment, ready when the health path answers 200, reloaded beside the
+serving generation, in the sandbox and outside it."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from powerx.testing import wait_until
+from tests.conftest import EXAMPLES, RunningSimulator, Workspace
+from tests.integration.test_hot_reload import copy_example, push
+
+HELLO_BACKEND = EXAMPLES / "hello-backend-python"
+BACKEND_ID = "com.example.hello-backend-python"
+HELLO = f"/_p/{BACKEND_ID}/api/v1/hello"
+SANDBOXES = ["auto", "off"]
+
+
+def set_greeting(plugin: Path, text: str) -> None:
+    server = plugin / "server.py"
+    lines = [
+        f'GREETING = "{text}"' if line.startswith("GREETING =") else line
+        for line in server.read_text().splitlines()
+    ]
+    server.write_text("\n".join(lines) + "\n")
+
+
+def start_backend(
+    workspace: Workspace, start_simulator: Any, tmp_path: Path, sandbox: str
+) -> tuple[RunningSimulator, Path]:
+    workspace.env["POWERX_SANDBOX"] = sandbox
+    workspace.login()
+    plugin = copy_example(HELLO_BACKEND, tmp_path / "hello-backend")
+    simulator: RunningSimulator = start_simulator([plugin])
+    return simulator, plugin
+
+
+def hello(simulator: RunningSimulator) -> dict[str, Any]:
+    response = simulator.get(HELLO)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+def test_backend_program_answers_at_its_api_path_with_the_tenant(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any, sandbox: str
+) -> None:
+    simulator, _ = start_backend(workspace, start_simulator, tmp_path, sandbox)
+    body = hello(simulator)
+    assert body["greeting"] == "hello from a backend"
+    # The tenant came from the signed context, verified with the secret it was given.
+    assert body["tenant"] == "1"  # the developer identity's tenant_id in the test config
+    status = simulator.plugin_status(BACKEND_ID)
+    assert status["launcher"] == "program" and status["state"] == "running"
+    alias = simulator.get(f"/plugins/{BACKEND_ID}/api/v1/hello")
+    assert alias.status_code == 200 and alias.json()["greeting"] == "hello from a backend"
+
+
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+def test_backend_reload_flips_with_no_failed_request(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any, sandbox: str
+) -> None:
+    simulator, plugin = start_backend(workspace, start_simulator, tmp_path, sandbox)
+    first_pid = hello(simulator)["pid"]
+    failures: list[str] = []
+    answered: list[str] = []
+    stop = threading.Event()
+
+    def loop() -> None:
+        with httpx.Client(timeout=30, trust_env=False) as client:
+            while not stop.is_set():
+                try:
+                    response = client.get(simulator.url + HELLO)
+                except httpx.HTTPError as error:
+                    failures.append(repr(error))
+                    continue
+                if response.status_code != 200:
+                    failures.append(f"{response.status_code} {response.text}")
+                else:
+                    answered.append(str(response.json()["greeting"]))
+
+    client = threading.Thread(target=loop)
+    client.start()
+    try:
+        wait_until(lambda: len(answered) >= 5)
+        for version in (1, 2):
+            set_greeting(plugin, f"v{version}")
+            response = push(simulator, plugin)
+            assert response.status_code == 200, response.text
+            assert response.json()["generation"] == version + 1
+            wait_until(lambda v=version: answered[-1] == f"v{v}")
+    finally:
+        stop.set()
+        client.join()
+    assert failures == []
+    assert answered[0] == "hello from a backend" and "v1" in answered
+    assert hello(simulator)["pid"] != first_pid
+
+
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+def test_backend_that_never_turns_healthy_keeps_the_old_generation_serving(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any, sandbox: str
+) -> None:
+    config = tmp_path / "host_simulator.yaml"  # the test's config, with a short start timeout
+    default = Path(workspace.env["POWERX_CONFIG"]).read_text()
+    assert "plugin_start_timeout_s: 15.0" in default
+    config.write_text(default.replace("plugin_start_timeout_s: 15.0", "plugin_start_timeout_s: 2"))
+    workspace.env["POWERX_CONFIG"] = str(config)
+    simulator, plugin = start_backend(workspace, start_simulator, tmp_path, sandbox)
+    assert hello(simulator)["greeting"] == "hello from a backend"
+    server = plugin / "server.py"
+    healthy = 'return JSONResponse({"ok": True})'
+    assert healthy in server.read_text()
+    server.write_text(
+        server.read_text().replace(healthy, 'return JSONResponse({"ok": False}, status_code=503)')
+    )
+    response = push(simulator, plugin)
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["error"] == "backend_unhealthy"
+    assert "/healthz" in body["message"] and "2 s" in body["message"]
+    assert "PORT" in body["fix"]
+    assert any("503" in line for line in body["output"])  # uvicorn's access log, its last lines
+    assert hello(simulator)["greeting"] == "hello from a backend"
+    assert simulator.plugin_status(BACKEND_ID)["generation"] == 1
