@@ -129,3 +129,64 @@ def test_backend_that_never_turns_healthy_keeps_the_old_generation_serving(
     assert any("503" in line for line in body["output"])  # uvicorn's access log, its last lines
     assert hello(simulator)["greeting"] == "hello from a backend"
     assert simulator.plugin_status(BACKEND_ID)["generation"] == 1
+
+
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+def test_backend_that_exits_at_start_names_its_last_words_and_the_old_one_serves(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any, sandbox: str
+) -> None:
+    simulator, plugin = start_backend(workspace, start_simulator, tmp_path, sandbox)
+    server = plugin / "server.py"
+    server.write_text(
+        server.read_text().replace(
+            "if __name__", 'raise SystemExit("no database configured")\n\nif __name__'
+        )
+    )
+    response = push(simulator, plugin)
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["error"] == "plugin_start_failed"
+    assert "exited with code 1" in body["message"]
+    assert "no database configured" in body["message"]
+    assert hello(simulator)["greeting"] == "hello from a backend"
+
+
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+def test_backend_entry_naming_no_program_is_refused_with_the_fix(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any, sandbox: str
+) -> None:
+    simulator, plugin = start_backend(workspace, start_simulator, tmp_path, sandbox)
+    manifest = plugin / "plugin.yaml"
+    manifest.write_text(manifest.read_text().replace("python server.py", "bin/plugin --serve"))
+    response = push(simulator, plugin)
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["error"] == "backend_start_failed"
+    assert "bin/plugin" in body["message"] and "backend.entry" in body["fix"]
+    assert hello(simulator)["greeting"] == "hello from a backend"
+
+
+def test_backend_entry_runs_a_script_of_the_plugin_with_port_in_its_arguments(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    """A program relative to the plugin folder (its executable bit kept), `${PORT}` filled
+    in: here a shell script serving the folder's files with Python's http.server."""
+    simulator, plugin = start_backend(workspace, start_simulator, tmp_path, "auto")
+    script = plugin / "bin" / "serve"
+    script.parent.mkdir()
+    script.write_text(
+        "#!/bin/sh\n"
+        'test "$1" = "--port=$PORT" || { echo "wrong argument: $1" >&2; exit 3; }\n'
+        'exec python3 -m http.server --bind 127.0.0.1 "$PORT"\n'
+    )
+    script.chmod(0o755)
+    (plugin / "healthz").write_text("ok\n")
+    (plugin / "api" / "v1").mkdir(parents=True)
+    (plugin / "api" / "v1" / "hello").write_text('{"greeting": "from a script"}\n')
+    manifest = plugin / "plugin.yaml"
+    manifest.write_text(
+        manifest.read_text().replace("entry: python server.py", 'entry: bin/serve "--port=${PORT}"')
+    )
+    response = push(simulator, plugin)
+    assert response.status_code == 200, response.text
+    assert hello(simulator)["greeting"] == "from a script"
