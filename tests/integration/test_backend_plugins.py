@@ -4,6 +4,8 @@ serving generation, in the sandbox and outside it."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 from pathlib import Path
 from typing import Any
@@ -190,3 +192,26 @@ def test_backend_entry_runs_a_script_of_the_plugin_with_port_in_its_arguments(
     response = push(simulator, plugin)
     assert response.status_code == 200, response.text
     assert hello(simulator)["greeting"] == "from a script"
+
+
+def test_a_save_reloads_a_watched_backend(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    plugin = copy_example(HELLO_BACKEND, tmp_path / "hello-backend")
+    simulator: RunningSimulator = start_simulator([plugin], "--watch")  # returns once armed
+    assert hello(simulator)["greeting"] == "hello from a backend"
+    set_greeting(plugin, "saved")
+    simulator.wait_generation(BACKEND_ID, 2)
+    assert hello(simulator)["greeting"] == "saved"
+
+
+def test_a_backend_that_dies_while_serving_is_restarted(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    simulator, _ = start_backend(workspace, start_simulator, tmp_path, "auto")
+    crashed = simulator.plugin_status(BACKEND_ID)["pid"]
+    os.kill(crashed, signal.SIGKILL)
+    simulator.wait_generation(BACKEND_ID, 2)
+    assert hello(simulator)["greeting"] == "hello from a backend"
+    assert simulator.plugin_status(BACKEND_ID)["pid"] != crashed
