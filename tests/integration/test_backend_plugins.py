@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from powerx.errors import PowerXError
 from powerx.testing import wait_until
 from tests.conftest import EXAMPLES, RunningSimulator, Workspace
 from tests.integration.test_hot_reload import copy_example, push
@@ -215,3 +216,21 @@ def test_a_backend_that_dies_while_serving_is_restarted(
     simulator.wait_generation(BACKEND_ID, 2)
     assert hello(simulator)["greeting"] == "hello from a backend"
     assert simulator.plugin_status(BACKEND_ID)["pid"] != crashed
+
+
+def test_the_build_command_runs_before_packing_and_its_failure_keeps_the_old_one(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    simulator, plugin = start_backend(workspace, start_simulator, tmp_path, "auto")
+    set_greeting(plugin, "built")
+    manifest = plugin / "plugin.yaml"
+    original = manifest.read_text().replace("entry: python server.py", "entry: python built.py")
+    manifest.write_text(original + "build:\n  command: cp server.py built.py\n")
+    response = push(simulator, plugin)
+    assert response.status_code == 200, response.text
+    assert hello(simulator)["greeting"] == "built"
+    manifest.write_text(original + "build:\n  command: python3 -c 'raise SystemExit(4)'\n")
+    with pytest.raises(PowerXError) as failed:
+        push(simulator, plugin)
+    assert failed.value.code == "build_failed" and "(4)" in failed.value.message
+    assert hello(simulator)["greeting"] == "built"
