@@ -234,3 +234,23 @@ def test_the_build_command_runs_before_packing_and_its_failure_keeps_the_old_one
         push(simulator, plugin)
     assert failed.value.code == "build_failed" and "(4)" in failed.value.message
     assert hello(simulator)["greeting"] == "built"
+
+
+def test_what_the_build_command_writes_is_not_taken_for_a_save(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    """Else each build would start the next: a reload loop, ~80 builds a second."""
+    workspace.login()
+    plugin = copy_example(HELLO_BACKEND, tmp_path / "hello-backend")
+    manifest = plugin / "plugin.yaml"
+    manifest.write_text(
+        manifest.read_text().replace("entry: python server.py", "entry: python built.py")
+        + "build:\n  command: cp server.py built.py\n"
+    )
+    simulator: RunningSimulator = start_simulator([plugin], "--watch")
+    for generation, text in ((2, "first save"), (3, "second save")):
+        set_greeting(plugin, text)
+        simulator.wait_generation(BACKEND_ID, generation)
+        assert hello(simulator)["greeting"] == text
+    # At most one build per save may find nothing new (its output landed while it ran).
+    assert simulator.output().count("unchanged") <= 2, simulator.output()[-2000:]

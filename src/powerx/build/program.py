@@ -15,13 +15,24 @@ from powerx.manifest import Manifest
 BUILD_TIMEOUT_S = 300.0
 
 
-def run_build_command(manifest: Manifest, root: Path) -> None:
+def _stamps(root: Path) -> dict[str, tuple[int, int]]:
+    stamps: dict[str, tuple[int, int]] = {}
+    for relative in source_files(root):
+        stat = (root / relative).stat()
+        stamps[relative.as_posix()] = (stat.st_mtime_ns, stat.st_size)
+    return stamps
+
+
+def run_build_command(manifest: Manifest, root: Path) -> frozenset[str]:
     """``build.command`` in the plugin folder (split like a shell, no shell: `go build -o
     bin/plugin ./cmd/plugin`, `npm run build`); its outputs are then packed with the rest.
-    An incremental tool (go, tsc, cargo) makes this cheap on a reload."""
+    An incremental tool (go, tsc, cargo) makes this cheap on a reload. Returns the files it
+    wrote (relative): a watcher must not take them for saves, or each build would start
+    the next."""
     if manifest.build is None or not manifest.build.command:
-        return
+        return frozenset()
     command = manifest.build.command
+    before = _stamps(root)
     try:
         completed = subprocess.run(
             shlex.split(command),
@@ -44,16 +55,17 @@ def run_build_command(manifest: Manifest, root: Path) -> None:
             f"Build command `{command}` failed ({completed.returncode}): {tail}",
             f"run `{command}` in {root} and fix what it reports.",
         )
+    return frozenset(name for name, stamp in _stamps(root).items() if before.get(name) != stamp)
 
 
 def program_members(
     manifest: Manifest, root: Path
 ) -> tuple[list[tuple[str, bytes]], str, frozenset[str]]:
-    """Every source file under ``src/`` (the program runs from there), the runnable (the
+    """Every source file under ``src/`` (the program runs from there; its build command,
+    if any, has run), the runnable (the
     command line itself, which the supervisor splits and starts) and the members that are
     executable (a compiled binary, a script with a shebang: they stay runnable)."""
     assert manifest.backend is not None
-    run_build_command(manifest, root)
     files = source_files(root)
     members = [(f"src/{f.as_posix()}", (root / f).read_bytes()) for f in files]
     executable = frozenset(f"src/{f.as_posix()}" for f in files if os.access(root / f, os.X_OK))
