@@ -254,3 +254,36 @@ def test_what_the_build_command_writes_is_not_taken_for_a_save(
         assert hello(simulator)["greeting"] == text
     # At most one build per save may find nothing new (its output landed while it ran).
     assert simulator.output().count("unchanged") <= 2, simulator.output()[-2000:]
+
+
+NODE_SERVER = """
+const http = require("http");
+http
+  .createServer((request, response) => {
+    const body = request.url === "/healthz" ? { ok: true } : { greeting: "node", url: request.url };
+    response.writeHead(200, { "content-type": "application/json" });
+    response.end(JSON.stringify(body));
+  })
+  .listen(Number(process.env.PORT), "127.0.0.1");
+"""
+
+
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+def test_a_node_backend_runs_the_same_way(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any, sandbox: str
+) -> None:
+    workspace.env["POWERX_SANDBOX"] = sandbox
+    workspace.login()
+    plugin = tmp_path / "hello-node-backend"
+    plugin.mkdir()
+    (plugin / "server.js").write_text(NODE_SERVER)
+    (plugin / "plugin.yaml").write_text(
+        "id: com.example.node-backend\nname: Node backend\nversion: 1.0.0\n"
+        "backend:\n  entry: node server.js\n  health: /healthz\n"
+    )
+    simulator: RunningSimulator = start_simulator([plugin])
+    response = simulator.get("/_p/com.example.node-backend/api/v1/hello")
+    assert response.status_code == 200, response.text
+    assert response.json() == {"greeting": "node", "url": "/api/v1/hello"}  # no stray "?"
+    query = simulator.get("/_p/com.example.node-backend/api/v1/hello?a=1&b=%20")
+    assert query.json()["url"] == "/api/v1/hello?a=1&b=%20"
