@@ -258,11 +258,23 @@ def test_what_the_build_command_writes_is_not_taken_for_a_save(
 
 NODE_SERVER = """
 const http = require("http");
+const answer = (response, body) => {
+  response.writeHead(200, { "content-type": "application/json" });
+  response.end(JSON.stringify(body));
+};
 http
   .createServer((request, response) => {
-    const body = request.url === "/healthz" ? { ok: true } : { greeting: "node", url: request.url };
-    response.writeHead(200, { "content-type": "application/json" });
-    response.end(JSON.stringify(body));
+    if (request.url === "/healthz") return answer(response, { ok: true });
+    if (request.url !== "/api/v1/egress") {
+      return answer(response, { greeting: "node", url: request.url });
+    }
+    try {
+      http
+        .get("http://203.0.113.7:81/", () => answer(response, { egress: "reached" }))
+        .on("error", (error) => answer(response, { egress: error.code }));
+    } catch (error) {
+      answer(response, { egress: error.code });
+    }
   })
   .listen(Number(process.env.PORT), "127.0.0.1");
 """
@@ -287,3 +299,6 @@ def test_a_node_backend_runs_the_same_way(
     assert response.json() == {"greeting": "node", "url": "/api/v1/hello"}  # no stray "?"
     query = simulator.get("/_p/com.example.node-backend/api/v1/hello?a=1&b=%20")
     assert query.json()["url"] == "/api/v1/hello?a=1&b=%20"
+    # Its egress is guarded as a Node handler's is (outside the sandbox, the only guard).
+    egress = simulator.get("/_p/com.example.node-backend/api/v1/egress", timeout=30)
+    assert egress.json() == {"egress": "POWERX_EGRESS_BLOCKED"}

@@ -316,10 +316,10 @@ class Supervisor:
             for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
                 env[name] = proxy_url
             env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost,::1"
-        if manifest.runtime.startswith("node"):
+        if not manifest.runtime.startswith("python"):  # a backend program may be either
             # Node ignores HTTP(S)_PROXY, so a `node` the plugin starts loads the guard too.
             env["NODE_OPTIONS"] = f"--require {json.dumps(str(NODE_EGRESS_PRELOAD))}"
-        else:
+        if not manifest.runtime.startswith("node"):
             # And a `python` it starts runs python_child/sitecustomize.py, which does the same.
             env["PYTHONPATH"] = str(PYTHON_CHILD_PATH)
         if self.debug is not None and self.debug.wants_debug(manifest.id, manifest.runtime):
