@@ -302,3 +302,49 @@ def test_a_node_backend_runs_the_same_way(
     # Its egress is guarded as a Node handler's is (outside the sandbox, the only guard).
     egress = simulator.get("/_p/com.example.node-backend/api/v1/egress", timeout=30)
     assert egress.json() == {"egress": "POWERX_EGRESS_BLOCKED"}
+
+
+SICKENING_SERVER = """
+import os
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+sick = []
+
+
+async def healthz(request):
+    return JSONResponse({"ok": not sick}, status_code=503 if sick else 200)
+
+
+async def sicken(request):
+    sick.append(True)
+    return JSONResponse({"pid": os.getpid()})
+
+
+app = Starlette(routes=[Route("/healthz", healthz), Route("/api/v1/sicken", sicken)])
+uvicorn.run(app, host="127.0.0.1", port=int(os.environ["PORT"]), log_level="warning")
+"""
+
+
+def test_a_backend_that_stops_answering_its_health_path_is_restarted(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    """As PowerX does: probed every 2 s, restarted after 5 failures in a row."""
+    workspace.login()
+    plugin = tmp_path / "sickening"
+    plugin.mkdir()
+    (plugin / "server.py").write_text(SICKENING_SERVER)
+    (plugin / "plugin.yaml").write_text(
+        "id: com.example.sickening\nname: Sickening\nversion: 1.0.0\n"
+        "backend:\n  entry: python server.py\n"
+    )
+    simulator: RunningSimulator = start_simulator([plugin])
+    first = simulator.plugin_status("com.example.sickening")["pid"]
+    sickened = simulator.get("/_p/com.example.sickening/api/v1/sicken")
+    assert sickened.status_code == 200, sickened.text
+    simulator.wait_generation("com.example.sickening", 2)
+    assert "failed its health probe (/healthz) 5 times in a row" in simulator.output()
+    assert simulator.plugin_status("com.example.sickening")["pid"] != first

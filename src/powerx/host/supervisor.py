@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import secrets
@@ -19,7 +20,7 @@ import socket
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -29,6 +30,7 @@ import httpx
 from powerx.errors import PowerXError
 from powerx.host.egress_proxy import EgressProxy
 from powerx.host.launcher import Launcher, LaunchSpec, PluginProcess, choose_launcher
+from powerx.host.liveness import watch_liveness
 from powerx.host.programs import (
     PROBE_TIMEOUT_S,
     backend_environment,
@@ -461,8 +463,11 @@ class Supervisor:
             asyncio.create_task(self._watch_exit(slot, gen)),
         ]
         early_probe = process.early_probe  # a spare's, sent before its order
+        health: Callable[[], Awaitable[bool]] | None = None
         if program_port is not None:  # a program's readiness: its health path answers 200
-            early_probe = await self._program_readiness(gen, manifest, program_port)
+            health = await self._program_health(gen, manifest, program_port)
+            ready = {"event": "ready", "port": gen.port}
+            early_probe = asyncio.create_task(wait_healthy(health, gen.ready, ready))
         try:
             message = await asyncio.wait_for(asyncio.shield(gen.ready), self.start_timeout_s)
         except TimeoutError:
@@ -474,6 +479,9 @@ class Supervisor:
                 if await self._passes_probe(gen.url, early_probe):
                     gen.state = "running"
                     gen.start_ms = (time.perf_counter() - started) * 1000
+                    if health is not None:
+                        hung = functools.partial(self._hung, slot, gen)
+                        gen.tasks.append(asyncio.create_task(watch_liveness(health, hung)))
                     self._spawn_background(
                         self._warm_next_after_first_request(gen, manifest.runtime)
                     )
@@ -517,16 +525,14 @@ class Supervisor:
                 details={"plugin": manifest.id, "argv": spec.argv},
             ) from None
 
-    async def _program_readiness(
+    async def _program_health(
         self, gen: Generation, manifest: Manifest, port: int
-    ) -> asyncio.Task[bool]:
-        """Poll the program's health path until it answers 200; then ``gen.ready`` says
-        where it listens, as a shim's ready message would."""
+    ) -> Callable[[], Awaitable[bool]]:
+        """The probe of the program's health path, where the simulator reaches ``port``
+        (which becomes ``gen.port``): its readiness, then its liveness."""
         assert manifest.backend is not None
-        outer = await self._reachable(gen, port)
-        gen.port = outer
-        url = self.reach({"port": outer})
-        health = f"{url}{manifest.backend.health}"
+        gen.port = await self._reachable(gen, port)
+        health = f"{self.reach({'port': gen.port})}{manifest.backend.health}"
 
         async def probe() -> bool:
             try:
@@ -535,8 +541,20 @@ class Supervisor:
                 return False
             return response.status_code == 200
 
-        ready = {"event": "ready", "port": outer}
-        return asyncio.create_task(wait_healthy(probe, gen.ready, ready))
+        return probe
+
+    def _hung(self, slot: PluginSlot, gen: Generation, missed: int) -> None:
+        """A running program stopped answering its health path: end it; its exit is then
+        a crash, restarted with backoff."""
+        health = slot.manifest.backend.health if slot.manifest.backend else ""
+        self._log(
+            slot,
+            gen.number,
+            "system",
+            f"generation {gen.number} failed its health probe ({health}) {missed} times in a "
+            "row; restarting it",
+        )
+        gen.process.kill()
 
     @staticmethod
     async def first_request(gen: Generation) -> None:
