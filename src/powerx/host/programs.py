@@ -35,6 +35,8 @@ _PYTHON_NAMES = frozenset({"python", "python3"})
 
 __all__ = [
     "backend_environment",
+    "backend_start_failed",
+    "backend_unhealthy",
     "free_port",
     "inner_port",
     "program_argv",
@@ -106,3 +108,32 @@ async def wait_healthy(
             return True
         await asyncio.sleep(POLL_INTERVAL_S)
     return False
+
+
+def backend_start_failed(manifest: Manifest, argv: list[str], why: str) -> PowerXError:
+    return PowerXError(
+        "backend_start_failed",
+        f"{manifest.id}: backend.entry {argv[0]!r} could not be started: {why}",
+        "check backend.entry in plugin.yaml: a program (relative to the plugin folder) and "
+        "its arguments; build it first if it is a build output.",
+        status=422,
+        details={"plugin": manifest.id, "argv": argv},
+    )
+
+
+def backend_unhealthy(manifest: Manifest, timeout_s: float, tail: list[str]) -> PowerXError:
+    """The program ran but its health path did not answer 200 in time; ``tail``: its last
+    output lines, which usually say why."""
+    assert manifest.backend is not None
+    health = manifest.backend.health
+    said = ("; its last output: " + " | ".join(tail)) if tail else "; it wrote nothing"
+    return PowerXError(
+        "backend_unhealthy",
+        f"{manifest.id}: backend.entry did not answer 200 at {health} within "
+        f"{timeout_s:g} s{said}.",
+        f"make the program listen on 127.0.0.1:$PORT (also in POWERX_HTTP_ADDR and "
+        f"PX_BIND_ADDR) and answer GET {health} with 200 (or set backend.health); raise "
+        "plugin_start_timeout_s in host_simulator.yaml if it needs longer to start.",
+        status=422,
+        details={"plugin": manifest.id, "health": health, "output": tail},
+    )

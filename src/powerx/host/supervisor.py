@@ -34,6 +34,8 @@ from powerx.host.liveness import watch_liveness
 from powerx.host.programs import (
     PROBE_TIMEOUT_S,
     backend_environment,
+    backend_start_failed,
+    backend_unhealthy,
     free_port,
     inner_port,
     program_argv,
@@ -516,14 +518,7 @@ class Supervisor:
             if not manifest.is_backend:
                 raise
             message = error.message if isinstance(error, PowerXError) else str(error)
-            raise PowerXError(
-                "backend_start_failed",
-                f"{manifest.id}: backend.entry {spec.argv[0]!r} could not be started: {message}",
-                "check backend.entry in plugin.yaml: a program (relative to the plugin "
-                "folder) and its arguments; build it first if it is a build output.",
-                status=422,
-                details={"plugin": manifest.id, "argv": spec.argv},
-            ) from None
+            raise backend_start_failed(manifest, spec.argv, message) from None
 
     async def _program_health(
         self, gen: Generation, manifest: Manifest, port: int
@@ -619,7 +614,7 @@ class Supervisor:
                 details={"plugin": plugin, "kind": message.get("kind"), "file": file, "line": line},
             )
         if event == "timeout" and slot.manifest.is_backend:
-            return self._backend_unhealthy(slot.manifest, gen, tail)
+            return backend_unhealthy(slot.manifest, self.start_timeout_s, tail)
         if event == "timeout":
             return PowerXError(
                 "plugin_start_timeout",
@@ -644,23 +639,6 @@ class Supervisor:
             "run the plugin's entry directly to see the failure, then fix it.",
             status=422,
             details={"plugin": plugin, "output": tail},
-        )
-
-    def _backend_unhealthy(
-        self, manifest: Manifest, gen: Generation, tail: list[str]
-    ) -> PowerXError:
-        assert manifest.backend is not None
-        health = manifest.backend.health
-        said = ("; its last output: " + " | ".join(tail)) if tail else "; it wrote nothing"
-        return PowerXError(
-            "backend_unhealthy",
-            f"{manifest.id}: backend.entry did not answer 200 at {health} within "
-            f"{self.start_timeout_s:g} s{said}.",
-            f"make the program listen on 127.0.0.1:$PORT (also in POWERX_HTTP_ADDR and "
-            f"PX_BIND_ADDR) and answer GET {health} with 200 (or set backend.health); raise "
-            "plugin_start_timeout_s in host_simulator.yaml if it needs longer to start.",
-            status=422,
-            details={"plugin": manifest.id, "health": health, "output": tail},
         )
 
     @staticmethod
