@@ -6,7 +6,7 @@ import hashlib
 import io
 import re
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 # Folders that are never part of an artefact.
@@ -56,14 +56,15 @@ def source_files(root: Path) -> list[Path]:
     return found
 
 
-def pack(members: Iterable[tuple[str, bytes]]) -> bytes:
-    """A tar of ``(archive name, content)`` pairs with fixed metadata, sorted by name."""
+def pack(members: Iterable[tuple[str, bytes]], executable: Collection[str] = ()) -> bytes:
+    """A tar of ``(archive name, content)`` pairs with fixed metadata, sorted by name;
+    the names in ``executable`` keep their executable bit."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
         for name, content in sorted(members):
             info = tarfile.TarInfo(name)
             info.size = len(content)
-            info.mode = 0o644
+            info.mode = 0o755 if name in executable else 0o644
             info.mtime = 0
             info.uid = info.gid = 0
             info.uname = info.gname = ""

@@ -15,6 +15,7 @@ from powerx.build.artefact import ARTEFACT_INFO, Artefact
 from powerx.build.esbuild import EsbuildWorker
 from powerx.build.node import node_members
 from powerx.build.pack import digest, pack, source_files
+from powerx.build.program import program_members, run_build_command
 from powerx.build.python import compile_check
 from powerx.manifest import Manifest, find_manifest, load_manifest
 
@@ -25,6 +26,8 @@ class BuildSession:
         self.build_dir = build_dir
         self._compiled: dict[Path, tuple[int, int]] = {}
         self._esbuild: EsbuildWorker | None = None
+        # Files a backend plugin's build command wrote (relative): not saves of the developer.
+        self.build_outputs: set[str] = set()
 
     def _python_members(self, manifest: Manifest) -> tuple[list[tuple[str, bytes]], str]:
         files = source_files(self.root)
@@ -46,7 +49,11 @@ class BuildSession:
         """Build and pack the current state of the folder; ``build_failed`` names file:line."""
         started = time.perf_counter()
         manifest = manifest or load_manifest(self.root)
-        if manifest.runtime == "python3.11":
+        executable: frozenset[str] = frozenset()
+        if manifest.is_backend:
+            self.build_outputs |= run_build_command(manifest, self.root)
+            members, runnable, executable = program_members(manifest, self.root)
+        elif manifest.runtime == "python3.11":
             members, runnable = self._python_members(manifest)
         else:
             if manifest.needs_esbuild and self._esbuild is None:
@@ -62,7 +69,7 @@ class BuildSession:
         members.append((ARTEFACT_INFO, json.dumps(info, sort_keys=True).encode()))
         manifest_path = find_manifest(self.root)  # the artefact carries the file the plugin has
         members.append((manifest_path.name, manifest_path.read_bytes()))
-        data = pack(members)
+        data = pack(members, executable)
         return Artefact(
             manifest=manifest,
             data=data,

@@ -298,7 +298,9 @@ def create_app(
             headers.extend(simulator.signer.headers(identity, plugin_id))
             public_host = request.headers.get("host") or request.url.netloc
             headers.extend(forwarded_headers(public_host, request.url.scheme, prefix))
-            url = httpx.URL(f"{generation.url}/{path}", query=request.url.query.encode())
+            url = httpx.URL(f"{generation.url}/{path}")
+            if request.url.query:  # an empty one would reach the plugin as a trailing "?"
+                url = url.copy_with(query=request.url.query.encode())
             # A request may sit at a breakpoint for as long as the developer looks around.
             timeout = None if simulator.debugger.debugging(plugin_id) else client.timeout
             upstream = await _send_to_plugin(client, request.method, url, headers, body, timeout)

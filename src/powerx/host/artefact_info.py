@@ -59,6 +59,8 @@ def check_artefact_info(
     runnable, attribute = info.get("runnable"), info.get("entry_attribute", "app")
     if not isinstance(runnable, str) or not runnable:
         raise _invalid("has no 'runnable' (a file name)")
+    if manifest.is_backend:  # a command line (backend.entry), run from the archive's src/
+        return ArtefactInfo(runnable, "app")
     path = PurePosixPath(runnable)
     if path.is_absolute() or ".." in path.parts or "\\" in runnable or "\0" in runnable:
         raise _invalid(f"names runnable {runnable[:80]!r} outside the archive")

@@ -5,6 +5,7 @@
 - :class:`SpareLauncher` (Node everywhere, Python where fork is unsafe): keep one
   pre-started shim waiting for "run this artefact"; replace it as soon as it is taken.
 - :class:`ColdLauncher`: a fresh process per generation (the fallback).
+- :class:`ProgramLauncher`: a backend plugin's own program (``backend.entry``), no shim.
 
 ``POWERX_PYTHON_LAUNCH`` / ``POWERX_NODE_LAUNCH`` = ``zygote`` | ``spare`` | ``cold`` force one.
 """
@@ -35,7 +36,7 @@ _STREAM_LIMIT = 1 << 20
 @dataclass(frozen=True)
 class LaunchSpec:
     runtime: str
-    argv: list[str]  # the shim's arguments
+    argv: list[str]  # the shim's arguments (a program's: its whole command line)
     env: dict[str, str]
     cwd: str
 
@@ -175,6 +176,25 @@ class ColdLauncher:
     async def launch(self, spec: LaunchSpec) -> PluginProcess:
         command = shim_command(spec.runtime, spec.argv)
         return await _spawn(command, spec.env, spec.cwd, self.sandbox)
+
+    async def close(self) -> None:
+        return None
+
+
+class ProgramLauncher:
+    """Runs a backend plugin's program as it is: nothing of ours loads in it, so there is
+    no runtime to keep warm."""
+
+    name = "program"
+
+    def __init__(self, sandbox: Sandbox | None = None) -> None:
+        self.sandbox = sandbox
+
+    def warm(self) -> bool:
+        return False
+
+    async def launch(self, spec: LaunchSpec) -> PluginProcess:
+        return await _spawn(spec.argv, spec.env, spec.cwd, self.sandbox)
 
     async def close(self) -> None:
         return None
@@ -496,6 +516,8 @@ def choose_launcher(
     reach: Reach | None = None,
     sandbox: Sandbox | None = None,
 ) -> Launcher:
+    if runtime == "program":
+        return ProgramLauncher(sandbox)
     variable = "POWERX_PYTHON_LAUNCH" if runtime == "python3.11" else "POWERX_NODE_LAUNCH"
     forced = os.environ.get(variable, "").strip().lower()
     fork_safe = sys.platform.startswith("linux") and hasattr(os, "fork")

@@ -13,7 +13,7 @@ from powerx.build.toolchain import node_executable
 from powerx.config import SimulatorConfig
 from powerx.errors import PowerXError, Problem
 from powerx.host.images import HostImage, check_compatible, get_image, unknown_permissions
-from powerx.manifest import Manifest, load_manifest
+from powerx.manifest import PROGRAM, Manifest, load_manifest
 
 NODE_WANTED = 18
 PYTHON_WANTED = (3, 11)
@@ -36,7 +36,10 @@ class PluginPlan:
 
 
 def check_runtime(runtime: str) -> RuntimeCheck:
-    """Is the runtime the manifest names available here? Newer is accepted with a warning."""
+    """Is the runtime the manifest names available here? Newer is accepted with a warning.
+    A backend program brings its own (a missing one fails its start, naming it)."""
+    if runtime == PROGRAM:
+        return RuntimeCheck(runtime, None)
     if runtime == "python3.11":
         found = f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
         if sys.version_info[:2] < PYTHON_WANTED:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import secrets
@@ -19,7 +20,7 @@ import socket
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -29,6 +30,17 @@ import httpx
 from powerx.errors import PowerXError
 from powerx.host.egress_proxy import EgressProxy
 from powerx.host.launcher import Launcher, LaunchSpec, PluginProcess, choose_launcher
+from powerx.host.liveness import watch_liveness
+from powerx.host.programs import (
+    PROBE_TIMEOUT_S,
+    backend_environment,
+    backend_start_failed,
+    backend_unhealthy,
+    free_port,
+    inner_port,
+    program_argv,
+    wait_healthy,
+)
 from powerx.host.sandbox import Sandbox
 from powerx.host.socket_routes import SocketRoutes, base_url
 from powerx.manifest import Manifest
@@ -308,10 +320,10 @@ class Supervisor:
             for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
                 env[name] = proxy_url
             env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost,::1"
-        if manifest.runtime.startswith("node"):
+        if not manifest.runtime.startswith("python"):  # a backend program may be either
             # Node ignores HTTP(S)_PROXY, so a `node` the plugin starts loads the guard too.
             env["NODE_OPTIONS"] = f"--require {json.dumps(str(NODE_EGRESS_PRELOAD))}"
-        else:
+        if not manifest.runtime.startswith("node"):
             # And a `python` it starts runs python_child/sitecustomize.py, which does the same.
             env["PYTHONPATH"] = str(PYTHON_CHILD_PATH)
         if self.debug is not None and self.debug.wants_debug(manifest.id, manifest.runtime):
@@ -424,17 +436,24 @@ class Supervisor:
         manifest = slot.manifest
         token = f"pxp_{secrets.token_urlsafe(24)}"
         started = time.perf_counter()
-        spec = LaunchSpec(
-            manifest.runtime,
-            self._shim_argv(manifest, run_dir, slot.source_dir),
-            self._environment(manifest, token),
-            str(run_dir),
-        )
+        env = self._environment(manifest, token)
         sandbox = self.sandbox(manifest.id)
+        program_port = self._program_port(manifest) if manifest.is_backend else None
+        if program_port is None:
+            spec = LaunchSpec(
+                manifest.runtime,
+                self._shim_argv(manifest, run_dir, slot.source_dir),
+                env,
+                str(run_dir),
+            )
+        else:
+            env.update(backend_environment(program_port))
+            cwd = run_dir / "src"
+            spec = LaunchSpec(manifest.runtime, program_argv(manifest, cwd, env), env, str(cwd))
         if sandbox is not None:  # the host API, the egress proxy, local services it names
             for port in {*self._simulator_ports(), *loopback_ports(manifest.egress)}:
                 await sandbox.forward(port)
-        process = await self.launcher(manifest.runtime, manifest.id).launch(spec)
+        process = await self._launch(manifest, spec)
         slot.last_number += 1
         gen = Generation(manifest.id, slot.last_number, digest, token, process, run_dir)
         gen.idle.set()
@@ -446,6 +465,11 @@ class Supervisor:
             asyncio.create_task(self._watch_exit(slot, gen)),
         ]
         early_probe = process.early_probe  # a spare's, sent before its order
+        health: Callable[[], Awaitable[bool]] | None = None
+        if program_port is not None:  # a program's readiness: its health path answers 200
+            health = await self._program_health(gen, manifest, program_port)
+            ready = {"event": "ready", "port": gen.port}
+            early_probe = asyncio.create_task(wait_healthy(health, gen.ready, ready))
         try:
             message = await asyncio.wait_for(asyncio.shield(gen.ready), self.start_timeout_s)
         except TimeoutError:
@@ -457,6 +481,9 @@ class Supervisor:
                 if await self._passes_probe(gen.url, early_probe):
                     gen.state = "running"
                     gen.start_ms = (time.perf_counter() - started) * 1000
+                    if health is not None:
+                        hung = functools.partial(self._hung, slot, gen)
+                        gen.tasks.append(asyncio.create_task(watch_liveness(health, hung)))
                     self._spawn_background(
                         self._warm_next_after_first_request(gen, manifest.runtime)
                     )
@@ -469,6 +496,60 @@ class Supervisor:
         gen.state = "failed"
         await self.stop_generation(gen)
         raise self._start_error(slot, gen, message)
+
+    def _program_port(self, manifest: Manifest) -> int:
+        """Where a backend program of ``manifest`` listens: in its sandbox, the port it
+        prefers unless a live generation holds it; outside, a free loopback port."""
+        sandbox = self.sandbox(manifest.id)
+        if sandbox is None:
+            return free_port()
+        taken = {
+            sandbox.inner_port(g.port)
+            for g in self.live
+            if g.plugin_id == manifest.id and g.port is not None
+        }
+        assert manifest.backend is not None
+        return inner_port(manifest.backend.port, {p for p in taken if p is not None})
+
+    async def _launch(self, manifest: Manifest, spec: LaunchSpec) -> PluginProcess:
+        try:
+            return await self.launcher(manifest.runtime, manifest.id).launch(spec)
+        except (OSError, PowerXError) as error:  # a program that is not there, or not runnable
+            if not manifest.is_backend:
+                raise
+            message = error.message if isinstance(error, PowerXError) else str(error)
+            raise backend_start_failed(manifest, spec.argv, message) from None
+
+    async def _program_health(
+        self, gen: Generation, manifest: Manifest, port: int
+    ) -> Callable[[], Awaitable[bool]]:
+        """The probe of the program's health path, where the simulator reaches ``port``
+        (which becomes ``gen.port``): its readiness, then its liveness."""
+        assert manifest.backend is not None
+        gen.port = await self._reachable(gen, port)
+        health = f"{self.reach({'port': gen.port})}{manifest.backend.health}"
+
+        async def probe() -> bool:
+            try:
+                response = await self.http.get(health, timeout=PROBE_TIMEOUT_S)
+            except httpx.HTTPError:
+                return False
+            return response.status_code == 200
+
+        return probe
+
+    def _hung(self, slot: PluginSlot, gen: Generation, missed: int) -> None:
+        """A running program stopped answering its health path: end it; its exit is then
+        a crash, restarted with backoff."""
+        health = slot.manifest.backend.health if slot.manifest.backend else ""
+        self._log(
+            slot,
+            gen.number,
+            "system",
+            f"generation {gen.number} failed its health probe ({health}) {missed} times in a "
+            "row; restarting it",
+        )
+        gen.process.kill()
 
     @staticmethod
     async def first_request(gen: Generation) -> None:
@@ -532,6 +613,8 @@ class Supervisor:
                 status=422,
                 details={"plugin": plugin, "kind": message.get("kind"), "file": file, "line": line},
             )
+        if event == "timeout" and slot.manifest.is_backend:
+            return backend_unhealthy(slot.manifest, self.start_timeout_s, tail)
         if event == "timeout":
             return PowerXError(
                 "plugin_start_timeout",

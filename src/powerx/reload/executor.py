@@ -84,6 +84,10 @@ class PluginLoop:
         self._failure_report: asyncio.Task[None] | None = None
 
     def mark(self, paths: set[Path]) -> None:
+        if self.session.build_outputs:  # what the build command wrote starts no build
+            paths = {p for p in paths if not self._relative([p]) & self.session.build_outputs}
+            if not paths:
+                return
         if not self.dirty.is_set():
             self.first_change_at = time.perf_counter()
         self.changed |= paths

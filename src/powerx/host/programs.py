@@ -1,0 +1,139 @@
+"""Backend plugins: a program (``backend.entry``) run as PowerX runs it.
+
+PowerX starts the program with its listening address in the environment (``PORT``,
+``POWERX_HTTP_ADDR``; PowerXPluginBase reads ``PX_BIND_ADDR``) and calls it ready once
+its health path (``backend.health``) answers 200. A program sends no control message, so
+the readiness the supervisor waits for is that probe, polled until it passes, the program
+exits or the start timeout ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import socket
+import string
+import sys
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from pathlib import Path
+from typing import Any
+
+from powerx.errors import PowerXError
+from powerx.manifest import Manifest
+
+# Inside a sandbox the plugin has its own network namespace, so the port it prefers is
+# free; the next generation, beside it, takes the next one up.
+DEFAULT_INNER_PORT = 8080
+# Between two health polls of a starting program: a refused connection costs ~0.1 ms, and
+# this bounds how late a program that just began listening is seen (the reload's latency).
+POLL_INTERVAL_S = 0.01
+PROBE_TIMEOUT_S = 1.0  # PowerX's per-probe timeout
+# A leading `python` is the DevKit's interpreter: the one with the plugin's server stack
+# the developer installed beside powerx (a system python may have none).
+_PYTHON_NAMES = frozenset({"python", "python3"})
+
+__all__ = [
+    "backend_environment",
+    "backend_start_failed",
+    "backend_unhealthy",
+    "free_port",
+    "inner_port",
+    "program_argv",
+    "wait_healthy",
+]
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (outside a sandbox)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def inner_port(preferred: int | None, taken: Collection[int]) -> int:
+    """The port a generation listens on inside its sandbox: the manifest's (or 8080),
+    or the next one up that no live generation of the plugin holds."""
+    port = preferred or DEFAULT_INNER_PORT
+    while port in taken:
+        port = port + 1 if port < 65535 else 1024
+    return port
+
+
+def backend_environment(port: int) -> dict[str, str]:
+    """Where to listen, under each name PowerX and PowerXPluginBase use."""
+    address = f"127.0.0.1:{port}"
+    return {
+        "PORT": str(port),
+        "POWERX_HTTP_ADDR": address,
+        "PX_BIND_ADDR": address,
+        "PX_DEV_MODE": "true",
+    }
+
+
+def program_argv(manifest: Manifest, cwd: Path, env: Mapping[str, str]) -> list[str]:
+    """``backend.entry`` as argv: split like a shell would, ``${PORT}``-style variables of
+    the generation's environment filled in, a relative program path taken from ``cwd``."""
+    assert manifest.backend is not None
+    try:
+        words = shlex.split(manifest.backend.entry)
+    except ValueError as error:
+        raise PowerXError(
+            "backend_entry_invalid",
+            f"{manifest.id}: backend.entry {manifest.backend.entry!r} cannot be split: {error}.",
+            "write it as a shell command line: a program and its arguments.",
+            status=422,
+            details={"plugin": manifest.id},
+        ) from None
+    argv = [string.Template(word).safe_substitute(env) for word in words]
+    if argv[0] in _PYTHON_NAMES:
+        argv[0] = sys.executable
+    elif "/" in argv[0] and not os.path.isabs(argv[0]):
+        argv[0] = str(cwd / argv[0])
+    return argv
+
+
+async def wait_healthy(
+    probe: Callable[[], Awaitable[bool]],
+    ready: asyncio.Future[dict[str, Any]],
+    message: dict[str, Any],
+) -> bool:
+    """Poll ``probe`` until it passes, then resolve ``ready`` with ``message``; give up
+    when ``ready`` is resolved otherwise (the program exited). The caller bounds the wait
+    (the start timeout) and cancels this."""
+    while not ready.done():
+        if await probe():
+            if not ready.done():
+                ready.set_result(message)
+            return True
+        await asyncio.sleep(POLL_INTERVAL_S)
+    return False
+
+
+def backend_start_failed(manifest: Manifest, argv: list[str], why: str) -> PowerXError:
+    return PowerXError(
+        "backend_start_failed",
+        f"{manifest.id}: backend.entry {argv[0]!r} could not be started: {why}",
+        "check backend.entry in plugin.yaml: a program (relative to the plugin folder) and "
+        "its arguments; build it first if it is a build output.",
+        status=422,
+        details={"plugin": manifest.id, "argv": argv},
+    )
+
+
+def backend_unhealthy(manifest: Manifest, timeout_s: float, tail: list[str]) -> PowerXError:
+    """The program ran but its health path did not answer 200 in time; ``tail``: its last
+    output lines, which usually say why."""
+    assert manifest.backend is not None
+    health = manifest.backend.health
+    said = ("; its last output: " + " | ".join(tail)) if tail else "; it wrote nothing"
+    return PowerXError(
+        "backend_unhealthy",
+        f"{manifest.id}: backend.entry did not answer 200 at {health} within "
+        f"{timeout_s:g} s{said}.",
+        f"make the program listen on 127.0.0.1:$PORT (also in POWERX_HTTP_ADDR and "
+        f"PX_BIND_ADDR) and answer GET {health} with 200 (or set backend.health); raise "
+        "plugin_start_timeout_s in host_simulator.yaml if it needs longer to start.",
+        status=422,
+        details={"plugin": manifest.id, "health": health, "output": tail},
+    )
