@@ -181,23 +181,14 @@ class ColdLauncher:
         return None
 
 
-class ProgramLauncher:
-    """Runs a backend plugin's program as it is: nothing of ours loads in it, so there is
-    no runtime to keep warm."""
+class ProgramLauncher(ColdLauncher):
+    """Runs a backend plugin's program as it is, a cold start without our shim: nothing
+    of ours loads in it, so there is no runtime to keep warm."""
 
     name = "program"
 
-    def __init__(self, sandbox: Sandbox | None = None) -> None:
-        self.sandbox = sandbox
-
-    def warm(self) -> bool:
-        return False
-
     async def launch(self, spec: LaunchSpec) -> PluginProcess:
         return await _spawn(spec.argv, spec.env, spec.cwd, self.sandbox)
-
-    async def close(self) -> None:
-        return None
 
 
 class SpareLauncher:
