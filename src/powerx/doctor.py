@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -11,15 +13,18 @@ from typing import Any, Literal
 from powerx import auth
 from powerx.build.toolchain import node_executable
 from powerx.config import OBSERVABILITY_FLAG, SIMULATOR_FLAG, SimulatorConfig, load_config
+from powerx.environments import EnvironmentStore, find_declaration, interpreter_for
 from powerx.errors import PowerXError, Problem
 from powerx.host.images import get_image
 from powerx.host.preflight import check_plugin, check_runtime
 from powerx.host.running import simulator_on_port
 from powerx.host.sandbox import containment
-from powerx.manifest import MANIFEST_FILES, ManifestError, find_manifest
-from powerx.plugin_imports import missing_imports
+from powerx.manifest import MANIFEST_FILES, Manifest, ManifestError, find_manifest
+from powerx.paths import environments_dir, state_dir
+from powerx.plugin_imports import ImportWorld, missing_imports, toolkit_imports
 
 Status = Literal["ok", "warn", "fail"]
+Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -131,7 +136,44 @@ def _port(config: SimulatorConfig) -> Check:
     )
 
 
-def _plugins(paths: list[Path], config: SimulatorConfig) -> list[Check]:
+def _dependencies(
+    path: Path, manifest: Manifest, progress: Progress
+) -> tuple[ImportWorld | None, list[Check]]:
+    """The plugin's own environment, built as the simulator would (or found built), so
+    its imports are checked against what it will run with; None if it cannot be."""
+    name = f"dependencies {path}"
+    try:
+        declaration = find_declaration(path)
+        if declaration is None:
+            toolkit = sorted(toolkit_imports(path, manifest.entry_file))
+            if not toolkit:
+                return ImportWorld(), []
+            listed = ", ".join(toolkit)
+            return ImportWorld(), [
+                Check(
+                    name,
+                    "warn",
+                    f"{manifest.id} declares no dependencies, so it imports {listed} from "
+                    "the DevKit's own copy (the real host installs only what a plugin declares)",
+                    f"add {listed} to a requirements.txt beside the manifest",
+                )
+            ]
+        interpreter = interpreter_for(manifest.runtime)
+        store = EnvironmentStore(environments_dir(state_dir()))
+        environment = asyncio.run(store.ensure(declaration, interpreter, progress)).environment
+    except PowerXError as error:
+        return None, [Check(name, "fail", error.message, error.fix)]
+    detail = (
+        f"{len(environment.packages)} package(s) from {declaration.file}, installed in "
+        f"{environment.path}"
+    )
+    checks = [Check(name, "ok", detail)]
+    if interpreter.note:
+        checks.append(Check(f"python {path}", "warn", interpreter.note))
+    return ImportWorld(environment.site_packages, declaration), checks
+
+
+def _plugins(paths: list[Path], config: SimulatorConfig, progress: Progress) -> list[Check]:
     image = get_image(config.image)
     checks = []
     for path in paths:
@@ -171,7 +213,11 @@ def _plugins(paths: list[Path], config: SimulatorConfig) -> list[Check]:
                 )
                 continue
         if manifest.runtime == "python3.11":
-            missing = missing_imports(path, manifest.entry_file)
+            world, dependencies = _dependencies(path, manifest, progress)
+            checks += dependencies
+            if world is None:
+                continue
+            missing = missing_imports(path, manifest.entry_file, world)
             if missing:
                 checks.append(
                     Check(
@@ -196,8 +242,11 @@ def _plugins(paths: list[Path], config: SimulatorConfig) -> list[Check]:
     return checks
 
 
-def diagnose(paths: list[Path], config_path: Path | None = None) -> list[Check]:
-    """Run every check; never raises for a problem it can describe."""
+def diagnose(
+    paths: list[Path], config_path: Path | None = None, progress: Progress = lambda _: None
+) -> list[Check]:
+    """Run every check; never raises for a problem it can describe. ``progress`` hears
+    the steps of installing a plugin's dependencies (which may take a while)."""
     if not paths and any((Path.cwd() / name).is_file() for name in MANIFEST_FILES):
         paths = [Path.cwd()]
     try:
@@ -208,7 +257,7 @@ def diagnose(paths: list[Path], config_path: Path | None = None) -> list[Check]:
     checks = [Check("config", "ok", f"image {config.image}, {config.bind}:{config.ports.http}")]
     checks += _runtimes(needs_node) + _flags(config) + [_login(), _port(config)]
     checks.append(_containment(config))
-    checks += _plugins(paths, config)
+    checks += _plugins(paths, config, progress)
     return checks
 
 

@@ -19,6 +19,14 @@ def state_dir() -> Path:
     return Path(os.environ.get("POWERX_STATE_DIR") or Path.cwd() / ".powerx")
 
 
+def environments_dir(state: Path) -> Path:
+    """Where plugins' Python environments are kept: ``$POWERX_ENV_DIR``, else
+    ``<state>/envs``. Several projects (or test runs) can share one folder: environments
+    are named by what they contain."""
+    explicit = os.environ.get("POWERX_ENV_DIR")
+    return Path(explicit) if explicit else state / "envs"
+
+
 def config_home() -> Path:
     """Per-user settings (the credential): ``$POWERX_CONFIG_HOME`` or ``~/.config/powerx``."""
     explicit = os.environ.get("POWERX_CONFIG_HOME")

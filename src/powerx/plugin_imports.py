@@ -4,23 +4,34 @@ One wording for both places that find them: a generation whose import raises
 ``ModuleNotFoundError`` (the supervisor's ``module_not_found``), and `powerx doctor`, which
 reads the plugin's imports with :mod:`ast` without running any of its code.
 
-A plugin runs with its own folder first on ``sys.path`` and in the Python that runs
-powerx (the launcher starts ``sys.executable``), so a name is either one of the plugin's
-own files and folders, or has to be installed into that Python.
+A plugin imports its own files and folders, the standard library, ``powerx_plugin`` and
+what it declares (its environment, see ``environments/``); one that declares nothing
+also gets the handler toolkit (starlette, httpx). So a missing name is either the
+plugin's own module misspelt, or one to add to its declaration.
 """
 
 from __future__ import annotations
 
 import ast
 import difflib
+import importlib.machinery
 import importlib.util
 import sys
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from powerx.environments import SDK, TOOLKIT, Declaration
 from powerx.errors import Problem
 
-__all__ = ["MissingModule", "explain_missing_module", "missing_imports"]
+__all__ = [
+    "ImportWorld",
+    "MissingModule",
+    "explain_missing_module",
+    "missing_imports",
+    "third_party_imports",
+    "toolkit_imports",
+]
 
 # Import names whose distribution on PyPI is called something else.
 _DISTRIBUTIONS = {
@@ -35,6 +46,39 @@ _DISTRIBUTIONS = {
 }
 # Enough for any real plugin's own code; a cap, so a huge tree cannot stall doctor.
 _MAX_FILES = 500
+
+
+@dataclass(frozen=True)
+class ImportWorld:
+    """What a plugin's imports resolve against besides its own files and the standard
+    library: its environment's ``site-packages`` when it declares dependencies (in
+    ``declaration``), else the DevKit's handler toolkit."""
+
+    site_packages: Path | None = None
+    declaration: Declaration | None = None
+    _found: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
+
+    def provides(self, top: str) -> bool:
+        if top in sys.stdlib_module_names or top in sys.builtin_module_names or top in SDK:
+            return True
+        if self.site_packages is None:
+            return top in TOOLKIT
+        if top not in self._found:
+            try:
+                spec = importlib.machinery.PathFinder.find_spec(top, [str(self.site_packages)])
+            except (ImportError, ValueError):
+                spec = None
+            self._found[top] = spec is not None
+        return self._found[top]
+
+    def add_fix(self, distribution: str) -> str:
+        """How to give the plugin ``distribution``."""
+        if self.declaration is not None:
+            return self.declaration.add_fix(distribution)
+        return (
+            f"add {distribution} to requirements.txt (create it beside the manifest); the "
+            "simulator installs it into the plugin's own environment and reloads."
+        )
 
 
 @dataclass(frozen=True)
@@ -60,16 +104,20 @@ def _own_modules(root: Path) -> dict[str, str]:
     return names
 
 
-def _installed(name: str) -> bool:
+def _in_devkit(name: str) -> bool:
+    """Whether the DevKit's own Python has ``name`` (which the plugin does not see)."""
     try:
         return importlib.util.find_spec(name) is not None
     except (ImportError, ValueError):
         return False
 
 
-def explain_missing_module(module: str, root: Path) -> MissingModule:
+def explain_missing_module(
+    module: str, root: Path, world: ImportWorld | None = None
+) -> MissingModule:
     """Why ``module`` cannot be imported by the plugin in ``root``, and the fix: the
-    plugin's own module misspelt is not something to pip install."""
+    plugin's own module misspelt is not something to declare."""
+    world = world or ImportWorld()
     top = module.split(".")[0]
     own = _own_modules(root)
     if top in own:
@@ -77,7 +125,7 @@ def explain_missing_module(module: str, root: Path) -> MissingModule:
             f"the plugin's own {own[top]} has no module '{module.removeprefix(top + '.')}'",
             f"check the name against what is in {own[top]}, or add the missing file.",
         )
-    if top != module and _installed(top):
+    if top != module and world.provides(top):
         return MissingModule(
             f"'{top}' is installed but has no module '{module}'",
             f"check the name against {top}'s documentation, or upgrade {top} if a newer "
@@ -91,11 +139,16 @@ def explain_missing_module(module: str, root: Path) -> MissingModule:
             "fix the spelling of the import.",
         )
     distribution = _DISTRIBUTIONS.get(top, top)
-    return MissingModule(
-        f"module '{top}' is not installed",
-        f"install it into the environment the plugin runs in "
-        f"({sys.executable} -m pip install {distribution}), or remove the import.",
-    )
+    declared_in = world.declaration.file if world.declaration else None
+    if _in_devkit(top):
+        where = f"its {declared_in}" if declared_in else "a requirements.txt"
+        message = (
+            f"module '{top}' is not declared in {where} (the DevKit has its own copy, "
+            "which plugins do not see: they get what they declare)"
+        )
+    else:
+        message = f"module '{top}' is not installed"
+    return MissingModule(message, f"{world.add_fix(distribution)} Or remove the import.")
 
 
 def _module_file(root: Path, dotted: str) -> Path | None:
@@ -124,13 +177,11 @@ def _imports(tree: ast.Module) -> list[tuple[ast.stmt, str, list[str]]]:
     return found
 
 
-def missing_imports(root: Path, entry_file: str) -> list[Problem]:
-    """Each module-level import, in the entry file and in the plugin's own modules it
-    imports, of a module nothing provides; checked with ``find_spec``, so nothing is run.
+def _foreign_imports(root: Path, entry_file: str) -> Iterator[tuple[Path, str, ast.stmt, str]]:
+    """Each module-level import of something not the plugin's own, in the entry file and
+    in the plugin's own modules it imports: (file, its source, statement, module).
     Relative imports are the plugin's own and are not followed."""
-    root = root.resolve()
     own = _own_modules(root)
-    problems: list[Problem] = []
     pending = [root / entry_file]
     seen: set[Path] = set()
     while pending and len(seen) < _MAX_FILES:
@@ -144,17 +195,47 @@ def missing_imports(root: Path, entry_file: str) -> list[Problem]:
         except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
             continue  # unreadable or broken: the build's compile check reports it
         for node, module, names in _imports(tree):
-            if module.split(".")[0] in own:
-                if _in_plugin(root, module):
-                    submodules = (_module_file(root, f"{module}.{name}") for name in names)
-                    pending += [f for f in (_module_file(root, module), *submodules) if f]
-                    continue
-            elif _installed(module.split(".")[0]):
+            if module.split(".")[0] in own and _in_plugin(root, module):
+                submodules = (_module_file(root, f"{module}.{name}") for name in names)
+                pending += [f for f in (_module_file(root, module), *submodules) if f]
                 continue
-            where = f"{path.relative_to(root)}:{node.lineno}"
-            missing = explain_missing_module(module, root)
-            statement = ast.get_source_segment(source, node) or module
-            problems.append(
-                Problem(where, f"`{statement}` in {where}: {missing.message}", missing.fix)
-            )
+            yield path, source, node, module
+
+
+def missing_imports(root: Path, entry_file: str, world: ImportWorld | None = None) -> list[Problem]:
+    """Each module-level import (see :func:`_foreign_imports`) of a module nothing the
+    plugin sees provides; checked with ``find_spec``, so nothing is run."""
+    root = root.resolve()
+    world = world or ImportWorld()
+    problems: list[Problem] = []
+    for path, source, node, module in _foreign_imports(root, entry_file):
+        if world.provides(module.split(".")[0]):
+            continue
+        where = f"{path.relative_to(root)}:{node.lineno}"
+        missing = explain_missing_module(module, root, world)
+        statement = ast.get_source_segment(source, node) or module
+        problems.append(Problem(where, f"`{statement}` in {where}: {missing.message}", missing.fix))
     return problems
+
+
+def third_party_imports(root: Path, entry_file: str, site_packages: Path) -> list[str]:
+    """The modules the plugin imports at module level from its environment: what its
+    zygote imports before the first generation, so that one starts warm too."""
+    world = ImportWorld(site_packages)
+    found = {
+        module
+        for _, _, _, module in _foreign_imports(root.resolve(), entry_file)
+        if module.split(".")[0] not in sys.stdlib_module_names
+        and world.provides(module.split(".")[0])
+    }
+    return sorted(found)
+
+
+def toolkit_imports(root: Path, entry_file: str) -> set[str]:
+    """The handler toolkit's packages (starlette, httpx) the plugin imports itself: what
+    it gets from the DevKit's copy while it declares no dependencies."""
+    return {
+        module.split(".")[0]
+        for _, _, _, module in _foreign_imports(root.resolve(), entry_file)
+        if module.split(".")[0] in TOOLKIT
+    }

@@ -174,7 +174,9 @@ def _workspace(tmp: Path) -> Workspace:
     workspace = make_workspace(tmp)
     workspace.env["POWERX_CONFIG"] = str(_config_with_identities(tmp))
     workspace.login()
-    write_plugin(workspace.root / "routing", MANIFEST, {"app.py": VERIFIER_APP})
+    # Its own dependencies, as a real FastAPI plugin declares them (installed by uv).
+    files = {"app.py": VERIFIER_APP, "requirements.txt": "fastapi\nPyJWT\n"}
+    write_plugin(workspace.root / "routing", MANIFEST, files)
     return workspace
 
 

@@ -10,10 +10,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from powerx.cli.render import console, problem_lines
+from powerx.cli.render import console, err_console, problem_lines
 from powerx.doctor import diagnose
 
 _MARK = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]"}
+
+
+def _progress(line: str) -> None:
+    err_console.print(f"[dim]dependencies: {escape(line)}[/]")
 
 
 def doctor(
@@ -37,7 +41,7 @@ def doctor(
 
       powerx doctor --json
     """
-    checks = diagnose(list(paths or []), config_path)
+    checks = diagnose(list(paths or []), config_path, _progress)
     if as_json:
         for check in checks:
             print(json.dumps(check.to_dict()), flush=True)

@@ -20,12 +20,13 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from powerx.build.toolchain import node_executable
-from powerx.runtimes import CONTROL_PREFIX, NODE_SHIM
+from powerx.host.python_runtime import PythonRuntime, devkit_runtime
+from powerx.runtimes import CONTROL_PREFIX, NODE_SHIM, WARM_ENV
 
 if TYPE_CHECKING:
     from powerx.host.sandbox import Sandbox
@@ -39,6 +40,8 @@ class LaunchSpec:
     argv: list[str]  # the shim's arguments (a program's: its whole command line)
     env: dict[str, str]
     cwd: str
+    # A Python plugin's interpreter and what it sees (None: the DevKit's, the toolkit).
+    python: PythonRuntime | None = None
 
 
 # The health probe, to a base URL (True: it answered 200).
@@ -112,16 +115,9 @@ class ChildProcess:
         await self._process.stdin.drain()
 
 
-def shim_command(runtime: str, argv: list[str]) -> list[str]:
+def shim_command(runtime: str, argv: list[str], python: PythonRuntime | None = None) -> list[str]:
     if runtime == "python3.11":
-        return [
-            sys.executable,
-            "-X",
-            "frozen_modules=off",
-            "-m",
-            "powerx.runtimes.python_shim",
-            *argv,
-        ]
+        return (python or devkit_runtime()).command("powerx.runtimes.python_shim", *argv)
     # A generation that debugs opens its inspector on a random loopback port. Its WebSocket
     # path is a random id; by default Node also lists it at /json/list to any local
     # process that asks. Published on stderr only (which the supervisor drops), only the
@@ -174,7 +170,7 @@ class ColdLauncher:
         return False
 
     async def launch(self, spec: LaunchSpec) -> PluginProcess:
-        command = shim_command(spec.runtime, spec.argv)
+        command = shim_command(spec.runtime, spec.argv, spec.python)
         return await _spawn(command, spec.env, spec.cwd, self.sandbox)
 
     async def close(self) -> None:
@@ -222,10 +218,12 @@ class SpareLauncher:
         # sent after the order it would be read only once the plugin had loaded (~0.4 ms).
         self.probe = probe
         self._next: asyncio.Task[ChildProcess | ForkedProcess] | None = None
+        self.python: PythonRuntime | None = None  # what the next spare runs on
 
     async def _warm(self) -> ChildProcess | ForkedProcess:
-        command = shim_command(self.runtime, ["--spare"])
-        spare = await _spawn(command, self.base_env, self.cwd, self.sandbox)
+        command = shim_command(self.runtime, ["--spare"], self.python)
+        env = {**self.base_env, **(self.python.process_env() if self.python else {})}
+        spare = await _spawn(command, env, self.cwd, self.sandbox)
         line = await spare.stdout.readline()
         if not line.startswith(CONTROL_PREFIX.encode()):
             spare.kill()
@@ -245,6 +243,9 @@ class SpareLauncher:
         return _succeeded(self._next)
 
     async def launch(self, spec: LaunchSpec) -> PluginProcess:
+        if spec.python is not None and spec.python != self.python:
+            await self.close()  # a spare of the previous environment is of no use
+            self.python = spec.python
         self.prepare()
         assert self._next is not None
         task, self._next = self._next, None
@@ -337,17 +338,24 @@ async def pipe_reader(fd: int) -> asyncio.StreamReader:
     return reader
 
 
-class ZygoteLauncher:
-    """Forks Python generations from one warm parent (see ``runtimes/zygote.py``)."""
-
-    name = "zygote"
+class _Zygote:
+    """One warm parent for one Python runtime (an interpreter and what it sees)."""
 
     def __init__(
-        self, base_env: Mapping[str, str], cwd: str, sandbox: Sandbox | None = None
+        self,
+        python: PythonRuntime,
+        warm: Collection[str],
+        base_env: Mapping[str, str],
+        cwd: str,
+        sandbox: Sandbox | None,
     ) -> None:
-        self.base_env = dict(base_env)
+        self.python = python
+        self.env = {**base_env, **python.process_env()}
+        if warm:
+            self.env[WARM_ENV] = json.dumps(sorted(warm))
         self.cwd = cwd
         self.sandbox = sandbox
+        self.retired = False  # another runtime serves new generations; closes when idle
         self._process: asyncio.subprocess.Process | ForkedProcess | None = None
         self._sock: socket.socket | None = None
         self._ready: asyncio.Future[None] | None = None
@@ -355,12 +363,7 @@ class ZygoteLauncher:
         self._exits: dict[int, asyncio.Future[int]] = {}
         self._ids = itertools.count(1)
         self._reader: asyncio.Task[None] | None = None
-        self._starting: asyncio.Task[None] | None = None
-        self._fallback = ColdLauncher(sandbox)
-
-    def prepare(self) -> None:
-        if self._starting is None:
-            self._starting = asyncio.create_task(self.start())
+        self._closing: asyncio.Task[None] | None = None
 
     def warm(self) -> bool:
         return _succeeded(self._ready)
@@ -369,7 +372,7 @@ class ZygoteLauncher:
         loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._ready = loop.create_future()
-        command = [sys.executable, "-X", "frozen_modules=off", "-m", "powerx.runtimes.zygote"]
+        command = self.python.command("powerx.runtimes.zygote")
         try:
             if self.sandbox is not None:
                 self._process = await self._start_in_sandbox(self.sandbox, command, theirs)
@@ -378,7 +381,7 @@ class ZygoteLauncher:
                     *command,
                     str(theirs.fileno()),
                     pass_fds=(theirs.fileno(),),
-                    env=self.base_env,
+                    env=self.env,
                     cwd=self.cwd,
                     stdin=asyncio.subprocess.DEVNULL,
                     start_new_session=True,
@@ -397,7 +400,7 @@ class ZygoteLauncher:
         null = os.open(os.devnull, os.O_RDONLY)
         try:
             _, pid, exited = await sandbox.spawn(
-                [*command, "{fd:0}"], self.base_env, self.cwd, (null, 1, 2), [theirs.fileno()]
+                [*command, "{fd:0}"], self.env, self.cwd, (null, 1, 2), [theirs.fileno()]
             )
         finally:
             os.close(null)
@@ -420,6 +423,8 @@ class ZygoteLauncher:
                     future = self._exits.pop(message["exited"])
                     if not future.done():
                         future.set_result(int(message["code"]))
+                    if self.retired and not self._exits and not self._pending:
+                        self._closing = asyncio.create_task(self.close())
                 elif "id" in message:
                     self._pending.pop(message["id"]).set_result(int(message["pid"]))
         except (OSError, ValueError):
@@ -430,6 +435,7 @@ class ZygoteLauncher:
     def _fail_all(self, error: Exception) -> None:
         if self._ready is not None and not self._ready.done():
             self._ready.set_exception(error)
+            self._ready.exception()  # seen: a zygote retired before it was used is no error
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(error)
@@ -448,17 +454,20 @@ class ZygoteLauncher:
             and self._process.returncode is None
         )
 
-    async def launch(self, spec: LaunchSpec) -> PluginProcess:
-        self.prepare()
-        assert self._starting is not None
-        await self._starting
+    @property
+    def idle(self) -> bool:
+        """No generation of its own runs any more (or is being forked)."""
+        return not self._pending and all(f.done() for f in self._exits.values())
+
+    async def fork(self, spec: LaunchSpec) -> ForkedProcess | None:
+        """A generation forked from here, or None if this zygote cannot give one."""
         assert self._ready is not None
         try:
             await asyncio.wait_for(asyncio.shield(self._ready), 30)
         except Exception:
-            return await self._fallback.launch(spec)
+            return None
         if not self.alive:
-            return await self._fallback.launch(spec)
+            return None
         assert self._sock is not None
         loop = asyncio.get_running_loop()
         stdin_r, stdin_w = os.pipe()
@@ -478,7 +487,7 @@ class ZygoteLauncher:
         except Exception:
             for fd in (stdin_w, stdout_r, stderr_r):
                 os.close(fd)
-            return await self._fallback.launch(spec)
+            return None
         exited = self._exits.setdefault(pid, loop.create_future())
         if self.sandbox is not None:  # the zygote speaks of pids inside the sandbox
             pid = self.sandbox.outer_pid(pid)
@@ -486,7 +495,18 @@ class ZygoteLauncher:
             pid, stdin_w, await pipe_reader(stdout_r), await pipe_reader(stderr_r), exited
         )
 
+    def import_modules(self, names: Collection[str]) -> None:
+        """Have the zygote import these too (it does so between two forks)."""
+        if self.alive and names:
+            assert self._sock is not None
+            with contextlib.suppress(OSError):
+                self._sock.send(json.dumps({"warm": sorted(names)}).encode())
+
     async def close(self) -> None:
+        # The reader first: cancelling a pending sock_recv unregisters its fd from the
+        # event loop, which by then could be another zygote's socket's, reusing the number.
+        if self._reader is not None:
+            self._reader.cancel()
         if self._sock is not None:
             self._sock.close()
             self._sock = None
@@ -495,8 +515,88 @@ class ZygoteLauncher:
                 self._process.terminate()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._process.wait(), 3)
-        if self._reader is not None:
-            self._reader.cancel()
+
+
+class ZygoteLauncher:
+    """Forks Python generations from a warm parent (see ``runtimes/zygote.py``), one per
+    Python runtime: when a plugin's dependencies change, a new zygote starts in the new
+    environment while the generations of the old one serve on; the old one ends with its
+    last generation."""
+
+    name = "zygote"
+
+    def __init__(
+        self, base_env: Mapping[str, str], cwd: str, sandbox: Sandbox | None = None
+    ) -> None:
+        self.base_env = dict(base_env)
+        self.cwd = cwd
+        self.sandbox = sandbox
+        self.python = devkit_runtime()  # what the next zygote runs on
+        self._current: _Zygote | None = None
+        self._starting: asyncio.Task[None] | None = None
+        self._retired: list[_Zygote] = []
+        self._closing: set[asyncio.Task[None]] = set()
+        # Per runtime: modules of the plugin's environment its generations loaded.
+        self._learned: dict[str, set[str]] = {}
+        self._fallback = ColdLauncher(sandbox)
+
+    def prepare(self) -> None:
+        if self._starting is None:
+            warm = self.warm_modules(self.python)
+            self._current = _Zygote(self.python, warm, self.base_env, self.cwd, self.sandbox)
+            self._starting = asyncio.create_task(self._current.start())
+
+    def warm(self) -> bool:
+        return self._current is not None and self._current.warm()
+
+    def use(self, python: PythonRuntime) -> None:
+        """Fork the next generations in ``python``; the current zygote, if another, is
+        retired (it ends once its generations have)."""
+        if python == self.python:
+            return
+        self.python = python
+        if self._current is not None:
+            self._retire(self._current)
+        self._current, self._starting = None, None
+
+    def _retire(self, zygote: _Zygote) -> None:
+        zygote.retired = True
+        self._retired = [z for z in self._retired if z.alive]
+        if zygote.idle:
+            task = asyncio.create_task(zygote.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        else:
+            self._retired.append(zygote)
+
+    def learn(self, python: PythonRuntime, modules: Collection[str]) -> None:
+        """A generation of ``python`` loaded ``modules`` of its environment: the zygote
+        imports the new ones now, a later zygote of the same runtime at its start."""
+        learned = self._learned.setdefault(python.key, set())
+        new = set(modules) - learned
+        learned |= new
+        if new and self._current is not None and self._current.python == python:
+            self._current.import_modules(new)
+
+    def warm_modules(self, python: PythonRuntime) -> set[str]:
+        """The third-party modules a zygote of ``python`` imports before forking."""
+        return {*python.warm, *self._learned.get(python.key, ())}
+
+    async def launch(self, spec: LaunchSpec) -> PluginProcess:
+        if spec.python is not None:
+            self.use(spec.python)
+        self.prepare()
+        assert self._starting is not None and self._current is not None
+        zygote = self._current
+        await self._starting
+        forked = await zygote.fork(spec)
+        if forked is None:
+            return await self._fallback.launch(spec)
+        return forked
+
+    async def close(self) -> None:
+        zygotes = [*self._retired, *([self._current] if self._current else [])]
+        await asyncio.gather(*(zygote.close() for zygote in zygotes))
 
 
 def choose_launcher(

@@ -22,6 +22,7 @@ import uvicorn
 from powerx.auth import require_credential
 from powerx.build import Artefact, build_artefact
 from powerx.config import SimulatorConfig
+from powerx.environments import find_declaration
 from powerx.errors import PowerXError
 from powerx.host import running
 from powerx.host.app import create_app
@@ -207,6 +208,13 @@ async def _watch_in_process(
         await client.close()
 
 
+def _declares_dependencies(plugin_dir: Path) -> bool:
+    try:
+        return find_declaration(plugin_dir) is not None
+    except PowerXError:
+        return True  # unreadable: its reload says why
+
+
 async def _serve(
     config: SimulatorConfig,
     plans: list[PluginPlan],
@@ -228,7 +236,10 @@ async def _serve(
     sockets = [sock]
     if simulator.supervisor.contained:  # plugins in sandboxes call the host API here
         sockets.append(simulator.supervisor.open_host_socket())
-    simulator.supervisor.prepare_launchers({(p.manifest.runtime, p.manifest.id) for p in plans})
+    # A plugin with its own dependencies gets its zygote once its environment is ready.
+    simulator.supervisor.prepare_launchers(
+        {(p.manifest.runtime, p.manifest.id) for p in plans if not _declares_dependencies(p.path)}
+    )
 
     async def on_shutdown() -> None:
         reporter.stopping()

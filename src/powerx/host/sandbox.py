@@ -7,8 +7,9 @@ warm Python zygote or Node spare, every generation, and whatever those start. In
   (its host API, its egress proxy, local services the manifest's ``egress`` names),
   relayed over unix sockets by ``runtimes/sandbox_agent.py``; so ctypes, raw syscalls and
   children with an empty environment find no network;
-- its own mount view: the system folders (``/usr``, ``/etc`` ...) and the DevKit's own
-  install read-only, the plugin's run folder read-only, a private ``/tmp``; the
+- its own mount view: the system folders (``/usr``, ``/etc`` ...), the DevKit's own
+  install and the plugins' Python environments (at ``/powerx/envs``, with the interpreter
+  they are built on) read-only, the plugin's run folder read-only, a private ``/tmp``; the
   developer's home and config, the simulator's state and other plugins' run trees are
   not there at all;
 - its own PID namespace: ``/proc`` shows the sandbox's processes only.
@@ -168,14 +169,25 @@ def devkit_paths() -> list[Path]:
 
 
 def bwrap_command(
-    bwrap: str, run_folder: Path, sockets: Path, host_socket: Path | None = None
+    bwrap: str,
+    run_folder: Path,
+    sockets: Path,
+    host_socket: Path | None = None,
+    mounts: Sequence[tuple[Path, Path]] = (),
 ) -> list[str]:
     """The sandbox: namespaces, then the mount view, built from nothing (order matters:
-    a bind below ``/tmp`` must come after the ``/tmp`` tmpfs)."""
+    a bind below ``/tmp`` must come after the ``/tmp`` tmpfs). ``mounts``: more folders
+    it sees, read-only, as (folder, where inside); those that exist and that the view
+    does not hold already."""
     args = [bwrap, *_namespaces(), *_system_binds()]
     args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-    for path in devkit_paths():
+    devkit = devkit_paths()
+    for path in devkit:
         args += ["--ro-bind", str(path), str(path)]
+    covered = (*devkit, *(Path("/") / name for name in _SYSTEM))
+    for path, inside in mounts:
+        if path.is_dir() and not (path == inside and any(path.is_relative_to(c) for c in covered)):
+            args += ["--ro-bind", str(path), str(inside)]
     args += ["--ro-bind", str(run_folder), str(run_folder)]
     args += ["--bind", str(sockets), str(sockets), "--chdir", str(run_folder)]
     if host_socket is not None:  # the simulator's HTTP server, for the host API
@@ -218,9 +230,11 @@ class Sandbox:
         base_env: Mapping[str, str],
         forwards: Iterable[int],
         host_socket: Path | None = None,
+        mounts: Sequence[tuple[Path, Path]] = (),
     ) -> None:
         self.plugin = plugin
         self.host_socket = host_socket
+        self.mounts = list(mounts)
         self.run_folder = run_folder
         self.base_env = dict(base_env)
         self.forwards = set(forwards)  # asked for
@@ -260,7 +274,7 @@ class Sandbox:
         loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._ready = loop.create_future()
-        command = bwrap_command(bwrap, self.run_folder, self.sockets, self.host_socket)
+        command = bwrap_command(bwrap, self.run_folder, self.sockets, self.host_socket, self.mounts)
         agent = [sys.executable, "-m", "powerx.runtimes.sandbox_agent"]
         try:
             self.process = await asyncio.create_subprocess_exec(

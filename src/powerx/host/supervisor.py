@@ -27,6 +27,7 @@ from typing import Any, Literal, Protocol
 
 import httpx
 
+from powerx.environments import find_declaration
 from powerx.errors import PowerXError
 from powerx.host.egress_proxy import EgressProxy
 from powerx.host.launcher import Launcher, LaunchSpec, PluginProcess, choose_launcher
@@ -41,10 +42,11 @@ from powerx.host.programs import (
     program_argv,
     wait_healthy,
 )
+from powerx.host.python_runtime import PythonRuntime
 from powerx.host.sandbox import Sandbox
 from powerx.host.socket_routes import SocketRoutes, base_url
 from powerx.manifest import Manifest
-from powerx.plugin_imports import explain_missing_module
+from powerx.plugin_imports import ImportWorld, explain_missing_module
 from powerx.runtimes import CONTROL_PREFIX, LISTEN_DIR_ENV, NODE_EGRESS_PRELOAD, PYTHON_CHILD_PATH
 from powerx.runtimes.egress_guard import POLICY_ENV as EGRESS_POLICY_ENV
 from powerx.runtimes.egress_guard import EgressPolicy
@@ -116,6 +118,7 @@ class Generation:
     swapped: asyncio.Event = field(default_factory=asyncio.Event)  # its pointer is on disk
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     exposed: list[int] = field(default_factory=list)  # ports brought out of its sandbox
+    python: PythonRuntime | None = None  # a Python plugin's interpreter and environment
 
     @property
     def pid(self) -> int:
@@ -171,6 +174,8 @@ class Supervisor:
         # Set: each plugin runs in its own sandbox (host/sandbox.py), in this folder.
         self.run_folder = run_folder
         self.sandboxes: dict[str, Sandbox] = {}
+        # More folders every sandbox sees, read-only: (folder, where inside).
+        self.sandbox_mounts: list[tuple[Path, Path]] = []
         self.host_socket: Path | None = None  # the host API on a unix socket, for sandboxes
         self.debug = debug
         self.on_stopped = on_stopped
@@ -222,6 +227,7 @@ class Supervisor:
                 self._base_env(),
                 self._simulator_ports(),
                 self.host_socket,
+                self.sandbox_mounts,
             )
         return self.sandboxes[plugin]
 
@@ -292,8 +298,12 @@ class Supervisor:
         inner = sandbox.inner_port(port) if sandbox is not None else None
         return {port} if inner is None else {port, inner}
 
-    def _environment(self, manifest: Manifest, token: str) -> dict[str, str]:
+    def _environment(
+        self, manifest: Manifest, token: str, python: PythonRuntime | None = None
+    ) -> dict[str, str]:
         env = self._base_env(manifest.id)
+        if python is not None:
+            env.update(python.plugin_env(env.get("PATH", "")))
         env.update(
             {
                 "POWERX_HOST_URL": self.host_url,
@@ -362,6 +372,8 @@ class Supervisor:
                             self.on_egress_blocked(slot, gen, message)
                     elif message.get("event") == "debug":
                         self._spawn_background(self._attach_debugger(slot, gen, message))
+                    elif message.get("event") == "modules":
+                        self._spawn_background(self._learn_modules(gen, message))
                     elif not gen.ready.done():
                         gen.ready.set_result(message)
                     continue
@@ -431,12 +443,19 @@ class Supervisor:
 
     # -- generations -------------------------------------------------------------------
 
-    async def start_generation(self, slot: PluginSlot, digest: str, run_dir: Path) -> Generation:
-        """Start a generation and wait until it is ready and healthy; traffic is not moved."""
+    async def start_generation(
+        self,
+        slot: PluginSlot,
+        digest: str,
+        run_dir: Path,
+        python: PythonRuntime | None = None,
+    ) -> Generation:
+        """Start a generation and wait until it is ready and healthy; traffic is not moved.
+        ``python``: a Python plugin's interpreter and environment (None: the DevKit's)."""
         manifest = slot.manifest
         token = f"pxp_{secrets.token_urlsafe(24)}"
         started = time.perf_counter()
-        env = self._environment(manifest, token)
+        env = self._environment(manifest, token, python)
         sandbox = self.sandbox(manifest.id)
         program_port = self._program_port(manifest) if manifest.is_backend else None
         if program_port is None:
@@ -445,6 +464,7 @@ class Supervisor:
                 self._shim_argv(manifest, run_dir, slot.source_dir),
                 env,
                 str(run_dir),
+                python,
             )
         else:
             env.update(backend_environment(program_port))
@@ -456,6 +476,7 @@ class Supervisor:
         process = await self._launch(manifest, spec)
         slot.last_number += 1
         gen = Generation(manifest.id, slot.last_number, digest, token, process, run_dir)
+        gen.python = python
         gen.idle.set()
         self.live.add(gen)
         self.tokens[token] = (manifest.id, gen.number)
@@ -568,6 +589,17 @@ class Supervisor:
                 await gen.served.wait()
                 await gen.swapped.wait()
 
+    async def _learn_modules(self, gen: Generation, message: dict[str, Any]) -> None:
+        """Modules of its environment a generation loaded: its zygote imports them too,
+        once that generation's first request and swap are done."""
+        names = message.get("names")
+        if gen.python is None or not isinstance(names, list):
+            return
+        await self._settled(gen)
+        learn = getattr(self.launcher("python3.11", gen.plugin_id), "learn", None)
+        if learn is not None and not self.closing:
+            learn(gen.python, [str(name) for name in names])
+
     async def _warm_next_after_first_request(self, gen: Generation, runtime: str) -> None:
         """Start the next warm spare (a Node start-up costs ~0.1 s of CPU) after
         ``gen``'s first request and swap."""
@@ -646,7 +678,13 @@ class Supervisor:
         """An import of a module nothing provides: which one, and how to provide it (the
         generic "fix the error at that line" does not say that pip install is the fix)."""
         module, file, line = str(message["module"]), message.get("file"), message.get("line")
-        missing = explain_missing_module(module, gen.run_dir / "src")  # the plugin's root
+        root = gen.run_dir / "src"  # the plugin's root
+        environment = gen.python.environment if gen.python is not None else None
+        world = ImportWorld(
+            environment.site_packages if environment is not None else None,
+            find_declaration(root) if environment is not None else None,
+        )
+        missing = explain_missing_module(module, root, world)
         where = f"{file}:{line}" if file else "the plugin"
         statement = f"`{message['source']}` in " if message.get("source") else ""
         return PowerXError(
@@ -736,7 +774,9 @@ class Supervisor:
             if slot.active is not crashed or self.closing:
                 return  # a reload replaced it meanwhile
             try:
-                gen = await self.start_generation(slot, crashed.digest, crashed.run_dir)
+                gen = await self.start_generation(
+                    slot, crashed.digest, crashed.run_dir, crashed.python
+                )
             except PowerXError as error:
                 self._log(slot, crashed.number, "system", f"restart failed: {error.message}")
                 self._spawn_background(self._restart_after_crash(slot, crashed))

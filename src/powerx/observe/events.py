@@ -25,6 +25,7 @@ TELEMETRY = "plugin.debug.telemetry"
 EGRESS_BLOCKED = "plugin.debug.egress_blocked"
 WATCH = "plugin.debug.watch"  # a dev loop's watcher armed, re-planned or stopped
 RELOAD_PENDING = "plugin.debug.reload_pending"  # a dev loop builds a reload (or gave up)
+DEPENDENCIES = "plugin.debug.dependencies"  # a step of installing a plugin's dependencies
 GAP = "stream.gap"
 
 

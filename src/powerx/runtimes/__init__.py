@@ -12,6 +12,8 @@ from pathlib import Path
 CONTROL_PREFIX = "@@powerx "
 # Set (in a sandbox): listen on a unix socket in this folder, not on a loopback port.
 LISTEN_DIR_ENV = "POWERX_LISTEN_DIR"
+# A zygote's first modules to import as the plugin would (JSON list of names).
+WARM_ENV = "POWERX_WARM"
 NODE_SHIM = Path(__file__).with_name("node_shim.js")
 NODE_BUILD = Path(__file__).with_name("node_build.js")
 # Preloaded (NODE_OPTIONS) by every Node process a Node plugin starts: the same guard.

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from powerx.runtimes import LISTEN_DIR_ENV, egress_guard
+from powerx.runtimes import LISTEN_DIR_ENV, egress_guard, isolation
 from powerx_plugin import answer_denials
 
 CONTROL_PREFIX = "@@powerx "
@@ -178,9 +178,29 @@ def _listening_socket() -> tuple[socket.socket, dict[str, Any]]:
     return sock, {"port": sock.getsockname()[1]}
 
 
-async def serve(app: Any) -> None:
+def reporting_modules(app: Any, sealed: isolation.Isolation) -> Any:
+    """After the plugin's first answer, tell the simulator which modules of its own
+    environment it has loaded (at import and for that request): its zygote imports them
+    too, so the next generation finds them loaded."""
+    reported = False
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        nonlocal reported
+        try:
+            await app(scope, receive, send)
+        finally:
+            if not reported and scope["type"] == "http":
+                reported = True
+                _control("modules", names=isolation.environment_modules(sealed))
+
+    return wrapped
+
+
+async def serve(app: Any, sealed: isolation.Isolation | None = None) -> None:
     import uvicorn
 
+    if sealed is not None and sealed.site:
+        app = reporting_modules(app, sealed)
     sock, where = _listening_socket()
     config = uvicorn.Config(
         with_health_route(kept_alive_after_errors(answer_denials(with_root_path(app)))),
@@ -195,6 +215,7 @@ async def serve(app: Any) -> None:
             task.result()
             raise RuntimeError("the plugin's startup failed")
         await asyncio.sleep(0.002)
+    isolation.reseal()  # what the server's own start imported again
     _control("ready", **where, pid=os.getpid())
     await task
 
@@ -333,11 +354,16 @@ def wait_as_spare() -> list[str]:
 def main(argv: list[str]) -> None:
     if argv and argv[0] == "--spare":
         argv = wait_as_spare()
+    sealed = isolation.from_env()
+    os.environ.pop(isolation.ENV, None)  # the runtime's, not the plugin's
+    os.environ.pop(isolation.RUNTIME_PATH_ENV, None)
     root, entry_file, attribute = Path(argv[0]).resolve(), argv[1], argv[2]
     os.chdir(root)
     _exit_when_parent_goes()
     start_debugger()  # before the egress guard: debugpy resolves its own listen address
     egress_guard.install_from_env()  # before any plugin code runs
+    if sealed is not None:
+        isolation.seal(sealed)  # done already in a zygote's child
     try:
         app = load_app(root, entry_file, attribute)
     except SyntaxError as exc:
@@ -345,7 +371,7 @@ def main(argv: list[str]) -> None:
     except BaseException as exc:
         _fail("import_error", exc, root)
     try:
-        asyncio.run(serve(app))
+        asyncio.run(serve(app, sealed))
     except KeyboardInterrupt:
         pass
     except BaseException as exc:

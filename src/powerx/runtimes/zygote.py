@@ -6,9 +6,14 @@ pays only for importing the plugin's own code.
 
 Protocol, over a SOCK_SEQPACKET unix socket inherited as fd ``argv[1]``:
 - supervisor -> zygote: one message ``{"id": n, "argv": [...], "env": {...}}`` carrying
-  three fds (the child's stdin, stdout, stderr) as SCM_RIGHTS;
+  three fds (the child's stdin, stdout, stderr) as SCM_RIGHTS; or ``{"warm": [names]}``,
+  modules of the plugin's environment a generation loaded, to import here too;
 - zygote -> supervisor: ``{"id": n, "pid": p}`` once forked, and ``{"exited": p, "code": c}``
   when a child ends (the zygote is its parent, so it reaps it and reports the code).
+
+A plugin's own dependencies are imported here too (``POWERX_WARM``, then each ``warm``
+message), as plugin code would import them (``runtimes/isolation.py``), so a generation
+imports only the plugin's own modules.
 
 The zygote stays single-threaded and runs no event loop, so forking it is safe. It exits
 when the supervisor's end of the socket closes.
@@ -22,9 +27,10 @@ import select
 import signal
 import socket
 import sys
+import threading
 from typing import Any
 
-from powerx.runtimes import python_shim
+from powerx.runtimes import WARM_ENV, isolation, python_shim
 
 
 def _run_child(order: dict[str, Any], fds: list[int], control: socket.socket, wake: int) -> None:
@@ -85,6 +91,9 @@ def serve(control: socket.socket) -> None:
         if not data:
             return  # the supervisor is gone
         order = json.loads(data)
+        if "warm" in order:
+            _warm(order["warm"])
+            continue
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
@@ -95,9 +104,25 @@ def serve(control: socket.socket) -> None:
         control.send(json.dumps({"id": order["id"], "pid": pid}).encode())
 
 
+def _warm(names: list[str]) -> None:
+    """Import the plugin's third-party modules (as the plugin would). A module that starts
+    a thread when imported would make forking unsafe: it is said once, on stderr."""
+    threads = threading.active_count()
+    isolation.import_as_plugin(name for name in names if name not in sys.modules)
+    if threading.active_count() > threads:
+        sys.stderr.write(
+            "powerx zygote: a dependency started a thread when imported; generations forked "
+            "from here will not have it\n"
+        )
+
+
 def main() -> None:
     control = socket.socket(fileno=int(sys.argv[1]))
     python_shim.preload()
+    sealed = isolation.from_env()
+    if sealed is not None:
+        isolation.seal(sealed)
+        _warm(json.loads(os.environ.pop(WARM_ENV, "[]")))
     serve(control)
 
 

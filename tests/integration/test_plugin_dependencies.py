@@ -1,0 +1,210 @@
+"""A Python plugin brings its own dependencies: requirements.txt (or pyproject.toml) is
+installed with uv into the plugin's own environment, which its processes run in; the
+DevKit's own packages are not the plugin's.
+
+Real installs from the registries this machine's uv/pip configuration names, into each
+test's own state folder (uv's cache makes a repeat fast); ``six`` and ``termcolor`` are
+small, and neither is something the DevKit has.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import RunningSimulator, Workspace, python_manifest, write_plugin
+
+PLUGIN = "com.test.deps"
+# Says where its modules come from, and whether the zygote had imported them already.
+DEPS_APP = """
+import sys
+
+WARM = {name: name in sys.modules for name in ("six", "termcolor")}
+import six
+GREETING = "start"
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    import json
+    body = {"greeting": GREETING, "six": six.__file__, "warm": WARM}
+    if scope["path"].endswith("/termcolor"):
+        import termcolor  # at request time: learned by the zygote after the first request
+        body["termcolor"] = termcolor.__file__
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": json.dumps(body).encode()})
+"""
+
+
+def deps_plugin(folder: Path, requirements: str, app: str = DEPS_APP) -> Path:
+    return write_plugin(
+        folder,
+        python_manifest(PLUGIN),
+        {"app.py": app, "requirements.txt": requirements},
+    )
+
+
+def answer(simulator: RunningSimulator, path: str = "") -> dict[str, Any]:
+    response = simulator.get(f"/plugins/{PLUGIN}/{path}")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def set_greeting(plugin: Path, text: str) -> None:
+    app = plugin / "app.py"
+    app.write_text(app.read_text().replace('GREETING = "start"', f'GREETING = "{text}"'))
+
+
+@contextmanager
+def requests_meanwhile(simulator: RunningSimulator) -> Iterator[list[str]]:
+    """Requests the plugin without pause while the block runs; yields the failures."""
+    failures: list[str] = []
+    done = threading.Event()
+
+    def run() -> None:
+        with httpx.Client(trust_env=False, timeout=30) as client:
+            while not done.is_set():
+                try:
+                    response = client.get(f"{simulator.url}/plugins/{PLUGIN}/")
+                except httpx.HTTPError as error:
+                    failures.append(repr(error))
+                    continue
+                if response.status_code != 200:
+                    failures.append(f"{response.status_code} {response.text[:200]}")
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield failures
+    finally:
+        done.set()
+        thread.join(timeout=60)
+
+
+@pytest.mark.parametrize("launch", ["zygote", "spare", "cold"])
+def test_a_declared_package_the_devkit_lacks_is_installed_into_the_plugins_own_environment(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any, launch: str
+) -> None:
+    assert importlib.util.find_spec("six") is None  # what makes this test mean something
+    workspace.env["POWERX_PYTHON_LAUNCH"] = launch
+    workspace.login()
+    plugin = deps_plugin(tmp_path / "p", "six\n")
+    simulator: RunningSimulator = start_simulator([plugin])
+    body = answer(simulator)
+    # From its environment, kept in the state folder and shown in its sandbox at /powerx/envs
+    dependencies = simulator.plugin_status(PLUGIN)["dependencies"]
+    assert Path(dependencies["environment"]).parent == workspace.state_dir / "envs"
+    assert [p.split("==")[0] for p in dependencies["packages"]] == ["six"]
+    assert body["six"].startswith("/powerx/envs/"), body
+    # A zygote imported it before forking; a spare or a cold start did not.
+    assert body["warm"]["six"] is (launch == "zygote")
+    output = simulator.output()
+    assert "dependencies: installing 1 package ..." in output, output
+    assert "dependencies: installed 1 package" in output, output
+
+
+def test_a_package_the_plugin_does_not_declare_is_not_importable_even_if_the_devkit_has_it(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    workspace.login()
+    app = "import rich\n" + DEPS_APP
+    plugin = deps_plugin(tmp_path / "p", "six\n", app)
+    result = workspace.powerx("host", "start", "--mock", "--port", "0", str(plugin))
+    assert result.returncode == 1, result.stdout
+    assert "[module_not_found]" in result.stderr, result.stderr
+    assert "`import rich` in app.py:1" in result.stderr
+    assert "not declared in its requirements.txt" in result.stderr
+    assert "fix: add rich to requirements.txt" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_plugin_without_a_declaration_sees_the_toolkit_but_not_the_rest_of_the_devkit(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    workspace.login()
+    app = "import starlette\nimport httpx\nimport rich\n" + DEPS_APP.replace("import six", "")
+    plugin = write_plugin(tmp_path / "p", python_manifest(PLUGIN), {"app.py": app})
+    result = workspace.powerx("host", "start", "--mock", "--port", "0", str(plugin))
+    assert result.returncode == 1, result.stdout
+    assert "`import rich` in app.py:3" in result.stderr, result.stderr
+    assert "add rich to requirements.txt (create it beside the manifest)" in result.stderr
+
+
+def test_editing_requirements_while_watching_installs_and_reloads_without_a_failed_request(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    plugin = deps_plugin(tmp_path / "p", "six\n")
+    simulator: RunningSimulator = start_simulator([plugin], "--watch")
+    first = answer(simulator)
+    with requests_meanwhile(simulator) as failures:
+        (plugin / "requirements.txt").write_text("six\ntermcolor\n")
+        simulator.wait_generation(PLUGIN, 2, timeout_s=120)
+        set_greeting(plugin, "after install")
+        simulator.wait_generation(PLUGIN, 3)
+    assert failures == []
+    after = answer(simulator, "termcolor")
+    assert after["greeting"] == "after install"
+    # A new environment, beside the first (which served until the new one was ready).
+    assert Path(after["six"]).parent != Path(first["six"]).parent
+    assert Path(after["termcolor"]).parent.parent == Path(after["six"]).parent
+    assert "dependencies: installing 2 packages ..." in simulator.output()
+
+
+def test_a_failed_install_keeps_the_old_generation_serving_with_the_resolvers_message(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    plugin = deps_plugin(tmp_path / "p", "six\n")
+    simulator: RunningSimulator = start_simulator([plugin], "--watch")
+    (plugin / "requirements.txt").write_text("six==999.0.0\n")
+    status = simulator.wait_plugin(
+        PLUGIN, lambda s: s["state"] == "stale", "a failed install", timeout_s=120
+    )
+    failure = status["failure"]
+    assert failure["code"] == "dependencies_failed"
+    assert "six==999.0.0" in failure["message"], failure  # the resolver's own words
+    assert "requirements.txt" in failure["fix"] and "keeps serving" in failure["fix"]
+    assert status["generation"] == 1
+    response = simulator.get(f"/plugins/{PLUGIN}/")
+    assert response.status_code == 200
+    assert response.headers["x-powerx-stale"] == "dependencies_failed; serving generation 1"
+    (plugin / "requirements.txt").write_text("six\n")
+    set_greeting(plugin, "fixed")
+    simulator.wait_generation(PLUGIN, 2)
+    assert answer(simulator)["greeting"] == "fixed"
+
+
+def test_the_zygote_learns_the_modules_a_generation_imported_later(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    """``termcolor`` is imported at request time only: not seen by reading the code, but the
+    first generation reports it after its first request, and its zygote imports it, so
+    the next generation finds it imported already."""
+    workspace.login()
+    plugin = deps_plugin(tmp_path / "p", "six\ntermcolor\n")
+    simulator: RunningSimulator = start_simulator([plugin], "--watch")
+    assert answer(simulator, "termcolor")["warm"] == {"six": True, "termcolor": False}
+    status = simulator.wait_plugin(
+        PLUGIN,
+        lambda s: "termcolor" in s["dependencies"]["warm_modules"],
+        "the zygote to learn termcolor",
+        timeout_s=30,
+    )
+    assert status["dependencies"]["declared_in"] == "requirements.txt"
+    packages = sorted(p.split("==")[0] for p in status["dependencies"]["packages"])
+    assert packages == ["six", "termcolor"]
+    set_greeting(plugin, "next")
+    simulator.wait_generation(PLUGIN, 2)
+    body = answer(simulator)
+    assert body["greeting"] == "next" and body["warm"] == {"six": True, "termcolor": True}
