@@ -170,3 +170,34 @@ def test_doctor_still_says_an_example_fits(workspace: Workspace) -> None:
     result = workspace.powerx("doctor", str(HELLO_PYTHON))
     assert result.returncode == 0, result.stdout
     assert f"{PY_ID} 1.0.0 (python3.11) fits" in result.stdout
+
+
+def test_doctor_checks_imports_against_the_plugins_own_environment(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    """six is declared (and installed for the check); rich is the DevKit's, not declared."""
+    workspace.login()
+    app = "import six\nimport rich\n" + PYTHON_APP
+    files = {"app.py": app, "requirements.txt": "six\nstarlette\n"}
+    plugin = write_plugin(tmp_path / "p", python_manifest(), files)
+    result = workspace.powerx("doctor", str(plugin))
+    assert result.returncode == 1, result.stdout
+    assert "dependencies: installing" in result.stderr, result.stderr  # its progress
+    checks = {c["name"]: c for c in doctor_json(workspace, plugin)}
+    installed = checks[f"dependencies {plugin}"]
+    assert installed["status"] == "ok" and "from requirements.txt" in installed["detail"]
+    problems = checks[f"plugin {plugin}"]["problems"]
+    assert [p["where"] for p in problems] == ["app.py:2"], problems
+    assert "module 'rich' is not declared in its requirements.txt" in problems[0]["message"]
+    assert problems[0]["fix"].startswith("add rich to requirements.txt")
+
+
+def test_doctor_says_where_an_undeclared_plugins_toolkit_comes_from(
+    workspace: Workspace,
+) -> None:
+    workspace.login()
+    checks = {c["name"]: c for c in doctor_json(workspace, HELLO_PYTHON)}
+    toolkit = checks[f"dependencies {HELLO_PYTHON}"]
+    assert toolkit["status"] == "warn"
+    assert "imports starlette from the DevKit's own copy" in toolkit["detail"]
+    assert toolkit["fix"] == "add starlette to a requirements.txt beside the manifest"

@@ -10,6 +10,7 @@ small, and neither is something the DevKit has.
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from powerx.environments import find_uv
 from tests.conftest import RunningSimulator, Workspace, python_manifest, write_plugin
 
 PLUGIN = "com.test.deps"
@@ -158,7 +160,10 @@ def test_editing_requirements_while_watching_installs_and_reloads_without_a_fail
     # A new environment, beside the first (which served until the new one was ready).
     assert Path(after["six"]).parent != Path(first["six"]).parent
     assert Path(after["termcolor"]).parent.parent == Path(after["six"]).parent
-    assert "dependencies: installing 2 packages ..." in simulator.output()
+    output = simulator.output()
+    assert "dependencies: installing 2 packages ..." in output
+    assert f"… {PLUGIN}  requirements.txt changed: installing its dependencies" in output
+    assert f"{PLUGIN}  gen 2" in output and "(install " in output  # the reload's line
 
 
 def test_a_failed_install_keeps_the_old_generation_serving_with_the_resolvers_message(
@@ -208,3 +213,33 @@ def test_the_zygote_learns_the_modules_a_generation_imported_later(
     simulator.wait_generation(PLUGIN, 2)
     body = answer(simulator)
     assert body["greeting"] == "next" and body["warm"] == {"six": True, "termcolor": True}
+
+
+def test_pyproject_dependencies_with_a_uv_lock_are_installed_as_locked(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    """Locked at the lowest version the range allows: a fresh resolve would pick the
+    newest, so the version served says which one was installed."""
+    workspace.login()
+    app = DEPS_APP.replace('"six": six.__file__', '"six": six.__file__, "version": six.__version__')
+    pyproject = (
+        '[project]\nname = "deps-plugin"\nversion = "1.0.0"\n'
+        'requires-python = ">=3.11"\ndependencies = ["six>=1.15"]\n'
+    )
+    plugin = write_plugin(
+        tmp_path / "p", python_manifest(PLUGIN), {"app.py": app, "pyproject.toml": pyproject}
+    )
+    locked = subprocess.run(
+        [find_uv(), "lock", "--resolution", "lowest-direct"],
+        cwd=plugin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert locked.returncode == 0, locked.stderr
+    simulator: RunningSimulator = start_simulator([plugin])
+    assert answer(simulator)["version"] == "1.15.0"
+    dependencies = simulator.plugin_status(PLUGIN)["dependencies"]
+    assert dependencies["declared_in"] == "pyproject.toml"
+    assert dependencies["packages"] == ["six==1.15.0"]

@@ -41,6 +41,8 @@ def format_outcome(outcome: ReloadOutcome) -> str:
         )
     if outcome.ok:
         phases = " · ".join(f"{label} {outcome.timings.get(key, 0):.0f}" for key, label in PHASES)
+        if "install_ms" in outcome.timings:  # its dependencies were installed first
+            phases = f"install {outcome.timings['install_ms']:.0f} · {phases}"
         if outcome.debug:
             # Shown so the developer sees the breakpoints carried into the new generation.
             debug = outcome.debug
@@ -74,6 +76,13 @@ class DevConsole:
 
     def reloaded(self, outcome: ReloadOutcome) -> None:
         console.print(format_outcome(outcome))
+
+    def declaration_changed(self, plugin: str, files: list[str]) -> None:
+        """Said before the push: installing can take a while, the line comes after."""
+        console.print(
+            f"[dim]… {escape(plugin)}  {escape(', '.join(files))} changed: installing its "
+            "dependencies (progress in the simulator's log) ...[/]"
+        )
 
     def alert(self, state: str, alert: dict[str, Any]) -> None:
         message = escape(str(alert.get("message", "")))

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from powerx.build import Artefact, BuildSession
+from powerx.environments import DECLARATION_FILES
 from powerx.errors import PowerXError
 from powerx.manifest import load_manifest
 from powerx.reload.alerts import AlertWatch
@@ -247,6 +248,11 @@ class PluginLoop:
                     break  # else newer saves landed while it built: build them too
             self._announced = None
             await self._notes_sent()  # in place before the upload that ends them (sent by now)
+            declared = sorted(changed & DECLARATION_FILES)  # at the plugin's root
+            tell = getattr(self.reporter, "declaration_changed", None)
+            python = isinstance(built, Artefact) and built.manifest.runtime == "python3.11"
+            if declared and python and tell is not None:
+                tell(self.plugin_id, declared)
             if not isinstance(built, Artefact) or built.manifest.id != self.plugin_id:
                 await self.client.reload_pending(self.plugin_id, False)  # nothing to wait for
             await self.reload_once(sorted(changed), since, built)
