@@ -7,6 +7,13 @@ failed request. Prints a table (markdown) and, with --json, the raw figures.
 
     python benchmarks/reload_latency.py                # 200 edits each, all tools
     python benchmarks/reload_latency.py --edits 1000 --only powerx-python
+    python benchmarks/reload_latency.py --only powerx-heavy --only uvicorn-heavy
+
+The heavy rows serve one FastAPI app (pydantic models, SQLAlchemy on SQLite, httpx: about
+a second of imports) twice: as a handler plugin that declares those in requirements.txt
+(powerx installs them with uv into the plugin's environment and its zygote imports them
+once), and under `uvicorn --reload` in a virtualenv with the same packages (each save
+restarts the process, which imports them again).
 
 Three nodemon rows: the plain JavaScript server is the fastest nodemon can be (no build);
 the TypeScript one is the same server in TypeScript, rebuilt with esbuild on each restart,
@@ -34,6 +41,7 @@ from pathlib import Path
 
 import httpx
 
+from powerx.environments import find_uv
 from powerx.testing import LocalSimulator
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,7 +49,16 @@ BIN = REPO / "benchmarks" / "node_modules" / ".bin"
 NODEMON = BIN / "nodemon"
 ESBUILD = BIN / "esbuild"
 # In the order they run by default: each powerx row next to the tools it is compared with.
-TOOLS = ("powerx-python", "uvicorn", "powerx-node", "nodemon", "nodemon-ts", "nodemon-host")
+TOOLS = (
+    "powerx-python",
+    "uvicorn",
+    "powerx-heavy",
+    "uvicorn-heavy",
+    "powerx-node",
+    "nodemon",
+    "nodemon-ts",
+    "nodemon-host",
+)
 PHASES = re.compile(r"build (\d+) · upload (\d+) · start (\d+) · swap\s+(\d+)")
 
 UVICORN_APP = """from starlette.applications import Starlette
@@ -56,6 +73,62 @@ async def home(request):
 
 
 app = Starlette(routes=[Route("/", home)])
+"""
+
+HEAVY_REQUIREMENTS = "fastapi\npydantic\nsqlalchemy\nhttpx\n"
+HEAVY_ID = "com.example.heavy-python"
+HEAVY_MANIFEST = f"""id: {HEAVY_ID}
+name: Heavy Python
+version: 1.0.0
+runtime: python3.11
+entry: app.py:app
+host:
+  api: ">=2.3 <3"
+permissions: []
+"""
+HEAVY_APP = """import httpx
+from fastapi import FastAPI
+from pydantic import BaseModel
+from sqlalchemy import Integer, String, create_engine, func, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.pool import StaticPool
+
+GREETING = "start"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Note(Base):
+    __tablename__ = "notes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    text: Mapped[str] = mapped_column(String(200))
+
+
+engine = create_engine(
+    "sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool
+)
+Base.metadata.create_all(engine)
+with Session(engine) as session:
+    session.add(Note(text="first"))
+    session.commit()
+
+
+class Greeting(BaseModel):
+    greeting: str
+    notes: int
+    httpx: str
+
+
+app = FastAPI()
+
+
+@app.get("/", response_model=Greeting)
+async def home() -> Greeting:
+    with Session(engine) as session:
+        notes = session.scalar(select(func.count()).select_from(Note)) or 0
+    return Greeting(greeting=GREETING, notes=notes, httpx=httpx.__version__)
 """
 
 NODE_APP = """const http = require('node:http');
@@ -204,14 +277,27 @@ def wait_up(url: str, client: httpx.Client, timeout_s: float = 30) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
+def heavy_app(folder: Path) -> Path:
+    """The heavy FastAPI app, as a plugin folder (its manifest is unused by uvicorn)."""
+    folder.mkdir()
+    (folder / "app.py").write_text(HEAVY_APP)
+    (folder / "requirements.txt").write_text(HEAVY_REQUIREMENTS)
+    (folder / "powerx.plugin.yaml").write_text(HEAVY_MANIFEST)
+    return folder
+
+
 def bench_powerx(
     runtime: str, edits: int, gap_s: float, timeout_s: float, work: Path, broken_every: int = 0
 ) -> Result:
-    name = "hello-python" if runtime == "python" else "hello-node"
+    name = {"python": "hello-python", "node": "hello-node", "heavy": "heavy-python"}[runtime]
     plugin = work / name
-    shutil.copytree(REPO / "examples" / name, plugin, symlinks=True)
-    if runtime == "python":
-        source, prefix, plugin_id = plugin / "app.py", "GREETING =", "com.example.hello-python"
+    if runtime == "heavy":
+        heavy_app(plugin)
+    else:
+        shutil.copytree(REPO / "examples" / name, plugin, symlinks=True)
+    if runtime in ("python", "heavy"):
+        source, prefix = plugin / "app.py", "GREETING ="
+        plugin_id = HEAVY_ID if runtime == "heavy" else "com.example.hello-python"
 
         def edit(marker: str) -> None:
             set_constant(source, prefix, f'GREETING = "{marker}"')
@@ -237,7 +323,9 @@ def bench_powerx(
         httpx.Client(trust_env=False, timeout=10) as client,
     ):
         url = f"{sim.url}/plugins/{plugin_id}/"
-        wait_up(url, client)  # the watchers are armed (so build caches are warm) by now
+        # The watchers are armed (so build caches are warm) by now; a heavy plugin's first
+        # start installs its dependencies (from uv's cache after the first run).
+        wait_up(url, client, timeout_s=300)
         measure(result, url, edit, edits, gap_s, timeout_s, client, breaker, broken_every)
         found = [tuple(map(float, m)) for m in PHASES.findall(sim.output())]
         if found:
@@ -289,14 +377,32 @@ def bench_restarting_tool(
     return result
 
 
-def bench_uvicorn(edits: int, gap_s: float, timeout_s: float, work: Path) -> Result:
-    folder = work / "uvicorn-app"
-    folder.mkdir()
+def heavy_virtualenv(venv: Path) -> Path:
+    """A virtualenv with the heavy app's packages and uvicorn (compiled, as powerx's are:
+    a restart then reads bytecode, not source), built by the uv that comes with powerx;
+    outside the app's folder, which uvicorn watches."""
+    uv = find_uv()
+    python = venv / "bin" / "python"
+    subprocess.run([uv, "venv", "-q", str(venv), "--python", sys.executable], check=True)
+    install = [uv, "pip", "install", "-q", "--compile-bytecode", "--python", str(python)]
+    subprocess.run([*install, *HEAVY_REQUIREMENTS.split(), "uvicorn"], check=True)
+    return python
+
+
+def bench_uvicorn(
+    edits: int, gap_s: float, timeout_s: float, work: Path, heavy: bool = False
+) -> Result:
+    folder = work / ("uvicorn-heavy-app" if heavy else "uvicorn-app")
+    if heavy:
+        heavy_app(folder)
+    else:
+        folder.mkdir()
+        (folder / "app.py").write_text(UVICORN_APP)
     source = folder / "app.py"
-    source.write_text(UVICORN_APP)
+    python = heavy_virtualenv(work / "uvicorn-heavy-venv") if heavy else Path(sys.executable)
     port = free_port()
     command = [
-        sys.executable,
+        str(python),
         "-m",
         "uvicorn",
         "app:app",
@@ -307,7 +413,7 @@ def bench_uvicorn(edits: int, gap_s: float, timeout_s: float, work: Path) -> Res
         "warning",
     ]
     return bench_restarting_tool(
-        "uvicorn --reload",
+        "uvicorn --reload (heavy)" if heavy else "uvicorn --reload",
         command,
         folder,
         # Without it, a second save of the same size within one second was served from the
@@ -402,6 +508,7 @@ def table(results: list[Result]) -> str:
     ratios = []
     for ours, theirs in (
         ("powerx (python)", "uvicorn --reload"),
+        ("powerx (heavy)", "uvicorn --reload (heavy)"),
         ("powerx (node)", "nodemon"),
         ("powerx (node)", "nodemon + esbuild (TypeScript)"),
         ("powerx (node)", "nodemon + esbuild (TypeScript, host API call)"),
@@ -451,6 +558,12 @@ def main() -> int:
                 "node", args.edits, gap_s, args.timeout_s, work, args.broken_every
             ),
             "uvicorn": lambda: bench_uvicorn(args.edits, gap_s, args.timeout_s, work),
+            "powerx-heavy": lambda: bench_powerx(
+                "heavy", args.edits, gap_s, args.timeout_s, work, args.broken_every
+            ),
+            "uvicorn-heavy": lambda: bench_uvicorn(
+                args.edits, gap_s, args.timeout_s, work, heavy=True
+            ),
             "nodemon": lambda: bench_nodemon(args.edits, gap_s, args.timeout_s, work),
             "nodemon-ts": lambda: bench_nodemon(args.edits, gap_s, args.timeout_s, work, "ts"),
             "nodemon-host": lambda: bench_nodemon(args.edits, gap_s, args.timeout_s, work, "host"),

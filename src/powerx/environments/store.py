@@ -172,6 +172,10 @@ class EnvironmentStore:
         uv = find_uv()
         env = uv_environment(os.environ)
         env.update({"NO_COLOR": "1", "UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1"})
+        # Compiled once here: the environment is read-only to the plugin, which would
+        # otherwise compile every module again in every new process (~2x the import time
+        # of FastAPI + pydantic + SQLAlchemy: 1.8 s against 0.8 s, measured).
+        env["UV_COMPILE_BYTECODE"] = "1"
         if interpreter.note:
             progress(interpreter.note)
         what = f"{declaration.file} (uv.lock)" if declaration.locked else declaration.file
