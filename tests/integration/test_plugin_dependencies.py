@@ -243,3 +243,45 @@ def test_pyproject_dependencies_with_a_uv_lock_are_installed_as_locked(
     dependencies = simulator.plugin_status(PLUGIN)["dependencies"]
     assert dependencies["declared_in"] == "pyproject.toml"
     assert dependencies["packages"] == ["six==1.15.0"]
+
+
+BACKEND_MANIFEST = """id: com.test.deps-backend
+name: Backend with dependencies
+version: 1.0.0
+backend:
+  entry: python server.py
+  health: /healthz
+"""
+BACKEND_SERVER = """import json, os, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import six
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({"six": six.__file__, "python": sys.prefix}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+
+HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+"""
+
+
+def test_a_backend_programs_python_is_its_environments(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    plugin = tmp_path / "backend"
+    plugin.mkdir()
+    (plugin / "plugin.yaml").write_text(BACKEND_MANIFEST)
+    (plugin / "server.py").write_text(BACKEND_SERVER)
+    (plugin / "requirements.txt").write_text("six\n")
+    simulator: RunningSimulator = start_simulator([plugin])
+    response = simulator.get("/_p/com.test.deps-backend/api/v1/")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["python"].startswith("/powerx/envs/") and body["six"].startswith(body["python"])

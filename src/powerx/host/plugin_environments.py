@@ -61,17 +61,21 @@ class PluginEnvironments:
     async def runtime_for(
         self, manifest: Manifest, code_root: Path, timings: dict[str, float]
     ) -> PythonRuntime | None:
-        """The runtime of a generation of ``manifest`` whose code is in ``code_root``;
-        None for a plugin that is not a Python handler. An install adds ``install_ms``."""
-        if manifest.runtime != "python3.11" or manifest.is_backend:
+        """The runtime of a generation of ``manifest`` whose code is in ``code_root``:
+        a Python handler's, or a backend program's environment if it declares one (its
+        ``python`` is then the environment's); else None. An install adds
+        ``install_ms``."""
+        if manifest.runtime != "python3.11" and not manifest.is_backend:
             return None
         declaration = find_declaration(code_root)
+        if declaration is None and manifest.is_backend:
+            return None
         if declaration is None:
             if manifest.id not in self._told:  # said once, at its first start
                 self._told.add(manifest.id)
                 self._tell_toolkit(manifest, code_root)
             return devkit_runtime()
-        interpreter = interpreter_for(manifest.runtime)
+        interpreter = interpreter_for("python3.11")
         installed = await self.store.ensure(
             declaration, interpreter, lambda line: self.report(manifest.id, line)
         )
@@ -82,7 +86,11 @@ class PluginEnvironments:
         if current is not None and current.environment == environment:
             return current
         # A new environment for this plugin: its zygote starts with what the code imports.
-        warm = third_party_imports(code_root, manifest.entry_file, environment.site_packages)
+        warm = (
+            []
+            if manifest.is_backend
+            else third_party_imports(code_root, manifest.entry_file, environment.site_packages)
+        )
         runtime = environment_runtime(environment, tuple(warm), self.mounted)
         self._current[manifest.id] = runtime
         return runtime

@@ -29,8 +29,9 @@ DEFAULT_INNER_PORT = 8080
 # this bounds how late a program that just began listening is seen (the reload's latency).
 POLL_INTERVAL_S = 0.01
 PROBE_TIMEOUT_S = 1.0  # PowerX's per-probe timeout
-# A leading `python` is the DevKit's interpreter: the one with the plugin's server stack
-# the developer installed beside powerx (a system python may have none).
+# A leading `python` is the plugin's environment's interpreter when it declares its
+# dependencies, else the DevKit's: the one with the server stack the developer installed
+# beside powerx (a system python may have none).
 _PYTHON_NAMES = frozenset({"python", "python3"})
 
 __all__ = [
@@ -71,9 +72,12 @@ def backend_environment(port: int) -> dict[str, str]:
     }
 
 
-def program_argv(manifest: Manifest, cwd: Path, env: Mapping[str, str]) -> list[str]:
+def program_argv(
+    manifest: Manifest, cwd: Path, env: Mapping[str, str], python: str | None = None
+) -> list[str]:
     """``backend.entry`` as argv: split like a shell would, ``${PORT}``-style variables of
-    the generation's environment filled in, a relative program path taken from ``cwd``."""
+    the generation's environment filled in, a relative program path taken from ``cwd``;
+    a leading ``python`` is ``python`` (the plugin's environment's), else the DevKit's."""
     assert manifest.backend is not None
     try:
         words = shlex.split(manifest.backend.entry)
@@ -87,7 +91,7 @@ def program_argv(manifest: Manifest, cwd: Path, env: Mapping[str, str]) -> list[
         ) from None
     argv = [string.Template(word).safe_substitute(env) for word in words]
     if argv[0] in _PYTHON_NAMES:
-        argv[0] = sys.executable
+        argv[0] = python or sys.executable
     elif "/" in argv[0] and not os.path.isabs(argv[0]):
         argv[0] = str(cwd / argv[0])
     return argv

@@ -61,15 +61,17 @@ class PythonRuntime:
             env[RUNTIME_PATH_ENV] = os.pathsep.join(self.isolation.runtime)
         return env
 
+    def path_env(self, path: str) -> dict[str, str]:
+        """A ``python`` or console script the plugin starts is its environment's."""
+        if not self.venv:
+            return {}
+        bin_dir = os.path.join(self.venv, "bin")
+        return {"PATH": os.pathsep.join(p for p in (bin_dir, path) if p), "VIRTUAL_ENV": self.venv}
+
     def plugin_env(self, path: str) -> dict[str, str]:
-        """For a generation: a ``python`` or console script it starts is its environment's
-        (``PATH``, ``VIRTUAL_ENV``), and a cold start can seal (``POWERX_ISOLATION``)."""
-        env = self.process_env()
-        if self.venv:
-            bin_dir = os.path.join(self.venv, "bin")
-            env["PATH"] = os.pathsep.join(p for p in (bin_dir, path) if p)
-            env["VIRTUAL_ENV"] = self.venv
-        return env
+        """For a handler's generation: :meth:`path_env`, and what a cold start needs to
+        seal (``POWERX_ISOLATION``)."""
+        return {**self.process_env(), **self.path_env(path)}
 
 
 @functools.cache

@@ -302,8 +302,9 @@ class Supervisor:
         self, manifest: Manifest, token: str, python: PythonRuntime | None = None
     ) -> dict[str, str]:
         env = self._base_env(manifest.id)
-        if python is not None:
-            env.update(python.plugin_env(env.get("PATH", "")))
+        if python is not None:  # a backend program needs only its PATH
+            path = env.get("PATH", "")
+            env.update(python.path_env(path) if manifest.is_backend else python.plugin_env(path))
         env.update(
             {
                 "POWERX_HOST_URL": self.host_url,
@@ -469,7 +470,9 @@ class Supervisor:
         else:
             env.update(backend_environment(program_port))
             cwd = run_dir / "src"
-            spec = LaunchSpec(manifest.runtime, program_argv(manifest, cwd, env), env, str(cwd))
+            interpreter = python.python if python is not None else None
+            argv = program_argv(manifest, cwd, env, interpreter)
+            spec = LaunchSpec(manifest.runtime, argv, env, str(cwd))
         if sandbox is not None:  # the host API, the egress proxy, local services it names
             for port in {*self._simulator_ports(), *loopback_ports(manifest.egress)}:
                 await sandbox.forward(port)
