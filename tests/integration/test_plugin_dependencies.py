@@ -22,6 +22,15 @@ import pytest
 
 from powerx.environments import find_uv
 from tests.conftest import RunningSimulator, Workspace, python_manifest, write_plugin
+from tests.integration.test_debugging import APP as DEBUGGED_APP
+from tests.integration.test_debugging import PLUGIN as DEBUGGED
+from tests.integration.test_debugging import (
+    RETURN_LINE,
+    Debug,
+    edit,
+    request_in_background,
+)
+from tests.integration.test_hot_reload import push
 
 PLUGIN = "com.test.deps"
 # Says where its modules come from, and whether the zygote had imported them already.
@@ -149,6 +158,7 @@ def test_editing_requirements_while_watching_installs_and_reloads_without_a_fail
     plugin = deps_plugin(tmp_path / "p", "six\n")
     simulator: RunningSimulator = start_simulator([plugin], "--watch")
     first = answer(simulator)
+    first_environment = Path(simulator.plugin_status(PLUGIN)["dependencies"]["environment"])
     with requests_meanwhile(simulator) as failures:
         (plugin / "requirements.txt").write_text("six\ntermcolor\n")
         simulator.wait_generation(PLUGIN, 2, timeout_s=120)
@@ -164,6 +174,11 @@ def test_editing_requirements_while_watching_installs_and_reloads_without_a_fail
     assert "dependencies: installing 2 packages ..." in output
     assert f"… {PLUGIN}  requirements.txt changed: installing its dependencies" in output
     assert f"{PLUGIN}  gen 2" in output and "(install " in output  # the reload's line
+    # The first environment serves no more: the cache clear removes it, not the new one.
+    cleared = workspace.powerx("host", "cache", "clear")
+    assert "and 1 unused Python environment(s)" in cleared.stdout, cleared.stdout + cleared.stderr
+    assert not first_environment.exists()
+    assert answer(simulator, "termcolor")["greeting"] == "after install"
 
 
 def test_a_failed_install_keeps_the_old_generation_serving_with_the_resolvers_message(
@@ -285,3 +300,26 @@ def test_a_backend_programs_python_is_its_environments(
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["python"].startswith("/powerx/envs/") and body["six"].startswith(body["python"])
+
+
+def test_a_breakpoint_hits_in_a_plugin_running_in_its_own_environment(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    """The debugger is the runtime's (sealed away from plugin code, still there for it)."""
+    workspace.login()
+    files = {"app.py": DEBUGGED_APP, "requirements.txt": "starlette\nsix\n"}
+    plugin = write_plugin(tmp_path / "debugged", python_manifest(DEBUGGED), files)
+    simulator: RunningSimulator = start_simulator([plugin])
+    debug = Debug(simulator)
+    assert debug.call("POST", f"/internal/debug/sessions/{DEBUGGED}/attach").status_code == 200
+    assert debug.put({"file": "app.py", "line": RETURN_LINE}).status_code == 200
+    edit(plugin, 'GREETING = "v0"', 'GREETING = "v1"')
+    assert push(simulator, plugin).json()["debug"]["verified"] == 1
+    thread, result = request_in_background(simulator, f"/plugins/{DEBUGGED}/?name=ada")
+    paused = debug.wait_paused()
+    assert (paused["file"], paused["line"]) == ("app.py", RETURN_LINE)
+    assert debug.command("locals")["locals"]["message"] == "'v1 ada'"
+    debug.command("continue")
+    thread.join(30)
+    assert result["response"].json()["message"] == "v1 ada"
+    assert simulator.plugin_status(DEBUGGED)["dependencies"]["declared_in"] == "requirements.txt"

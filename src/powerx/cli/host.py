@@ -428,7 +428,8 @@ app.add_typer(cache_app, name="cache")
 
 @cache_app.command("clear")
 def cache_clear() -> None:
-    """Empty the build and artefact caches; the active and previous artefacts stay.
+    """Empty the build and artefact caches; the active and previous artefacts stay, and
+    the Python environments plugins run in (or would start in next).
 
     Example:
 
@@ -441,7 +442,8 @@ def cache_clear() -> None:
         cleared_builds = sum(1 for _ in build.iterdir())
         shutil.rmtree(build, ignore_errors=True)
     console.print(
-        f"[green]✓[/] removed {result['removed']} artefact(s), "
+        f"[green]✓[/] removed {result['removed']} artefact(s) and "
+        f"{result.get('environments', 0)} unused Python environment(s), "
         f"{result['freed_bytes'] / 1024:.0f} KiB; kept {result['kept']} in use; "
         f"cleared {cleared_builds} build folder(s)"
     )

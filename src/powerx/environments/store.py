@@ -124,6 +124,23 @@ class EnvironmentStore:
             data.get("interpreter_note"),
         )
 
+    def remove_except(self, keep: set[str]) -> tuple[int, int]:
+        """Remove every environment but those in ``keep`` (and any being built now):
+        (how many, bytes freed)."""
+        removed, freed = 0, 0
+        if not self.root.is_dir():
+            return 0, 0
+        for folder in self.root.iterdir():
+            if folder.name in keep or not folder.is_dir() or folder.name.startswith("."):
+                continue
+            if self._locks.get(folder.name, asyncio.Lock()).locked():
+                continue  # being built
+            size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+            shutil.rmtree(folder, ignore_errors=True)
+            (self.root / f".{folder.name}.lock").unlink(missing_ok=True)
+            removed, freed = removed + 1, freed + size
+        return removed, freed
+
     async def ensure(
         self,
         declaration: Declaration,

@@ -30,13 +30,25 @@ Report = Callable[[str, str], None]
 
 
 class PluginEnvironments:
-    def __init__(self, root: Path, report: Report, contained: bool = False) -> None:
+    def __init__(
+        self, root: Path, report: Report, contained: bool = False, shared: bool = False
+    ) -> None:
         self.store = EnvironmentStore(root)
+        self.shared = shared
         self.report = report
         # In sandboxes the environments folder is mounted at a fixed place.
         self.mounted = ENVIRONMENTS_INSIDE if contained else None
         self._current: dict[str, PythonRuntime] = {}  # plugin -> what it last started in
         self._told: set[str] = set()  # plugins told they use the DevKit's toolkit
+
+    def clear(self, in_use: set[str]) -> tuple[int, int]:
+        """Remove the environments no live generation runs in and no plugin would start
+        in next: (how many, bytes). Not in a folder shared by ``POWERX_ENV_DIR``, where
+        another simulator may run from them."""
+        if self.shared:
+            return 0, 0
+        keep = in_use | {runtime.key for runtime in self._current.values()}
+        return self.store.remove_except(keep)
 
     def sandbox_mounts(self) -> list[tuple[Path, Path]]:
         """What a sandbox needs to see of them, read-only: (folder, where inside): the

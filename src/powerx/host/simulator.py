@@ -126,7 +126,10 @@ class Simulator:
             plugin_env=self.signer.plugin_environment,
         )
         self.environments = PluginEnvironments(
-            environments_dir(state_dir), self._dependency_progress, self.supervisor.contained
+            environments_dir(state_dir),
+            self._dependency_progress,
+            self.supervisor.contained,
+            shared=environments_dir(state_dir) != state_dir / "envs",
         )
         if self.supervisor.contained:
             self.supervisor.sandbox_mounts = self.environments.sandbox_mounts()
@@ -613,8 +616,11 @@ class Simulator:
                 if record.previous:
                     keep.add(record.previous)
         removed, freed = self.store.clear(keep)
-        await self.observer.audit("cache.clear", None, {"removed": removed, "freed_bytes": freed})
-        return {"removed": removed, "freed_bytes": freed, "kept": len(keep)}
+        in_use = {g.python.key for g in self.supervisor.live if g.python and g.python.key}
+        environments, env_bytes = self.environments.clear(in_use)
+        details = {"removed": removed, "freed_bytes": freed + env_bytes}
+        await self.observer.audit("cache.clear", None, {**details, "environments": environments})
+        return {**details, "kept": len(keep), "environments": environments}
 
     # -- reading -------------------------------------------------------------------------
 
