@@ -218,7 +218,8 @@ class SpareLauncher:
         # sent after the order it would be read only once the plugin had loaded (~0.4 ms).
         self.probe = probe
         self._next: asyncio.Task[ChildProcess | ForkedProcess] | None = None
-        self.python: PythonRuntime | None = None  # what the next spare runs on
+        # What the next spare runs on (a Python spare: the DevKit's until told otherwise).
+        self.python = devkit_runtime() if runtime == "python3.11" else None
 
     async def _warm(self) -> ChildProcess | ForkedProcess:
         command = shim_command(self.runtime, ["--spare"], self.python)
