@@ -154,7 +154,8 @@ class Debugger:
             raise PowerXError(
                 "debug_runtime_unsupported",
                 f"{plugin} runs on {runtime}, which the debugger does not support.",
-                "debug Python (python3.11) or Node (node18) plugins.",
+                "debug Python (python3.11) or Node (node18) handlers, or a backend whose "
+                "backend.entry starts python (or uvicorn, gunicorn ...).",
                 status=422,
             )
         # Python: the files the serving artefact holds; Node: the TypeScript sources.
