@@ -251,8 +251,9 @@ class Manifest(BaseModel):
     @property
     def debug_runtime(self) -> str:
         """The runtime whose debugger fits this plugin's code: a handler's own; for a
-        program, ``python3.11`` when ``backend.entry`` starts a Python (the debugger loads
-        in it at start-up, through ``python_child/sitecustomize.py``), else ``program``."""
+        program, ``python3.11`` when ``backend.entry`` starts a Python and ``node18`` when it
+        starts a Node (the debugger loads in it at start-up, through
+        ``python_child/sitecustomize.py`` or ``egress_preload.js``), else ``program``."""
         if not self.is_backend:
             return self.runtime
         assert self.backend is not None
@@ -260,6 +261,8 @@ class Manifest(BaseModel):
         program = Path(words[0]).name
         if program.startswith("python") or program in PYTHON_PROGRAMS or program.endswith(".py"):
             return "python3.11"
+        if program == "node" or program.endswith((".js", ".mjs", ".cjs")):
+            return "node18"
         return self.runtime
 
     @property
