@@ -34,6 +34,7 @@ from powerx.host.observe_routes import observability_routes, reader_check
 from powerx.host.reload_failures import STALE_HEADER
 from powerx.host.request_guard import RequestGuard
 from powerx.host.simulator import Simulator
+from powerx.host.tool_routes import tool_routes
 
 DIGEST_HEADER = "x-powerx-digest"
 BUILD_MS_HEADER = "x-powerx-build-ms"
@@ -400,6 +401,7 @@ def create_app(
             Route("/plugins/{plugin_id}/{path:path}", plugin_proxy, methods=methods),
             *observability_routes(simulator, require_debug),
             *debug_routes(simulator),
+            *tool_routes(simulator),
         ],
         exception_handlers={PowerXError: _on_powerx_error, OSError: _on_os_error},
         middleware=[Middleware(RequestGuard, bind=simulator.config.bind)],
