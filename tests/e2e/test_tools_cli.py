@@ -6,19 +6,23 @@ tool's permission."""
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.conftest import RunningSimulator
+from tests.conftest import EXAMPLES, RunningSimulator
 from tests.integration.test_tools_rbac import NOTES_ID, notes_workspace, seen_by_plugin
+
+HELLO_BACKEND_ID = "com.example.hello-backend-python"
 
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSimulator]:
     workspace = notes_workspace(tmp_path_factory.mktemp("tools-cli"))
-    simulator = RunningSimulator(workspace, [workspace.root / "notes"])
+    hello = shutil.copytree(EXAMPLES / "hello-backend-python", workspace.root / "hello")
+    simulator = RunningSimulator(workspace, [workspace.root / "notes", hello])
     yield simulator
     simulator.stop()
 
@@ -130,3 +134,21 @@ def test_a_call_as_an_identity_lacking_the_permission_gets_403(sim: RunningSimul
     assert unknown.returncode == 1 and "error [identity_unknown]" in unknown.stderr
     missing = tools(sim, "call", NOTES_ID, "note.nothing")
     assert missing.returncode == 1 and "error [tool_not_found]" in missing.stderr
+
+
+def test_the_backend_example_has_a_tool_that_answers_as_its_schema_says(
+    sim: RunningSimulator,
+) -> None:
+    listed = tools(sim, "list", HELLO_BACKEND_ID, "--json")
+    assert [json.loads(line)["permission"] for line in listed.stdout.splitlines()] == ["hello:read"]
+
+    result = tools(sim, "call", HELLO_BACKEND_ID, "hello.greet", "--json")
+
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert (answer["ok"], answer["violations"]) == (True, [])
+    assert answer["output"]["greeting"] == "hello from a backend"
+    assert answer["output"]["tenant"] == "1"  # the developer identity's tenant id, signed
+
+    refused = tools(sim, "call", HELLO_BACKEND_ID, "hello.greet", "--as", "viewer")
+    assert refused.returncode == 1 and "lacks permission 'hello:read'" in refused.stderr
