@@ -14,6 +14,7 @@ from powerx import __version__
 from powerx.cli import audit, debug, host, telemetry, tools
 from powerx.cli.dev import dev
 from powerx.cli.doctor import doctor
+from powerx.cli.init import init
 from powerx.cli.login import login
 from powerx.cli.logs import logs
 from powerx.cli.render import err_console, render_error
@@ -27,6 +28,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.command()(init)
 app.command()(login)
 app.command()(doctor)
 app.command()(dev)
