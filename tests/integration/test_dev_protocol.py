@@ -301,6 +301,9 @@ def test_bad_input_is_refused_with_a_code_and_a_fix_before_any_session_exists(
     problem(cli._send("POST", path, credential, relative), 422, "dev_entry_invalid")
     nowhere = {"pluginId": PY_ID, "entryPath": str(tmp_path / "nowhere")}
     problem(cli._send("POST", path, credential, nowhere), 400, "plugin_not_found")
+    # Valid JSON that is not UTF-8 (a lone surrogate) is a bad field, not a 500.
+    surrogate = {"pluginId": PY_ID, "entryPath": "/tmp/\udcff"}
+    problem(cli._send("POST", path, credential, surrogate), 422, "dev_invalid_body")
     elsewhere = problem(cli.register(PY_ID, other), 409, "plugin_mismatch")
     assert elsewhere["manifest_plugin"] == "com.example.other"
     reload_path = "/internal/dev/plugins/reload"

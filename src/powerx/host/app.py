@@ -32,6 +32,7 @@ from powerx.host.forwarding import (
 from powerx.host.gateway import GRANT_HEADER, TENANT_HEADER
 from powerx.host.identity import SIGNED_HEADERS
 from powerx.host.json_body import read_json
+from powerx.host.local_install_routes import local_install_routes
 from powerx.host.observe_routes import observability_routes, reader_check
 from powerx.host.reload_failures import STALE_HEADER
 from powerx.host.request_guard import RequestGuard
@@ -404,6 +405,7 @@ def create_app(
             *observability_routes(simulator, require_debug),
             *debug_routes(simulator),
             *dev_routes(),
+            *local_install_routes(),
         ],
         exception_handlers={PowerXError: _on_powerx_error, OSError: _on_os_error},
         middleware=[Middleware(RequestGuard, bind=simulator.config.bind)],

@@ -24,33 +24,40 @@ Mounted at the root and under ``/api`` and ``/api/v1``: px-plugin adds ``/api/v1
 
 from __future__ import annotations
 
-import functools
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from powerx.auth import check_bearer
-from powerx.config import SIMULATOR_FLAG
-from powerx.errors import PowerXError, Problem
+from powerx.errors import PowerXError
 from powerx.host.dev_reload import reload_from_source
-from powerx.host.dev_sessions import DevSession, DevSessions, ReloadAnswer, check_reload_id
+from powerx.host.dev_requests import (
+    RegisterBody,
+    ReloadBody,
+    bearer,
+    check_developer,
+    check_reload_token,
+    check_session_access,
+    dev_url,
+    protocol_state,
+    read_body,
+    require_flag,
+)
+from powerx.host.dev_sessions import ReloadAnswer, check_reload_id
 from powerx.host.dev_wire import (
     PROBLEM_JSON,
+    JSONAnswer,
     envelope,
     problem,
-    problem_response,
+    protocol,
     rfc3339,
     session_view,
     success,
 )
-from powerx.host.json_body import read_json
 from powerx.host.simulator import Simulator
 from powerx.manifest import load_manifest
 from powerx.observe.events import DEV_SESSION, Event
@@ -60,142 +67,6 @@ PREFIXES = ("", "/api", "/api/v1")
 HEARTBEAT_S = 15.0
 _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 _STATUSES = frozenset({"active", "terminated", "expired"})
-_CREDENTIAL_FIX = (
-    "send the simulator's credential as px-plugin does: `px-plugin dev --dev-api-token "
-    "<token>` (or PX_DEV_API_TOKEN), the token from the credentials.json `powerx login "
-    "--mock` wrote."
-)
-
-Model = TypeVar("Model", bound=BaseModel)
-Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-class _Body(BaseModel):
-    # px-plugin sends fields the simulator has no use for (bundleSize, strategy...).
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
-
-
-class RegisterBody(_Body):
-    plugin_id: str = Field(alias="pluginId", min_length=1, max_length=200)
-    version: str | None = Field(default=None, max_length=64)
-    entry_path: str | None = Field(default=None, alias="entryPath", min_length=1, max_length=4096)
-    tenant: str | None = Field(default=None, max_length=200)
-    tenant_id: int | None = Field(default=None, alias="tenantId", ge=0)
-    developer_id: int | None = Field(default=None, alias="developerId", ge=0)
-    metadata: dict[str, Any] = Field(default_factory=dict)
-
-
-class FileEvent(_Body):
-    path: str = Field(max_length=4096)
-
-
-class ReloadBody(_Body):
-    session_id: str = Field(alias="sessionId", min_length=1, max_length=64)
-    # PowerX's own handler reads the token from the body; px-plugin sends it as the bearer.
-    reload_token: str | None = Field(default=None, alias="reloadToken", max_length=2048)
-    changed_files: list[str | FileEvent] = Field(
-        default_factory=list, alias="changedFiles", max_length=10_000
-    )
-    sequence: int | None = None
-
-
-def protocol(endpoint: Endpoint) -> Endpoint:
-    """Errors of the protocol's endpoints as problem+json (px-plugin reads ``code``)."""
-
-    @functools.wraps(endpoint)
-    async def answer(request: Request) -> Response:
-        try:
-            return await endpoint(request)
-        except PowerXError as error:
-            return problem_response(error)
-
-    return answer
-
-
-def _state(request: Request) -> tuple[Simulator, DevSessions]:
-    return request.app.state.simulator, request.app.state.dev_sessions
-
-
-async def _body(request: Request, model: type[Model]) -> Model:
-    try:
-        raw = await read_json(request)
-    except ValueError:
-        raw = None
-    if not isinstance(raw, dict):
-        raise PowerXError(
-            "dev_invalid_body",
-            "The request body is not a JSON object.",
-            "send a JSON object (Content-Type: application/json), as px-plugin does.",
-        )
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        problems = []
-        for issue in exc.errors():
-            where = ".".join(map(str, issue["loc"])) or "body"
-            problems.append(Problem(where, f"{where}: {issue['msg']}"))
-        raise PowerXError(
-            "dev_invalid_body",
-            f"The request body has {len(problems)} problem(s): {problems[0].message}.",
-            "fix each field listed below.",
-            status=422,
-            problems=problems,
-        ) from None
-
-
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    return header[7:].strip() or None if header[:7].lower() == "bearer " else None
-
-
-def _check_developer(request: Request) -> None:
-    """The developer credential, as a bearer or (px-plugin's older client) X-API-Key."""
-    header = request.headers.get("authorization")
-    key = request.headers.get("x-api-key")
-    try:
-        check_bearer(header if header or not key else f"Bearer {key}")
-    except PowerXError as error:
-        if error.status == 401:
-            error.fix = _CREDENTIAL_FIX
-        raise
-
-
-def _check_session_access(request: Request, session: DevSession) -> None:
-    token = _bearer(request)
-    if token is None or not session.holds_token(token):
-        _check_developer(request)
-
-
-def _check_reload_token(request: Request, session: DevSession, in_body: str | None) -> None:
-    presented = [t for t in (_bearer(request), in_body) if t]
-    if not presented:
-        raise PowerXError(
-            "dev_reload_token_missing",
-            "A reload needs the session's reload token.",
-            "send 'Authorization: Bearer <reloadToken>' with the token register answered.",
-            status=401,
-        )
-    if not all(session.holds_token(token) for token in presented):
-        raise PowerXError(
-            "dev_reload_token_invalid",
-            f"That is not the reload token of session {session.id}.",
-            "use the reloadToken that register answered for this session, or register again.",
-            status=401,
-        )
-
-
-def _require_flag(simulator: Simulator) -> None:
-    if not simulator.config.flag(SIMULATOR_FLAG):
-        raise PowerXError(
-            "simulator_disabled",
-            f"The flag {SIMULATOR_FLAG} is off.",
-            f"set {SIMULATOR_FLAG}=1 and restart the simulator.",
-            status=403,
-        )
-
-
-def _dev_url(simulator: Simulator, plugin_id: str) -> str:
-    return f"{simulator.url}/plugins/{plugin_id}/"
 
 
 def _plugin_folder(simulator: Simulator, body: RegisterBody) -> Path:
@@ -223,10 +94,10 @@ def _plugin_folder(simulator: Simulator, body: RegisterBody) -> Path:
 
 @protocol
 async def register(request: Request) -> Response:
-    simulator, sessions = _state(request)
-    _check_developer(request)
-    _require_flag(simulator)
-    body = await _body(request, RegisterBody)
+    simulator, sessions = protocol_state(request)
+    check_developer(request)
+    require_flag(simulator)
+    body = await read_body(request, RegisterBody)
     folder = _plugin_folder(simulator, body)
     manifest = load_manifest(folder)  # a missing or invalid manifest: its own code
     if manifest.id != body.plugin_id:
@@ -260,8 +131,8 @@ async def register(request: Request) -> Response:
         {
             "sessionId": session.id,
             "reloadToken": session.reload_token,
-            "devUrl": _dev_url(simulator, manifest.id),
-            "sandboxEndpoint": _dev_url(simulator, manifest.id),
+            "devUrl": dev_url(simulator, manifest.id),
+            "sandboxEndpoint": dev_url(simulator, manifest.id),
             "logUrl": f"{simulator.url}/internal/debug/logs?plugin={manifest.id}",
             "expiresAt": rfc3339(session.expires_at),
             "status": session.status,
@@ -283,12 +154,12 @@ def _changed(body: ReloadBody, root: Path) -> list[str]:
 
 @protocol
 async def reload(request: Request) -> Response:
-    simulator, sessions = _state(request)
-    body = await _body(request, ReloadBody)
+    simulator, sessions = protocol_state(request)
+    body = await read_body(request, ReloadBody)
     reload_id = check_reload_id(request.headers.get("x-reload-id"))
     session = sessions.get(body.session_id)
-    _check_reload_token(request, session, body.reload_token)
-    _require_flag(simulator)
+    check_reload_token(request, session, body.reload_token)
+    require_flag(simulator)
 
     async def run() -> ReloadAnswer:
         try:
@@ -332,24 +203,24 @@ async def reload(request: Request) -> Response:
     headers = {"x-reload-id": reload_id}
     if replayed:
         headers["x-reload-replayed"] = "true"
-    return JSONResponse(
+    return JSONAnswer(
         answer.body, status_code=answer.status, media_type=answer.media_type, headers=headers
     )
 
 
 @protocol
 async def session_status(request: Request) -> Response:
-    simulator, sessions = _state(request)
+    simulator, sessions = protocol_state(request)
     session = sessions.get(request.path_params["session_id"])
-    _check_session_access(request, session)
-    return success(session_view(session, _dev_url(simulator, session.plugin_id)))
+    check_session_access(request, session)
+    return success(session_view(session, dev_url(simulator, session.plugin_id)))
 
 
 @protocol
 async def unregister(request: Request) -> Response:
-    simulator, sessions = _state(request)
+    simulator, sessions = protocol_state(request)
     session = sessions.get(request.path_params["session_id"])
-    _check_session_access(request, session)
+    check_session_access(request, session)
     note = request.query_params.get("note", "")[:500]
     was_live = session.status == "active"
     sessions.end(session, note)
@@ -369,8 +240,8 @@ async def unregister(request: Request) -> Response:
 
 @protocol
 async def list_sessions(request: Request) -> Response:
-    simulator, sessions = _state(request)
-    _check_developer(request)
+    simulator, sessions = protocol_state(request)
+    check_developer(request)
     plugin = request.query_params.get("pluginId")
     only = request.query_params.get("sessionId")
     # As PowerX: a comma list; "all" (or none) lists every status, unknown ones are ignored.
@@ -381,7 +252,7 @@ async def list_sessions(request: Request) -> Response:
     }
     statuses = _STATUSES if not asked or asked & {"all", "*"} else asked & _STATUSES
     items = [
-        session_view(s, _dev_url(simulator, s.plugin_id))
+        session_view(s, dev_url(simulator, s.plugin_id))
         for s in sessions.all()
         if s.status in statuses
         and (plugin is None or s.plugin_id == plugin)
@@ -410,11 +281,11 @@ def _frame(event: Event) -> str:
 
 @protocol
 async def stream(request: Request) -> Response:
-    simulator, sessions = _state(request)
-    token = _bearer(request)
+    simulator, sessions = protocol_state(request)
+    token = bearer(request)
     own = sessions.holding(token) if token is not None else None
     if own is None:
-        _check_developer(request)
+        check_developer(request)
     wanted = own.id if own is not None else request.query_params.get("sessionId")
     bus = simulator.observer.bus
     # Taken now, before the answer starts: whatever happens once the client has the

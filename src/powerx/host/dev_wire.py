@@ -12,19 +12,32 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
-from starlette.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from powerx.errors import PowerXError
 from powerx.host.dev_sessions import DevSession
 
 PROBLEM_JSON = "application/problem+json"
+Endpoint = Callable[[Request], Awaitable[Response]]
 # Envelope keys a payload field must not overwrite at the top level (PowerX's rule).
 _ENVELOPE_KEYS = frozenset({"code", "message", "data", "timestamp", "request_id"})
+
+
+class JSONAnswer(JSONResponse):
+    """JSON with non-ASCII escaped: a path or id a client sent with a lone surrogate (valid
+    JSON, not UTF-8) is echoed in a message without failing to encode."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("ascii")
 
 
 def rfc3339(ts: float | None) -> str | None:
@@ -45,7 +58,7 @@ def envelope(payload: dict[str, Any], status: int = 200) -> dict[str, Any]:
 
 
 def success(payload: dict[str, Any], status: int = 200) -> JSONResponse:
-    return JSONResponse(envelope(payload, status), status_code=status)
+    return JSONAnswer(envelope(payload, status), status_code=status)
 
 
 def problem(error: PowerXError) -> dict[str, Any]:
@@ -65,7 +78,20 @@ def problem(error: PowerXError) -> dict[str, Any]:
 
 
 def problem_response(error: PowerXError) -> JSONResponse:
-    return JSONResponse(problem(error), status_code=error.status, media_type=PROBLEM_JSON)
+    return JSONAnswer(problem(error), status_code=error.status, media_type=PROBLEM_JSON)
+
+
+def protocol(endpoint: Endpoint) -> Endpoint:
+    """Errors of the protocol's endpoints as problem+json (px-plugin reads ``code``)."""
+
+    @functools.wraps(endpoint)
+    async def answer(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except PowerXError as error:
+            return problem_response(error)
+
+    return answer
 
 
 def session_view(session: DevSession, dev_url: str) -> dict[str, Any]:
