@@ -8,6 +8,9 @@ failed request. Prints a table (markdown) and, with --json, the raw figures.
     python benchmarks/reload_latency.py                # 200 edits each, all tools
     python benchmarks/reload_latency.py --edits 1000 --only powerx-python
 
+The backend rows run the backend examples (their own server on PORT) under powerx, and the
+same server files under `uvicorn --reload` and `nodemon`.
+
 Three nodemon rows: the plain JavaScript server is the fastest nodemon can be (no build);
 the TypeScript one is the same server in TypeScript, rebuilt with esbuild on each restart,
 which is how nodemon runs a TypeScript app like the powerx Node example; the third is that
@@ -41,7 +44,18 @@ BIN = REPO / "benchmarks" / "node_modules" / ".bin"
 NODEMON = BIN / "nodemon"
 ESBUILD = BIN / "esbuild"
 # In the order they run by default: each powerx row next to the tools it is compared with.
-TOOLS = ("powerx-python", "uvicorn", "powerx-node", "nodemon", "nodemon-ts", "nodemon-host")
+TOOLS = (
+    "powerx-python",
+    "uvicorn",
+    "powerx-node",
+    "nodemon",
+    "nodemon-ts",
+    "nodemon-host",
+    "powerx-backend-python",
+    "uvicorn-backend",
+    "powerx-backend-node",
+    "nodemon-backend",
+)
 PHASES = re.compile(r"build (\d+) · upload (\d+) · start (\d+) · swap\s+(\d+)")
 
 UVICORN_APP = """from starlette.applications import Starlette
@@ -246,6 +260,94 @@ def bench_powerx(
     return result
 
 
+@dataclass(frozen=True)
+class BackendExample:
+    """A backend example, the line that holds its greeting, and how to rewrite it."""
+
+    folder: str
+    plugin_id: str
+    source: str
+    prefix: str
+    line: str
+
+
+BACKENDS = {
+    "python": BackendExample(
+        "hello-backend-python",
+        "com.example.hello-backend-python",
+        "server.py",
+        "GREETING =",
+        'GREETING = "{}"',
+    ),
+    "node": BackendExample(
+        "hello-backend-node",
+        "com.example.hello-backend-node",
+        "server.js",
+        "const GREETING =",
+        'const GREETING = "{}";',
+    ),
+}
+
+
+def bench_powerx_backend(
+    language: str, edits: int, gap_s: float, timeout_s: float, work: Path
+) -> Result:
+    example = BACKENDS[language]
+    plugin = work / f"powerx-{example.folder}"
+    shutil.copytree(REPO / "examples" / example.folder, plugin, symlinks=True)
+    source = plugin / example.source
+
+    def edit(marker: str) -> None:
+        set_constant(source, example.prefix, example.line.format(marker))
+
+    result = Result(f"powerx backend ({language})")
+    with (
+        LocalSimulator([plugin], watch=True, workdir=work / f"sim-backend-{language}") as sim,
+        httpx.Client(trust_env=False, timeout=10) as client,
+    ):
+        url = f"{sim.url}/_p/{example.plugin_id}/api/v1/hello"
+        wait_up(url, client)
+        measure(result, url, edit, edits, gap_s, timeout_s, client)
+    return result
+
+
+def bench_backend_restarting(
+    language: str, edits: int, gap_s: float, timeout_s: float, work: Path
+) -> Result:
+    """The same backend server file under `uvicorn --reload` (Python) or `nodemon` (Node)."""
+    example = BACKENDS[language]
+    folder = work / f"restarting-{example.folder}"
+    shutil.copytree(REPO / "examples" / example.folder, folder, symlinks=True)
+    source = folder / example.source
+    port = free_port()
+    if language == "python":
+        tool = "uvicorn --reload (backend server)"
+        command = [sys.executable, "-m", "uvicorn", "server:app", "--reload"]
+        command += ["--port", str(port), "--log-level", "warning"]
+        env = {"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"}
+    else:
+        if not NODEMON.exists():
+            raise SystemExit("nodemon missing: run `make bench` (or `npm ci` in benchmarks/)")
+        tool = "nodemon (backend server)"
+        command = [str(NODEMON), "--quiet", "server.js"]
+        node_dir = Path(shutil.which("node") or "node").parent
+        env = {"PATH": f"{node_dir}:/usr/bin:/bin", "PORT": str(port)}
+    result = Result(tool)
+    with running(command, folder, env), httpx.Client(trust_env=False, timeout=10) as client:
+        url = f"http://127.0.0.1:{port}/api/v1/hello"
+        wait_up(url, client)
+        measure(
+            result,
+            url,
+            lambda m: set_constant(source, example.prefix, example.line.format(m)),
+            edits,
+            gap_s,
+            timeout_s,
+            client,
+        )
+    return result
+
+
 @contextmanager
 def running(
     command: list[str], cwd: Path, env: dict[str, str]
@@ -405,6 +507,8 @@ def table(results: list[Result]) -> str:
         ("powerx (node)", "nodemon"),
         ("powerx (node)", "nodemon + esbuild (TypeScript)"),
         ("powerx (node)", "nodemon + esbuild (TypeScript, host API call)"),
+        ("powerx backend (python)", "uvicorn --reload (backend server)"),
+        ("powerx backend (node)", "nodemon (backend server)"),
     ):
         if ours in by_tool and theirs in by_tool:
             ratio = by_tool[theirs].percentile(50) / by_tool[ours].percentile(50)
@@ -454,6 +558,18 @@ def main() -> int:
             "nodemon": lambda: bench_nodemon(args.edits, gap_s, args.timeout_s, work),
             "nodemon-ts": lambda: bench_nodemon(args.edits, gap_s, args.timeout_s, work, "ts"),
             "nodemon-host": lambda: bench_nodemon(args.edits, gap_s, args.timeout_s, work, "host"),
+            "powerx-backend-python": lambda: bench_powerx_backend(
+                "python", args.edits, gap_s, args.timeout_s, work
+            ),
+            "uvicorn-backend": lambda: bench_backend_restarting(
+                "python", args.edits, gap_s, args.timeout_s, work
+            ),
+            "powerx-backend-node": lambda: bench_powerx_backend(
+                "node", args.edits, gap_s, args.timeout_s, work
+            ),
+            "nodemon-backend": lambda: bench_backend_restarting(
+                "node", args.edits, gap_s, args.timeout_s, work
+            ),
         }
         for name in chosen:
             results.append(runners[name]())

@@ -174,7 +174,7 @@ class Simulator:
 
     def _runtime_of(self, plugin_id: str) -> str | None:
         slot = self.supervisor.slots.get(plugin_id)
-        return slot.manifest.runtime if slot else None
+        return slot.manifest.debug_runtime if slot else None
 
     def _source_dir_of(self, plugin_id: str) -> Path | None:
         slot = self.supervisor.slots.get(plugin_id)
