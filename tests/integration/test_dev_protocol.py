@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from powerx.testing import wait_until
-from tests.conftest import HELLO_PYTHON, RunningSimulator, Workspace
+from tests.conftest import EXAMPLES, HELLO_PYTHON, RunningSimulator, Workspace
 from tests.integration.test_hot_reload import PY_ID, copy_example, set_python_greeting
 from tests.integration.test_reload_gate import ImportGate, request_in_background
 
@@ -278,7 +278,7 @@ def test_bad_input_is_refused_with_a_code_and_a_fix_before_any_session_exists(
 ) -> None:
     simulator, plugin = started(workspace, tmp_path, start_simulator)
     other = copy_example(HELLO_PYTHON, tmp_path / "other")
-    manifest = other / "powerx.plugin.yaml"
+    manifest = other / "plugin.yaml"
     manifest.write_text(manifest.read_text().replace(PY_ID, "com.example.other"))
     cli = PxPlugin(simulator.url, workspace.token())
     path = "/internal/dev/plugins/register"
@@ -495,4 +495,56 @@ def test_no_request_fails_while_px_plugin_reloads(
     assert served > 10  # requests really ran during the swaps
     assert greeting(simulator) == "px-plugin 9"
     assert serving_generation(simulator) == 11
+    cli.close()
+
+
+def test_px_plugin_mounts_and_reloads_a_powerx_backend_plugin_without_a_failed_request(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    """A plugin in PowerX's own format (plugin.yaml, a program on PORT): nothing is
+    mounted until px-plugin's first reload, and no request fails across its reloads."""
+    workspace.login()
+    simulator: RunningSimulator = start_simulator([])
+    plugin = copy_example(EXAMPLES / "hello-backend-python", tmp_path / "backend")
+    plugin_id, hello = "com.example.hello-backend-python", "/_p/com.example.hello-backend-python"
+    cli = PxPlugin(simulator.url, workspace.token())
+    session_id = data(cli.register(plugin_id, plugin))["sessionId"]
+    first = cli.reload(session_id)
+    assert first.status_code == 200 and data(first)["generation"] == 1, first.text
+    url = f"{hello}/api/v1/hello"
+    assert simulator.get(url).json()["greeting"] == "hello from a backend"
+
+    failures: list[str] = []
+    served = 0
+    done = threading.Event()
+
+    def load() -> None:
+        nonlocal served
+        with httpx.Client(base_url=simulator.url, trust_env=False, timeout=30) as client:
+            while not done.is_set():
+                response = client.get(url)
+                if response.status_code != 200:
+                    failures.append(f"{response.status_code} {response.text[:100]}")
+                served += 1
+
+    loader = threading.Thread(target=load)
+    loader.start()
+    server = plugin / "server.py"
+    try:
+        for version in range(3):
+            text = server.read_text().splitlines()
+            text = [
+                f'GREETING = "backend {version}"' if ln.startswith("GREETING =") else ln
+                for ln in text
+            ]
+            server.write_text("\n".join(text) + "\n")
+            reloaded = cli.reload(session_id, [server])
+            assert reloaded.status_code == 200, reloaded.text
+    finally:
+        done.set()
+        loader.join()
+    assert failures == []
+    assert served > 3
+    assert simulator.get(url).json()["greeting"] == "backend 2"
+    assert simulator.plugin_status(plugin_id)["generation"] == 4
     cli.close()
