@@ -353,6 +353,19 @@ def test_the_protocol_keeps_the_simulator_s_host_and_origin_rules(
         "/api/v1/internal/dev/plugins/sessions", headers={"Authorization": f"Bearer {token}"}
     )
     assert data(listed)["items"] == []
+    # Called as PowerX's own API is (no entryPath): the folder the plugin is mounted from.
+    mounted = httpx.post(
+        f"{simulator.url}/internal/dev/plugins/register",
+        json={"pluginId": PY_ID, "developerId": 2025},
+        headers={"Authorization": f"Bearer {token}"},
+        trust_env=False,
+    )
+    assert mounted.status_code == 201, mounted.text
+    listed = simulator.get(
+        "/internal/dev/plugins/sessions?status=active", headers={"Authorization": f"Bearer {token}"}
+    )
+    [session] = data(listed)["items"]
+    assert (session["entryPath"], session["developerId"]) == (str(plugin.resolve()), 2025)
 
 
 def test_the_stream_shows_register_reload_and_unregister_as_they_happen(
