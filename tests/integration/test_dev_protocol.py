@@ -431,9 +431,14 @@ def test_a_broken_build_keeps_the_old_generation_serving(
     good = app.read_text()
     app.write_text(good + "\ndef broken(:\n")
 
-    body = problem(cli.reload(session_id, [app]), 400, "build_failed")
+    failed = cli.reload(session_id, [app])
+    body = problem(failed, 400, "build_failed")
     assert (body["file"], body["line"]) == ("app.py", good.count("\n") + 2)
-    assert body["reloadId"] and body["sessionId"] == session_id
+    assert (body["reloadId"], body["sessionId"]) == (failed.headers["x-reload-id"], session_id)
+    reloads = simulator.get(
+        "/internal/debug/telemetry/reloads", headers=simulator.debug_headers()
+    ).json()["reloads"]
+    assert any(r["id"] == body["reload_id"] and r["status"] == "failed" for r in reloads)
     assert greeting(simulator) == "hello from python"
     status = simulator.plugin_status(PY_ID)
     assert (status["generation"], status["state"]) == (1, "stale")

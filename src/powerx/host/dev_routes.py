@@ -167,8 +167,8 @@ async def reload(request: Request) -> Response:
                 simulator, session, _changed(body, session.source_dir)
             )
         except PowerXError as error:
-            error.details.setdefault("reloadId", error.details.get("reload_id", reload_id))
-            error.details["sessionId"] = session.id
+            # reloadId: the X-Reload-Id; reload_id (if any): the record in the telemetry.
+            error.details.update(reloadId=reload_id, sessionId=session.id)
             sessions.reloaded(session, False, None, {"reloadId": reload_id, "error": error.code})
             return ReloadAnswer(error.status, problem(error), PROBLEM_JSON)
         served = activation.status == "ok"
