@@ -37,6 +37,7 @@ from powerx.host.observe_routes import observability_routes, reader_check
 from powerx.host.reload_failures import STALE_HEADER
 from powerx.host.request_guard import RequestGuard
 from powerx.host.simulator import Simulator
+from powerx.host.tool_routes import tool_routes
 
 DIGEST_HEADER = "x-powerx-digest"
 BUILD_MS_HEADER = "x-powerx-build-ms"
@@ -273,6 +274,11 @@ def create_app(
         # Before anything is held: a request naming an identity without the developer
         # credential is refused (a plugin must not choose who it serves).
         identity_name, identity = simulator.signer.choose(request)
+        slot = simulator.supervisor.slots.get(plugin_id)
+        if slot is not None:  # a tool's endpoint: only for identities holding its permission
+            simulator.rbac.check_request(
+                slot.manifest, request.method, f"/{path}", identity_name, identity
+            )
         body = await request.body()
         started = time.perf_counter()
         held_ms = await simulator.gate.passage(plugin_id)
@@ -282,8 +288,8 @@ def create_app(
         generation.enter()
         try:
             # The tenant is the developer's (or the identity's, or the config's) choice; the
-            # grant lets the plugin's host API calls for this request act for it (see
-            # gateway.py).
+            # grant lets the plugin's host API calls for this request act for it, as its
+            # identity (see gateway.py).
             tenant = (
                 request.headers.get(TENANT_HEADER) or identity.tenant or simulator.config.tenant
             )
@@ -297,7 +303,8 @@ def create_app(
             ]
             if TENANT_HEADER not in request.headers:
                 headers.append((TENANT_HEADER, tenant))
-            headers.append((GRANT_HEADER, simulator.gateway.grant(generation.token, tenant)))
+            grant = simulator.gateway.grant(generation.token, tenant, identity_name)
+            headers.append((GRANT_HEADER, grant))
             headers.extend(simulator.signer.headers(identity, plugin_id))
             public_host = request.headers.get("host") or request.url.netloc
             headers.extend(forwarded_headers(public_host, request.url.scheme, prefix))
@@ -404,6 +411,7 @@ def create_app(
             Route("/plugins/{plugin_id}/{path:path}", plugin_proxy, methods=methods),
             *observability_routes(simulator, require_debug),
             *debug_routes(simulator),
+            *tool_routes(simulator),
             *dev_routes(),
             *local_install_routes(),
         ],

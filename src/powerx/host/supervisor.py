@@ -33,6 +33,9 @@ from powerx.host.launcher import Launcher, LaunchSpec, PluginProcess, choose_lau
 from powerx.host.liveness import watch_liveness
 from powerx.host.programs import (
     PROBE_TIMEOUT_S,
+    PROGRAM_BACKOFF_FIRST_S,
+    PROGRAM_BACKOFF_MAX_S,
+    PROGRAM_STOP_GRACE_S,
     backend_environment,
     backend_start_failed,
     backend_unhealthy,
@@ -674,13 +677,19 @@ class Supervisor:
                 await asyncio.wait_for(gen.idle.wait(), DRAIN_TIMEOUT_S)
         self.tokens.pop(gen.token, None)
         if gen.process.returncode is None:
+            slot = self.slots.get(gen.plugin_id)
+            program = slot is not None and slot.manifest.is_backend
+            grace = PROGRAM_STOP_GRACE_S if program else STOP_GRACE_S
             gen.process.close_stdin()
             gen.process.terminate()
             try:
-                await asyncio.wait_for(gen.process.wait(), STOP_GRACE_S)
+                await asyncio.wait_for(gen.process.wait(), grace)
             except TimeoutError:
                 gen.process.kill()
                 await gen.process.wait()
+                if slot is not None:
+                    message = f"did not stop within {grace:g} s of SIGTERM: killed (SIGKILL)"
+                    self._log(slot, gen.number, "system", message)
         if gen.state in {"draining", "starting"}:
             gen.state = "stopped"
         for task in gen.tasks:
@@ -737,7 +746,10 @@ class Supervisor:
                 "Fix the plugin and save (or reload) to start it again.",
             )
             return
-        delay = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (len(recent) - 1))
+        first, most = (BACKOFF_FIRST_S, BACKOFF_MAX_S)
+        if slot.manifest.is_backend:
+            first, most = (PROGRAM_BACKOFF_FIRST_S, PROGRAM_BACKOFF_MAX_S)
+        delay = min(most, first * 2 ** (len(recent) - 1))
         self._log(slot, crashed.number, "system", f"restarting in {delay:.1f} s")
         await asyncio.sleep(delay)
         async with slot.lock:
