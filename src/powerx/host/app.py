@@ -21,6 +21,8 @@ from powerx.config import SIMULATOR_FLAG
 from powerx.errors import PowerXError, storage_error
 from powerx.host.artefacts import MAX_ARCHIVE_BYTES
 from powerx.host.debug_routes import debug_routes
+from powerx.host.dev_routes import dev_routes
+from powerx.host.dev_sessions import DevSessions
 from powerx.host.forwarding import (
     HOP_BY_HOP,
     SERVER_SET,
@@ -30,6 +32,7 @@ from powerx.host.forwarding import (
 from powerx.host.gateway import GRANT_HEADER, TENANT_HEADER
 from powerx.host.identity import SIGNED_HEADERS
 from powerx.host.json_body import read_json
+from powerx.host.local_install_routes import local_install_routes
 from powerx.host.observe_routes import observability_routes, reader_check
 from powerx.host.reload_failures import STALE_HEADER
 from powerx.host.request_guard import RequestGuard
@@ -374,11 +377,18 @@ def create_app(
     async def root(request: Request) -> Response:
         return RedirectResponse("/dashboard")
 
+    dev_sessions = DevSessions(
+        simulator.observer.bus.publish,
+        simulator.config.dev_hotload.session_ttl_s,
+        simulator.state_dir / "build" / "dev",
+    )
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
             yield
         finally:
+            await dev_sessions.close()
             if on_shutdown is not None:
                 await on_shutdown()
 
@@ -402,9 +412,14 @@ def create_app(
             *observability_routes(simulator, require_debug),
             *debug_routes(simulator),
             *tool_routes(simulator),
+            *dev_routes(),
+            *local_install_routes(),
         ],
         exception_handlers={PowerXError: _on_powerx_error, OSError: _on_os_error},
         middleware=[Middleware(RequestGuard, bind=simulator.config.bind)],
         lifespan=lifespan,
     )
+    # Read by the endpoints that follow starlette's way (module functions, state here).
+    app.state.simulator = simulator
+    app.state.dev_sessions = dev_sessions
     return app
