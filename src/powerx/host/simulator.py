@@ -124,6 +124,7 @@ class Simulator:
             on_stopped=self._drop_run_tree,
             run_folder=self.store.run_folder if self.containment.contained else None,
             plugin_env=self.signer.plugin_environment,
+            identity=config.identity,
         )
         self.gate = ReloadGate()
         self.dev_loops = DevLoops(self.observer.bus.publish)
@@ -318,6 +319,7 @@ class Simulator:
                 and current is not None
                 and current.digest == digest
                 and current.state == "running"
+                and not self.supervisor.settings_changed(slot)  # an edit of .dev.vars
             ):
                 return Activation(manifest.id, current.number, digest, "unchanged", timings, digest)
             slot.manifest, slot.source_dir = manifest, source_dir

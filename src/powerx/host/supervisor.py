@@ -28,6 +28,7 @@ from typing import Any, Literal, Protocol
 import httpx
 
 from powerx.errors import PowerXError
+from powerx.host.dev_vars import read_dev_vars, settings_digest
 from powerx.host.egress_proxy import EgressProxy
 from powerx.host.launcher import Launcher, LaunchSpec, PluginProcess, choose_launcher
 from powerx.host.liveness import watch_liveness
@@ -125,6 +126,7 @@ class Generation:
     swapped: asyncio.Event = field(default_factory=asyncio.Event)  # its pointer is on disk
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     exposed: list[int] = field(default_factory=list)  # ports brought out of its sandbox
+    settings: str = ""  # digest of the .dev.vars values it started with
 
     @property
     def pid(self) -> int:
@@ -173,8 +175,10 @@ class Supervisor:
         on_stopped: Callable[[Generation], None] | None = None,
         run_folder: Callable[[str], Path] | None = None,
         plugin_env: Callable[[str], Mapping[str, str]] | None = None,
+        identity: str | None = None,
     ) -> None:
         self.host_url = host_url
+        self.run_identity = identity  # its .dev.vars.<identity> applies
         # More environment per plugin: the context-signing settings (host/identity.py).
         self.plugin_env = plugin_env
         # Set: each plugin runs in its own sandbox (host/sandbox.py), in this folder.
@@ -291,6 +295,11 @@ class Supervisor:
         outer = await sandbox.expose(port)
         gen.exposed.append(outer)
         return outer
+
+    def settings_changed(self, slot: PluginSlot) -> bool:
+        """The plugin's .dev.vars differ from what its serving generation started with."""
+        serving = slot.active.settings if slot.active is not None else ""
+        return settings_digest(read_dev_vars(slot.source_dir, self.run_identity)) != serving
 
     def private_ports(self, plugin_id: str, port: int | None) -> set[int]:
         """The ports a generation reached at ``port`` may call its own: that one and, in a
@@ -447,7 +456,9 @@ class Supervisor:
         manifest = slot.manifest
         token = f"pxp_{secrets.token_urlsafe(24)}"
         started = time.perf_counter()
-        env = self._environment(manifest, token)
+        settings = read_dev_vars(slot.source_dir, self.run_identity)
+        # The simulator's own names win: its contract with the plugin is not the file's.
+        env = {**settings.values, **self._environment(manifest, token)}
         sandbox = self.sandbox(manifest.id)
         program_port = self._program_port(manifest) if manifest.is_backend else None
         if program_port is None:
@@ -467,6 +478,10 @@ class Supervisor:
         process = await self._launch(manifest, spec)
         slot.last_number += 1
         gen = Generation(manifest.id, slot.last_number, digest, token, process, run_dir)
+        gen.settings = settings_digest(settings)
+        if settings.ignored:
+            names = ", ".join(settings.ignored)
+            self._log(slot, gen.number, "system", f".dev.vars: {names} ignored (set by powerx)")
         gen.idle.set()
         self.live.add(gen)
         self.tokens[token] = (manifest.id, gen.number)

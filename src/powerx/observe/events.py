@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from powerx.observe.masking import mask_known_value
+
 HOT_RELOAD = "plugin.debug.hot_reload"
 ALERT = "plugin.debug.alert"
 ROLLBACK = "plugin.debug.rollback"
@@ -74,7 +76,7 @@ class EventBus:
         self._sinks.append(sink)
 
     def publish(self, type: str, data: dict[str, Any]) -> Event:
-        event = Event(next(self._ids), type, time.time(), data)
+        event = Event(next(self._ids), type, time.time(), mask_known_value(data))
         self._ring.append(event)
         for subscription in list(self._subscribers):
             subscription.offer(event)
