@@ -1,0 +1,6 @@
+"""The host's own gRPC services for plugins (PowerX's STS and IAM), see ``server.py``."""
+
+from powerx.host.upstream.server import CallRecord, UpstreamServer
+from powerx.host.upstream.tenancy import TenantDirectory
+
+__all__ = ["CallRecord", "TenantDirectory", "UpstreamServer"]
