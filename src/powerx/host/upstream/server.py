@@ -128,8 +128,18 @@ class UpstreamServer:
         )
         folder = Path(tempfile.mkdtemp(prefix="pxg-"))  # 0700: no other user gets in
         self.socket = folder / "grpc.sock"
-        server.add_insecure_port(f"unix:{self.socket}")
-        await server.start()
+        try:
+            server.add_insecure_port(f"unix:{self.socket}")
+            await server.start()
+        except RuntimeError as error:  # e.g. a TMPDIR too long for a socket path
+            shutil.rmtree(folder, ignore_errors=True)
+            raise PowerXError(
+                "grpc_listen_failed",
+                f"The host's gRPC services could not listen on {self.socket}: {error}.",
+                "set TMPDIR to a short folder you can write to (a unix socket's path "
+                "must stay under ~100 characters), then start again.",
+                status=500,
+            ) from None
         self._server = server
 
     async def stop(self) -> None:
