@@ -81,7 +81,12 @@ def teams(request):
 
 
 def token(request):
-    access, lasts = client(request).exchange()
+    upstream = client(request)
+    upstream.client_id = request.query_params.get("client_id", upstream.client_id)
+    try:
+        access, lasts = upstream.exchange()
+    except UpstreamError as error:
+        return JSONResponse({"code": error.code.name, "details": error.details}, status_code=401)
     return JSONResponse({"token": access, "expires_in": lasts})
 
 
@@ -198,26 +203,29 @@ def grpc_logs(simulator: RunningSimulator, plugin: str) -> list[dict[str, Any]]:
     return [r for r in records if r.get("stream") == "grpc"]
 
 
-@pytest.mark.parametrize("sandbox", ["auto", "off"])
+@pytest.mark.parametrize(("sandbox", "tenant"), [("auto", "acme"), ("off", "globex")])
 def test_the_example_lists_its_tenants_members_over_grpc_and_is_refused_another_tenant(
-    workspace: Workspace, start_simulator: Any, tmp_path: Path, sandbox: str
+    workspace: Workspace, start_simulator: Any, tmp_path: Path, sandbox: str, tenant: str
 ) -> None:
     workspace.env["POWERX_SANDBOX"] = sandbox
+    workspace.env["POWERX_TENANT"] = tenant  # the run's tenant: the developer's choice
     workspace.login()
     plugin = copy_example(EXAMPLES / "hello-backend-python", tmp_path / "hello-backend")
     simulator: RunningSimulator = start_simulator([plugin])
+    # In its sandbox the socket is bound in; outside one the plugin opens the same path.
+    assert simulator.plugin_status(EXAMPLE_ID)["contained"] is (sandbox == "auto")
     base = f"/_p/{EXAMPLE_ID}/api/v1"
 
     first = simulator.get(f"{base}/members?view=profile")
     assert first.status_code == 200, first.text
     body = first.json()
-    # The test config's tenant (acme, id 1): the same people as the host API's contacts.
+    # The run's tenant (the identity's tenant_id, 1): the same people as its contacts.
     assert body["tenant_id"] == 1
-    assert [m["username"] for m in body["items"]] == newest_first("acme")
+    assert [m["username"] for m in body["items"]] == newest_first(tenant)
     assert body["total"] == len(body["items"]) and body["exchanges"] == 1
-    assert {m["email"].split("@")[1] for m in body["items"]} == {"acme.example"}
+    assert {m["email"].split("@")[1] for m in body["items"]} == {f"{tenant}.example"}
     page = simulator.get(f"{base}/members?page_size=2&offset=2").json()
-    assert [m["username"] for m in page["items"]] == newest_first("acme")[2:4]
+    assert [m["username"] for m in page["items"]] == newest_first(tenant)[2:4]
     assert page["exchanges"] == 1  # the token is reused while it has over 60 s left
     teams = simulator.get(f"{base}/teams").json()
     assert {t["name"] for t in teams["items"]} == {"Platform", "Support", "Growth"}
@@ -287,6 +295,10 @@ def test_a_client_like_powerxpluginbases_refreshes_near_expiry_and_re_exchanges_
             for r in audit_rows(simulator, CLIENT_ID, "permission.denied")
         )
     )
+    # Its secret is for itself and its tenant only: not another plugin's, not tenant 2.
+    for other in (f"{EXAMPLE_ID}.1", f"{CLIENT_ID}.2"):
+        refused = simulator.get(f"{base}/token?client_id={other}")
+        assert refused.status_code == 401 and refused.json()["code"] == "UNAUTHENTICATED"
 
 
 def test_reflection_lists_the_hosts_services_to_a_credential_only(
