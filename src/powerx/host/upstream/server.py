@@ -15,8 +15,7 @@ import contextlib
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +31,17 @@ from powerx.host.images import HostImage
 from powerx.host.supervisor import Supervisor
 from powerx.host.tenants import TenantData
 from powerx.host.upstream.callers import Caller, Callers, bearer
+from powerx.host.upstream.calls import (
+    CallRecord,
+    Context,
+    abort,
+    elapsed_ms,
+    metadata_of,
+    status_of,
+)
 from powerx.host.upstream.contracts import SERVED_SERVICES, Contracts, contracts
 from powerx.host.upstream.iam import Iam
+from powerx.host.upstream.reflection import guarded_reflection
 from powerx.host.upstream.sts import EXCHANGE, INTROSPECT, ScopeRefusal, Sts
 from powerx.host.upstream.tenancy import TenantDirectory
 from powerx.host.upstream.tokens import (
@@ -44,46 +52,7 @@ from powerx.host.upstream.tokens import (
     TokenService,
 )
 
-REFLECTION = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
-ERROR_METADATA = "x-powerx-error"  # the stable error code, beside the status
-_STATUS = {
-    400: grpc.StatusCode.INVALID_ARGUMENT,
-    401: grpc.StatusCode.UNAUTHENTICATED,
-    403: grpc.StatusCode.PERMISSION_DENIED,
-    404: grpc.StatusCode.NOT_FOUND,
-    501: grpc.StatusCode.UNIMPLEMENTED,
-}
-
-__all__ = ["CallRecord", "UpstreamServer", "status_of"]
-
-
-@dataclass(frozen=True)
-class CallRecord:
-    """One call, for the log, the metrics and (when refused) the audit."""
-
-    plugin: str | None  # None: a caller that named none
-    method: str
-    code: str  # the gRPC status name: "OK", "UNAUTHENTICATED", ...
-    latency_ms: float
-    tenant_id: int | None = None
-    error: PowerXError | None = None
-    request: dict[str, Any] = field(default_factory=dict)  # masked before it is kept
-
-
-def status_of(error: PowerXError) -> grpc.StatusCode:
-    return _STATUS.get(error.status, grpc.StatusCode.INTERNAL)
-
-
-def _describe(error: PowerXError) -> str:
-    return f"{error.message} Fix: {error.fix}" if error.fix else error.message
-
-
-def _metadata(context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
-    return {
-        key.lower(): value
-        for key, value in (context.invocation_metadata() or ())
-        if isinstance(value, str)
-    }
+__all__ = ["UpstreamServer"]
 
 
 class UpstreamServer:
@@ -120,27 +89,28 @@ class UpstreamServer:
         from grpc_reflection.v1alpha import reflection_pb2_grpc
 
         compiled = contracts()
-        served = [s for s in SERVED_SERVICES if any(self._offered(s, compiled))]
+        served = self._served(compiled)
         server = grpc.aio.server()
         server.add_generic_rpc_handlers(tuple(self._handlers(compiled, served)))
         reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
-            _guarded_reflection(served, compiled, self), server
+            guarded_reflection(served, compiled.pool, self.check_reflection, self.on_call),
+            server,
         )
         folder = Path(tempfile.mkdtemp(prefix="pxg-"))  # 0700: no other user gets in
-        self.socket = folder / "grpc.sock"
+        socket = folder / "grpc.sock"
         try:
-            server.add_insecure_port(f"unix:{self.socket}")
+            server.add_insecure_port(f"unix:{socket}")
             await server.start()
         except RuntimeError as error:  # e.g. a TMPDIR too long for a socket path
             shutil.rmtree(folder, ignore_errors=True)
             raise PowerXError(
                 "grpc_listen_failed",
-                f"The host's gRPC services could not listen on {self.socket}: {error}.",
+                f"The host's gRPC services could not listen on {socket}: {error}.",
                 "set TMPDIR to a short folder you can write to (a unix socket's path "
                 "must stay under ~100 characters), then start again.",
                 status=500,
             ) from None
-        self._server = server
+        self._server, self.socket = server, socket
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -170,9 +140,7 @@ class UpstreamServer:
         return {
             "address": self.address,
             "tenant_id": self.tenants.home.id,
-            "services": [s for s in SERVED_SERVICES if any(self._offered(s, contracts()))]
-            if self.socket is not None
-            else [],
+            "services": self._served(contracts()) if self.socket is not None else [],
         }
 
     # -- who may do what ---------------------------------------------------------------------
@@ -192,11 +160,12 @@ class UpstreamServer:
         slot = self.supervisor.identity(token)
         return slot.manifest.id if slot is not None else None
 
-    def _offered(self, service: str, compiled: Contracts) -> list[str]:
+    def _served(self, compiled: Contracts) -> list[str]:
+        """The services the image offers a method of (2.2's has no IAM)."""
         return [
-            f"/{service}/{m.name}"
-            for m in compiled.methods(service)
-            if self.image.rpc(f"/{service}/{m.name}") is not None
+            service
+            for service in SERVED_SERVICES
+            if any(self.image.rpc(f"/{service}/{m.name}") for m in compiled.methods(service))
         ]
 
     def _deny(self, caller: Caller, method: str, scope: str, reason: str, enforced: bool) -> None:
@@ -288,12 +257,10 @@ class UpstreamServer:
             handlers.append(grpc.method_handlers_generic_handler(service, methods))
         return handlers
 
-    def _behaviour(
-        self, method: str, serve: Serve, sts: Sts
-    ) -> Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Any]:
+    def _behaviour(self, method: str, serve: Serve, sts: Sts) -> Callable[[Any, Context], Any]:
         credentialed = method in {EXCHANGE, INTROSPECT}  # by the request itself
 
-        async def behaviour(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Message:
+        async def behaviour(request: Any, context: Context) -> Message:
             started = time.perf_counter()
             plugin: str | None = None
             tenant_id: int | None = None
@@ -305,7 +272,7 @@ class UpstreamServer:
                         plugin, tenant_id = client.plugin, client.tenant_id
                 caller = None
                 if not credentialed:
-                    metadata = _metadata(context)
+                    metadata = metadata_of(context)
                     caller = self.callers.identify(metadata)
                     plugin, tenant_id = caller.plugin, caller.tenant.id
                     self._authorize(caller, method)
@@ -325,16 +292,15 @@ class UpstreamServer:
                     CallRecord(
                         plugin,
                         method,
-                        status_of(failed).name if failed else "OK",
-                        _ms(started),
+                        status_of(failed).name,
+                        elapsed_ms(started),
                         tenant_id,
                         failed,
                         MessageToDict(request, preserving_proto_field_name=True),
                     )
                 )
-            await context.abort(
-                status_of(failed), _describe(failed), ((ERROR_METADATA, failed.code),)
-            )
+            assert failed is not None  # the try returned otherwise
+            await abort(context, failed)
 
         return behaviour
 
@@ -373,32 +339,3 @@ def _iam_call(handler: Callable[[Any, Any], Message]) -> Serve:
         return handler(caller.tenant, request)
 
     return serve
-
-
-def _guarded_reflection(served: list[str], compiled: Contracts, host: UpstreamServer) -> Any:
-    """grpcio-reflection's servicer over our pool, refusing callers without a credential."""
-    from grpc_reflection.v1alpha import reflection
-
-    class GuardedReflection(reflection.aio.ReflectionServicer):  # type: ignore[misc]
-        async def ServerReflectionInfo(
-            self, requests: Any, context: grpc.aio.ServicerContext[Any, Any]
-        ) -> AsyncIterator[Any]:
-            started = time.perf_counter()
-            try:
-                plugin = host.check_reflection(_metadata(context))
-            except PowerXError as error:
-                host.on_call(
-                    CallRecord(None, REFLECTION, status_of(error).name, _ms(started), error=error)
-                )
-                await context.abort(
-                    status_of(error), _describe(error), ((ERROR_METADATA, error.code),)
-                )
-            host.on_call(CallRecord(plugin, REFLECTION, "OK", _ms(started)))
-            async for answer in super().ServerReflectionInfo(requests, context):
-                yield answer
-
-    return GuardedReflection([*served, reflection.SERVICE_NAME], pool=compiled.pool)
-
-
-def _ms(since: float) -> float:
-    return (time.perf_counter() - since) * 1000
