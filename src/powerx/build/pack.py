@@ -16,6 +16,7 @@ EXCLUDED_DIRS = frozenset(
         ".hg",
         ".svn",
         ".powerx",
+        ".px-plugin",  # px-plugin's own build output and caches (`px-plugin dev`)
         "__pycache__",
         "node_modules",
         ".venv",

@@ -30,6 +30,7 @@ from powerx.host.egress_proxy import EgressProxy
 from powerx.host.gateway import Denial, Gateway
 from powerx.host.identity import ContextSigner
 from powerx.host.images import HostImage, check_compatible, get_image, unknown_permissions
+from powerx.host.rbac import RbacDenial, RbacGate
 from powerx.host.reload_failures import ReloadFailure, ReloadFailures, plugin_state
 from powerx.host.reload_gate import ReloadGate
 from powerx.host.sandbox import containment
@@ -131,12 +132,16 @@ class Simulator:
         self.reload_failures = ReloadFailures()
         self.denials: list[Denial] = []
         self.counters: Counter[str] = Counter()
+        self.rbac = RbacGate(config.identities, on_denied=self._on_rbac_denied)
         self.gateway = Gateway(
             self.image,
             config.permission_policy,
             self.supervisor,
             config.tenant,
             on_denied=self._on_denied,
+            identities=config.identities,
+            default_identity=config.identity,
+            rbac=self.rbac,
         )
         self.tenant_ids = TenantDirectory(config)
         # The host's gRPC services, over the same per-tenant mock data as the host API.
@@ -207,13 +212,29 @@ class Simulator:
             or self.config.permission_policy.mode == "enforce"
             or "policy" in denial.reason
         )
-        self.observer.permission_denied(denial.plugin, denial.scope, denial.api, enforced)
+        self.observer.permission_denied(
+            denial.plugin, denial.scope, denial.api, enforced, denial.identity
+        )
+
+    def _on_rbac_denied(self, denial: RbacDenial) -> None:
+        """An identity lacked a permission (a tool's, or a host API's scope): refused
+        whatever the permission policy's mode, counted and audited like other denials."""
+        self._on_denied(
+            Denial(
+                denial.plugin,
+                denial.what,
+                str(denial.permission),
+                f"identity '{denial.identity}' lacks the permission",
+                enforced=True,
+                identity=denial.identity,
+            )
+        )
 
     # -- the debugger's view ---------------------------------------------------------------
 
     def _runtime_of(self, plugin_id: str) -> str | None:
         slot = self.supervisor.slots.get(plugin_id)
-        return slot.manifest.runtime if slot else None
+        return slot.manifest.debug_runtime if slot else None
 
     def _source_dir_of(self, plugin_id: str) -> Path | None:
         slot = self.supervisor.slots.get(plugin_id)

@@ -33,6 +33,9 @@ from powerx.host.launcher import Launcher, LaunchSpec, PluginProcess, choose_lau
 from powerx.host.liveness import watch_liveness
 from powerx.host.programs import (
     PROBE_TIMEOUT_S,
+    PROGRAM_BACKOFF_FIRST_S,
+    PROGRAM_BACKOFF_MAX_S,
+    PROGRAM_STOP_GRACE_S,
     backend_environment,
     backend_start_failed,
     backend_unhealthy,
@@ -45,7 +48,13 @@ from powerx.host.sandbox import Sandbox
 from powerx.host.socket_routes import SocketRoutes, base_url
 from powerx.manifest import Manifest
 from powerx.plugin_imports import explain_missing_module
-from powerx.runtimes import CONTROL_PREFIX, LISTEN_DIR_ENV, NODE_EGRESS_PRELOAD, PYTHON_CHILD_PATH
+from powerx.runtimes import (
+    CONTROL_PREFIX,
+    DEBUG_PROGRAM_ENV,
+    LISTEN_DIR_ENV,
+    NODE_EGRESS_PRELOAD,
+    PYTHON_CHILD_PATH,
+)
 from powerx.runtimes.egress_guard import POLICY_ENV as EGRESS_POLICY_ENV
 from powerx.runtimes.egress_guard import EgressPolicy
 
@@ -329,8 +338,10 @@ class Supervisor:
         if not manifest.runtime.startswith("node"):
             # And a `python` it starts runs python_child/sitecustomize.py, which does the same.
             env["PYTHONPATH"] = str(PYTHON_CHILD_PATH)
-        if self.debug is not None and self.debug.wants_debug(manifest.id, manifest.runtime):
-            env["POWERX_DEBUGGER"] = "1"
+        if self.debug is not None and self.debug.wants_debug(manifest.id, manifest.debug_runtime):
+            # A program's Python loads the debugger in sitecustomize, under its own name so
+            # that the shim (whose start-up runs sitecustomize too) does not load it twice.
+            env[DEBUG_PROGRAM_ENV if manifest.is_backend else "POWERX_DEBUGGER"] = "1"
         return env
 
     @staticmethod
@@ -669,13 +680,19 @@ class Supervisor:
                 await asyncio.wait_for(gen.idle.wait(), DRAIN_TIMEOUT_S)
         self.tokens.pop(gen.token, None)
         if gen.process.returncode is None:
+            slot = self.slots.get(gen.plugin_id)
+            program = slot is not None and slot.manifest.is_backend
+            grace = PROGRAM_STOP_GRACE_S if program else STOP_GRACE_S
             gen.process.close_stdin()
             gen.process.terminate()
             try:
-                await asyncio.wait_for(gen.process.wait(), STOP_GRACE_S)
+                await asyncio.wait_for(gen.process.wait(), grace)
             except TimeoutError:
                 gen.process.kill()
                 await gen.process.wait()
+                if slot is not None:
+                    message = f"did not stop within {grace:g} s of SIGTERM: killed (SIGKILL)"
+                    self._log(slot, gen.number, "system", message)
         if gen.state in {"draining", "starting"}:
             gen.state = "stopped"
         for task in gen.tasks:
@@ -732,7 +749,10 @@ class Supervisor:
                 "Fix the plugin and save (or reload) to start it again.",
             )
             return
-        delay = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (len(recent) - 1))
+        first, most = (BACKOFF_FIRST_S, BACKOFF_MAX_S)
+        if slot.manifest.is_backend:
+            first, most = (PROGRAM_BACKOFF_FIRST_S, PROGRAM_BACKOFF_MAX_S)
+        delay = min(most, first * 2 ** (len(recent) - 1))
         self._log(slot, crashed.number, "system", f"restarting in {delay:.1f} s")
         await asyncio.sleep(delay)
         async with slot.lock:

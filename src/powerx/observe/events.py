@@ -25,6 +25,8 @@ TELEMETRY = "plugin.debug.telemetry"
 EGRESS_BLOCKED = "plugin.debug.egress_blocked"
 WATCH = "plugin.debug.watch"  # a dev loop's watcher armed, re-planned or stopped
 RELOAD_PENDING = "plugin.debug.reload_pending"  # a dev loop builds a reload (or gave up)
+# PowerX's dev hot-load protocol: a session started, reloaded or ended (host/dev_sessions.py)
+DEV_SESSION = "plugin.dev.session"
 GAP = "stream.gap"
 
 

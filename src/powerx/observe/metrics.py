@@ -62,7 +62,8 @@ class Metrics:
         )
         self.permission_denials = Counter(
             "debug_permission_denied",
-            "Host API calls refused because the manifest lacks the scope.",
+            "Host API calls refused because the manifest lacks the scope, and requests "
+            "refused because the identity's perms lack the permission (RBAC).",
             ["plugin", "scope"],
             registry=self.registry,
         )

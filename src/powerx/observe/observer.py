@@ -186,15 +186,18 @@ class Observer:
         )
         return report_id
 
-    def permission_denied(self, plugin: str, scope: str, api: str, enforced: bool) -> None:
+    def permission_denied(
+        self, plugin: str, scope: str, api: str, enforced: bool, identity: str | None = None
+    ) -> None:
+        """A host API call outside the plugin's scopes, or a request (to a tool, or a host
+        API call) made as an identity whose perms lack the permission (``identity``)."""
         self.metrics.permission_denials.labels(plugin, scope).inc()
+        details = {"scope": scope, "api": api}
+        if identity is not None:
+            details["identity"] = identity
         # Called from the request path: the refusal goes out now, the row follows.
         self._spawn(
-            self.audit(
-                "permission.denied" if enforced else "permission.warned",
-                plugin,
-                {"scope": scope, "api": api},
-            )
+            self.audit("permission.denied" if enforced else "permission.warned", plugin, details)
         )
 
     def host_call(
