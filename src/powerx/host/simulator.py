@@ -35,6 +35,8 @@ from powerx.host.reload_failures import ReloadFailure, ReloadFailures, plugin_st
 from powerx.host.reload_gate import ReloadGate
 from powerx.host.sandbox import containment
 from powerx.host.supervisor import Generation, LogLine, PluginSlot, Supervisor
+from powerx.host.upstream import CallRecord, TenantDirectory, UpstreamServer
+from powerx.host.upstream.sts import EXCHANGE
 from powerx.manifest import MANIFEST_FILE, MANIFEST_FILES, PLUGIN_YAML, Manifest, parse_manifest
 from powerx.observe import events
 from powerx.observe.logs import PluginContext
@@ -123,7 +125,7 @@ class Simulator:
             debug=self.debugger,
             on_stopped=self._drop_run_tree,
             run_folder=self.store.run_folder if self.containment.contained else None,
-            plugin_env=self.signer.plugin_environment,
+            plugin_env=self._plugin_environment,
             identity=config.identity,
         )
         self.gate = ReloadGate()
@@ -141,6 +143,17 @@ class Simulator:
             identities=config.identities,
             default_identity=config.identity,
             rbac=self.rbac,
+        )
+        self.tenant_ids = TenantDirectory(config)
+        # The host's gRPC services, over the same per-tenant mock data as the host API.
+        self.upstream = UpstreamServer(
+            self.image,
+            config.permission_policy,
+            self.supervisor,
+            self.tenant_ids,
+            self.gateway.data,
+            self._on_grpc_call,
+            self._on_denied,
         )
         self.shutdown_requested = asyncio.Event()
         self.dashboard_key = secrets.token_urlsafe(24)
@@ -165,6 +178,32 @@ class Simulator:
             message.get("port") if isinstance(message.get("port"), int) else None,
             str(message.get("route")),
             str(message.get("reason")),
+        )
+
+    def _plugin_environment(self, plugin_id: str, token: str) -> dict[str, str]:
+        """What a generation is handed beyond the basics: how requests to it are signed,
+        and where and as whom it calls the host's gRPC services."""
+        return {
+            **self.signer.plugin_environment(plugin_id),
+            **self.upstream.plugin_environment(plugin_id, token),
+        }
+
+    def _on_grpc_call(self, call: CallRecord) -> None:
+        slot = self.supervisor.slots.get(call.plugin) if call.plugin else None
+        tenant = self.tenant_ids.get(call.tenant_id) if call.tenant_id else None
+        audit = None
+        if call.method == EXCHANGE:  # credentials traded for a token: a security event
+            audit = "sts.exchange" if call.error is None else "sts.refused"
+        self.observer.host_call(
+            call.plugin or "unknown",
+            slot.active.number if slot is not None and slot.active is not None else None,
+            call.method,
+            call.code,
+            call.latency_ms,
+            tenant=tenant.name if tenant else None,
+            message=call.error.message if call.error else "",
+            request=call.request,
+            audit=audit,
         )
 
     def _on_denied(self, denial: Denial) -> None:
@@ -714,6 +753,7 @@ class Simulator:
                 "flags": self.config.flags,
                 "counters": dict(self.counters),
                 "containment": self.containment.as_dict(),
+                "grpc": self.upstream.status(),
             },
             "plugins": plugins,
         }
@@ -736,12 +776,15 @@ class Simulator:
         )
 
     async def start_services(self) -> None:
-        """Listeners the plugins need before the first one starts: the egress proxy."""
+        """Listeners the plugins need before the first one starts: the egress proxy and
+        the host's gRPC services."""
         if self._run_tree_in_ram:  # left by a simulator that was killed: nothing runs there
             shutil.rmtree(self.store.unpacked, ignore_errors=True)
         proxy = EgressProxy(self.supervisor.egress_policy, self._on_proxy_blocked)
         await proxy.start()
         self.supervisor.egress_proxy = proxy
+        await self.upstream.start()
+        self.supervisor.grpc_socket = self.upstream.socket
 
     def _on_proxy_blocked(self, plugin: str, host: str, port: int, reason: str) -> None:
         slot = self.supervisor.slots.get(plugin)
@@ -753,6 +796,7 @@ class Simulator:
         if self._run_tree_in_ram:  # the archives stay on disk; RAM is given back
             shutil.rmtree(self.store.unpacked, ignore_errors=True)
         await self.debugger.close()
+        await self.upstream.stop()
         if self.supervisor.egress_proxy is not None:
             await self.supervisor.egress_proxy.close()
         await self.observer.audit("host.stop", None, {"url": self.url, "pid": os.getpid()})

@@ -174,17 +174,19 @@ class Supervisor:
         debug: DebugHooks | None = None,
         on_stopped: Callable[[Generation], None] | None = None,
         run_folder: Callable[[str], Path] | None = None,
-        plugin_env: Callable[[str], Mapping[str, str]] | None = None,
+        plugin_env: Callable[[str, str], Mapping[str, str]] | None = None,
         identity: str | None = None,
     ) -> None:
         self.host_url = host_url
         self.run_identity = identity  # its .dev.vars.<identity> applies
-        # More environment per plugin: the context-signing settings (host/identity.py).
+        # More environment per plugin and generation token: the context-signing settings
+        # (host/identity.py), the host's gRPC services (host/upstream).
         self.plugin_env = plugin_env
         # Set: each plugin runs in its own sandbox (host/sandbox.py), in this folder.
         self.run_folder = run_folder
         self.sandboxes: dict[str, Sandbox] = {}
         self.host_socket: Path | None = None  # the host API on a unix socket, for sandboxes
+        self.grpc_socket: Path | None = None  # the host's gRPC services (always a socket)
         self.debug = debug
         self.on_stopped = on_stopped
         self.egress_proxy: EgressProxy | None = None  # set once the simulator started it
@@ -235,6 +237,7 @@ class Supervisor:
                 self._base_env(),
                 self._simulator_ports(),
                 self.host_socket,
+                self.grpc_socket,
             )
         return self.sandboxes[plugin]
 
@@ -330,7 +333,7 @@ class Supervisor:
             }
         )
         if self.plugin_env is not None:
-            env.update(self.plugin_env(manifest.id))
+            env.update(self.plugin_env(manifest.id, token))
         if self.egress_proxy is not None:
             # Tools the plugin starts (curl, pip ...) go through the proxy, which applies the
             # same policy; the simulator itself is reached directly.

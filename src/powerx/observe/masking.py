@@ -16,7 +16,7 @@ What is masked:
   ``secret_name``, ``auth_url``, ``password_file``), nor ``tokens``/``sessions``, which
   are counts (``max_tokens``). ``pwd`` is, so the shell's ``PWD`` is masked too.
 - in text: ``Bearer``/``Basic`` credentials, JWTs, API keys with a known prefix
-  (``sk-``, ``ghp_``, ``AKIA``, our ``pxp_``/``pxm_`` ...), URL passwords, e-mail local
+  (``sk-``, ``ghp_``, ``AKIA``, our ``pxp_``/``pxm_``/``pxs_`` ...), URL passwords, e-mail local
   parts, ``Authorization``/``Cookie`` header values, and the value of ``key=value``,
   ``key: value`` and ``"key": "value"`` pairs with a sensitive key. An unquoted value
   ends at whitespace or one of ``&,;()[]{}<>``; ``null``/``None`` are left visible.
@@ -271,6 +271,7 @@ _API_KEY_SHAPES: tuple[tuple[str, str], ...] = (
     ("hf_", "[A-Za-z0-9]{30,}"),  # Hugging Face
     ("pxp_", "[A-Za-z0-9_-]{4,}"),  # our per-process plugin tokens
     ("pxm_", "[A-Za-z0-9_-]{4,}"),  # our mock developer credentials
+    ("pxs_", "[A-Za-z0-9_-]{4,}"),  # our STS client secrets (host/upstream)
 )
 _API_KEY = re.compile(
     "|".join(f"{prefix}(?<![A-Za-z0-9]{prefix}){body}" for prefix, body in _API_KEY_SHAPES)
@@ -381,7 +382,7 @@ _RARE_TRIGGER = re.compile(
     r"|j(?:wt|(?<=eyj))"
     r"|k(?:en|ey|ie|ia|-)"  # token, key, cookie, AKIA, sk-
     r"|wd(?<=pwd)"
-    r"|x(?:ox|app-|[pm]_)"  # Slack, pxp_ and pxm_
+    r"|x(?:ox|app-|[pms]_)"  # Slack, pxp_, pxm_ and pxs_
     r"|za"  # AIza
 )
 _COMMON_TRIGGERS = (

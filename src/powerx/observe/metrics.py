@@ -67,7 +67,12 @@ class Metrics:
             ["plugin", "scope"],
             registry=self.registry,
         )
-
+        self.host_calls = Counter(
+            "debug_host_grpc_calls",
+            "Calls to the host's gRPC services (STS, IAM) by plugin, method and status code.",
+            ["plugin", "method", "code"],
+            registry=self.registry,
+        )
         self.egress_blocked = Counter(
             "debug_egress_blocked",
             "Connections a plugin tried to open to production PowerX or a host outside its "
