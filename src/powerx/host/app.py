@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from powerx.auth import check_bearer
@@ -37,6 +37,7 @@ from powerx.host.observe_routes import observability_routes, reader_check
 from powerx.host.reload_failures import STALE_HEADER
 from powerx.host.request_guard import RequestGuard
 from powerx.host.simulator import Simulator
+from powerx.host.stale_page import CSP, stale_page, wants_page
 from powerx.host.tool_routes import tool_routes
 
 DIGEST_HEADER = "x-powerx-digest"
@@ -340,6 +341,18 @@ def create_app(
         failure = stale.get(plugin_id)
         if failure is not None and failure.describes(generation.digest):
             response_headers[STALE_HEADER] = failure.header_for(generation.number)
+            if wants_page(request.headers.get("accept"), upstream.headers.get("content-type")):
+                return HTMLResponse(
+                    stale_page(plugin_id, failure, generation.number),
+                    status_code=500,
+                    headers={
+                        STALE_HEADER: response_headers[STALE_HEADER],
+                        "x-powerx-generation": str(generation.number),
+                        "content-security-policy": CSP,
+                        "cache-control": "no-store",
+                    },
+                    background=BackgroundTask(generation.answered),
+                )
         held = ""
         if held_ms >= 1:
             response_headers[HELD_HEADER] = f"{held_ms:.0f}"
