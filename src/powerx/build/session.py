@@ -24,6 +24,11 @@ class BuildSession:
     def __init__(self, plugin_dir: Path, build_dir: Path) -> None:
         self.root = plugin_dir.resolve()
         self.build_dir = build_dir
+        # Go's build cache, shared by the plugins of a project and kept between runs:
+        # beside the build folders, in the state folder.
+        self.go_cache = build_dir.parent / "go-cache"
+        # Set while a debugger is attached: Go plugins are built for it (no optimisation).
+        self.debug = False
         self._compiled: dict[Path, tuple[int, int]] = {}
         self._esbuild: EsbuildWorker | None = None
         # Files a backend plugin's build command wrote (relative): not saves of the developer.
@@ -51,7 +56,7 @@ class BuildSession:
         manifest = manifest or load_manifest(self.root)
         executable: frozenset[str] = frozenset()
         if manifest.is_backend:
-            self.build_outputs |= run_build_command(manifest, self.root)
+            self.build_outputs |= run_build_command(manifest, self.root, self.go_cache, self.debug)
             members, runnable, executable = program_members(manifest, self.root)
         elif manifest.runtime == "python3.11":
             members, runnable = self._python_members(manifest)
