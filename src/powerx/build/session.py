@@ -13,6 +13,7 @@ from pathlib import Path
 
 from powerx.build.artefact import ARTEFACT_INFO, Artefact
 from powerx.build.esbuild import EsbuildWorker
+from powerx.build.go import go_build_for
 from powerx.build.node import node_members
 from powerx.build.pack import digest, pack, source_files
 from powerx.build.program import program_members, run_build_command
@@ -64,13 +65,15 @@ class BuildSession:
             if manifest.needs_esbuild and self._esbuild is None:
                 self._esbuild = EsbuildWorker()
             members, runnable = node_members(manifest, self.root, self.build_dir, self._esbuild)
-        info = {
+        info: dict[str, str | None] = {
             "plugin": manifest.id,
             "version": manifest.version,
             "runtime": manifest.runtime,
             "runnable": runnable,
             "entry_attribute": manifest.entry_attribute,
         }
+        if manifest.is_backend and go_build_for(manifest, self.root) is not None:
+            info["debugger"] = "dlv"  # a Go program: Delve debugs it
         members.append((ARTEFACT_INFO, json.dumps(info, sort_keys=True).encode()))
         manifest_path = find_manifest(self.root)  # the artefact carries the file the plugin has
         members.append((manifest_path.name, manifest_path.read_bytes()))
