@@ -15,6 +15,9 @@ developer without the simulator works: a watcher that on each save stops the ser
 `go build` and starts the binary again (watchfiles' CLI, the Go counterpart of nodemon;
 warm build cache for both). Requests carry the signed tenant context the example checks.
 
+The backend rows run the backend examples (their own server on PORT) under powerx, and the
+same server files under `uvicorn --reload` and `nodemon`.
+
 Three nodemon rows: the plain JavaScript server is the fastest nodemon can be (no build);
 the TypeScript one is the same server in TypeScript, rebuilt with esbuild on each restart,
 which is how nodemon runs a TypeScript app like the powerx Node example; the third is that
@@ -57,6 +60,10 @@ TOOLS = (
     "nodemon",
     "nodemon-ts",
     "nodemon-host",
+    "powerx-backend-python",
+    "uvicorn-backend",
+    "powerx-backend-node",
+    "nodemon-backend",
     "powerx-go",
     "go-restart",
 )
@@ -345,6 +352,94 @@ def bench_go_restart(edits: int, gap_s: float, timeout_s: float, work: Path) -> 
     return result
 
 
+@dataclass(frozen=True)
+class BackendExample:
+    """A backend example, the line that holds its greeting, and how to rewrite it."""
+
+    folder: str
+    plugin_id: str
+    source: str
+    prefix: str
+    line: str
+
+
+BACKENDS = {
+    "python": BackendExample(
+        "hello-backend-python",
+        "com.example.hello-backend-python",
+        "server.py",
+        "GREETING =",
+        'GREETING = "{}"',
+    ),
+    "node": BackendExample(
+        "hello-backend-node",
+        "com.example.hello-backend-node",
+        "server.js",
+        "const GREETING =",
+        'const GREETING = "{}";',
+    ),
+}
+
+
+def bench_powerx_backend(
+    language: str, edits: int, gap_s: float, timeout_s: float, work: Path
+) -> Result:
+    example = BACKENDS[language]
+    plugin = work / f"powerx-{example.folder}"
+    shutil.copytree(REPO / "examples" / example.folder, plugin, symlinks=True)
+    source = plugin / example.source
+
+    def edit(marker: str) -> None:
+        set_constant(source, example.prefix, example.line.format(marker))
+
+    result = Result(f"powerx backend ({language})")
+    with (
+        LocalSimulator([plugin], watch=True, workdir=work / f"sim-backend-{language}") as sim,
+        httpx.Client(trust_env=False, timeout=10) as client,
+    ):
+        url = f"{sim.url}/_p/{example.plugin_id}/api/v1/hello"
+        wait_up(url, client)
+        measure(result, url, edit, edits, gap_s, timeout_s, client)
+    return result
+
+
+def bench_backend_restarting(
+    language: str, edits: int, gap_s: float, timeout_s: float, work: Path
+) -> Result:
+    """The same backend server file under `uvicorn --reload` (Python) or `nodemon` (Node)."""
+    example = BACKENDS[language]
+    folder = work / f"restarting-{example.folder}"
+    shutil.copytree(REPO / "examples" / example.folder, folder, symlinks=True)
+    source = folder / example.source
+    port = free_port()
+    if language == "python":
+        tool = "uvicorn --reload (backend server)"
+        command = [sys.executable, "-m", "uvicorn", "server:app", "--reload"]
+        command += ["--port", str(port), "--log-level", "warning"]
+        env = {"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"}
+    else:
+        if not NODEMON.exists():
+            raise SystemExit("nodemon missing: run `make bench` (or `npm ci` in benchmarks/)")
+        tool = "nodemon (backend server)"
+        command = [str(NODEMON), "--quiet", "server.js"]
+        node_dir = Path(shutil.which("node") or "node").parent
+        env = {"PATH": f"{node_dir}:/usr/bin:/bin", "PORT": str(port)}
+    result = Result(tool)
+    with running(command, folder, env), httpx.Client(trust_env=False, timeout=10) as client:
+        url = f"http://127.0.0.1:{port}/api/v1/hello"
+        wait_up(url, client)
+        measure(
+            result,
+            url,
+            lambda m: set_constant(source, example.prefix, example.line.format(m)),
+            edits,
+            gap_s,
+            timeout_s,
+            client,
+        )
+    return result
+
+
 @contextmanager
 def running(
     command: list[str], cwd: Path, env: dict[str, str]
@@ -505,6 +600,8 @@ def table(results: list[Result]) -> str:
         ("powerx (node)", "nodemon + esbuild (TypeScript)"),
         ("powerx (node)", "nodemon + esbuild (TypeScript, host API call)"),
         ("powerx (go)", "go build && restart"),
+        ("powerx backend (python)", "uvicorn --reload (backend server)"),
+        ("powerx backend (node)", "nodemon (backend server)"),
     ):
         if ours in by_tool and theirs in by_tool:
             ratio = by_tool[theirs].percentile(50) / by_tool[ours].percentile(50)
@@ -558,6 +655,18 @@ def main() -> int:
                 args.edits, gap_s, args.timeout_s, work, args.broken_every
             ),
             "go-restart": lambda: bench_go_restart(args.edits, gap_s, args.timeout_s, work),
+            "powerx-backend-python": lambda: bench_powerx_backend(
+                "python", args.edits, gap_s, args.timeout_s, work
+            ),
+            "uvicorn-backend": lambda: bench_backend_restarting(
+                "python", args.edits, gap_s, args.timeout_s, work
+            ),
+            "powerx-backend-node": lambda: bench_powerx_backend(
+                "node", args.edits, gap_s, args.timeout_s, work
+            ),
+            "nodemon-backend": lambda: bench_backend_restarting(
+                "node", args.edits, gap_s, args.timeout_s, work
+            ),
         }
         for name in chosen:
             results.append(runners[name]())

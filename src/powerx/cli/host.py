@@ -119,8 +119,8 @@ def start(
     paths: Annotated[
         list[Path] | None,
         typer.Argument(
-            help="Plugin folders (each holds powerx.plugin.yaml); none: mount them later "
-            "with `powerx dev DIR`."
+            help="Plugin folders (each holds plugin.yaml or powerx.plugin.yaml); none: mount "
+            "them later with `powerx dev DIR`."
         ),
     ] = None,
     mock: Annotated[

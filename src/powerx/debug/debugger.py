@@ -110,8 +110,10 @@ class Debugger:
                 )
         elif "url" in endpoint:  # node: the inspector's WebSocket
             info = json.loads((run_dir / "artefact.json").read_text(encoding="utf-8"))
-            bundle = run_dir / str(info["runnable"])
+            bundle: Path | None = run_dir / str(info["runnable"])
             source_dir = self._source_dir_of(plugin) or run_dir
+            if info.get("runtime") == "program":  # its scripts run as they are, from src/
+                bundle, source_dir = None, run_dir / "src"
 
             async def open_link(on_event: Callable[[Message], None]) -> Link:
                 return await NodeLink.open(
@@ -166,7 +168,9 @@ class Debugger:
             raise PowerXError(
                 "debug_runtime_unsupported",
                 f"{plugin} runs on {runtime}, which the debugger does not support.",
-                "debug Python (python3.11), Node (node18) or Go backend plugins.",
+                "debug Python (python3.11) or Node (node18) handlers, a backend whose "
+                "backend.entry starts python or node (uvicorn, gunicorn, a .py or .js file ...), "
+                "or a Go backend (built with go, debugged with Delve).",
                 status=422,
             )
         # Python: the files the serving artefact holds; Node: the TypeScript sources.

@@ -152,7 +152,7 @@ class Gateway:
         raise PowerXError(
             "permission_denied",
             f"Plugin {manifest.id} lacks scope '{api.scope}' needed by {api.name}.",
-            f"add '{api.scope}' to permissions in powerx.plugin.yaml.",
+            f"add '{api.scope}' to permissions in plugin.yaml.",
             status=403,
             details={"scope": api.scope, "api": api.name, "plugin": manifest.id},
         )

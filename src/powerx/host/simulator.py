@@ -181,7 +181,7 @@ class Simulator:
             return None
         if slot.manifest.is_backend and go_build_for(slot.manifest, slot.source_dir):
             return "go"
-        return slot.manifest.runtime
+        return slot.manifest.debug_runtime
 
     def _source_dir_of(self, plugin_id: str) -> Path | None:
         slot = self.supervisor.slots.get(plugin_id)

@@ -46,7 +46,13 @@ from powerx.host.sandbox import Sandbox
 from powerx.host.socket_routes import SocketRoutes, base_url
 from powerx.manifest import Manifest
 from powerx.plugin_imports import explain_missing_module
-from powerx.runtimes import CONTROL_PREFIX, LISTEN_DIR_ENV, NODE_EGRESS_PRELOAD, PYTHON_CHILD_PATH
+from powerx.runtimes import (
+    CONTROL_PREFIX,
+    DEBUG_PROGRAM_ENV,
+    LISTEN_DIR_ENV,
+    NODE_EGRESS_PRELOAD,
+    PYTHON_CHILD_PATH,
+)
 from powerx.runtimes.egress_guard import POLICY_ENV as EGRESS_POLICY_ENV
 from powerx.runtimes.egress_guard import EgressPolicy
 
@@ -329,8 +335,10 @@ class Supervisor:
         if not manifest.runtime.startswith("node"):
             # And a `python` it starts runs python_child/sitecustomize.py, which does the same.
             env["PYTHONPATH"] = str(PYTHON_CHILD_PATH)
-        if self.debug is not None and self.debug.wants_debug(manifest.id, manifest.runtime):
-            env["POWERX_DEBUGGER"] = "1"
+        if self.debug is not None and self.debug.wants_debug(manifest.id, manifest.debug_runtime):
+            # A program's Python loads the debugger in sitecustomize, under its own name so
+            # that the shim (whose start-up runs sitecustomize too) does not load it twice.
+            env[DEBUG_PROGRAM_ENV if manifest.is_backend else "POWERX_DEBUGGER"] = "1"
         return env
 
     @staticmethod
