@@ -186,8 +186,13 @@ def test_go_save_reloads_with_no_failed_request_while_a_client_loops(
     assert failures == []
     assert answered[0] == "hello from go" and {"v1", "v2", "v3"} <= set(answered)
     assert simulator.plugin_status(GO_ID)["generation"] == 4  # one generation per save
-    reloads = [line for line in simulator.output().splitlines() if GO_ID in line and "gen " in line]
-    assert len(reloads) == 3 and all(line.startswith("✓") for line in reloads), reloads
+
+    def reload_lines() -> list[str]:
+        lines = simulator.output().splitlines()
+        return [line for line in lines if GO_ID in line and "gen " in line]
+
+    reloads = wait_until(lambda: len(reload_lines()) >= 3 and reload_lines())  # printed after
+    assert reloads and len(reloads) == 3 and all(line.startswith("✓") for line in reloads)
 
 
 def test_go_compile_error_keeps_the_old_generation_and_names_file_line_column(
