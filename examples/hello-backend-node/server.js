@@ -3,6 +3,12 @@
 // The tenant comes from the signed context the host adds to each request (X-PowerX-CTX,
 // verified with X-PowerX-CTX-SIG and the secret in PLUGIN_CTX_HMAC_SECRET); a request
 // without it is answered for no tenant, one with a wrong signature is refused.
+//
+// It does not call the host's gRPC services (STS, IAM at PX_GRPC_UPSTREAM_ADDRESS), as
+// examples/hello-backend-python does: this example is plain node with no dependencies,
+// and Node has no gRPC client built in (HTTP/2 framing, protobuf and reflection would
+// have to be written by hand). A Node plugin that wants them adds @grpc/grpc-js (with
+// @grpc/proto-loader or its reflection client); it dials the same `unix:///...` address.
 "use strict";
 
 const crypto = require("node:crypto");

@@ -13,6 +13,7 @@ from powerx.build.go import go_build_for
 from powerx.build.toolchain import dlv_version, go_version, node_executable
 from powerx.config import OBSERVABILITY_FLAG, SIMULATOR_FLAG, SimulatorConfig, load_config
 from powerx.errors import PowerXError, Problem
+from powerx.host.dev_vars import read_dev_vars
 from powerx.host.images import get_image
 from powerx.host.preflight import check_plugin, check_runtime
 from powerx.host.running import simulator_on_port
@@ -212,7 +213,27 @@ def _plugins(paths: list[Path], config: SimulatorConfig) -> list[Check]:
                 or f"{manifest.id} {manifest.version} ({manifest.runtime}) fits {image.name}",
             )
         )
+        checks += _settings(path, config.identity)
     return checks
+
+
+def _settings(path: Path, identity: str | None) -> list[Check]:
+    """The names (never the values) a plugin's .dev.vars give it."""
+    settings = read_dev_vars(path, identity)
+    if not settings.files:
+        return []
+    files = ", ".join(f.name for f in settings.files)
+    names = ", ".join(sorted(settings.values)) or "none"
+    if settings.ignored:
+        return [
+            Check(
+                f"settings {path}",
+                "warn",
+                f"{files}: {names}; ignored: {', '.join(settings.ignored)}",
+                "rename the ignored ones: powerx sets them itself.",
+            )
+        ]
+    return [Check(f"settings {path}", "ok", f"{files}: {names} (values hidden)")]
 
 
 def diagnose(paths: list[Path], config_path: Path | None = None) -> list[Check]:

@@ -243,12 +243,57 @@ def test_a_save_reloads_a_watched_backend(
 def test_a_backend_that_dies_while_serving_is_restarted(
     workspace: Workspace, tmp_path: Path, start_simulator: Any
 ) -> None:
+    """With PowerX's backoff: 1 s after the first crash, doubling (to 10 s at most)."""
     simulator, _ = start_backend(workspace, start_simulator, tmp_path, "auto")
-    crashed = simulator.plugin_status(BACKEND_ID)["pid"]
-    os.kill(crashed, signal.SIGKILL)
-    simulator.wait_generation(BACKEND_ID, 2)
-    assert hello(simulator)["greeting"] == "hello from a backend"
-    assert simulator.plugin_status(BACKEND_ID)["pid"] != crashed
+    for generation, delay in ((2, "1.0"), (3, "2.0")):
+        crashed = simulator.plugin_status(BACKEND_ID)["pid"]
+        os.kill(crashed, signal.SIGKILL)
+        simulator.wait_generation(BACKEND_ID, generation)
+        assert f"restarting in {delay} s" in simulator.output()
+        assert hello(simulator)["greeting"] == "hello from a backend"
+        assert simulator.plugin_status(BACKEND_ID)["pid"] != crashed
+
+
+STUBBORN_SERVER = """
+import signal
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+import os
+
+GREETING = "stubborn"
+
+
+async def answer(request):
+    return JSONResponse({"greeting": GREETING})
+
+
+class Server(uvicorn.Server):
+    def handle_exit(self, sig, frame):
+        print("ignoring", signal.Signals(sig).name, flush=True)
+
+
+app = Starlette(routes=[Route("/healthz", answer), Route("/api/v1/hello", answer)])
+config = uvicorn.Config(app, host="127.0.0.1", port=int(os.environ["PORT"]), log_level="warning")
+Server(config).run()
+"""
+
+
+def test_a_program_that_ignores_sigterm_is_killed_five_seconds_later(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    simulator, plugin = start_backend(workspace, start_simulator, tmp_path, "auto")
+    (plugin / "server.py").write_text(STUBBORN_SERVER)
+    assert push(simulator, plugin).status_code == 200
+    stubborn = simulator.plugin_status(BACKEND_ID)["pid"]
+    set_greeting(plugin, "next")
+    assert push(simulator, plugin).status_code == 200
+    assert hello(simulator)["greeting"] == "next"  # the new one serves at once
+    assert wait_until(lambda: "did not stop within 5 s of SIGTERM" in simulator.output(), 20)
+    assert "ignoring SIGTERM" in simulator.output()
+    assert not Path(f"/proc/{stubborn}").exists()
 
 
 def test_the_build_command_runs_before_packing_and_its_failure_keeps_the_old_one(

@@ -16,6 +16,7 @@ EXCLUDED_DIRS = frozenset(
         ".hg",
         ".svn",
         ".powerx",
+        ".px-plugin",  # px-plugin's own build output and caches (`px-plugin dev`)
         "__pycache__",
         "node_modules",
         ".venv",
@@ -45,6 +46,14 @@ _SCRATCH_SUFFIXES = (
 _SCRATCH_NAME = re.compile(r"4913|sed[A-Za-z0-9]{6}|\.#.*|#.*#")
 
 
+# A plugin's local settings and secrets (host/dev_vars.py) and dotenv files: never packed.
+_LOCAL_SECRETS = re.compile(r"\.dev\.vars(\..+)?|\.env(\..+)?")
+
+
+def is_local_secret(name: str) -> bool:
+    return _LOCAL_SECRETS.fullmatch(name) is not None
+
+
 def is_scratch_file(name: str) -> bool:
     """Whether a file named ``name`` is an editor's or tool's temporary file, not source."""
     return name.endswith(_SCRATCH_SUFFIXES) or _SCRATCH_NAME.fullmatch(name) is not None
@@ -59,7 +68,7 @@ def source_files(root: Path) -> list[Path]:
             continue
         if path.is_symlink() or not path.is_file() or path.name.endswith(EXCLUDED_SUFFIXES):
             continue
-        if is_scratch_file(path.name):
+        if is_scratch_file(path.name) or is_local_secret(path.name):
             continue
         found.append(relative)
     return found

@@ -29,11 +29,15 @@ import httpx
 
 from powerx.debug.go_link import delve_command
 from powerx.errors import PowerXError
+from powerx.host.dev_vars import read_dev_vars, settings_digest
 from powerx.host.egress_proxy import EgressProxy
 from powerx.host.launcher import Launcher, LaunchSpec, PluginProcess, choose_launcher
 from powerx.host.liveness import watch_liveness
 from powerx.host.programs import (
     PROBE_TIMEOUT_S,
+    PROGRAM_BACKOFF_FIRST_S,
+    PROGRAM_BACKOFF_MAX_S,
+    PROGRAM_STOP_GRACE_S,
     backend_environment,
     backend_start_failed,
     backend_unhealthy,
@@ -125,6 +129,7 @@ class Generation:
     swapped: asyncio.Event = field(default_factory=asyncio.Event)  # its pointer is on disk
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     exposed: list[int] = field(default_factory=list)  # ports brought out of its sandbox
+    settings: str = ""  # digest of the .dev.vars values it started with
 
     @property
     def pid(self) -> int:
@@ -172,15 +177,19 @@ class Supervisor:
         debug: DebugHooks | None = None,
         on_stopped: Callable[[Generation], None] | None = None,
         run_folder: Callable[[str], Path] | None = None,
-        plugin_env: Callable[[str], Mapping[str, str]] | None = None,
+        plugin_env: Callable[[str, str], Mapping[str, str]] | None = None,
+        identity: str | None = None,
     ) -> None:
         self.host_url = host_url
-        # More environment per plugin: the context-signing settings (host/identity.py).
+        self.run_identity = identity  # its .dev.vars.<identity> applies
+        # More environment per plugin and generation token: the context-signing settings
+        # (host/identity.py), the host's gRPC services (host/upstream).
         self.plugin_env = plugin_env
         # Set: each plugin runs in its own sandbox (host/sandbox.py), in this folder.
         self.run_folder = run_folder
         self.sandboxes: dict[str, Sandbox] = {}
         self.host_socket: Path | None = None  # the host API on a unix socket, for sandboxes
+        self.grpc_socket: Path | None = None  # the host's gRPC services (always a socket)
         self.debug = debug
         self.on_stopped = on_stopped
         self.egress_proxy: EgressProxy | None = None  # set once the simulator started it
@@ -231,6 +240,7 @@ class Supervisor:
                 self._base_env(),
                 self._simulator_ports(),
                 self.host_socket,
+                self.grpc_socket,
             )
         return self.sandboxes[plugin]
 
@@ -292,6 +302,11 @@ class Supervisor:
         gen.exposed.append(outer)
         return outer
 
+    def settings_changed(self, slot: PluginSlot) -> bool:
+        """The plugin's .dev.vars differ from what its serving generation started with."""
+        serving = slot.active.settings if slot.active is not None else ""
+        return settings_digest(read_dev_vars(slot.source_dir, self.run_identity)) != serving
+
     def private_ports(self, plugin_id: str, port: int | None) -> set[int]:
         """The ports a generation reached at ``port`` may call its own: that one and, in a
         sandbox, the one it listens on inside (a redirect it builds names that one)."""
@@ -321,7 +336,7 @@ class Supervisor:
             }
         )
         if self.plugin_env is not None:
-            env.update(self.plugin_env(manifest.id))
+            env.update(self.plugin_env(manifest.id, token))
         if self.egress_proxy is not None:
             # Tools the plugin starts (curl, pip ...) go through the proxy, which applies the
             # same policy; the simulator itself is reached directly.
@@ -447,7 +462,9 @@ class Supervisor:
         manifest = slot.manifest
         token = f"pxp_{secrets.token_urlsafe(24)}"
         started = time.perf_counter()
-        env = self._environment(manifest, token)
+        settings = read_dev_vars(slot.source_dir, self.run_identity)
+        # The simulator's own names win: its contract with the plugin is not the file's.
+        env = {**settings.values, **self._environment(manifest, token)}
         sandbox = self.sandbox(manifest.id)
         program_port = self._program_port(manifest) if manifest.is_backend else None
         if program_port is None:
@@ -471,6 +488,10 @@ class Supervisor:
         process = await self._launch(manifest, spec)
         slot.last_number += 1
         gen = Generation(manifest.id, slot.last_number, digest, token, process, run_dir)
+        gen.settings = settings_digest(settings)
+        if settings.ignored:
+            names = ", ".join(settings.ignored)
+            self._log(slot, gen.number, "system", f".dev.vars: {names} ignored (set by powerx)")
         gen.idle.set()
         self.live.add(gen)
         self.tokens[token] = (manifest.id, gen.number)
@@ -695,13 +716,19 @@ class Supervisor:
                 await asyncio.wait_for(gen.idle.wait(), DRAIN_TIMEOUT_S)
         self.tokens.pop(gen.token, None)
         if gen.process.returncode is None:
+            slot = self.slots.get(gen.plugin_id)
+            program = slot is not None and slot.manifest.is_backend
+            grace = PROGRAM_STOP_GRACE_S if program else STOP_GRACE_S
             gen.process.close_stdin()
             gen.process.terminate()
             try:
-                await asyncio.wait_for(gen.process.wait(), STOP_GRACE_S)
+                await asyncio.wait_for(gen.process.wait(), grace)
             except TimeoutError:
                 gen.process.kill()
                 await gen.process.wait()
+                if slot is not None:
+                    message = f"did not stop within {grace:g} s of SIGTERM: killed (SIGKILL)"
+                    self._log(slot, gen.number, "system", message)
         if gen.state in {"draining", "starting"}:
             gen.state = "stopped"
         for task in gen.tasks:
@@ -758,7 +785,10 @@ class Supervisor:
                 "Fix the plugin and save (or reload) to start it again.",
             )
             return
-        delay = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (len(recent) - 1))
+        first, most = (BACKOFF_FIRST_S, BACKOFF_MAX_S)
+        if slot.manifest.is_backend:
+            first, most = (PROGRAM_BACKOFF_FIRST_S, PROGRAM_BACKOFF_MAX_S)
+        delay = min(most, first * 2 ** (len(recent) - 1))
         self._log(slot, crashed.number, "system", f"restarting in {delay:.1f} s")
         await asyncio.sleep(delay)
         async with slot.lock:
