@@ -197,6 +197,17 @@ def launch_entry(access: dict[str, Any]) -> dict[str, object]:
         }
     # VS Code passes the configuration's own keys in the attach request: the proxy takes
     # the secret from there.
+    if access.get("runtime") == "go":
+        # The Go extension's remote attach: it speaks DAP to the port as to `dlv dap`.
+        return {
+            "name": name,
+            "type": "go",
+            "request": "attach",
+            "mode": "remote",
+            "host": access["host"],
+            "port": access["port"],
+            SECRET_ARGUMENT: access["secret"],
+        }
     return {
         "name": name,
         "type": "debugpy",

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from powerx import __version__
 from powerx.build.artefact import Artefact
+from powerx.build.go import go_build_for
 from powerx.config import SimulatorConfig
 from powerx.debug.debugger import Debugger
 from powerx.errors import PowerXError, Problem
@@ -234,8 +235,14 @@ class Simulator:
     # -- the debugger's view ---------------------------------------------------------------
 
     def _runtime_of(self, plugin_id: str) -> str | None:
+        """What the plugin runs on, as the debugger tells runtimes apart: a backend
+        program built with go is "go" (Delve debugs it), any other keeps its runtime."""
         slot = self.supervisor.slots.get(plugin_id)
-        return slot.manifest.debug_runtime if slot else None
+        if slot is None:
+            return None
+        if slot.manifest.is_backend and go_build_for(slot.manifest, slot.source_dir):
+            return "go"
+        return slot.manifest.debug_runtime
 
     def _source_dir_of(self, plugin_id: str) -> Path | None:
         slot = self.supervisor.slots.get(plugin_id)

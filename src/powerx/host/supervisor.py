@@ -27,6 +27,7 @@ from typing import Any, Literal, Protocol
 
 import httpx
 
+from powerx.debug.go_link import delve_command
 from powerx.errors import PowerXError
 from powerx.host.dev_vars import read_dev_vars, settings_digest
 from powerx.host.egress_proxy import EgressProxy
@@ -74,6 +75,8 @@ CRASH_WINDOW_S = 60.0
 CRASH_LOOP_AFTER = 5
 BACKOFF_FIRST_S = 0.1
 BACKOFF_MAX_S = 5.0
+# In a sandbox, Delve listens this far above the program's port (8080: 18080).
+DELVE_PORT_OFFSET = 10000
 # What Node's inspector writes to stderr of a generation the simulator debugs.
 _INSPECTOR_CHATTER = (
     "Debugger listening on ws://",
@@ -474,7 +477,11 @@ class Supervisor:
         else:
             env.update(backend_environment(program_port))
             cwd = run_dir / "src"
-            spec = LaunchSpec(manifest.runtime, program_argv(manifest, cwd, env), env, str(cwd))
+            argv = program_argv(manifest, cwd, env)
+            delve_port = self._delve_port(manifest, run_dir, program_port)
+            if delve_port is not None:  # halted under Delve until its breakpoints are in
+                argv = delve_command(argv, delve_port)
+            spec = LaunchSpec(manifest.runtime, argv, env, str(cwd))
         if sandbox is not None:  # the host API, the egress proxy, local services it names
             for port in {*self._simulator_ports(), *loopback_ports(manifest.egress)}:
                 await sandbox.forward(port)
@@ -493,6 +500,9 @@ class Supervisor:
             asyncio.create_task(self._read_stderr(slot, gen)),
             asyncio.create_task(self._watch_exit(slot, gen)),
         ]
+        if program_port is not None and delve_port is not None:
+            endpoint = {"event": "debug", "port": delve_port, "delve": True}
+            self._spawn_background(self._attach_debugger(slot, gen, endpoint))
         early_probe = process.early_probe  # a spare's, sent before its order
         health: Callable[[], Awaitable[bool]] | None = None
         if program_port is not None:  # a program's readiness: its health path answers 200
@@ -525,6 +535,17 @@ class Supervisor:
         gen.state = "failed"
         await self.stop_generation(gen)
         raise self._start_error(slot, gen, message)
+
+    def _delve_port(self, manifest: Manifest, run_dir: Path, program_port: int) -> int | None:
+        """Where Delve listens for a Go generation the debugger wants (None: no Delve):
+        in a sandbox, beside the program's own port (each live generation has its own);
+        outside, a free loopback port."""
+        if self.debug is None or not self.debug.wants_debug(manifest.id, manifest.runtime):
+            return None
+        info = json.loads((run_dir / "artefact.json").read_text(encoding="utf-8"))
+        if info.get("debugger") != "dlv":
+            return None
+        return program_port + DELVE_PORT_OFFSET if self.sandbox(manifest.id) else free_port()
 
     def _program_port(self, manifest: Manifest) -> int:
         """Where a backend program of ``manifest`` listens: in its sandbox, the port it
