@@ -6,8 +6,9 @@ baseline start phase), then N reloads with a client attached and one pause break
 after each reload a request must stop at the breakpoint, in the new generation, at the
 right line; the benchmark then continues it. Prints a table:
 
-Both examples: Python (debugpy) and Node (the inspector, TypeScript lines via the source
-map).
+Three examples: Python (debugpy), Node (the inspector, TypeScript lines via the source
+map) and Go (Delve; once attached, builds use -gcflags=all=-N -l as the dev loop's do: the
+first of them recompiles the standard library, ~25 s, outside the timed phases).
 
 - hits: reloads after which the breakpoint stopped the request (target: 100 %);
 - replay: the simulator's DAP handshake + breakpoint replay into the generation (p50/p95);
@@ -49,6 +50,7 @@ class Case:
     # A one-line statement: a multi-line call is reached twice per run in Python 3.11
     # (its first line again when the call happens), so a breakpoint there stops twice.
     break_at: str
+    path: str = "/plugins/{plugin}/"  # the request that reaches the breakpoint
 
 
 CASES = {
@@ -67,6 +69,15 @@ CASES = {
         "src/index.ts",
         'const GREETING = "{text}";',
         "    const url = new URL(request.url);",
+    ),
+    "go": Case(
+        "go",
+        "com.example.hello-go",
+        "hello-go",
+        "backend/cmd/plugin/main.go",
+        'const greeting = "{text}"',
+        "\ttenant, _ := auth.FromRequest(r)",
+        "/_p/{plugin}/api/v1/hello",
     ),
 }
 
@@ -152,6 +163,7 @@ def run(case: Case, reloads: int) -> dict[str, Any]:
                 headers=bench.headers,
             )
             put.raise_for_status()
+            bench.build.debug = True  # as the dev loop builds once a debugger is in (Go)
             debugged, replay, hits, misses = [], [], 0, []
             for _ in range(reloads):
                 result = bench.reload()
@@ -160,7 +172,7 @@ def run(case: Case, reloads: int) -> dict[str, Any]:
                 if replay_ms is not None:
                     replay.append(float(replay_ms))
                 answer: dict[str, httpx.Response] = {}
-                url = f"{simulator.url}/plugins/{plugin}/"
+                url = simulator.url + case.path.format(plugin=plugin)
                 thread = threading.Thread(target=_get, args=(url, answer))
                 thread.start()
                 paused = bench.wait_paused()

@@ -7,11 +7,13 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from powerx.errors import PowerXError
 from powerx.testing import wait_until
@@ -24,13 +26,14 @@ HELLO = f"/_p/{BACKEND_ID}/api/v1/hello"
 SANDBOXES = ["auto", "off"]
 
 
+def set_line(path: Path, prefix: str, line: str) -> None:
+    """Replace the line of ``path`` that starts with ``prefix``."""
+    lines = [line if x.startswith(prefix) else x for x in path.read_text().splitlines()]
+    path.write_text("\n".join(lines) + "\n")
+
+
 def set_greeting(plugin: Path, text: str) -> None:
-    server = plugin / "server.py"
-    lines = [
-        f'GREETING = "{text}"' if line.startswith("GREETING =") else line
-        for line in server.read_text().splitlines()
-    ]
-    server.write_text("\n".join(lines) + "\n")
+    set_line(plugin / "server.py", "GREETING =", f'GREETING = "{text}"')
 
 
 def start_backend(
@@ -65,12 +68,11 @@ def test_backend_program_answers_at_its_api_path_with_the_tenant(
     assert alias.status_code == 200 and alias.json()["greeting"] == "hello from a backend"
 
 
-@pytest.mark.parametrize("sandbox", SANDBOXES)
-def test_backend_reload_flips_with_no_failed_request(
-    workspace: Workspace, tmp_path: Path, start_simulator: Any, sandbox: str
-) -> None:
-    simulator, plugin = start_backend(workspace, start_simulator, tmp_path, sandbox)
-    first_pid = hello(simulator)["pid"]
+def reload_while_a_client_loops(
+    simulator: RunningSimulator, path: str, reload: Callable[[str], None], texts: list[str]
+) -> tuple[list[str], list[str]]:
+    """``reload(text)`` for each text while a client requests ``path`` in a loop, each
+    until the client is answered with it; the greetings it got and every failure."""
     failures: list[str] = []
     answered: list[str] = []
     stop = threading.Event()
@@ -79,7 +81,7 @@ def test_backend_reload_flips_with_no_failed_request(
         with httpx.Client(timeout=30, trust_env=False) as client:
             while not stop.is_set():
                 try:
-                    response = client.get(simulator.url + HELLO)
+                    response = client.get(simulator.url + path)
                 except httpx.HTTPError as error:
                     failures.append(repr(error))
                     continue
@@ -92,18 +94,65 @@ def test_backend_reload_flips_with_no_failed_request(
     client.start()
     try:
         wait_until(lambda: len(answered) >= 5)
-        for version in (1, 2):
-            set_greeting(plugin, f"v{version}")
-            response = push(simulator, plugin)
-            assert response.status_code == 200, response.text
-            assert response.json()["generation"] == version + 1
-            wait_until(lambda v=version: answered[-1] == f"v{v}")
+        for text in texts:
+            reload(text)
+            assert wait_until(lambda t=text: answered[-1] == t), answered[-3:]
     finally:
         stop.set()
         client.join()
+    return answered, failures
+
+
+def pushing(
+    simulator: RunningSimulator, plugin: Path, save: Callable[[Path, str], None]
+) -> Callable[[str], None]:
+    """A reload: save ``text`` in the plugin, push it, and check a new generation serves."""
+
+    def reload(text: str) -> None:
+        before = simulator.plugin_status(plugin_id_of(plugin))["generation"]
+        save(plugin, text)
+        response = push(simulator, plugin)
+        assert response.status_code == 200, response.text
+        assert response.json()["generation"] == before + 1
+
+    return reload
+
+
+def plugin_id_of(plugin: Path) -> str:
+    return str(yaml.safe_load((plugin / "plugin.yaml").read_text())["id"])
+
+
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+def test_backend_reload_flips_with_no_failed_request(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any, sandbox: str
+) -> None:
+    simulator, plugin = start_backend(workspace, start_simulator, tmp_path, sandbox)
+    first_pid = hello(simulator)["pid"]
+    reload = pushing(simulator, plugin, set_greeting)
+    answered, failures = reload_while_a_client_loops(simulator, HELLO, reload, ["v1", "v2"])
     assert failures == []
     assert answered[0] == "hello from a backend" and "v1" in answered
     assert hello(simulator)["pid"] != first_pid
+
+
+def set_node_greeting(plugin: Path, text: str) -> None:
+    set_line(plugin / "server.js", "const GREETING =", f'const GREETING = "{text}";')
+
+
+def test_the_node_backend_example_signs_in_its_tenant_and_reloads_with_no_failed_request(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    plugin = copy_example(EXAMPLES / "hello-backend-node", tmp_path / "hello-backend-node")
+    simulator: RunningSimulator = start_simulator([plugin])
+    path = "/_p/com.example.hello-backend-node/api/v1/hello"
+    first = simulator.get(path)
+    assert first.status_code == 200, first.text
+    assert first.json()["tenant"] == "1"  # from the signed context, checked with its secret
+    reload = pushing(simulator, plugin, set_node_greeting)
+    answered, failures = reload_while_a_client_loops(simulator, path, reload, ["v1", "v2"])
+    assert failures == []
+    assert answered[0] == "hello from a node backend" and "v1" in answered
 
 
 @pytest.mark.parametrize("sandbox", SANDBOXES)
@@ -210,12 +259,57 @@ def test_a_save_reloads_a_watched_backend(
 def test_a_backend_that_dies_while_serving_is_restarted(
     workspace: Workspace, tmp_path: Path, start_simulator: Any
 ) -> None:
+    """With PowerX's backoff: 1 s after the first crash, doubling (to 10 s at most)."""
     simulator, _ = start_backend(workspace, start_simulator, tmp_path, "auto")
-    crashed = simulator.plugin_status(BACKEND_ID)["pid"]
-    os.kill(crashed, signal.SIGKILL)
-    simulator.wait_generation(BACKEND_ID, 2)
-    assert hello(simulator)["greeting"] == "hello from a backend"
-    assert simulator.plugin_status(BACKEND_ID)["pid"] != crashed
+    for generation, delay in ((2, "1.0"), (3, "2.0")):
+        crashed = simulator.plugin_status(BACKEND_ID)["pid"]
+        os.kill(crashed, signal.SIGKILL)
+        simulator.wait_generation(BACKEND_ID, generation)
+        assert f"restarting in {delay} s" in simulator.output()
+        assert hello(simulator)["greeting"] == "hello from a backend"
+        assert simulator.plugin_status(BACKEND_ID)["pid"] != crashed
+
+
+STUBBORN_SERVER = """
+import signal
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+import os
+
+GREETING = "stubborn"
+
+
+async def answer(request):
+    return JSONResponse({"greeting": GREETING})
+
+
+class Server(uvicorn.Server):
+    def handle_exit(self, sig, frame):
+        print("ignoring", signal.Signals(sig).name, flush=True)
+
+
+app = Starlette(routes=[Route("/healthz", answer), Route("/api/v1/hello", answer)])
+config = uvicorn.Config(app, host="127.0.0.1", port=int(os.environ["PORT"]), log_level="warning")
+Server(config).run()
+"""
+
+
+def test_a_program_that_ignores_sigterm_is_killed_five_seconds_later(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    simulator, plugin = start_backend(workspace, start_simulator, tmp_path, "auto")
+    (plugin / "server.py").write_text(STUBBORN_SERVER)
+    assert push(simulator, plugin).status_code == 200
+    stubborn = simulator.plugin_status(BACKEND_ID)["pid"]
+    set_greeting(plugin, "next")
+    assert push(simulator, plugin).status_code == 200
+    assert hello(simulator)["greeting"] == "next"  # the new one serves at once
+    assert wait_until(lambda: "did not stop within 5 s of SIGTERM" in simulator.output(), 20)
+    assert "ignoring SIGTERM" in simulator.output()
+    assert not Path(f"/proc/{stubborn}").exists()
 
 
 def test_the_build_command_runs_before_packing_and_its_failure_keeps_the_old_one(

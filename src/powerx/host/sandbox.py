@@ -173,6 +173,7 @@ def bwrap_command(
     run_folder: Path,
     sockets: Path,
     host_socket: Path | None = None,
+    grpc_socket: Path | None = None,
     mounts: Sequence[tuple[Path, Path]] = (),
 ) -> list[str]:
     """The sandbox: namespaces, then the mount view, built from nothing (order matters:
@@ -192,6 +193,8 @@ def bwrap_command(
     args += ["--bind", str(sockets), str(sockets), "--chdir", str(run_folder)]
     if host_socket is not None:  # the simulator's HTTP server, for the host API
         args += ["--bind", str(host_socket), str(host_socket)]
+    if grpc_socket is not None:  # the host's gRPC services (host/upstream): this file only
+        args += ["--bind", str(grpc_socket), str(grpc_socket)]
     return args
 
 
@@ -230,10 +233,12 @@ class Sandbox:
         base_env: Mapping[str, str],
         forwards: Iterable[int],
         host_socket: Path | None = None,
+        grpc_socket: Path | None = None,
         mounts: Sequence[tuple[Path, Path]] = (),
     ) -> None:
         self.plugin = plugin
         self.host_socket = host_socket
+        self.grpc_socket = grpc_socket
         self.mounts = list(mounts)
         self.run_folder = run_folder
         self.base_env = dict(base_env)
@@ -274,7 +279,9 @@ class Sandbox:
         loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._ready = loop.create_future()
-        command = bwrap_command(bwrap, self.run_folder, self.sockets, self.host_socket, self.mounts)
+        command = bwrap_command(
+            bwrap, self.run_folder, self.sockets, self.host_socket, self.grpc_socket, self.mounts
+        )
         agent = [sys.executable, "-m", "powerx.runtimes.sandbox_agent"]
         try:
             self.process = await asyncio.create_subprocess_exec(
