@@ -133,7 +133,7 @@ def test_a_misspelt_own_module_is_not_told_to_pip_install(
     assert result.returncode == 1
     assert "[module_not_found]" in result.stderr, result.stderr
     assert "app.py:1" in result.stderr
-    assert "requirements.txt" not in result.stderr
+    assert "add helpres" not in result.stderr  # not a package to declare
     assert "did you mean 'helpers'" in result.stderr and "helpers.py" in result.stderr
 
 
