@@ -122,6 +122,8 @@ def test_a_declared_package_the_devkit_lacks_is_installed_into_the_plugins_own_e
     output = simulator.output()
     assert "dependencies: installing 1 package ..." in output, output
     assert "dependencies: installed 1 package" in output, output
+    event = Debug(simulator, PLUGIN).first_event("plugin.debug.dependencies")
+    assert event["message"] == "resolving requirements.txt ...", event
 
 
 def test_a_package_the_plugin_does_not_declare_is_not_importable_even_if_the_devkit_has_it(
