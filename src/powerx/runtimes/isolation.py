@@ -198,13 +198,24 @@ def import_as_plugin(names: Iterable[str]) -> list[str]:
     return failed
 
 
+_imported_before: frozenset[str] = frozenset()
+
+
+def mark_imported() -> None:
+    """What is imported now (in a zygote: what its children start with) is not news."""
+    global _imported_before
+    _imported_before = frozenset(sys.modules)
+
+
 def environment_modules(isolation: Isolation) -> list[str]:
-    """The loaded modules that came from the plugin's environment, by name."""
+    """The modules from the plugin's environment loaded since :func:`mark_imported`."""
     roots = tuple(os.path.join(path, "") for path in isolation.site)
     if not roots:
         return []
     found = []
     for name, module in list(sys.modules.items()):
+        if name in _imported_before:
+            continue
         origin = _origin(module)
         if origin is not None and origin.startswith(roots):
             found.append(name)

@@ -191,7 +191,9 @@ def reporting_modules(app: Any, sealed: isolation.Isolation) -> Any:
         finally:
             if not reported and scope["type"] == "http":
                 reported = True
-                _control("modules", names=isolation.environment_modules(sealed))
+                names = isolation.environment_modules(sealed)
+                if names:
+                    _control("modules", names=names)
 
     return wrapped
 

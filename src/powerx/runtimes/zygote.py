@@ -111,6 +111,7 @@ def _freeze() -> None:
     heap, tens of ms with a heavy plugin's dependencies loaded."""
     gc.collect()
     gc.freeze()
+    isolation.mark_imported()  # a child reports only what it imported beyond this
 
 
 def _warm(names: list[str]) -> None:
@@ -132,8 +133,7 @@ def main() -> None:
     sealed = isolation.from_env()
     if sealed is not None:
         isolation.seal(sealed)
-        _warm(json.loads(os.environ.pop(WARM_ENV, "[]")))
-    _freeze()
+    _warm(json.loads(os.environ.pop(WARM_ENV, "[]")))  # freezes what it has, even if none
     serve(control)
 
 
