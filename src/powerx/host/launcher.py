@@ -496,6 +496,14 @@ class _Zygote:
             pid, stdin_w, await pipe_reader(stdout_r), await pipe_reader(stderr_r), exited
         )
 
+    def fork_ahead(self) -> None:
+        """Have the zygote fork the next generation's process now, to wait for its
+        order (it takes its copies of the inherited memory meanwhile)."""
+        if self.alive and _succeeded(self._ready):
+            assert self._sock is not None
+            with contextlib.suppress(OSError):
+                self._sock.send(b'{"prefork": true}')
+
     def import_modules(self, names: Collection[str]) -> None:
         """Have the zygote import these too (it does so between two forks)."""
         if self.alive and names:
@@ -542,10 +550,14 @@ class ZygoteLauncher:
         self._fallback = ColdLauncher(sandbox)
 
     def prepare(self) -> None:
+        """Start the zygote; once it runs, have it fork the next generation ahead (the
+        supervisor calls this when a generation has settled, off the reload's path)."""
         if self._starting is None:
             warm = self.warm_modules(self.python)
             self._current = _Zygote(self.python, warm, self.base_env, self.cwd, self.sandbox)
             self._starting = asyncio.create_task(self._current.start())
+        elif self._current is not None:
+            self._current.fork_ahead()
 
     def warm(self) -> bool:
         return self._current is not None and self._current.warm()
