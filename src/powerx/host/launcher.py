@@ -339,6 +339,22 @@ async def pipe_reader(fd: int) -> asyncio.StreamReader:
     return reader
 
 
+# An environment variable holds at most 128 KiB (Linux): past that the zygote would not
+# start. Packages before their submodules, so what is cut is the least of it.
+_WARM_MAX_CHARS = 64 * 1024
+
+
+def _warm_list(names: Collection[str]) -> str:
+    kept: list[str] = []
+    size = 2
+    for name in sorted(names, key=lambda n: (n.count("."), n)):
+        size += len(name) + 4
+        if size > _WARM_MAX_CHARS:
+            break
+        kept.append(name)
+    return json.dumps(sorted(kept))
+
+
 class _Zygote:
     """One warm parent for one Python runtime (an interpreter and what it sees)."""
 
@@ -353,7 +369,7 @@ class _Zygote:
         self.python = python
         self.env = {**base_env, **python.process_env()}
         if warm:
-            self.env[WARM_ENV] = json.dumps(sorted(warm))
+            self.env[WARM_ENV] = _warm_list(warm)
         self.cwd = cwd
         self.sandbox = sandbox
         self.retired = False  # another runtime serves new generations; closes when idle
