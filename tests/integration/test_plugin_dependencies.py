@@ -9,7 +9,9 @@ small, and neither is something the DevKit has.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import re
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -73,7 +75,7 @@ def answer(simulator: RunningSimulator, path: str = "") -> dict[str, Any]:
 
 def set_greeting(plugin: Path, text: str) -> None:
     app = plugin / "app.py"
-    app.write_text(app.read_text().replace('GREETING = "start"', f'GREETING = "{text}"'))
+    app.write_text(re.sub(r'(?m)^GREETING = ".*"$', f'GREETING = "{text}"', app.read_text()))
 
 
 @contextmanager
@@ -325,3 +327,39 @@ def test_a_breakpoint_hits_in_a_plugin_running_in_its_own_environment(
     thread.join(30)
     assert result["response"].json()["message"] == "v1 ada"
     assert simulator.plugin_status(DEBUGGED)["dependencies"]["declared_in"] == "requirements.txt"
+
+
+def zygotes(simulator: RunningSimulator) -> set[int]:
+    """The simulator's zygote processes (outside a sandbox they are its children)."""
+    assert simulator.process is not None
+    children = Path(f"/proc/{simulator.process.pid}/task/{simulator.process.pid}/children")
+    found = set()
+    for pid in map(int, children.read_text().split()):
+        with contextlib.suppress(OSError):
+            if b"powerx.runtimes.zygote" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.add(pid)
+    return found
+
+
+def test_plugins_in_different_environments_keep_their_zygotes_where_launchers_are_shared(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    """Without a sandbox one launcher serves every Python plugin: reloading them in turn
+    must not start a zygote each time (a heavy plugin's costs a second)."""
+    workspace.env["POWERX_SANDBOX"] = "off"
+    workspace.login()
+    declared = deps_plugin(tmp_path / "declared", "six\n")
+    plain_app = DEPS_APP.replace("import six", "").replace('"six": six.__file__, ', "")
+    plain = write_plugin(
+        tmp_path / "plain", python_manifest("com.test.plain"), {"app.py": plain_app}
+    )
+    simulator: RunningSimulator = start_simulator([declared, plain])
+    assert answer(simulator)["six"]
+    before = zygotes(simulator)
+    assert len(before) == 2, before  # the DevKit's runtime and the declared environment
+    for round_ in range(2):
+        for plugin in (declared, plain):
+            set_greeting(plugin, f"round {round_}")
+            assert push(simulator, plugin).status_code == 200
+    assert zygotes(simulator) == before
+    assert answer(simulator)["greeting"] == "round 1"

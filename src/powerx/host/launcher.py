@@ -543,10 +543,10 @@ class _Zygote:
 
 
 class ZygoteLauncher:
-    """Forks Python generations from a warm parent (see ``runtimes/zygote.py``), one per
-    Python runtime: when a plugin's dependencies change, a new zygote starts in the new
-    environment while the generations of the old one serve on; the old one ends with its
-    last generation."""
+    """Forks Python generations from warm parents (see ``runtimes/zygote.py``), one per
+    Python runtime in use: when a plugin's dependencies change, a zygote starts in the new
+    environment while the generations of the old one serve on; the old one is retired
+    (:meth:`release`) and ends with its last generation."""
 
     name = "zygote"
 
@@ -556,47 +556,47 @@ class ZygoteLauncher:
         self.base_env = dict(base_env)
         self.cwd = cwd
         self.sandbox = sandbox
-        self.python = devkit_runtime()  # what the next zygote runs on
-        self._current: _Zygote | None = None
-        self._starting: asyncio.Task[None] | None = None
+        self.python = devkit_runtime()  # the runtime last launched in: prepared by default
+        self._zygotes: dict[str, _Zygote] = {}  # by runtime key
+        self._starting: dict[str, asyncio.Task[None]] = {}
         self._retired: list[_Zygote] = []
         self._closing: set[asyncio.Task[None]] = set()
         # Per runtime: modules of the plugin's environment its generations loaded.
         self._learned: dict[str, set[str]] = {}
         self._fallback = ColdLauncher(sandbox)
 
-    def prepare(self) -> None:
-        """Start the zygote; once it runs, have it fork the next generation ahead (the
-        supervisor calls this when a generation has settled, off the reload's path)."""
-        if self._starting is None:
-            warm = self.warm_modules(self.python)
-            self._current = _Zygote(self.python, warm, self.base_env, self.cwd, self.sandbox)
-            self._starting = asyncio.create_task(self._current.start())
-        elif self._current is not None:
-            self._current.fork_ahead()
+    def prepare(self, python: PythonRuntime | None = None) -> None:
+        """Start the zygote of ``python`` (default: the last one launched in); once it
+        runs, have it fork the next generation ahead (the supervisor calls this when a
+        generation has settled, off the reload's path)."""
+        python = python or self.python
+        zygote = self._zygotes.get(python.key)
+        if zygote is None:
+            warm = self.warm_modules(python)
+            zygote = _Zygote(python, warm, self.base_env, self.cwd, self.sandbox)
+            self._zygotes[python.key] = zygote
+            self._starting[python.key] = asyncio.create_task(zygote.start())
+        else:
+            zygote.fork_ahead()
 
     def warm(self) -> bool:
-        return self._current is not None and self._current.warm()
+        zygote = self._zygotes.get(self.python.key)
+        return zygote is not None and zygote.warm()
 
-    def use(self, python: PythonRuntime) -> None:
-        """Fork the next generations in ``python``; the current zygote, if another, is
-        retired (it ends once its generations have)."""
-        if python == self.python:
-            return
-        self.python = python
-        if self._current is not None:
-            self._retire(self._current)
-        self._current, self._starting = None, None
-
-    def _retire(self, zygote: _Zygote) -> None:
-        zygote.retired = True
-        self._retired = [z for z in self._retired if z.alive]
-        if zygote.idle:
-            task = asyncio.create_task(zygote.close())
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
-        else:
-            self._retired.append(zygote)
+    def release(self, in_use: Collection[str]) -> None:
+        """Retire the zygotes of runtimes no plugin runs in (``in_use``: runtime keys);
+        each ends once its last generation has."""
+        for key in [k for k in self._zygotes if k not in in_use and k != self.python.key]:
+            zygote = self._zygotes.pop(key)
+            self._starting.pop(key, None)
+            zygote.retired = True
+            self._retired = [z for z in self._retired if z.alive]
+            if zygote.idle:
+                task = asyncio.create_task(zygote.close())
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
+            else:
+                self._retired.append(zygote)
 
     def learn(self, python: PythonRuntime, modules: Collection[str]) -> None:
         """A generation of ``python`` loaded ``modules`` of its environment: the zygote
@@ -604,27 +604,28 @@ class ZygoteLauncher:
         learned = self._learned.setdefault(python.key, set())
         new = set(modules) - learned
         learned |= new
-        if new and self._current is not None and self._current.python == python:
-            self._current.import_modules(new)
+        zygote = self._zygotes.get(python.key)
+        if new and zygote is not None:
+            zygote.import_modules(new)
 
     def warm_modules(self, python: PythonRuntime) -> set[str]:
         """The third-party modules a zygote of ``python`` imports before forking."""
         return {*python.warm, *self._learned.get(python.key, ())}
 
     async def launch(self, spec: LaunchSpec) -> PluginProcess:
-        if spec.python is not None:
-            self.use(spec.python)
-        self.prepare()
-        assert self._starting is not None and self._current is not None
-        zygote = self._current
-        await self._starting
+        python = spec.python or devkit_runtime()
+        self.python = python
+        if python.key not in self._zygotes:
+            self.prepare(python)
+        zygote = self._zygotes[python.key]
+        await self._starting[python.key]
         forked = await zygote.fork(spec)
         if forked is None:
             return await self._fallback.launch(spec)
         return forked
 
     async def close(self) -> None:
-        zygotes = [*self._retired, *([self._current] if self._current else [])]
+        zygotes = [*self._retired, *self._zygotes.values()]
         await asyncio.gather(*(zygote.close() for zygote in zygotes))
 
 

@@ -32,7 +32,13 @@ from powerx.environments import find_declaration
 from powerx.errors import PowerXError
 from powerx.host.dev_vars import read_dev_vars, settings_digest
 from powerx.host.egress_proxy import EgressProxy
-from powerx.host.launcher import Launcher, LaunchSpec, PluginProcess, choose_launcher
+from powerx.host.launcher import (
+    Launcher,
+    LaunchSpec,
+    PluginProcess,
+    ZygoteLauncher,
+    choose_launcher,
+)
 from powerx.host.liveness import watch_liveness
 from powerx.host.programs import (
     PROBE_TIMEOUT_S,
@@ -656,7 +662,12 @@ class Supervisor:
         """Start the next warm spare (a Node start-up costs ~0.1 s of CPU) after
         ``gen``'s first request and swap."""
         await self._settled(gen)
-        if not self.closing:
+        if self.closing:
+            return
+        launcher = self.launcher(runtime, gen.plugin_id)
+        if isinstance(launcher, ZygoteLauncher) and gen.python is not None:
+            launcher.prepare(gen.python)  # that plugin's zygote, where launchers are shared
+        else:
             self.prepare_launchers({(runtime, gen.plugin_id)})
 
     async def _passes_probe(self, url: str, early: asyncio.Task[bool] | None) -> bool:
@@ -783,10 +794,21 @@ class Supervisor:
         if sandbox is not None:
             for port in gen.exposed:
                 sandbox.release(port)
+        if gen.python is not None:
+            self._release_runtimes()
         if self.on_stopped is not None:
             self.on_stopped(gen)
         if self.debug is not None:
             await self.debug.generation_stopped(gen.plugin_id, gen.number)
+
+    def _release_runtimes(self) -> None:
+        """Zygotes of Python runtimes (environments) no generation runs in any more, nor
+        the one a plugin serves from, are retired."""
+        in_use = {g.python.key for g in self.live if g.python is not None}
+        in_use |= {s.active.python.key for s in self.slots.values() if s.active and s.active.python}
+        for launcher in self.launchers.values():
+            if isinstance(launcher, ZygoteLauncher):
+                launcher.release(in_use)
 
     def flip(self, slot: PluginSlot, gen: Generation) -> Generation | None:
         """Route new requests to ``gen``; the previous generation drains in the background."""
