@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from powerx.environments import find_uv
+from powerx.testing import wait_until
 from tests.conftest import RunningSimulator, Workspace, python_manifest, write_plugin
 from tests.integration.test_debugging import APP as DEBUGGED_APP
 from tests.integration.test_debugging import PLUGIN as DEBUGGED
@@ -363,3 +364,8 @@ def test_plugins_in_different_environments_keep_their_zygotes_where_launchers_ar
             assert push(simulator, plugin).status_code == 200
     assert zygotes(simulator) == before
     assert answer(simulator)["greeting"] == "round 1"
+    # A new environment: its own zygote; the old one's ends with the generation it served.
+    (declared / "requirements.txt").write_text("six\ntermcolor\n")
+    assert push(simulator, declared).status_code == 200
+    assert wait_until(lambda: len(zygotes(simulator)) == 2 and zygotes(simulator) != before)
+    assert len(zygotes(simulator) & before) == 1  # the DevKit's runtime's stays
