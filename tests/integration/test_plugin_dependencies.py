@@ -127,6 +127,8 @@ def test_a_declared_package_the_devkit_lacks_is_installed_into_the_plugins_own_e
     assert "dependencies: installed 1 package" in output, output
     event = Debug(simulator, PLUGIN).first_event("plugin.debug.dependencies")
     assert event["message"] == "resolving requirements.txt ...", event
+    status = workspace.powerx("host", "status")
+    assert f"{PLUGIN}: 1 package from requirements.txt" in status.stdout, status.stdout
 
 
 def test_a_package_the_plugin_does_not_declare_is_not_importable_even_if_the_devkit_has_it(

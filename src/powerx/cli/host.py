@@ -263,8 +263,24 @@ def _render_status(data: dict[str, Any]) -> None:
         )
     console.print(table)
     for plugin in data["plugins"]:
+        if plugin.get("dependencies"):
+            console.print(_dependencies_line(plugin), soft_wrap=True)
+    for plugin in data["plugins"]:
         if plugin.get("failure"):
             console.print(_failure_line(plugin), soft_wrap=True)
+
+
+def _dependencies_line(plugin: dict[str, Any]) -> str:
+    """A Python plugin's own environment: how many packages, from which file, where."""
+    found = plugin["dependencies"]
+    count = len(found["packages"])
+    line = (
+        f"{escape(plugin['id'])}: {count} package{'' if count == 1 else 's'} from "
+        f"{escape(found['declared_in'])} [dim]({escape(found['environment'])})[/]"
+    )
+    if found.get("note"):
+        line += f"\n  [yellow]{escape(found['note'])}[/]"
+    return line
 
 
 def _containment_line(found: dict[str, Any] | None) -> str:
