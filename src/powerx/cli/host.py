@@ -20,9 +20,9 @@ from powerx import auth
 from powerx.build.artefact import Artefact
 from powerx.cli.dev import DevConsole, format_outcome
 from powerx.cli.render import console, err_console, warn
+from powerx.client import sync as client
 from powerx.config import SIMULATOR_FLAG, load_config
 from powerx.errors import PowerXError
-from powerx.host import client
 from powerx.host.preflight import PluginPlan, plan_plugins
 from powerx.host.rollback_targets import rollback_targets
 from powerx.host.run import read_host_info, run_foreground

@@ -19,8 +19,8 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from powerx.client import sync as client
 from powerx.errors import PowerXError
-from powerx.host import client
 
 CLIENT_HEADER = {"x-powerx-client": "console"}
 _LOCATION = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+)$")

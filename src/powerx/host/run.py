@@ -21,6 +21,7 @@ import uvicorn
 
 from powerx.auth import require_credential
 from powerx.build import Artefact, build_artefact
+from powerx.client.dev import SimulatorClient
 from powerx.config import SimulatorConfig
 from powerx.errors import PowerXError
 from powerx.host import hotkeys, running
@@ -30,7 +31,6 @@ from powerx.host.preflight import PluginPlan
 from powerx.host.simulator import Simulator
 from powerx.host.supervisor import Generation, LogLine
 from powerx.paths import host_info_file
-from powerx.reload.client import SimulatorClient
 from powerx.reload.executor import DevReporter, run_dev
 
 
