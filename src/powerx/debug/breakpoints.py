@@ -51,6 +51,9 @@ class Breakpoint(BreakpointSpec):
     verified: bool = False
     message: str | None = None  # why it is not verified
     hits: int = 0
+    # "ide" when mirrored from an IDE's own inspector session (see debug/cdp_mirror.py):
+    # the IDE may remove it again; a breakpoint the console set it never removes.
+    origin: str | None = None
 
     def key(self) -> tuple[str, int]:
         return (self.file, self.line)

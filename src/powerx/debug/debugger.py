@@ -26,6 +26,7 @@ from powerx.errors import PowerXError, Problem
 from powerx.observe.observer import Observer
 
 DEBUGGABLE_RUNTIMES = frozenset({"python3.11", "node18"})
+IDE_MIRROR = "ide-mirror"  # the origin of breakpoints mirrored from an IDE's inspector session
 _SOURCE_SUFFIXES = {
     "python3.11": (".py",),
     "node18": (".ts", ".tsx", ".mts", ".js", ".mjs", ".cjs"),
@@ -215,6 +216,7 @@ class Debugger:
         self.check(plugin, [spec])
         session = self.session(plugin)
         added = session.breakpoints.add(spec)
+        added.origin = "ide" if origin == IDE_MIRROR else None
         self.remember_texts(plugin, [added.file])
         await self._apply(plugin, session, [])
         await self.observer.audit(
@@ -252,6 +254,28 @@ class Debugger:
         )
         return placed
 
+    async def mirror_place(
+        self, plugin: str, file: str, line: int, condition: str | None
+    ) -> int | None:
+        """An IDE set a Node breakpoint in its own inspector session: keep one at the same
+        place in the set, so every new generation has it before it serves. A place that
+        has one already keeps it as it is. None when the place is not in the plugin."""
+        session = self.session(plugin)
+        existing = next((bp for bp in session.breakpoints.in_file(file) if bp.line == line), None)
+        if existing is not None:
+            return existing.id
+        try:
+            spec = BreakpointSpec(file=file, line=line, condition=condition)
+            return (await self.add(plugin, spec, IDE_MIRROR)).id
+        except (PowerXError, ValueError):
+            return None  # the IDE's own breakpoint still works in this generation
+
+    async def mirror_unplace(self, plugin: str, breakpoint_id: int) -> None:
+        """The IDE removed its breakpoint: so does the set, if the IDE had put it there."""
+        bp = self.session(plugin).breakpoints.get(breakpoint_id)
+        if bp is not None and bp.origin == "ide":
+            await self.remove(plugin, breakpoint_id, IDE_MIRROR)
+
     # -- the IDE proxy -------------------------------------------------------------------
 
     async def ensure_proxy(self, plugin: str) -> int | None:
@@ -267,6 +291,10 @@ class Debugger:
                 self.session(plugin),
                 lambda: self.attach_client(plugin, "ide"),
                 lambda: self.detach_client(plugin, "ide"),
+                place=lambda file, line, condition: self.mirror_place(
+                    plugin, file, line, condition
+                ),
+                unplace=lambda breakpoint_id: self.mirror_unplace(plugin, breakpoint_id),
             )
             self.proxies[plugin] = proxy
             await proxy.start(self.bind, self.ports.port_for(plugin))
