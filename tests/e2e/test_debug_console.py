@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +13,16 @@ import httpx
 import pexpect
 import pytest
 
+from powerx.testing import wait_until
 from tests.conftest import RunningSimulator, Workspace, python_manifest, write_plugin
-from tests.integration.test_debugging import APP, PLUGIN, RETURN_LINE, edit, request_in_background
+from tests.integration.test_debugging import (
+    APP,
+    PLUGIN,
+    RETURN_LINE,
+    Debug,
+    edit,
+    request_in_background,
+)
 from tests.integration.test_hot_reload import push
 
 PROMPT = r"\(powerx\) "
@@ -184,3 +194,30 @@ def test_the_console_debugs_a_node_plugin_the_same_way(
     finally:
         child.close(force=True)
     assert child.exitstatus == 0
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGHUP, signal.SIGKILL])
+def test_a_killed_console_detaches_at_once_and_requests_go_on(
+    simulator: RunningSimulator, workspace: Workspace, signal_number: int
+) -> None:
+    """A closed terminal tab (SIGHUP) or SIGKILL: no `quit`, no detach request; the
+    simulator sees the console's connection close."""
+    debug = Debug(simulator)
+    child = console(workspace, "-c", f"break app.py:{RETURN_LINE}")
+    try:
+        child.expect(rf"breakpoint 1 \(pause\) at app.py:{RETURN_LINE}")
+        child.expect(PROMPT)
+        thread, result = request_in_background(simulator, f"/plugins/{PLUGIN}/?name=held")
+        child.expect(rf"paused at app.py:{RETURN_LINE}")
+        assert debug.state()["clients"] == 1
+        child.kill(signal_number)
+        assert wait_until(lambda: debug.state()["clients"] == 0, 10), "still attached"
+        thread.join(10)  # the paused request went on: nobody could have resumed it
+        assert result["response"].json()["message"] == "v0 held"
+        started = time.monotonic()
+        response = httpx.get(simulator.url + f"/plugins/{PLUGIN}/", timeout=10, trust_env=False)
+        assert response.status_code == 200
+        assert time.monotonic() - started < 1.0  # not paused: a snapshot, nobody is there
+    finally:
+        child.close(force=True)
+    assert debug.state()["paused"] is None

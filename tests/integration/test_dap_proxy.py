@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from powerx.build import BuildSession
+from powerx.testing import wait_until
 from tests.conftest import RunningSimulator, Workspace, python_manifest, write_plugin
 from tests.integration.test_debugging import (
     PLUGIN,
     RETURN_LINE,
+    Debug,
     debugged,  # noqa: F401 - the fixture
     edit,
     request_in_background,
@@ -266,3 +268,32 @@ def test_function_breakpoints_from_the_ide_are_replayed_into_new_generations(
     assert ide.request("setFunctionBreakpoints", {"breakpoints": []}) == {"breakpoints": []}
     assert simulator.get("/plugins/com.test.boom/?n=7").json() == {"number": 7}
     ide.request("disconnect", {})
+
+
+def test_a_dropped_ide_socket_detaches_it_and_a_paused_request_goes_on(
+    debugged: tuple[RunningSimulator, Path],  # noqa: F811
+) -> None:
+    simulator, plugin = debugged
+    debug = Debug(simulator)
+    [status] = simulator.status()["plugins"]
+    ide = DapTestClient(status["debug_port"])
+    ide.request("initialize", {"adapterID": "python"})
+    ide.request("attach", {"justMyCode": True, "powerxToken": secret(simulator, PLUGIN)})
+    ide.event("initialized")
+    ide.request(
+        "setBreakpoints",
+        {"source": {"path": str(plugin / "app.py")}, "breakpoints": [{"line": RETURN_LINE}]},
+    )
+    ide.request("configurationDone")
+    thread, result = request_in_background(simulator, f"/plugins/{PLUGIN}/?name=dropped")
+    ide.event("stopped")
+    assert debug.state()["clients"] == 1
+    # The IDE went away without a disconnect request (its process died).
+    ide.sock.shutdown(socket.SHUT_RDWR)
+    ide.sock.close()
+    assert wait_until(lambda: debug.state()["clients"] == 0, 10), debug.state()
+    thread.join(10)
+    assert result["response"].json()["message"] == "v0 dropped"
+    started = time.monotonic()
+    assert simulator.get(f"/plugins/{PLUGIN}/").status_code == 200
+    assert time.monotonic() - started < 1.0

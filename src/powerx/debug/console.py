@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import queue
 import re
 import shlex
 import threading
@@ -61,6 +62,7 @@ class DebugConsole:
         self._logs: threading.Thread | None = None
         self._logs_on = threading.Event()
         self._stopping = threading.Event()
+        self._connection = ""  # the simulator's id of this console's held connection
 
     # -- talking to the simulator ------------------------------------------------------
 
@@ -68,27 +70,60 @@ class DebugConsole:
         return client.request(method, path, timeout=30.0, json_body=body, headers=CLIENT_HEADER)
 
     def attach(self) -> dict[str, Any]:
-        state: dict[str, Any] = self._call("POST", f"/internal/debug/sessions/{self.plugin}/attach")
-        threading.Thread(target=self._follow_events, name="powerx-events", daemon=True).start()
+        """Attach for as long as this process holds its connection to the simulator:
+        however the console ends (quit, a closed terminal, SIGKILL), it is detached."""
+        first: queue.Queue[dict[str, Any] | PowerXError] = queue.Queue()
+        threading.Thread(
+            target=self._follow_events, args=(first,), name="powerx-events", daemon=True
+        ).start()
+        # The first attach restarts the plugin with the debugger (a few hundred ms).
+        state = first.get(timeout=120)
+        if isinstance(state, PowerXError):
+            raise state
+        self._connection = str(state.get("connection") or "")
         return state
 
     def detach(self) -> None:
         self._stopping.set()
+        if not self._connection:
+            return
         with contextlib.suppress(PowerXError):  # the simulator is gone: nothing to detach
-            self._call("POST", f"/internal/debug/sessions/{self.plugin}/detach")
+            self._call(
+                "POST",
+                f"/internal/debug/sessions/{self.plugin}/detach?connection={self._connection}",
+            )
 
     # -- background streams ------------------------------------------------------------
 
-    def _follow_events(self) -> None:
-        params = {"plugin": self.plugin, "type": "plugin.debug."}
+    def _follow_events(self, first: queue.Queue[dict[str, Any] | PowerXError]) -> None:
+        path = f"/internal/debug/sessions/{self.plugin}/connection"
+        attached = False
         try:
-            for event in client.stream("/internal/debug/events", params):
+            for event in client.stream(path, {}, headers=CLIENT_HEADER):
                 if self._stopping.is_set():
                     return
-                if event.data:
+                if not event.data:
+                    continue
+                if event.event == "attached":
+                    attached = True
+                    first.put(json.loads(event.data))
+                else:
                     self._show_event(event.event, json.loads(event.data))
         except PowerXError as error:
+            if not attached:
+                first.put(error)
+                return
             self.out.print(f"[red]event stream ended: {escape(error.message)}[/]")
+        if not attached:
+            first.put(
+                PowerXError(
+                    "host_unreachable",
+                    "The simulator closed the debugger connection before attaching.",
+                    "retry; if it persists, restart the simulator.",
+                )
+            )
+        elif not self._stopping.is_set():
+            self.out.print("[red]the simulator closed the debugger connection[/]")
 
     def _follow_logs(self) -> None:
         params = {"plugin": self.plugin, "tail": "0", "follow": "1"}

@@ -9,6 +9,7 @@ restarts the serving generation with the debugger (``restart``), exactly like a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -385,10 +386,12 @@ class Debugger:
         return session.state()
 
     async def detach_client(self, plugin: str, kind: str) -> None:
+        """The last client gone, a paused request goes on: nobody could resume it."""
         session = self.session(plugin)
         session.clients = max(0, session.clients - 1)
         if session.clients == 0 and session.paused is not None:
-            await session.command("continue", {})
+            with contextlib.suppress(PowerXError):  # its generation went meanwhile
+                await session.command("continue", {})
         await self.observer.audit("debug.detach", plugin, {"client": kind})
 
     async def close(self) -> None:
