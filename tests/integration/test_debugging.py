@@ -478,3 +478,43 @@ def test_a_log_point_writes_to_the_plugin_log_without_halting(
         return simulator.get(path, headers=debug.headers).text
 
     assert wait_until(lambda: "said v0 logpoint" in logs(), 10), logs()
+
+
+def test_the_stack_shows_no_simulator_frames_and_out_finishes_the_request(
+    debugged: tuple[RunningSimulator, Path],
+) -> None:
+    simulator, _ = debugged
+    debug = Debug(simulator)
+    assert debug.call("POST", f"/internal/debug/sessions/{PLUGIN}/attach").status_code == 200
+    assert debug.put({"file": "app.py", "line": RETURN_LINE}).status_code == 200
+    thread, result = request_in_background(simulator, f"/plugins/{PLUGIN}/?name=out")
+    debug.wait_paused()
+    stack = debug.command("stack")["stack"]
+    assert (stack[0]["file"], stack[0]["name"]) == ("app.py", "home")
+    shown = " ".join(str(frame["file"]) for frame in stack)
+    assert "python_shim" not in shown and "powerx_plugin" not in shown and "/powerx/" not in shown
+    debug.command("out")  # from the outermost plugin frame: nothing of the plugin's is left
+    thread.join(15)
+    assert result["response"].json()["message"] == "v0 out"
+    assert debug.state()["paused"] is None
+
+
+def test_node_stack_shows_no_shim_frames_and_out_finishes_the_request(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    plugin = copy_example(HELLO_NODE, tmp_path / "hello-node")
+    simulator = start_simulator([plugin])
+    debug = Debug(simulator, NODE_PLUGIN)
+    assert debug.call("POST", f"/internal/debug/sessions/{NODE_PLUGIN}/attach").status_code == 200
+    assert debug.put({"file": "src/index.ts", "line": NODE_RETURN_LINE}).status_code == 200
+    thread, result = request_in_background(simulator, f"/plugins/{NODE_PLUGIN}/")
+    debug.wait_paused()
+    stack = debug.command("stack")["stack"]
+    assert (stack[0]["file"], stack[0]["name"]) == ("src/index.ts", "fetch")
+    assert "node_shim" not in " ".join(str(frame["file"]) for frame in stack)
+    debug.command("out")
+    thread.join(15)
+    assert "response" in result, json.dumps(debug.state()["paused"])
+    assert result["response"].json()["greeting"] == "hello from node"
+    assert debug.state()["paused"] is None

@@ -27,6 +27,7 @@ import websockets
 from powerx.debug.breakpoints import HIT_CONDITION_HELP, Breakpoint, parse_hit_condition
 from powerx.debug.dap import DapError, Message
 from powerx.debug.python_link import ReplayResult, orphaned
+from powerx.debug.simulator_code import blackbox_patterns, is_simulator_file
 from powerx.debug.sourcemap import SourceMap
 
 TIMEOUT_S = 10.0
@@ -161,6 +162,8 @@ class NodeLink:
     ) -> ReplayResult:
         started = time.perf_counter()
         await self.call("Debugger.enable")
+        # Stepping runs through the shim; `out` from the handler finishes the request.
+        await self.call("Debugger.setBlackboxPatterns", {"patterns": blackbox_patterns()})
         result = await self.set_breakpoints(breakpoints)
         await self.call("Runtime.runIfWaitingForDebugger")
         result.replay_ms = (time.perf_counter() - started) * 1000
@@ -226,6 +229,8 @@ class NodeLink:
             location = frame.get("location") or {}
             line0, column = int(location.get("lineNumber", 0)), int(location.get("columnNumber", 0))
             url = str(frame.get("url") or self.scripts.get(str(location.get("scriptId")), ""))
+            if is_simulator_file(url):
+                continue  # the shim, never the user's concern
             file, line, mine = url, line0 + 1, False
             if url == self.bundle_url and self.map is not None:
                 original = self.map.original(line0, column)

@@ -24,6 +24,7 @@ from typing import Any
 
 from powerx.debug.breakpoints import Breakpoint, parse_hit_condition
 from powerx.debug.dap import DapConnection, DapError, Message
+from powerx.debug.simulator_code import debugpy_rules, is_simulator_file
 
 HANDSHAKE_TIMEOUT_S = 10.0
 
@@ -117,7 +118,9 @@ class PythonLink:
             HANDSHAKE_TIMEOUT_S,
         )
         # An attach with empty arguments is refused and `initialized` never comes.
-        attach = self.dap.send_request("attach", {"justMyCode": True, "redirectOutput": False})
+        # The shim's frames are library code in every install mode (see simulator_code).
+        arguments = {"justMyCode": True, "redirectOutput": False, "rules": debugpy_rules()}
+        attach = self.dap.send_request("attach", arguments)
         await asyncio.wait_for(initialized, HANDSHAKE_TIMEOUT_S)
         result = await self.set_breakpoints(breakpoints)
         if function_breakpoints:
@@ -184,6 +187,8 @@ class PythonLink:
         frames = []
         for frame in body.get("stackFrames") or []:
             path = (frame.get("source") or {}).get("path")
+            if is_simulator_file(path):
+                continue  # the shim, never the user's concern
             frames.append(
                 {
                     "id": frame.get("id"),

@@ -227,6 +227,12 @@ class DebugSession:
             stack = await link.stack(thread_id)
         except (DapError, TimeoutError):
             return
+        if body.get("reason") == "step" and not any(f["plugin_code"] for f in stack):
+            # A step left the plugin's code (`out` from its outermost frame, `next` past
+            # its last line): what is left is the simulator's; the request finishes.
+            with contextlib.suppress(DapError, TimeoutError):
+                await link.resume("continue", thread_id)
+            return
         top = next((f for f in stack if f["plugin_code"]), stack[0] if stack else None)
         file, line = (top["file"], top["line"]) if top else (None, None)
         if bp is not None:
