@@ -221,3 +221,60 @@ def test_a_killed_console_detaches_at_once_and_requests_go_on(
     finally:
         child.close(force=True)
     assert debug.state()["paused"] is None
+
+
+def test_log_points_are_listed_with_their_hits_and_never_silently_replace_a_breakpoint(
+    simulator: RunningSimulator, workspace: Workspace
+) -> None:
+    debug = Debug(simulator)
+    child = console(workspace, "-c", f"break app.py:{RETURN_LINE}")
+    try:
+        child.expect(rf"breakpoint 1 \(pause\) at app.py:{RETURN_LINE}")
+        child.expect(PROMPT)
+        child.sendline(f"log app.py:{RETURN_LINE} said {{message}}")
+        child.expect(r"breakpoint_place_taken")
+        child.expect(r"fix: clear it first \(`clear 1`\)")
+        assert [bp.get("log_message") for bp in debug.state()["breakpoints"]] == [None]
+        child.sendline("clear 1")
+        child.expect(r"removed 1 breakpoint")
+        child.sendline(f"log app.py:{RETURN_LINE} said {{message}}")
+        child.expect(rf"log point 2 at app.py:{RETURN_LINE}")
+        for name in ("ann", "ben"):
+            response = httpx.get(
+                simulator.url + f"/plugins/{PLUGIN}/?name={name}", timeout=10, trust_env=False
+            )
+            assert response.status_code == 200  # a log point never halts
+        assert wait_until(lambda: debug.state()["breakpoints"][0]["hits"] == 2, 10)
+        child.sendline("list")
+        child.expect(rf"✓\s+2 log\s+app.py:{RETURN_LINE} log 'said \{{message\}}'\s+hits 2")
+        child.sendline("quit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    listed = workspace.powerx("debug", "breakpoints", PLUGIN)
+    assert f"2 log      app.py:{RETURN_LINE}" in listed.stdout, listed.stdout
+
+
+def test_the_prompt_comes_back_after_a_notice(
+    simulator: RunningSimulator, workspace: Workspace
+) -> None:
+    child = console(workspace)
+    try:
+        child.expect(PROMPT)
+        child.sendline(f"break app.py:{RETURN_LINE}")
+        child.expect(r"breakpoint 1 \(pause\)")
+        child.expect(PROMPT)
+        thread, result = request_in_background(simulator, f"/plugins/{PLUGIN}/")
+        child.expect(rf"->\s+{RETURN_LINE}\s+return JSONResponse")
+        child.expect(PROMPT, timeout=10)  # printed again after the paused notice
+        child.sendline("p nosuchname")
+        child.expect(r"debug_eval_failed")
+        child.expect(r"NameError")
+        child.expect(r"fix: use names of the paused frame")
+        child.sendline("c")
+        thread.join(30)
+        assert result["response"].status_code == 200
+        child.sendline("quit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)

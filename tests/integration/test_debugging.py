@@ -518,3 +518,57 @@ def test_node_stack_shows_no_shim_frames_and_out_finishes_the_request(
     assert "response" in result, json.dumps(debug.state()["paused"])
     assert result["response"].json()["greeting"] == "hello from node"
     assert debug.state()["paused"] is None
+
+
+def test_fix_hints_name_what_is_wrong(debugged: tuple[RunningSimulator, Path]) -> None:
+    simulator, _ = debugged
+    debug = Debug(simulator)
+    refused = debug.put({"file": "app.py", "line": 9, "condition": "name ==="})
+    assert refused.status_code == 422
+    assert "Python expression" in refused.json()["fix"]
+    assert "relative to the plugin folder" not in refused.json()["fix"]
+    assert debug.call("POST", f"/internal/debug/sessions/{PLUGIN}/attach").status_code == 200
+    assert debug.put({"file": "app.py", "line": RETURN_LINE}).status_code == 200
+    thread, result = request_in_background(simulator, f"/plugins/{PLUGIN}/")
+    debug.wait_paused()
+    failed = debug.call(
+        "POST",
+        f"/internal/debug/sessions/{PLUGIN}/command",
+        {"command": "eval", "expression": "nosuchname + 1"},
+    )
+    assert failed.status_code == 422, failed.text
+    body = failed.json()
+    assert body["error"] == "debug_eval_failed" and "NameError" in body["message"]
+    assert "locals" in body["fix"] and "replaced" not in body["fix"]
+    debug.command("continue")
+    thread.join(30)
+    assert result["response"].status_code == 200
+
+
+def test_node_log_points_count_hits_and_a_comment_line_is_not_verified(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    plugin = copy_example(HELLO_NODE, tmp_path / "hello-node")
+    assert (plugin / "src/index.ts").read_text().startswith("// ")
+    simulator = start_simulator([plugin])
+    debug = Debug(simulator, NODE_PLUGIN)
+    assert debug.call("POST", f"/internal/debug/sessions/{NODE_PLUGIN}/attach").status_code == 200
+    placed = debug.put(
+        {"file": "src/index.ts", "line": 1},
+        {"file": "src/index.ts", "line": NODE_RETURN_LINE, "log_message": "{contacts.length} of"},
+    )
+    assert placed.status_code == 200, placed.text
+    comment, log_point = placed.json()["breakpoints"]
+    assert comment["verified"] is False and "comment" in comment["message"]
+    assert log_point["verified"] is True
+    for _ in range(3):
+        assert simulator.get(f"/plugins/{NODE_PLUGIN}/").status_code == 200
+    assert debug.state()["paused"] is None
+    assert wait_until(lambda: debug.state()["breakpoints"][1]["hits"] == 3, 10)
+
+    def logs() -> str:
+        path = f"/internal/debug/logs?plugin={NODE_PLUGIN}&follow=0&tail=50"
+        return simulator.get(path, headers=debug.headers).text
+
+    assert wait_until(lambda: logs().count("7 of") == 3, 10), logs()

@@ -61,6 +61,29 @@ class Breakpoint(BreakpointSpec):
     def label(self) -> str:
         return f"{self.file}:{self.line}"
 
+    @property
+    def role(self) -> str:
+        """What it does when reached: ``pause``, ``snapshot`` or ``log``."""
+        return "log" if self.log_message else self.kind
+
+
+# A log point's line carries its breakpoint's id to the simulator (debugpy tells only the
+# text), so its hits are counted; the mark is taken off before the line is logged.
+_LOG_MARK = re.compile(r"^\x1dpowerx-log:(\d+)\x1d")
+
+
+def log_mark(breakpoint_id: int) -> str:
+    return f"\x1dpowerx-log:{breakpoint_id}\x1d"
+
+
+def read_log_mark(text: str) -> tuple[int | None, str]:
+    """The log point a line came from (None: not a log point's), and the line without the
+    mark."""
+    found = _LOG_MARK.match(text)
+    if found is None:
+        return None, text
+    return int(found.group(1)), text[found.end() :]
+
 
 _HIT_CONDITION = re.compile(r"^\s*(==|>=|<=|>|<|%)?\s*(\d+)\s*$")
 HIT_CONDITION_HELP = "3 (the third hit), >=3, >3, <3, <=3 or %3 (every third hit)"

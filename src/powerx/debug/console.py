@@ -13,6 +13,7 @@ import json
 import queue
 import re
 import shlex
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +25,7 @@ from powerx.errors import PowerXError
 from powerx.host import client
 
 CLIENT_HEADER = {"x-powerx-client": "console"}
+PROMPT = "(powerx) "
 _LOCATION = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+)$")
 
 HELP = """\
@@ -63,6 +65,9 @@ class DebugConsole:
         self._logs_on = threading.Event()
         self._stopping = threading.Event()
         self._connection = ""  # the simulator's id of this console's held connection
+        # Set while the user is at the prompt: a notice printed then ends with the prompt
+        # again (and what was typed so far), or the terminal looks as if it were busy.
+        self.at_prompt = threading.Event()
 
     # -- talking to the simulator ------------------------------------------------------
 
@@ -133,11 +138,35 @@ class DebugConsole:
             if event.event == "log" and self._logs_on.is_set():
                 record = json.loads(event.data)
                 self.out.print(
+                    f"{'' if not self.at_prompt.is_set() else chr(10)}"
                     f"[dim]│ #{record.get('generation')} {record.get('level', ''):<7}[/] "
                     f"{escape(str(record.get('message', '')))}"
                 )
+                self._reprompt()
+
+    def read_command(self) -> str:
+        """One line from the user at the prompt (EOFError at the end of input)."""
+        self.at_prompt.set()
+        try:
+            return input(PROMPT)
+        finally:
+            self.at_prompt.clear()
 
     def _show_event(self, kind: str, data: dict[str, Any]) -> None:
+        if self._show(kind, data):
+            self._reprompt()
+
+    def _reprompt(self) -> None:
+        if self.at_prompt.is_set():
+            typed = ""
+            readline = sys.modules.get("readline")
+            if readline is not None:
+                typed = readline.get_line_buffer()
+            self.out.print(escape(PROMPT + typed), end="", highlight=False)
+            self.out.file.flush()
+
+    def _show(self, kind: str, data: dict[str, Any]) -> bool:
+        """Print a notice; False when the event is not one the console shows."""
         if kind == "plugin.debug.paused":
             where = f"{data.get('file')}:{data.get('line')}"
             bp = f" (breakpoint {data['breakpoint']})" if data.get("breakpoint") else ""
@@ -161,6 +190,9 @@ class DebugConsole:
             self.out.print(
                 f"[dim]generation {data.get('generation')} is serving; breakpoints carried over[/]"
             )
+        else:
+            return False
+        return True
 
     # -- commands ------------------------------------------------------------------------
 
@@ -262,10 +294,13 @@ class DebugConsole:
             mark = "[green]✓[/]" if bp.get("verified") else "[yellow]?[/]"
             extra = f" on hit {bp['hit_condition']}" if bp.get("hit_condition") else ""
             extra += f" if {bp['condition']}" if bp.get("condition") else ""
+            extra += f" log {bp['log_message']!r}" if bp.get("log_message") else ""
             why = f" [dim]({escape(bp['message'])})[/]" if bp.get("message") else ""
+            role = "log" if bp.get("log_message") else bp["kind"]
+            origin = " [dim](set in the IDE)[/]" if bp.get("origin") == "ide" else ""
             self.out.print(
-                f"{mark} {bp['id']:>3} {bp['kind']:<8} {escape(bp['file'])}:{bp['line']}"
-                f"{escape(extra)}  hits {bp.get('hits', 0)}{why}"
+                f"{mark} {bp['id']:>3} {role:<8} {escape(bp['file'])}:{bp['line']}"
+                f"{escape(extra)}  hits {bp.get('hits', 0)}{why}{origin}"
             )
         paused = state.get("paused")
         if paused:

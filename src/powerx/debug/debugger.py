@@ -191,7 +191,7 @@ class Debugger:
             raise PowerXError(
                 "breakpoints_invalid",
                 f"{len(problems)} problem(s) in the breakpoint list.",
-                "name files relative to the plugin folder and lines that exist.",
+                _fix_for(problems),
                 status=422,
                 problems=problems,
             )
@@ -216,6 +216,7 @@ class Debugger:
     async def add(self, plugin: str, spec: BreakpointSpec, origin: str) -> Breakpoint:
         self.check(plugin, [spec])
         session = self.session(plugin)
+        _refuse_another_role(session.breakpoints.items, spec)
         added = session.breakpoints.add(spec)
         added.origin = "ide" if origin == IDE_MIRROR else None
         self.remember_texts(plugin, [added.file])
@@ -418,3 +419,32 @@ def _is_file(path: Path) -> bool:
 
 def _read(path: Path) -> str:
     return path.read_text(encoding="utf-8", errors="replace") if _is_file(path) else ""
+
+
+def _fix_for(problems: list[Problem]) -> str:
+    """The fix for what is actually wrong (a condition is not a file name problem)."""
+    fixes = {
+        ".file": "name files relative to the plugin folder (e.g. app.py, src/index.ts)",
+        ".line": "choose a line inside the file",
+        ".condition": "write the condition as a Python expression, e.g. name == 'ada'",
+    }
+    wanted = [
+        fix for suffix, fix in fixes.items() if any(p.where.endswith(suffix) for p in problems)
+    ]
+    return "; ".join(wanted) + "." if wanted else "fix the named fields and try again."
+
+
+def _refuse_another_role(items: list[Breakpoint], spec: BreakpointSpec) -> None:
+    """A place holds one breakpoint: changing a pause breakpoint into a log point (or any
+    role into another) is said, not done behind the user's back."""
+    existing = next((bp for bp in items if bp.key() == (spec.file, spec.line)), None)
+    wanted = "log" if spec.log_message else spec.kind
+    if existing is None or existing.role == wanted:
+        return
+    raise PowerXError(
+        "breakpoint_place_taken",
+        f"{existing.label()} has breakpoint {existing.id} ({existing.role}); a {wanted} "
+        "breakpoint there would replace it.",
+        f"clear it first (`clear {existing.id}`), or choose another line.",
+        status=409,
+    )

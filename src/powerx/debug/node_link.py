@@ -193,7 +193,7 @@ class NodeLink:
                 bp.message = f"hit condition {bp.hit_condition!r}: use {HIT_CONDITION_HELP}"
                 continue
             where = self._bundle_position(bp)
-            if where is None:
+            if where is None or not _is_code(self.read_source(bp.file), bp.line):
                 bp.verified = False
                 bp.message = (
                     f"no code at {bp.label()} in the bundle (a comment, a type or a blank line?)"
@@ -284,6 +284,24 @@ class NodeLink:
             raise DapError("evaluate", text.splitlines()[0] if text else "failed")
         return _describe(answer.get("result") or {})
 
+    async def log_point(self, message: str, frame_id: int) -> str:
+        """A log point's message, its ``{expr}`` parts evaluated in the paused frame."""
+        if not 0 <= frame_id < len(self.frames):
+            raise DapError("evaluate", "the frame is gone (the plugin resumed)")
+        answer = await self.call(
+            "Debugger.evaluateOnCallFrame",
+            {
+                "callFrameId": self.frames[frame_id]["callFrameId"],
+                "expression": log_template(message),
+            },
+        )
+        value = answer.get("result") or {}
+        if answer.get("exceptionDetails") or not isinstance(value.get("value"), str):
+            details = answer.get("exceptionDetails") or {}
+            text = (details.get("exception") or {}).get("description") or details.get("text")
+            return f"{message} (log point failed: {str(text).splitlines()[0]})"
+        return str(value["value"])
+
     async def resume(self, command: str, thread_id: int) -> None:
         await self.call(_STEPS[command])
 
@@ -311,10 +329,11 @@ def _describe(value: Message) -> str:
 
 
 def _condition(bp: Breakpoint, hit: tuple[str, int] | None, placement: int) -> str | None:
-    """V8 has neither hit counts nor log points: both become parts of the condition. The
-    hit count is kept in the generation per placement (so it restarts with each generation
-    and each change of the breakpoints, as in debugpy) and goes up only when the condition
-    holds; a log point logs and is false."""
+    """V8 has no hit counts: they become part of the condition. The hit count is kept in
+    the generation per placement (so it restarts with each generation and each change of
+    the breakpoints, as in debugpy) and goes up only when the condition holds. V8 has no
+    log points either: a log point pauses, the simulator fills its message in on the
+    paused frame, logs it, counts the hit and resumes (see DebugSession)."""
     parts = [f"({bp.condition})"] if bp.condition else []
     if hit is not None:
         operator, count = hit
@@ -322,10 +341,22 @@ def _condition(bp: Breakpoint, hit: tuple[str, int] | None, placement: int) -> s
         counted = f"((globalThis[Symbol.for('powerx.hits')] ??= {{}}), {hits} = ({hits} || 0) + 1)"
         test = f"% {count} === 0" if operator == "%" else f"{_JS_OPERATORS[operator]} {count}"
         parts.append(f"({counted} {test})")
-    if bp.log_message:
-        template = bp.log_message.replace("\\", "\\\\").replace("`", "\\`").replace("{", "${")
-        parts.append(f"(console.log(`{template}`), false)")
     return " && ".join(parts) or None
+
+
+def _is_code(text: str | None, line: int) -> bool:
+    """False for a blank or comment-only line: esbuild may map such a line (the file's
+    first one, say) to the module's start, where a breakpoint would stop elsewhere."""
+    lines = (text or "").splitlines()
+    if not 1 <= line <= len(lines):
+        return False
+    stripped = lines[line - 1].strip()
+    return bool(stripped) and not stripped.startswith(("//", "/*", "*"))
+
+
+def log_template(message: str) -> str:
+    """A log point's message as a JavaScript template literal: ``{expr}`` is filled in."""
+    return "`" + message.replace("\\", "\\\\").replace("`", "\\`").replace("{", "${") + "`"
 
 
 _JS_OPERATORS = {"==": "===", ">=": ">=", ">": ">", "<": "<", "<=": "<="}

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from powerx.debug.breakpoints import Breakpoint, parse_hit_condition
+from powerx.debug.breakpoints import Breakpoint, log_mark, parse_hit_condition
 from powerx.debug.dap import DapConnection, DapError, Message
 from powerx.debug.simulator_code import debugpy_rules, is_simulator_file
 
@@ -246,7 +246,7 @@ class PythonLink:
         elif bp.hit_condition:
             entry["hitCondition"] = bp.hit_condition
         if bp.log_message:
-            entry["logMessage"] = bp.log_message
+            entry["logMessage"] = log_mark(bp.id) + bp.log_message
         return entry
 
 

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from powerx.debug.breakpoints import Breakpoint, BreakpointSet
+from powerx.debug.breakpoints import Breakpoint, BreakpointSet, read_log_mark
 from powerx.debug.dap import DapError, Message
 from powerx.debug.node_link import NodeLink
 from powerx.debug.python_link import PythonLink, ReplayResult
@@ -195,6 +195,12 @@ class DebugSession:
             listener(message, link)
 
     def _on_event(self, link: Link, message: Message) -> None:
+        if message.get("event") == "output":  # an IDE sees a log point's line unmarked
+            output = (message.get("body") or {}).get("output")
+            if isinstance(output, str) and read_log_mark(output)[0] is not None:
+                body = {**message["body"], "output": read_log_mark(output)[1]}
+                self._count_log_hit(read_log_mark(output)[0])
+                message = {**message, "body": body}
         if message.get("event") not in _SESSION_EVENTS:
             for listener in list(self._proxies):
                 listener(message, link)
@@ -211,6 +217,11 @@ class DebugSession:
                 self.on_output(link.generation, text)
         elif event == "breakpoint":
             self._breakpoint_changed(link, body.get("breakpoint") or {})
+
+    def _count_log_hit(self, breakpoint_id: int | None) -> None:
+        bp = self.breakpoints.get(breakpoint_id) if breakpoint_id is not None else None
+        if bp is not None:
+            bp.hits += 1
 
     def _breakpoint_changed(self, link: Link, entry: Message) -> None:
         ours = link.ids.get(entry.get("id", -1))
@@ -237,6 +248,13 @@ class DebugSession:
         file, line = (top["file"], top["line"]) if top else (None, None)
         if bp is not None:
             bp.hits += 1
+        if bp is not None and bp.log_message and isinstance(link, NodeLink) and top is not None:
+            # V8 has no log points: fill the message in here, log it, go on.
+            with contextlib.suppress(DapError, TimeoutError):
+                self.on_output(link.generation, await link.log_point(bp.log_message, top["id"]))
+            with contextlib.suppress(DapError, TimeoutError):
+                await link.resume("continue", thread_id)
+            return
         # An attached client (console or IDE) decides when to go on; nobody attached:
         # the breakpoint acts as a snapshot, so a forgotten one never hangs a request.
         watched = self.clients > 0 or bool(self._proxies)
@@ -335,6 +353,7 @@ class DebugSession:
 
     async def command(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
         """continue | next | step | out | stack | locals | eval."""
+        expression = str(arguments.get("expression", "")).strip()
         resume = {"continue": "continue", "next": "next", "step": "stepIn", "out": "stepOut"}
         try:
             if name in resume:
@@ -353,11 +372,18 @@ class DebugSession:
             if name == "eval":
                 paused = self._require_paused(name)
                 frame = self._frame(paused, arguments)
-                expression = str(arguments.get("expression", "")).strip()
                 if not expression:
                     raise PowerXError("debug_eval_empty", "Nothing to evaluate.", "eval EXPR")
                 return {"result": await paused.link.evaluate(expression, int(frame["id"]))}
         except (DapError, TimeoutError) as error:
+            if isinstance(error, DapError) and name == "eval" and self.paused is not None:
+                # Still paused, so the expression failed, not the debugger.
+                raise PowerXError(
+                    "debug_eval_failed",
+                    f"{expression!r} failed: {_last_line(error.message)}",
+                    "use names of the paused frame (see `locals`; `stack` lists the frames).",
+                    status=422,
+                ) from None
             raise PowerXError(
                 "debug_command_failed",
                 f"The debugger refused '{name}': {error}",
@@ -431,6 +457,12 @@ def _code_around(link: Link, file: str | None, line: int | None) -> list[str]:
     lines = text.splitlines()
     shown = range(max(1, line - 2), min(len(lines), line + 2) + 1)
     return [f"{'->' if n == line else '  '} {n:>4}  {lines[n - 1]}" for n in shown]
+
+
+def _last_line(text: str) -> str:
+    """debugpy answers a failed evaluation with a traceback: its last line says what."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else text
 
 
 def _first_plugin_frame(paused: Paused) -> int:
