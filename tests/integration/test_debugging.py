@@ -572,3 +572,26 @@ def test_node_log_points_count_hits_and_a_comment_line_is_not_verified(
         return simulator.get(path, headers=debug.headers).text
 
     assert wait_until(lambda: logs().count("7 of") == 3, 10), logs()
+
+
+def test_a_breakpoint_follows_its_function_not_a_renamed_copy_above_it(
+    debugged: tuple[RunningSimulator, Path],
+) -> None:
+    simulator, plugin = debugged
+    debug = Debug(simulator)
+    placed = debug.put({"file": "app.py", "line": RETURN_LINE, "kind": "snapshot"})
+    assert placed.status_code == 200, placed.text
+    handler = APP[APP.index("async def home") : APP.index("\n\napp = ")]
+    copy = handler.replace("async def home(", "async def home_unused(") + "\n\n\n"
+    # The copy above, and the real one edited a little: a diff matches the old function
+    # to the copy (its longest unchanged block), which is never called.
+    edit(plugin, "    return JSONResponse", "    name = name.strip()\n    return JSONResponse")
+    edit(plugin, "async def home(", copy + "async def home(")
+    assert push(simulator, plugin).status_code == 200
+    [bp] = debug.state()["breakpoints"]
+    moved = RETURN_LINE + copy.count("\n") + 1
+    assert (bp["line"], bp["verified"]) == (moved, True)
+    lines = (plugin / "app.py").read_text().splitlines()
+    assert lines[moved - 1].strip().startswith("return JSONResponse")
+    assert simulator.get(f"/plugins/{PLUGIN}/?name=real").status_code == 200
+    assert _wait_for_snapshot(debug)["line"] == moved  # it fires: `home` is what is called

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from powerx.debug.breakpoints import Breakpoint, log_mark, parse_hit_condition
+from powerx.debug.breakpoints import Breakpoint, log_mark, not_followed, parse_hit_condition
 from powerx.debug.dap import DapConnection, DapError, Message
 from powerx.debug.simulator_code import debugpy_rules, is_simulator_file
 
@@ -251,8 +251,9 @@ class PythonLink:
 
 
 def orphaned(bp: Breakpoint) -> bool:
-    """Its line was deleted by an edit: it stays listed, unverified, and is not set."""
-    return bool(bp.message and bp.message.startswith("line removed"))
+    """An edit took its line away (or left its place uncertain): it stays listed,
+    unverified, and is not set."""
+    return not_followed(bp)
 
 
 def _counted_hit(key: int, operator: str, count: int) -> str:
