@@ -6,11 +6,13 @@ baseline start phase), then N reloads with a client attached and one pause break
 after each reload a request must stop at the breakpoint, in the new generation, at the
 right line; the benchmark then continues it. Prints a table:
 
-Both examples: Python (debugpy) and Node (the inspector, TypeScript lines via the source
-map); and Node once more with the breakpoint set by an IDE (``node-ide``): a CDP client that
-behaves as VS Code's js-debug attached with ``restart`` (it sets the breakpoint in its own
-inspector session, by path and by script, is closed on each reload and reconnects). Its
-request is sent right after the reload answers, before the client is back: it must halt.
+Three examples: Python (debugpy), Node (the inspector, TypeScript lines via the source
+map) and Go (Delve; once attached, builds use -gcflags=all=-N -l as the dev loop's do: the
+first of them recompiles the standard library, ~25 s, outside the timed phases); and Node
+once more with the breakpoint set by an IDE (``node-ide``): a CDP client that behaves as
+VS Code's js-debug attached with ``restart`` (it sets the breakpoint in its own inspector
+session, by path and by script, is closed on each reload and reconnects). Its request is
+sent right after the reload answers, before the client is back: it must halt.
 
 - hits: reloads after which the breakpoint stopped the request (target: 100 %);
 - replay: the simulator's DAP handshake + breakpoint replay into the generation (p50/p95);
@@ -59,6 +61,7 @@ class Case:
     # A one-line statement: a multi-line call is reached twice per run in Python 3.11
     # (its first line again when the call happens), so a breakpoint there stops twice.
     break_at: str
+    path: str = "/plugins/{plugin}/"  # the request that reaches the breakpoint
     ide: bool = False  # the breakpoint is set by a js-debug-like IDE, not the HTTP API
 
 
@@ -87,6 +90,15 @@ CASES = {
         'const GREETING = "{text}";',
         "    const url = new URL(request.url);",
         ide=True,
+    ),
+    "go": Case(
+        "go",
+        "com.example.hello-go",
+        "hello-go",
+        "backend/cmd/plugin/main.go",
+        'const greeting = "{text}"',
+        "\ttenant, _ := auth.FromRequest(r)",
+        "/_p/{plugin}/api/v1/hello",
     ),
 }
 
@@ -335,6 +347,7 @@ def run(case: Case, reloads: int) -> dict[str, Any]:
             plain = [bench.reload()["timings"]["start_ms"] for _ in range(reloads)]
 
             ide = bench.attach(line)
+            bench.build.debug = True  # as the dev loop builds once a debugger is in (Go)
             debugged, replay, hits, misses = [], [], 0, []
             for _ in range(reloads):
                 result = bench.reload()
@@ -343,7 +356,7 @@ def run(case: Case, reloads: int) -> dict[str, Any]:
                 if replay_ms is not None:
                     replay.append(float(replay_ms))
                 answer: dict[str, httpx.Response] = {}
-                url = f"{simulator.url}/plugins/{plugin}/"
+                url = simulator.url + case.path.format(plugin=plugin)
                 thread = threading.Thread(target=_get, args=(url, answer))
                 thread.start()
                 paused = bench.wait_paused()
@@ -397,7 +410,9 @@ def main() -> int:
     )
     parser.add_argument("--json", action="store_true", help="print the raw figures as JSON")
     args = parser.parse_args()
-    results = [run(CASES[name], args.reloads) for name in args.only or sorted(CASES)]
+    results = [
+        run(CASES[name], args.reloads) for name in args.only or ["python", "node", "node-ide", "go"]
+    ]
     if args.json:
         print(json.dumps(results, indent=2))
     columns = ["runtime", "reloads", "breakpoint hit", "replay p50 / p95"]

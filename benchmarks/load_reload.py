@@ -69,7 +69,7 @@ def _prepare(count: int, work: Path) -> list[PluginLoad]:
         folder = work / f"plugin-{index}"
         shutil.copytree(source, folder, symlinks=True)
         plugin_id = f"com.load.plugin{index}"
-        manifest = folder / "powerx.plugin.yaml"
+        manifest = folder / "plugin.yaml"
         manifest.write_text(manifest.read_text().replace(f"com.example.hello-{runtime}", plugin_id))
         plugins.append(PluginLoad(plugin_id, runtime, folder))
     return plugins

@@ -7,6 +7,16 @@ failed request. Prints a table (markdown) and, with --json, the raw figures.
 
     python benchmarks/reload_latency.py                # 200 edits each, all tools
     python benchmarks/reload_latency.py --edits 1000 --only powerx-python
+    python benchmarks/reload_latency.py --edits 50 --only powerx-go --only go-restart
+
+Two Go rows: the Go example (examples/hello-go) under powerx, which runs `go build` on each
+save and starts the new binary beside the old one, and the same example the way a Go
+developer without the simulator works: a watcher that on each save stops the server, runs
+`go build` and starts the binary again (watchfiles' CLI, the Go counterpart of nodemon;
+warm build cache for both). Requests carry the signed tenant context the example checks.
+
+The backend rows run the backend examples (their own server on PORT) under powerx, and the
+same server files under `uvicorn --reload` and `nodemon`.
 
 Three nodemon rows: the plain JavaScript server is the fastest nodemon can be (no build);
 the TypeScript one is the same server in TypeScript, rebuilt with esbuild on each restart,
@@ -34,6 +44,8 @@ from pathlib import Path
 
 import httpx
 
+from powerx.config import ContextSigning, Identity
+from powerx.host.identity import ContextSigner
 from powerx.testing import LocalSimulator
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,7 +53,21 @@ BIN = REPO / "benchmarks" / "node_modules" / ".bin"
 NODEMON = BIN / "nodemon"
 ESBUILD = BIN / "esbuild"
 # In the order they run by default: each powerx row next to the tools it is compared with.
-TOOLS = ("powerx-python", "uvicorn", "powerx-node", "nodemon", "nodemon-ts", "nodemon-host")
+TOOLS = (
+    "powerx-python",
+    "uvicorn",
+    "powerx-node",
+    "nodemon",
+    "nodemon-ts",
+    "nodemon-host",
+    "powerx-backend-python",
+    "uvicorn-backend",
+    "powerx-backend-node",
+    "nodemon-backend",
+    "powerx-go",
+    "go-restart",
+)
+GO_ID = "com.example.hello-go"
 PHASES = re.compile(r"build (\d+) · upload (\d+) · start (\d+) · swap\s+(\d+)")
 
 UVICORN_APP = """from starlette.applications import Starlette
@@ -246,6 +272,174 @@ def bench_powerx(
     return result
 
 
+def go_example(work: Path, name: str) -> tuple[Path, Callable[[str], None], Callable[[], None]]:
+    """A copy of examples/hello-go, with an edit of its greeting and a broken edit."""
+    plugin = work / name
+    shutil.copytree(REPO / "examples" / "hello-go", plugin)
+    shutil.rmtree(plugin / "backend" / "bin", ignore_errors=True)
+    source = plugin / "backend" / "cmd" / "plugin" / "main.go"
+
+    def edit(marker: str) -> None:
+        set_constant(source, "const greeting =", f'const greeting = "{marker}"')
+
+    def breaker() -> None:
+        set_constant(source, "const greeting =", "const greeting = (")
+
+    return plugin, edit, breaker
+
+
+def bench_powerx_go(
+    edits: int, gap_s: float, timeout_s: float, work: Path, broken_every: int = 0
+) -> Result:
+    plugin, edit, breaker = go_example(work, "hello-go")
+    result = Result("powerx (go)")
+    with (
+        LocalSimulator([plugin], watch=True, workdir=work / "sim-go") as sim,
+        httpx.Client(trust_env=False, timeout=10) as client,
+    ):
+        url = f"{sim.url}/_p/{GO_ID}/api/v1/hello"
+        wait_up(url, client)
+        measure(result, url, edit, edits, gap_s, timeout_s, client, breaker, broken_every)
+        found = [tuple(map(float, m)) for m in PHASES.findall(sim.output())]
+        if found:
+            for index, phase in enumerate(("build", "upload", "start", "swap")):
+                result.phases[phase] = statistics.median(f[index] for f in found)
+    return result
+
+
+def bench_go_restart(edits: int, gap_s: float, timeout_s: float, work: Path) -> Result:
+    """`go build && restart` on each save: watchfiles stops the server (SIGINT, which the
+    example shuts down on), then runs the build and the new binary."""
+    plugin, edit, _ = go_example(work, "go-restart")
+    backend = plugin / "backend"
+    port = free_port()
+    signer = ContextSigner({"dev": Identity()}, "dev", ContextSigning())
+    go = shutil.which("go") or "go"
+    env = {
+        "PATH": f"{Path(go).parent}:/usr/bin:/bin",
+        "HOME": str(work),
+        "GOCACHE": str(work / "go-restart-cache"),
+        "GOPROXY": "off",
+        "PORT": str(port),
+        "POWERX_PLUGIN_ID": GO_ID,
+        **signer.plugin_environment(GO_ID),
+    }
+    subprocess.run(["go", "build", "-o", "bin/plugin", "./cmd/plugin"], cwd=backend, env=env)
+    watcher = Path(sys.executable).parent / "watchfiles"
+    command = [
+        str(watcher),
+        "--filter",
+        "all",
+        "--ignore-paths",
+        str(backend / "bin"),
+        "sh -c 'go build -o bin/plugin ./cmd/plugin && exec bin/plugin'",
+        str(backend / "cmd"),
+        str(backend / "internal"),
+    ]
+
+    def sign(request: httpx.Request) -> None:  # fresh each time: the context ages out
+        request.headers.update(dict(signer.headers(signer.identities["dev"], GO_ID)))
+
+    result = Result("go build && restart")
+    with (
+        running(command, backend, env),
+        httpx.Client(trust_env=False, timeout=10, event_hooks={"request": [sign]}) as client,
+    ):
+        url = f"http://127.0.0.1:{port}/api/v1/hello"
+        wait_up(url, client)
+        time.sleep(0.5)
+        measure(result, url, edit, edits, gap_s, timeout_s, client)
+    return result
+
+
+@dataclass(frozen=True)
+class BackendExample:
+    """A backend example, the line that holds its greeting, and how to rewrite it."""
+
+    folder: str
+    plugin_id: str
+    source: str
+    prefix: str
+    line: str
+
+
+BACKENDS = {
+    "python": BackendExample(
+        "hello-backend-python",
+        "com.example.hello-backend-python",
+        "server.py",
+        "GREETING =",
+        'GREETING = "{}"',
+    ),
+    "node": BackendExample(
+        "hello-backend-node",
+        "com.example.hello-backend-node",
+        "server.js",
+        "const GREETING =",
+        'const GREETING = "{}";',
+    ),
+}
+
+
+def bench_powerx_backend(
+    language: str, edits: int, gap_s: float, timeout_s: float, work: Path
+) -> Result:
+    example = BACKENDS[language]
+    plugin = work / f"powerx-{example.folder}"
+    shutil.copytree(REPO / "examples" / example.folder, plugin, symlinks=True)
+    source = plugin / example.source
+
+    def edit(marker: str) -> None:
+        set_constant(source, example.prefix, example.line.format(marker))
+
+    result = Result(f"powerx backend ({language})")
+    with (
+        LocalSimulator([plugin], watch=True, workdir=work / f"sim-backend-{language}") as sim,
+        httpx.Client(trust_env=False, timeout=10) as client,
+    ):
+        url = f"{sim.url}/_p/{example.plugin_id}/api/v1/hello"
+        wait_up(url, client)
+        measure(result, url, edit, edits, gap_s, timeout_s, client)
+    return result
+
+
+def bench_backend_restarting(
+    language: str, edits: int, gap_s: float, timeout_s: float, work: Path
+) -> Result:
+    """The same backend server file under `uvicorn --reload` (Python) or `nodemon` (Node)."""
+    example = BACKENDS[language]
+    folder = work / f"restarting-{example.folder}"
+    shutil.copytree(REPO / "examples" / example.folder, folder, symlinks=True)
+    source = folder / example.source
+    port = free_port()
+    if language == "python":
+        tool = "uvicorn --reload (backend server)"
+        command = [sys.executable, "-m", "uvicorn", "server:app", "--reload"]
+        command += ["--port", str(port), "--log-level", "warning"]
+        env = {"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"}
+    else:
+        if not NODEMON.exists():
+            raise SystemExit("nodemon missing: run `make bench` (or `npm ci` in benchmarks/)")
+        tool = "nodemon (backend server)"
+        command = [str(NODEMON), "--quiet", "server.js"]
+        node_dir = Path(shutil.which("node") or "node").parent
+        env = {"PATH": f"{node_dir}:/usr/bin:/bin", "PORT": str(port)}
+    result = Result(tool)
+    with running(command, folder, env), httpx.Client(trust_env=False, timeout=10) as client:
+        url = f"http://127.0.0.1:{port}/api/v1/hello"
+        wait_up(url, client)
+        measure(
+            result,
+            url,
+            lambda m: set_constant(source, example.prefix, example.line.format(m)),
+            edits,
+            gap_s,
+            timeout_s,
+            client,
+        )
+    return result
+
+
 @contextmanager
 def running(
     command: list[str], cwd: Path, env: dict[str, str]
@@ -405,6 +599,9 @@ def table(results: list[Result]) -> str:
         ("powerx (node)", "nodemon"),
         ("powerx (node)", "nodemon + esbuild (TypeScript)"),
         ("powerx (node)", "nodemon + esbuild (TypeScript, host API call)"),
+        ("powerx (go)", "go build && restart"),
+        ("powerx backend (python)", "uvicorn --reload (backend server)"),
+        ("powerx backend (node)", "nodemon (backend server)"),
     ):
         if ours in by_tool and theirs in by_tool:
             ratio = by_tool[theirs].percentile(50) / by_tool[ours].percentile(50)
@@ -454,6 +651,22 @@ def main() -> int:
             "nodemon": lambda: bench_nodemon(args.edits, gap_s, args.timeout_s, work),
             "nodemon-ts": lambda: bench_nodemon(args.edits, gap_s, args.timeout_s, work, "ts"),
             "nodemon-host": lambda: bench_nodemon(args.edits, gap_s, args.timeout_s, work, "host"),
+            "powerx-go": lambda: bench_powerx_go(
+                args.edits, gap_s, args.timeout_s, work, args.broken_every
+            ),
+            "go-restart": lambda: bench_go_restart(args.edits, gap_s, args.timeout_s, work),
+            "powerx-backend-python": lambda: bench_powerx_backend(
+                "python", args.edits, gap_s, args.timeout_s, work
+            ),
+            "uvicorn-backend": lambda: bench_backend_restarting(
+                "python", args.edits, gap_s, args.timeout_s, work
+            ),
+            "powerx-backend-node": lambda: bench_powerx_backend(
+                "node", args.edits, gap_s, args.timeout_s, work
+            ),
+            "nodemon-backend": lambda: bench_backend_restarting(
+                "node", args.edits, gap_s, args.timeout_s, work
+            ),
         }
         for name in chosen:
             results.append(runners[name]())

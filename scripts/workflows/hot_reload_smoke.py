@@ -68,7 +68,7 @@ def main() -> int:
                 )
             )
 
-            manifest = python_plugin / "powerx.plugin.yaml"
+            manifest = python_plugin / "plugin.yaml"
             replace_line(manifest, "  api:", '  api: "^3.0"')
             replace_line(python_plugin / "app.py", "GREETING =", 'GREETING = "must not serve"')
             deadline = time.monotonic() + 10

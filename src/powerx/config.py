@@ -96,6 +96,15 @@ class ContextSigning(BaseModel):
     ttl_s: int = Field(default=300, ge=1)
 
 
+class DevHotload(BaseModel):
+    """PowerX's dev hot-load protocol (``px-plugin dev --dev-api``, host/dev_routes.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # How long a registered session's reload token works (PowerX's default: 15 minutes).
+    session_ttl_s: float = Field(default=900.0, gt=0)
+
+
 class SimulatorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -122,6 +131,7 @@ class SimulatorConfig(BaseModel):
     # to send a request's headers; then it gets 408 and the connection is closed.
     header_timeout_s: float = Field(default=10.0, gt=0)
     observability: Observability = Field(default_factory=Observability)
+    dev_hotload: DevHotload = Field(default_factory=DevHotload)
 
     @field_validator("image")
     @classmethod
@@ -176,6 +186,10 @@ def _apply_env(data: dict[str, object], env: Mapping[str, str]) -> None:
         ports = dict(data.get("ports") or {})  # type: ignore[call-overload]
         ports["http"] = env["POWERX_HTTP_PORT"]
         data["ports"] = ports
+    if env.get("POWERX_DEV_SESSION_TTL_S"):
+        dev = dict(data.get("dev_hotload") or {})  # type: ignore[call-overload]
+        dev["session_ttl_s"] = env["POWERX_DEV_SESSION_TTL_S"]
+        data["dev_hotload"] = dev
     flags = dict(data.get("flags") or {})  # type: ignore[call-overload]
     for flag in set(flags) | {SIMULATOR_FLAG, OBSERVABILITY_FLAG}:
         var = flag_env_name(flag)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+import shlex
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,6 +43,9 @@ from powerx.manifest_sections import (
     Tool,
 )
 from powerx.versions import RangeSyntaxError, VersionRange
+
+# Console scripts that run on a Python (the debugger can load in them too).
+PYTHON_PROGRAMS = frozenset({"uvicorn", "gunicorn", "hypercorn", "fastapi", "flask"})
 
 __all__ = [
     "MANIFEST_FILE",
@@ -243,6 +247,23 @@ class Manifest(BaseModel):
     def is_backend(self) -> bool:
         """Runs as a program (``backend.entry``), not as a handler (``entry``)."""
         return self.backend is not None and self.entry is None
+
+    @property
+    def debug_runtime(self) -> str:
+        """The runtime whose debugger fits this plugin's code: a handler's own; for a
+        program, ``python3.11`` when ``backend.entry`` starts a Python and ``node18`` when it
+        starts a Node (the debugger loads in it at start-up, through
+        ``python_child/sitecustomize.py`` or ``egress_preload.js``), else ``program``."""
+        if not self.is_backend:
+            return self.runtime
+        assert self.backend is not None
+        words = shlex.split(self.backend.entry) or [""]
+        program = Path(words[0]).name
+        if program.startswith("python") or program in PYTHON_PROGRAMS or program.endswith(".py"):
+            return "python3.11"
+        if program == "node" or program.endswith((".js", ".mjs", ".cjs")):
+            return "node18"
+        return self.runtime
 
     @property
     def handler_entry(self) -> str:

@@ -8,7 +8,8 @@
 
 The simulator gives every plugin process ``POWERX_HOST_URL`` and a token holding only the
 scopes its manifest declares; a call outside them raises :class:`HostApiError` with
-``code == "permission_denied"``. A denial the plugin does not catch answers its request
+``code == "permission_denied"`` (or ``"rbac_denied"``: the identity of the request being
+served lacks the permission). A denial the plugin does not catch answers its request
 ``403`` with the host's ``{"error", "message", "fix"}``, as a Node plugin's does, and logs
 one line: the simulator wraps a handler plugin's app in :func:`answer_denials`; a backend
 plugin (its own server) can wrap its app the same way. Calls are for the tenant of the
@@ -131,10 +132,14 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
 
 
+# The plugin lacks the scope, or the identity of the request it serves lacks the permission.
+DENIAL_CODES = frozenset({"permission_denied", "rbac_denied"})
+
+
 def _denial(error: BaseException) -> HostApiError | None:
     """The permission denial ``error`` is, or holds (an ExceptionGroup from a task group)."""
     if isinstance(error, HostApiError):
-        return error if error.code == "permission_denied" else None
+        return error if error.code in DENIAL_CODES else None
     if isinstance(error, BaseExceptionGroup):
         for inner in error.exceptions:
             if found := _denial(inner):
@@ -190,7 +195,7 @@ def answer_denials(app: ASGIApp) -> ASGIApp:
 async def _answer_denial(scope: MutableMapping[str, Any], send: Send, denial: HostApiError) -> None:
     # The one line the log gets (the same as a Node plugin's): the reason and the fix.
     print(
-        f"WARNING permission_denied: {scope.get('method', '')} {scope.get('path', '')} "
+        f"WARNING {denial.code}: {scope.get('method', '')} {scope.get('path', '')} "
         f"answered {denial.status}: {denial.message} fix: {denial.fix}",
         file=sys.stderr,
         flush=True,

@@ -152,7 +152,7 @@ def test_old_alerts_and_other_plugins_alerts_are_not_shown(
         report_failure(simulator, "com.example.third")  # raised while this loop runs
         # A failed reload (the image is outside the range): the plugin's old failure-rate
         # alert is still on and not shown; the mismatch alert it raises is new: shown.
-        manifest = plugin / "powerx.plugin.yaml"
+        manifest = plugin / "plugin.yaml"
         manifest.write_text(manifest.read_text().replace('">=2.3 <3"', '">=3.0"'))
         dev.wait_for("✗", 1)
         dev.wait_for("⚠ alert", 1)

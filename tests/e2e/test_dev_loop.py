@@ -317,7 +317,7 @@ def test_repeated_mismatches_print_an_alert_line_that_later_clears(tmp_path: Pat
     )
     plugin = tmp_path / "hello-python"
     shutil.copytree(HELLO_PYTHON, plugin)
-    manifest = plugin / "powerx.plugin.yaml"
+    manifest = plugin / "plugin.yaml"
     good = manifest.read_text()
     with LocalSimulator(
         [plugin], watch=True, workdir=tmp_path / "sim", extra_args=["--config", str(config)]

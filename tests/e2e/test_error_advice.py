@@ -74,7 +74,7 @@ def test_the_watch_loop_lists_each_bad_manifest_field_with_its_fix(
     plugin = tmp_path / "hello-python"
     shutil.copytree(HELLO_PYTHON, plugin)
     simulator: RunningSimulator = start_simulator([plugin])
-    manifest = plugin / "powerx.plugin.yaml"
+    manifest = plugin / "plugin.yaml"
     broken = manifest.read_text().replace("version: 1.0.0", "version: banana")
     dev_output = tmp_path / "dev.out"
     with dev_output.open("w") as output:

@@ -65,12 +65,11 @@ def test_backend_program_answers_at_its_api_path_with_the_tenant(
     assert alias.status_code == 200 and alias.json()["greeting"] == "hello from a backend"
 
 
-@pytest.mark.parametrize("sandbox", SANDBOXES)
-def test_backend_reload_flips_with_no_failed_request(
-    workspace: Workspace, tmp_path: Path, start_simulator: Any, sandbox: str
-) -> None:
-    simulator, plugin = start_backend(workspace, start_simulator, tmp_path, sandbox)
-    first_pid = hello(simulator)["pid"]
+def reload_while_a_client_loops(
+    simulator: RunningSimulator, path: str, save: Any, plugin: Path
+) -> tuple[list[str], list[str]]:
+    """Two reloads (``save(plugin, "v1")``, then "v2") while a client requests ``path`` in a
+    loop; the greetings it was answered with and every failure."""
     failures: list[str] = []
     answered: list[str] = []
     stop = threading.Event()
@@ -79,7 +78,7 @@ def test_backend_reload_flips_with_no_failed_request(
         with httpx.Client(timeout=30, trust_env=False) as client:
             while not stop.is_set():
                 try:
-                    response = client.get(simulator.url + HELLO)
+                    response = client.get(simulator.url + path)
                 except httpx.HTTPError as error:
                     failures.append(repr(error))
                     continue
@@ -93,7 +92,7 @@ def test_backend_reload_flips_with_no_failed_request(
     try:
         wait_until(lambda: len(answered) >= 5)
         for version in (1, 2):
-            set_greeting(plugin, f"v{version}")
+            save(plugin, f"v{version}")
             response = push(simulator, plugin)
             assert response.status_code == 200, response.text
             assert response.json()["generation"] == version + 1
@@ -101,9 +100,43 @@ def test_backend_reload_flips_with_no_failed_request(
     finally:
         stop.set()
         client.join()
+    return answered, failures
+
+
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+def test_backend_reload_flips_with_no_failed_request(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any, sandbox: str
+) -> None:
+    simulator, plugin = start_backend(workspace, start_simulator, tmp_path, sandbox)
+    first_pid = hello(simulator)["pid"]
+    answered, failures = reload_while_a_client_loops(simulator, HELLO, set_greeting, plugin)
     assert failures == []
     assert answered[0] == "hello from a backend" and "v1" in answered
     assert hello(simulator)["pid"] != first_pid
+
+
+def set_node_greeting(plugin: Path, text: str) -> None:
+    server = plugin / "server.js"
+    lines = [
+        f'const GREETING = "{text}";' if line.startswith("const GREETING =") else line
+        for line in server.read_text().splitlines()
+    ]
+    server.write_text("\n".join(lines) + "\n")
+
+
+def test_the_node_backend_example_signs_in_its_tenant_and_reloads_with_no_failed_request(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    plugin = copy_example(EXAMPLES / "hello-backend-node", tmp_path / "hello-backend-node")
+    simulator: RunningSimulator = start_simulator([plugin])
+    path = "/_p/com.example.hello-backend-node/api/v1/hello"
+    first = simulator.get(path)
+    assert first.status_code == 200, first.text
+    assert first.json()["tenant"] == "1"  # from the signed context, checked with its secret
+    answered, failures = reload_while_a_client_loops(simulator, path, set_node_greeting, plugin)
+    assert failures == []
+    assert answered[0] == "hello from a node backend" and "v1" in answered
 
 
 @pytest.mark.parametrize("sandbox", SANDBOXES)
@@ -210,12 +243,57 @@ def test_a_save_reloads_a_watched_backend(
 def test_a_backend_that_dies_while_serving_is_restarted(
     workspace: Workspace, tmp_path: Path, start_simulator: Any
 ) -> None:
+    """With PowerX's backoff: 1 s after the first crash, doubling (to 10 s at most)."""
     simulator, _ = start_backend(workspace, start_simulator, tmp_path, "auto")
-    crashed = simulator.plugin_status(BACKEND_ID)["pid"]
-    os.kill(crashed, signal.SIGKILL)
-    simulator.wait_generation(BACKEND_ID, 2)
-    assert hello(simulator)["greeting"] == "hello from a backend"
-    assert simulator.plugin_status(BACKEND_ID)["pid"] != crashed
+    for generation, delay in ((2, "1.0"), (3, "2.0")):
+        crashed = simulator.plugin_status(BACKEND_ID)["pid"]
+        os.kill(crashed, signal.SIGKILL)
+        simulator.wait_generation(BACKEND_ID, generation)
+        assert f"restarting in {delay} s" in simulator.output()
+        assert hello(simulator)["greeting"] == "hello from a backend"
+        assert simulator.plugin_status(BACKEND_ID)["pid"] != crashed
+
+
+STUBBORN_SERVER = """
+import signal
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+import os
+
+GREETING = "stubborn"
+
+
+async def answer(request):
+    return JSONResponse({"greeting": GREETING})
+
+
+class Server(uvicorn.Server):
+    def handle_exit(self, sig, frame):
+        print("ignoring", signal.Signals(sig).name, flush=True)
+
+
+app = Starlette(routes=[Route("/healthz", answer), Route("/api/v1/hello", answer)])
+config = uvicorn.Config(app, host="127.0.0.1", port=int(os.environ["PORT"]), log_level="warning")
+Server(config).run()
+"""
+
+
+def test_a_program_that_ignores_sigterm_is_killed_five_seconds_later(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    simulator, plugin = start_backend(workspace, start_simulator, tmp_path, "auto")
+    (plugin / "server.py").write_text(STUBBORN_SERVER)
+    assert push(simulator, plugin).status_code == 200
+    stubborn = simulator.plugin_status(BACKEND_ID)["pid"]
+    set_greeting(plugin, "next")
+    assert push(simulator, plugin).status_code == 200
+    assert hello(simulator)["greeting"] == "next"  # the new one serves at once
+    assert wait_until(lambda: "did not stop within 5 s of SIGTERM" in simulator.output(), 20)
+    assert "ignoring SIGTERM" in simulator.output()
+    assert not Path(f"/proc/{stubborn}").exists()
 
 
 def test_the_build_command_runs_before_packing_and_its_failure_keeps_the_old_one(

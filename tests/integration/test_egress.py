@@ -203,7 +203,7 @@ def node_plugin(tmp_path: Path, egress: str = "[]") -> Path:
     plugin = tmp_path / "leak-node"
     shutil.copytree(HELLO_NODE, plugin, symlinks=True)
     (plugin / "src" / "index.ts").write_text(NODE_LEAK)
-    manifest = plugin / "powerx.plugin.yaml"
+    manifest = plugin / "plugin.yaml"
     text = manifest.read_text().replace("com.example.hello-node", "com.test.leak-node")
     manifest.write_text(text.replace("egress: []", f"egress: {egress}"))
     return plugin

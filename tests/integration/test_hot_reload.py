@@ -240,7 +240,7 @@ def test_version_mismatch_is_refused_and_the_old_generation_serves(
     workspace.login()
     plugin = copy_example(HELLO_PYTHON, tmp_path / "p")
     simulator = start_simulator([plugin])
-    manifest = plugin / "powerx.plugin.yaml"
+    manifest = plugin / "plugin.yaml"
     manifest.write_text(manifest.read_text().replace('">=2.3 <3"', '"^3.0"'))
     set_python_greeting(plugin, "never served")
     for attempt in range(1, 3):

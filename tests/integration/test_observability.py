@@ -115,7 +115,7 @@ def test_twenty_reloads_are_counted_streamed_audited_and_reconciled(
 ) -> None:
     plugin = tmp_path / "hello-python"
     shutil.copytree(HELLO_PYTHON, plugin)
-    app, manifest = plugin / "app.py", plugin / "powerx.plugin.yaml"
+    app, manifest = plugin / "app.py", plugin / "plugin.yaml"
     good_manifest = manifest.read_text()
     simulator: RunningSimulator = start_simulator([plugin], "--watch")  # returns once armed
     stream = EventCollector(simulator)

@@ -371,7 +371,7 @@ def test_the_simulator_exports_its_reloads_to_the_configured_collector(
     simulator = start_simulator([plugin])
     set_python_greeting(plugin, "exported")
     assert push(simulator, plugin).status_code == 200
-    manifest = plugin / "powerx.plugin.yaml"
+    manifest = plugin / "plugin.yaml"
     manifest.write_text(manifest.read_text().replace('">=2.3 <3"', '">=3"'))
     assert push(simulator, plugin).status_code == 409
     simulator.stop()  # shutting down flushes what is pending

@@ -1,6 +1,6 @@
-"""A handler plugin whose manifest is PowerX's plugin.yaml runs under `powerx host start
---mock` as it did under powerx.plugin.yaml: it serves, and a pushed artefact carrying
-plugin.yaml is admitted and swapped in."""
+"""A handler plugin runs under `powerx host start --mock` with PowerX's plugin.yaml (as the
+examples have it) and with the older powerx.plugin.yaml: it serves, reloads, and a pushed
+artefact carrying plugin.yaml is checked by plugin.yaml's rules."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import io
 import tarfile
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from powerx.build.pack import digest, pack
 from powerx.build.session import BuildSession
@@ -24,21 +26,23 @@ from tests.integration.test_hot_reload import (
 
 def _as_plugin_yaml(tmp_path: Path) -> Path:
     plugin = copy_example(HELLO_PYTHON, tmp_path / "p")
-    (plugin / "powerx.plugin.yaml").rename(plugin / "plugin.yaml")
+    assert (plugin / "plugin.yaml").is_file()
     return plugin
 
 
-def test_a_handler_example_with_plugin_yaml_serves_and_reloads(
-    workspace: Workspace, tmp_path: Path, start_simulator: Any
+@pytest.mark.parametrize("manifest_file", ["plugin.yaml", "powerx.plugin.yaml"])
+def test_a_handler_example_serves_and_reloads_with_either_manifest_file(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any, manifest_file: str
 ) -> None:
     workspace.login()
     plugin = _as_plugin_yaml(tmp_path)
+    (plugin / "plugin.yaml").rename(plugin / manifest_file)
     simulator = start_simulator([plugin])
     assert greeting(simulator, PY_ID) == "hello from python"
-    set_python_greeting(plugin, "from plugin.yaml")
+    set_python_greeting(plugin, f"from {manifest_file}")
     response = push(simulator, plugin)
     assert response.status_code == 200, response.text
-    assert greeting(simulator, PY_ID) == "from plugin.yaml"
+    assert greeting(simulator, PY_ID) == f"from {manifest_file}"
 
 
 def test_a_pushed_plugin_yaml_is_checked_by_its_own_rules(

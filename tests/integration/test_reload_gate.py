@@ -164,7 +164,7 @@ def test_other_plugins_are_not_held(
     slow = copy_example(HELLO_PYTHON, tmp_path / "slow")
     other = tmp_path / "other"
     copy_example(HELLO_PYTHON, other)
-    manifest = other / "powerx.plugin.yaml"
+    manifest = other / "plugin.yaml"
     manifest.write_text(manifest.read_text().replace(PY_ID, "com.example.other"))
     simulator: RunningSimulator = start_simulator([slow, other])
     gate = ImportGate(simulator, PY_ID)

@@ -39,6 +39,7 @@ API_KEYS = [
     "pxp_Zr4Q8xJm2LkT9vWcN1bY6hFdS3aEoPqU",
     "pxp_forged",
     "pxm_Zr4Q8xJm2LkT9vWcN1bY6hFdS3aEoPqU",
+    "pxs_q2Vd8KxN4mT1bR7cYw0sHf3jLp9aEuZg6oQiXkMnB5c",  # an STS client secret
 ]
 
 ORDINARY_LINES = [

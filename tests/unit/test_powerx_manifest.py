@@ -248,7 +248,7 @@ def test_a_folder_with_both_files_uses_plugin_yaml_and_warns_once(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = _plugin(tmp_path, PLUGIN)
-    (folder / "powerx.plugin.yaml").write_text((HELLO_PYTHON / "powerx.plugin.yaml").read_text())
+    (folder / "powerx.plugin.yaml").write_text((HELLO_PYTHON / "plugin.yaml").read_text())
     assert find_manifest(folder).name == "plugin.yaml"
     assert load_manifest(folder).id == PLUGIN["id"]
     warned = capsys.readouterr().err
@@ -267,7 +267,7 @@ def test_the_artefact_carries_the_plugins_own_manifest_file(tmp_path: Path) -> N
     folder = tmp_path / "hello"
     folder.mkdir()
     (folder / "app.py").write_text((HELLO_PYTHON / "app.py").read_text())
-    (folder / "plugin.yaml").write_text((HELLO_PYTHON / "powerx.plugin.yaml").read_text())
+    (folder / "plugin.yaml").write_text((HELLO_PYTHON / "plugin.yaml").read_text())
     session = BuildSession(folder, tmp_path / "build")
     try:
         artefact = session.build()
@@ -284,6 +284,6 @@ def test_the_schema_in_schemas_is_current_and_covers_both_files() -> None:
     schema = json.loads(written)
     validator = jsonschema.Draft202012Validator(schema)
     validator.validate(json.loads(json.dumps(PLUGIN)))
-    validator.validate(yaml.safe_load((HELLO_PYTHON / "powerx.plugin.yaml").read_text()))
+    validator.validate(yaml.safe_load((HELLO_PYTHON / "plugin.yaml").read_text()))
     bad = {**PLUGIN, "backend": {"entry": "bin/run", "port": "eighty"}}
     assert not validator.is_valid(json.loads(json.dumps(bad)))

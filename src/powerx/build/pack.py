@@ -16,6 +16,7 @@ EXCLUDED_DIRS = frozenset(
         ".hg",
         ".svn",
         ".powerx",
+        ".px-plugin",  # px-plugin's own build output and caches (`px-plugin dev`)
         "__pycache__",
         "node_modules",
         ".venv",
@@ -31,9 +32,26 @@ EXCLUDED_SUFFIXES = (".pyc", ".pyo", ".tmp")
 # Files an editor or tool writes beside the one being saved, for a moment or for as long as
 # the file is open: vim's swap files (.swp, then .swo, .swx), its write probe "4913" and
 # "~" backups, Emacs' ".#" lock links and "#name#" autosaves, JetBrains' safe-write copies,
-# and `sed -i`'s "sedXXXXXX" temp file. None is source; none is a save of its own.
-_SCRATCH_SUFFIXES = (".swp", ".swo", ".swx", "~", "___jb_tmp___", "___jb_old___")
+# `sed -i`'s "sedXXXXXX" temp file, and the "<output>-go-tmp-umask" probe `go build` writes
+# beside its output for a moment. None is source; none is a save of its own.
+_SCRATCH_SUFFIXES = (
+    ".swp",
+    ".swo",
+    ".swx",
+    "~",
+    "___jb_tmp___",
+    "___jb_old___",
+    "-go-tmp-umask",
+)
 _SCRATCH_NAME = re.compile(r"4913|sed[A-Za-z0-9]{6}|\.#.*|#.*#")
+
+
+# A plugin's local settings and secrets (host/dev_vars.py) and dotenv files: never packed.
+_LOCAL_SECRETS = re.compile(r"\.dev\.vars(\..+)?|\.env(\..+)?")
+
+
+def is_local_secret(name: str) -> bool:
+    return _LOCAL_SECRETS.fullmatch(name) is not None
 
 
 def is_scratch_file(name: str) -> bool:
@@ -50,7 +68,7 @@ def source_files(root: Path) -> list[Path]:
             continue
         if path.is_symlink() or not path.is_file() or path.name.endswith(EXCLUDED_SUFFIXES):
             continue
-        if is_scratch_file(path.name):
+        if is_scratch_file(path.name) or is_local_secret(path.name):
             continue
         found.append(relative)
     return found

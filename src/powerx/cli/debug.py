@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -11,6 +12,7 @@ from rich.markup import escape
 from powerx.cli.render import console, err_console
 from powerx.debug.console import HELP, DebugConsole
 from powerx.debug.ide_access import SECRET_ARGUMENT
+from powerx.errors import PowerXError
 from powerx.host import client
 
 app = typer.Typer(
@@ -100,6 +102,14 @@ def breakpoints(
 @app.command()
 def vscode(
     plugin: Annotated[str, typer.Argument(help="Plugin id.")],
+    write: Annotated[
+        bool,
+        typer.Option(
+            "--write",
+            help="Put the configuration into the plugin folder's .vscode/launch.json (the "
+            "entry named 'PowerX: <id>' is replaced, the others are kept).",
+        ),
+    ] = False,
 ) -> None:
     """Print a .vscode/launch.json configuration that attaches VS Code to the plugin.
 
@@ -117,10 +127,17 @@ def vscode(
       powerx debug vscode com.example.hello-python
 
       powerx debug vscode com.example.hello-python | jq ".configurations[0].port"
+
+      powerx debug vscode com.example.hello-python --write
     """
     access = client.request("GET", f"/internal/debug/sessions/{plugin}/ide")
-    configuration = {"version": "0.2.0", "configurations": [launch_entry(access)]}
-    print(json.dumps(configuration, indent=2))
+    entry = launch_entry(access)
+    if write:
+        path = Path(str(access.get("source"))) / ".vscode" / "launch.json"
+        write_launch_entry(path, entry)
+        print(path)
+    else:
+        print(json.dumps({"version": "0.2.0", "configurations": [entry]}, indent=2))
     if access.get("devtools"):
         # soft_wrap: a URL broken over lines could not be pasted
         err_console.print(
@@ -130,6 +147,37 @@ def vscode(
         f"[dim]plugin folder: {escape(str(access.get('source')))} (open it in VS Code, "
         "then Run and Debug > PowerX); the secret is valid until the simulator stops[/]"
     )
+
+
+def write_launch_entry(path: Path, entry: dict[str, object]) -> None:
+    """Replace the configuration of the same name in ``path`` (or add it), keeping the
+    file's other configurations; its ``//`` comment lines are dropped."""
+    data: dict[str, Any] = {"version": "0.2.0", "configurations": []}
+    if path.is_file():
+        text = "\n".join(
+            line
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if not line.lstrip().startswith("//")
+        )
+        try:
+            data = json.loads(text) if text.strip() else data
+        except ValueError as error:
+            raise PowerXError(
+                "launch_json_invalid",
+                f"{path} is not JSON this command can edit ({error}).",
+                "fix the file, or print the configuration without --write and paste it.",
+            ) from None
+    if not isinstance(data, dict) or not isinstance(data.get("configurations", []), list):
+        raise PowerXError(
+            "launch_json_invalid",
+            f"{path} has no configurations list.",
+            "fix the file, or print the configuration without --write and paste it.",
+        )
+    kept = [c for c in data.get("configurations", []) if c.get("name") != entry["name"]]
+    data["configurations"] = [*kept, entry]
+    data.setdefault("version", "0.2.0")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
 def launch_entry(access: dict[str, Any]) -> dict[str, object]:
@@ -149,6 +197,17 @@ def launch_entry(access: dict[str, Any]) -> dict[str, object]:
         }
     # VS Code passes the configuration's own keys in the attach request: the proxy takes
     # the secret from there.
+    if access.get("runtime") == "go":
+        # The Go extension's remote attach: it speaks DAP to the port as to `dlv dap`.
+        return {
+            "name": name,
+            "type": "go",
+            "request": "attach",
+            "mode": "remote",
+            "host": access["host"],
+            "port": access["port"],
+            SECRET_ARGUMENT: access["secret"],
+        }
     return {
         "name": name,
         "type": "debugpy",

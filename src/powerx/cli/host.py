@@ -119,8 +119,8 @@ def start(
     paths: Annotated[
         list[Path] | None,
         typer.Argument(
-            help="Plugin folders (each holds powerx.plugin.yaml); none: mount them later "
-            "with `powerx dev DIR`."
+            help="Plugin folders (each holds plugin.yaml or powerx.plugin.yaml); none: mount "
+            "them later with `powerx dev DIR`."
         ),
     ] = None,
     mock: Annotated[
@@ -235,6 +235,10 @@ def _render_status(data: dict[str, Any]) -> None:
         f"tenant {host['tenant']}"
     )
     console.print(_containment_line(host.get("containment")), soft_wrap=True)
+    grpc = host.get("grpc") or {}
+    if grpc.get("address"):  # for plugins (PX_GRPC_UPSTREAM_ADDRESS); grpcurl needs a token
+        services = ", ".join(name.rsplit(".", 1)[-1] for name in grpc.get("services", []))
+        console.print(f"gRPC for plugins: {escape(grpc['address'])}  ({services})", soft_wrap=True)
     table = Table(show_edge=False, header_style="bold")
     # Ids stay whole (they are copied into other commands); when the terminal is narrow
     # the other columns fold instead of ending in an ellipsis.

@@ -11,9 +11,10 @@ import typer
 from rich.markup import escape
 
 from powerx import __version__
-from powerx.cli import audit, debug, host, telemetry
+from powerx.cli import audit, debug, host, telemetry, tools
 from powerx.cli.dev import dev
 from powerx.cli.doctor import doctor
+from powerx.cli.init import init
 from powerx.cli.login import login
 from powerx.cli.logs import logs
 from powerx.cli.render import err_console, render_error
@@ -27,6 +28,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.command()(init)
 app.command()(login)
 app.command()(doctor)
 app.command()(dev)
@@ -35,6 +37,7 @@ app.add_typer(host.app, name="host")
 app.add_typer(audit.app, name="audit")
 app.add_typer(telemetry.app, name="telemetry")
 app.add_typer(debug.app, name="debug")
+app.add_typer(tools.app, name="tools")
 
 
 @app.command()

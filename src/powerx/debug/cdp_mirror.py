@@ -120,10 +120,15 @@ class BreakpointMirror:
         if isinstance(location, dict):  # Debugger.setBreakpoint: a script and a place
             url = self.link.scripts.get(str(location.get("scriptId")))
             line, column = location.get("lineNumber"), location.get("columnNumber") or 0
+            if self.link.bundle is None and url:  # a program: its own files, no map
+                file = self._plugin_file(url.removeprefix("file://"))
+                return (file, line + 1) if file is not None and isinstance(line, int) else None
             if url != self.link.bundle_url:
                 return None
         if not isinstance(line, int) or not isinstance(column, int):
             return None
+        if self.link.bundle is None:
+            return self._program_line(params, line)
         if url is None and not self._names(params, self.link.bundle_url, str(self.link.bundle)):
             return self._typescript_line(params, line)
         if self.link.map is None:
@@ -133,6 +138,29 @@ class BreakpointMirror:
             return None
         file = self._plugin_file(original[0])
         return (file, original[1] + 1) if file is not None else None
+
+    def _program_line(self, params: Message, line: int) -> tuple[str, int] | None:
+        """A Node program (no bundle): the IDE names the plugin's own file."""
+        exact = params.get("url")
+        if isinstance(exact, str):
+            file = self._plugin_file(exact.removeprefix("file://"))
+            return (file, line + 1) if file is not None else None
+        pattern = params.get("urlRegex")
+        if not isinstance(pattern, str):
+            return None
+        try:
+            regex = re.compile(pattern)
+        except re.error:
+            return None
+        for path in sorted(self.link.source_dir.rglob("*.[cm]js")) + sorted(
+            self.link.source_dir.rglob("*.js")
+        ):
+            if "node_modules" in path.parts:
+                continue
+            if regex.search(path.as_uri()) or regex.search(str(path)):
+                file = self._plugin_file(str(path))
+                return (file, line + 1) if file is not None else None
+        return None
 
     def _typescript_line(self, params: Message, line: int) -> tuple[str, int] | None:
         """js-debug also sets a breakpoint "by path", on the TypeScript file's URL."""

@@ -19,6 +19,7 @@ from powerx.debug.breakpoints import Breakpoint, BreakpointSet, BreakpointSpec
 from powerx.debug.cdp_proxy import InspectorProxy
 from powerx.debug.dap import Message
 from powerx.debug.dap_proxy import DapProxy, PortBook
+from powerx.debug.go_link import GoLink
 from powerx.debug.ide_access import IdeAccess
 from powerx.debug.node_link import NodeLink
 from powerx.debug.python_link import PythonLink
@@ -26,10 +27,12 @@ from powerx.debug.session import DebugSession, Link
 from powerx.errors import PowerXError, Problem
 from powerx.observe.observer import Observer
 
-DEBUGGABLE_RUNTIMES = frozenset({"python3.11", "node18"})
+# "go": a Go backend program (a program runtime built with go), run under Delve.
+DEBUGGABLE_RUNTIMES = frozenset({"python3.11", "node18", "go"})
 IDE_MIRROR = "ide-mirror"  # the origin of breakpoints mirrored from an IDE's inspector session
 _SOURCE_SUFFIXES = {
     "python3.11": (".py",),
+    "go": (".go",),
     "node18": (".ts", ".tsx", ".mts", ".js", ".mjs", ".cjs"),
 }
 
@@ -92,16 +95,27 @@ class Debugger:
     # -- supervisor hooks ----------------------------------------------------------------
 
     def wants_debug(self, plugin: str, runtime: str) -> bool:
+        # A program's own runtime says no more than "program"; the plugin's says "go".
+        runtime = self._runtime_of(plugin) or runtime
         return runtime in DEBUGGABLE_RUNTIMES and self.session(plugin).wanted()
 
     async def generation_listening(
         self, plugin: str, generation: int, run_dir: Path, endpoint: dict[str, Any]
     ) -> None:
         """A starting generation waits for its breakpoints: connect and replay them."""
-        if "url" in endpoint:  # node: the inspector's WebSocket
+        if endpoint.get("delve"):  # go: Delve's DAP port, the program halted until replayed
+            source_dir = (self._source_dir_of(plugin) or run_dir).resolve()
+
+            async def open_link(on_event: Callable[[Message], None]) -> Link:
+                return await GoLink.open_delve(
+                    generation, source_dir, int(endpoint["port"]), on_event
+                )
+        elif "url" in endpoint:  # node: the inspector's WebSocket
             info = json.loads((run_dir / "artefact.json").read_text(encoding="utf-8"))
-            bundle = run_dir / str(info["runnable"])
+            bundle: Path | None = run_dir / str(info["runnable"])
             source_dir = self._source_dir_of(plugin) or run_dir
+            if info.get("runtime") == "program":  # its scripts run as they are, from src/
+                bundle, source_dir = None, run_dir / "src"
 
             async def open_link(on_event: Callable[[Message], None]) -> Link:
                 return await NodeLink.open(
@@ -156,7 +170,9 @@ class Debugger:
             raise PowerXError(
                 "debug_runtime_unsupported",
                 f"{plugin} runs on {runtime}, which the debugger does not support.",
-                "debug Python (python3.11) or Node (node18) plugins.",
+                "debug Python (python3.11) or Node (node18) handlers, a backend whose "
+                "backend.entry starts python or node (uvicorn, gunicorn, a .py or .js file ...), "
+                "or a Go backend (built with go, debugged with Delve).",
                 status=422,
             )
         # Python: the files the serving artefact holds; Node: the TypeScript sources.

@@ -4,7 +4,8 @@ The generation opens its inspector and waits (``inspector.waitForDebugger()``) u
 simulator has set the breakpoints and sent ``Runtime.runIfWaitingForDebugger``; only then
 does it load the plugin's bundle. Breakpoints name TypeScript lines; the bundle's source
 map turns them into bundle positions for ``Debugger.setBreakpointByUrl`` (which binds when
-the bundle is parsed), and turns paused frames back into TypeScript lines.
+the bundle is parsed), and turns paused frames back into TypeScript lines. A backend
+program has no bundle (``bundle=None``): its scripts are its sources, under ``source_dir``.
 
 To the session this link looks like :class:`~powerx.debug.python_link.PythonLink`: the
 same methods, and DAP-shaped ``stopped``/``continued`` events, so the console and the
@@ -44,7 +45,7 @@ class NodeLink:
         self,
         generation: int,
         source_dir: Path,
-        bundle: Path,
+        bundle: Path | None,
         socket: Any,
         on_event: Callable[[Message], None],
         url: str = "",
@@ -52,10 +53,10 @@ class NodeLink:
         self.generation = generation
         self.url = url  # the generation's own inspector (the IDE endpoint pipes to it)
         self.source_dir = source_dir.resolve()
-        self.bundle = bundle.resolve()
-        self.bundle_url = self.bundle.as_uri()
-        map_file = bundle.with_name(bundle.name + ".map")
-        self.map = SourceMap.load(map_file) if map_file.is_file() else None
+        self.bundle = bundle.resolve() if bundle is not None else None
+        self.bundle_url = self.bundle.as_uri() if self.bundle is not None else ""
+        map_file = bundle.with_name(bundle.name + ".map") if bundle is not None else None
+        self.map = SourceMap.load(map_file) if map_file and map_file.is_file() else None
         self._socket = socket
         self._on_event = on_event
         self._ids = itertools.count(1)
@@ -72,7 +73,7 @@ class NodeLink:
         cls,
         generation: int,
         source_dir: Path,
-        bundle: Path,
+        bundle: Path | None,
         url: str,
         on_event: Callable[[Message], None],
     ) -> NodeLink:
@@ -192,18 +193,14 @@ class NodeLink:
                 bp.verified = False  # saved before hit counts were checked on the way in
                 bp.message = f"hit condition {bp.hit_condition!r}: use {HIT_CONDITION_HELP}"
                 continue
-            where = self._bundle_position(bp)
+            where = self._position(bp)
             if where is None or not _is_code(self.read_source(bp.file), bp.line):
                 bp.verified = False
                 bp.message = (
                     f"no code at {bp.label()} in the bundle (a comment, a type or a blank line?)"
                 )
                 continue
-            params: Message = {
-                "url": self.bundle_url,
-                "lineNumber": where[0],
-                "columnNumber": where[1],
-            }
+            params: Message = {"url": where[0], "lineNumber": where[1], "columnNumber": where[2]}
             self._placements += 1
             condition = _condition(bp, hit, self._placements)
             if condition:
@@ -216,10 +213,14 @@ class NodeLink:
             result.verified += 1
         return result
 
-    def _bundle_position(self, bp: Breakpoint) -> tuple[int, int] | None:
+    def _position(self, bp: Breakpoint) -> tuple[str, int, int] | None:
+        """The script URL, line and column (0-based) where ``bp`` binds."""
+        if self.bundle is None:  # a program: the file itself
+            return (self.source_dir / bp.file).as_uri(), bp.line - 1, 0
         if self.map is None:
             return None
-        return self.map.generated(str((self.source_dir / bp.file).resolve()), bp.line - 1)
+        found = self.map.generated(str((self.source_dir / bp.file).resolve()), bp.line - 1)
+        return None if found is None else (self.bundle_url, *found)
 
     # -- inspection ------------------------------------------------------------------------
 
@@ -232,7 +233,10 @@ class NodeLink:
             if is_simulator_file(url):
                 continue  # the shim, never the user's concern
             file, line, mine = url, line0 + 1, False
-            if url == self.bundle_url and self.map is not None:
+            if self.bundle is None and url.startswith("file://"):
+                relative = self._plugin_file(url.removeprefix("file://"))
+                file, mine = relative or url, relative is not None
+            elif url == self.bundle_url and self.map is not None:
                 original = self.map.original(line0, column)
                 if original is not None:
                     relative = self._plugin_file(original[0])

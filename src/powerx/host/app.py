@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from powerx.auth import check_bearer
@@ -21,6 +21,8 @@ from powerx.config import SIMULATOR_FLAG
 from powerx.errors import PowerXError, storage_error
 from powerx.host.artefacts import MAX_ARCHIVE_BYTES
 from powerx.host.debug_routes import debug_routes
+from powerx.host.dev_routes import dev_routes
+from powerx.host.dev_sessions import DevSessions
 from powerx.host.forwarding import (
     HOP_BY_HOP,
     SERVER_SET,
@@ -30,10 +32,13 @@ from powerx.host.forwarding import (
 from powerx.host.gateway import GRANT_HEADER, TENANT_HEADER
 from powerx.host.identity import SIGNED_HEADERS
 from powerx.host.json_body import read_json
+from powerx.host.local_install_routes import local_install_routes
 from powerx.host.observe_routes import observability_routes, reader_check
 from powerx.host.reload_failures import STALE_HEADER
 from powerx.host.request_guard import RequestGuard
 from powerx.host.simulator import Simulator
+from powerx.host.stale_page import CSP, stale_page, wants_page
+from powerx.host.tool_routes import tool_routes
 
 DIGEST_HEADER = "x-powerx-digest"
 BUILD_MS_HEADER = "x-powerx-build-ms"
@@ -270,6 +275,11 @@ def create_app(
         # Before anything is held: a request naming an identity without the developer
         # credential is refused (a plugin must not choose who it serves).
         identity_name, identity = simulator.signer.choose(request)
+        slot = simulator.supervisor.slots.get(plugin_id)
+        if slot is not None:  # a tool's endpoint: only for identities holding its permission
+            simulator.rbac.check_request(
+                slot.manifest, request.method, f"/{path}", identity_name, identity
+            )
         body = await request.body()
         started = time.perf_counter()
         held_ms = await simulator.gate.passage(plugin_id)
@@ -279,8 +289,8 @@ def create_app(
         generation.enter()
         try:
             # The tenant is the developer's (or the identity's, or the config's) choice; the
-            # grant lets the plugin's host API calls for this request act for it (see
-            # gateway.py).
+            # grant lets the plugin's host API calls for this request act for it, as its
+            # identity (see gateway.py).
             tenant = (
                 request.headers.get(TENANT_HEADER) or identity.tenant or simulator.config.tenant
             )
@@ -294,7 +304,8 @@ def create_app(
             ]
             if TENANT_HEADER not in request.headers:
                 headers.append((TENANT_HEADER, tenant))
-            headers.append((GRANT_HEADER, simulator.gateway.grant(generation.token, tenant)))
+            grant = simulator.gateway.grant(generation.token, tenant, identity_name)
+            headers.append((GRANT_HEADER, grant))
             headers.extend(simulator.signer.headers(identity, plugin_id))
             public_host = request.headers.get("host") or request.url.netloc
             headers.extend(forwarded_headers(public_host, request.url.scheme, prefix))
@@ -330,6 +341,18 @@ def create_app(
         failure = stale.get(plugin_id)
         if failure is not None and failure.describes(generation.digest):
             response_headers[STALE_HEADER] = failure.header_for(generation.number)
+            if wants_page(request.headers.get("accept"), upstream.headers.get("content-type")):
+                return HTMLResponse(
+                    stale_page(plugin_id, failure, generation.number),
+                    status_code=500,
+                    headers={
+                        STALE_HEADER: response_headers[STALE_HEADER],
+                        "x-powerx-generation": str(generation.number),
+                        "content-security-policy": CSP,
+                        "cache-control": "no-store",
+                    },
+                    background=BackgroundTask(generation.answered),
+                )
         held = ""
         if held_ms >= 1:
             response_headers[HELD_HEADER] = f"{held_ms:.0f}"
@@ -367,11 +390,18 @@ def create_app(
     async def root(request: Request) -> Response:
         return RedirectResponse("/dashboard")
 
+    dev_sessions = DevSessions(
+        simulator.observer.bus.publish,
+        simulator.config.dev_hotload.session_ttl_s,
+        simulator.state_dir / "build" / "dev",
+    )
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
             yield
         finally:
+            await dev_sessions.close()
             if on_shutdown is not None:
                 await on_shutdown()
 
@@ -394,9 +424,15 @@ def create_app(
             Route("/plugins/{plugin_id}/{path:path}", plugin_proxy, methods=methods),
             *observability_routes(simulator, require_debug),
             *debug_routes(simulator),
+            *tool_routes(simulator),
+            *dev_routes(),
+            *local_install_routes(),
         ],
         exception_handlers={PowerXError: _on_powerx_error, OSError: _on_os_error},
         middleware=[Middleware(RequestGuard, bind=simulator.config.bind)],
         lifespan=lifespan,
     )
+    # Read by the endpoints that follow starlette's way (module functions, state here).
+    app.state.simulator = simulator
+    app.state.dev_sessions = dev_sessions
     return app

@@ -5,28 +5,37 @@ A plugin authenticates with its per-generation token; the scopes it holds are ex
 the manifest's ``permissions`` minus what the permission policy denies. Its calls are for
 the simulator's tenant (config ``tenant``), or for the tenant the developer chose for the
 request it is serving (``X-PowerX-Tenant`` on the request to the plugin): the simulator
-hands that request a grant (``X-PowerX-Grant``, an HMAC of the generation's token and
-the tenant) that the plugin's host client sends back. A tenant named without its grant
-is refused (403 ``tenant_not_granted``), counted and audited: a plugin never picks one.
+hands that request a grant (``X-PowerX-Grant``: the request's identity, and an HMAC of the
+generation's token, the tenant and that identity) that the plugin's host client sends
+back. A tenant named without its grant is refused (403 ``tenant_not_granted``), counted
+and audited: a plugin never picks one.
+
+A call is also made as the identity of the request it serves (the grant's; without a
+grant, the run's identity): that identity's perms must grant the API's scope, matched as
+PowerX matches perms (``contacts:read``, ``contacts:*`` or ``*``; host/rbac.py), else 403
+``rbac_denied``, counted and audited like the refusals of requests to tools.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from powerx.config import PermissionPolicy
+from powerx.config import Identity, PermissionPolicy
 from powerx.errors import PowerXError
 from powerx.host.images import HostApi, HostImage
 from powerx.host.json_body import read_json
+from powerx.host.rbac import Permission, RbacGate, has_permission
 from powerx.host.supervisor import PluginSlot, Supervisor
 from powerx.host.tenants import TenantData
 
@@ -41,6 +50,7 @@ class Denial:
     scope: str
     reason: str
     enforced: bool = False  # refused whatever the permission policy's mode
+    identity: str | None = None  # the identity refused (an RBAC denial), if any
 
 
 def _route_pattern(template: str) -> re.Pattern[str]:
@@ -56,11 +66,17 @@ class Gateway:
         supervisor: Supervisor,
         default_tenant: str,
         on_denied: Callable[[Denial], None] | None = None,
+        identities: Mapping[str, Identity] | None = None,
+        default_identity: str | None = None,
+        rbac: RbacGate | None = None,
     ) -> None:
         self.image = image
         self.policy = policy
         self.supervisor = supervisor
         self.default_tenant = default_tenant
+        self.identities = dict(identities or {})
+        self.default_identity = default_identity
+        self.rbac = rbac or RbacGate(self.identities)
         self.data = TenantData()
         self.on_denied = on_denied
         self._grant_key = secrets.token_bytes(32)
@@ -95,19 +111,39 @@ class Gateway:
             status=404,
         )
 
-    def grant(self, token: str, tenant: str) -> str:
-        """The grant for ``tenant`` to the generation holding ``token``: handed to each
-        request the developer sends it for that tenant."""
-        message = f"{token}\n{tenant}".encode()
+    def _mac(self, token: str, tenant: str, identity: str) -> str:
+        message = f"{token}\n{tenant}\n{identity}".encode()
         return hmac.new(self._grant_key, message, hashlib.sha256).hexdigest()
 
-    def _tenant(self, request: Request, token: str, slot: PluginSlot, api: HostApi) -> str:
-        named = request.headers.get(TENANT_HEADER)
-        if not named or named == self.default_tenant:
-            return self.default_tenant
+    def grant(self, token: str, tenant: str, identity: str = "") -> str:
+        """The grant for ``tenant`` and ``identity`` to the generation holding ``token``:
+        handed to each request the developer sends it. It names the identity (base64url),
+        so the plugin's host client needs to send back only this header."""
+        name = base64.urlsafe_b64encode(identity.encode()).decode().rstrip("=")
+        return f"{name}.{self._mac(token, tenant, identity)}"
+
+    def _granted_identity(self, token: str, tenant: str, grant: str) -> str | None:
+        """The identity ``grant`` was made for, if it is the simulator's for ``tenant``."""
+        encoded, _, mac = grant.rpartition(".")
+        try:
+            identity = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            return None
+        expected = self._mac(token, tenant, identity)
+        return identity if hmac.compare_digest(mac.encode(), expected.encode()) else None
+
+    def _context(
+        self, request: Request, token: str, slot: PluginSlot, api: HostApi
+    ) -> tuple[str, str | None]:
+        """The tenant and the identity a call is made for: those of the request whose grant
+        it carries, else the simulator's own tenant and the run's identity."""
+        named = request.headers.get(TENANT_HEADER) or self.default_tenant
         grant = request.headers.get(GRANT_HEADER, "")
-        if hmac.compare_digest(grant.encode(), self.grant(token, named).encode()):
-            return named
+        identity = self._granted_identity(token, named, grant) if grant else None
+        if identity is not None:
+            return named, identity
+        if named == self.default_tenant:
+            return named, self.default_identity
         self._deny(slot, api, "tenant", "tenant named without the developer's grant")
         raise PowerXError(
             "tenant_not_granted",
@@ -118,6 +154,18 @@ class Gateway:
             status=403,
             details={"plugin": slot.manifest.id, "api": api.name},
         )
+
+    def _authorize_identity(self, slot: PluginSlot, api: HostApi, name: str | None) -> None:
+        """The identity the call is made for must hold the API's scope, as a request to a
+        tool must hold the tool's permission."""
+        identity = self.identities.get(name) if name is not None else None
+        if identity is None or name is None:  # a simulator run without identities
+            return
+        need = Permission.of_scope(api.scope)
+        if has_permission(identity.perms, need):
+            return
+        what = f"host API {api.name}"
+        raise self.rbac.refuse(slot.manifest.id, name, identity, need, what, {"api": api.name})
 
     def _caller(self, request: Request) -> tuple[str, PluginSlot]:
         header = request.headers.get("authorization", "")
@@ -152,7 +200,7 @@ class Gateway:
         raise PowerXError(
             "permission_denied",
             f"Plugin {manifest.id} lacks scope '{api.scope}' needed by {api.name}.",
-            f"add '{api.scope}' to permissions in powerx.plugin.yaml.",
+            f"add '{api.scope}' to permissions in plugin.yaml.",
             status=403,
             details={"scope": api.scope, "api": api.name, "plugin": manifest.id},
         )
@@ -170,7 +218,8 @@ class Gateway:
         token, slot = self._caller(request)
         api, params = self._match(request.method, path)
         self._authorize(slot, api)
-        tenant = self._tenant(request, token, slot, api)
+        tenant, identity = self._context(request, token, slot, api)
+        self._authorize_identity(slot, api, identity)
         body: Any = None
         if request.method in {"POST", "PUT"}:
             try:

@@ -19,17 +19,29 @@ class HostApi:
 
 
 @dataclass(frozen=True)
+class HostRpc:
+    """One method of the host's gRPC services (host/upstream) a plugin can call."""
+
+    method: str  # "/powerx.iam.v1.MemberService/ListMembers"
+    scope: str  # what the caller's token must carry; "" for none (the STS itself)
+
+
+@dataclass(frozen=True)
 class HostImage:
     name: str
     api_version: str
     apis: tuple[HostApi, ...]
+    rpcs: tuple[HostRpc, ...] = ()
 
     @property
     def scopes(self) -> frozenset[str]:
-        return frozenset(api.scope for api in self.apis)
+        return frozenset(api.scope for api in self.apis) | {r.scope for r in self.rpcs if r.scope}
 
     def api_named(self, name: str) -> HostApi | None:
         return next((api for api in self.apis if api.name == name), None)
+
+    def rpc(self, method: str) -> HostRpc | None:
+        return next((rpc for rpc in self.rpcs if rpc.method == method), None)
 
 
 _CONTACTS = (
@@ -46,11 +58,27 @@ _MESSAGES = (
     HostApi("messages.send", "POST", "/messages", "messages:write"),
 )
 
+# PowerX's gRPC services for plugins (PX_GRPC_UPSTREAM_ADDRESS): the STS, which any
+# plugin may call with its client credentials, and IAM, which needs a scope.
+_STS = tuple(
+    HostRpc(f"/powerx.auth.sts.v1.STSService/{name}", "") for name in ("Exchange", "Introspect")
+)
+_IAM = (
+    *(
+        HostRpc(f"/powerx.iam.v1.MemberService/{name}", "members:read")
+        for name in ("GetMember", "BatchGetMembers", "ListMembers")
+    ),
+    *(
+        HostRpc(f"/powerx.iam.v1.TeamService/{name}", "teams:read")
+        for name in ("GetTeam", "ListTeams", "ListTeamMembers", "ListMemberTeams")
+    ),
+)
+
 IMAGES: dict[str, HostImage] = {
     image.name: image
     for image in (
-        HostImage("powerx/host-simulator:2.2.0", "2.2", _CONTACTS + _KV),
-        HostImage("powerx/host-simulator:2.4.0", "2.4", _CONTACTS + _KV + _MESSAGES),
+        HostImage("powerx/host-simulator:2.2.0", "2.2", _CONTACTS + _KV, _STS),
+        HostImage("powerx/host-simulator:2.4.0", "2.4", _CONTACTS + _KV + _MESSAGES, _STS + _IAM),
         HostImage(
             "powerx/host-simulator:3.0.0",
             "3.0",
@@ -61,6 +89,7 @@ IMAGES: dict[str, HostImage] = {
                 *_MESSAGES,
                 HostApi("tenant.get", "GET", "/tenant", "tenant:read"),
             ),
+            _STS + _IAM,
         ),
     )
 }

@@ -29,6 +29,11 @@ DEFAULT_INNER_PORT = 8080
 # this bounds how late a program that just began listening is seen (the reload's latency).
 POLL_INTERVAL_S = 0.01
 PROBE_TIMEOUT_S = 1.0  # PowerX's per-probe timeout
+# PowerX's supervisor: a program that crashed restarts after 1 s, doubling to 10 s; one
+# asked to stop gets SIGTERM, then SIGKILL 5 s later. (Handlers restart and stop faster.)
+PROGRAM_BACKOFF_FIRST_S = 1.0
+PROGRAM_BACKOFF_MAX_S = 10.0
+PROGRAM_STOP_GRACE_S = 5.0
 # A leading `python` is the DevKit's interpreter: the one with the plugin's server stack
 # the developer installed beside powerx (a system python may have none).
 _PYTHON_NAMES = frozenset({"python", "python3"})

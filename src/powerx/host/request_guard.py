@@ -22,7 +22,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from powerx.errors import PowerXError
 from powerx.local_names import host_name, is_local
 
-_GUARDED_PREFIXES = ("/internal/", "/host/api/", "/dashboard", "/metrics")
+# PowerX serves its internal APIs under its API prefix too (/api/v1/internal/dev/plugins/...).
+_GUARDED_PREFIXES = (
+    "/internal/",
+    "/api/internal/",
+    "/api/v1/internal/",
+    "/host/api/",
+    "/dashboard",
+    "/metrics",
+)
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

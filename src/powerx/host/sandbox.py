@@ -168,7 +168,11 @@ def devkit_paths() -> list[Path]:
 
 
 def bwrap_command(
-    bwrap: str, run_folder: Path, sockets: Path, host_socket: Path | None = None
+    bwrap: str,
+    run_folder: Path,
+    sockets: Path,
+    host_socket: Path | None = None,
+    grpc_socket: Path | None = None,
 ) -> list[str]:
     """The sandbox: namespaces, then the mount view, built from nothing (order matters:
     a bind below ``/tmp`` must come after the ``/tmp`` tmpfs)."""
@@ -180,6 +184,8 @@ def bwrap_command(
     args += ["--bind", str(sockets), str(sockets), "--chdir", str(run_folder)]
     if host_socket is not None:  # the simulator's HTTP server, for the host API
         args += ["--bind", str(host_socket), str(host_socket)]
+    if grpc_socket is not None:  # the host's gRPC services (host/upstream): this file only
+        args += ["--bind", str(grpc_socket), str(grpc_socket)]
     return args
 
 
@@ -218,9 +224,11 @@ class Sandbox:
         base_env: Mapping[str, str],
         forwards: Iterable[int],
         host_socket: Path | None = None,
+        grpc_socket: Path | None = None,
     ) -> None:
         self.plugin = plugin
         self.host_socket = host_socket
+        self.grpc_socket = grpc_socket
         self.run_folder = run_folder
         self.base_env = dict(base_env)
         self.forwards = set(forwards)  # asked for
@@ -260,7 +268,9 @@ class Sandbox:
         loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._ready = loop.create_future()
-        command = bwrap_command(bwrap, self.run_folder, self.sockets, self.host_socket)
+        command = bwrap_command(
+            bwrap, self.run_folder, self.sockets, self.host_socket, self.grpc_socket
+        )
         agent = [sys.executable, "-m", "powerx.runtimes.sandbox_agent"]
         try:
             self.process = await asyncio.create_subprocess_exec(

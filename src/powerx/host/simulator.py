@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from powerx import __version__
 from powerx.build.artefact import Artefact
+from powerx.build.go import go_build_for
 from powerx.config import SimulatorConfig
 from powerx.debug.debugger import Debugger
 from powerx.errors import PowerXError, Problem
@@ -30,10 +31,13 @@ from powerx.host.egress_proxy import EgressProxy
 from powerx.host.gateway import Denial, Gateway
 from powerx.host.identity import ContextSigner
 from powerx.host.images import HostImage, check_compatible, get_image, unknown_permissions
+from powerx.host.rbac import RbacDenial, RbacGate
 from powerx.host.reload_failures import ReloadFailure, ReloadFailures, plugin_state
 from powerx.host.reload_gate import ReloadGate
 from powerx.host.sandbox import containment
 from powerx.host.supervisor import Generation, LogLine, PluginSlot, Supervisor
+from powerx.host.upstream import CallRecord, TenantDirectory, UpstreamServer
+from powerx.host.upstream.sts import EXCHANGE
 from powerx.manifest import MANIFEST_FILE, MANIFEST_FILES, PLUGIN_YAML, Manifest, parse_manifest
 from powerx.observe import events
 from powerx.observe.logs import PluginContext
@@ -122,19 +126,35 @@ class Simulator:
             debug=self.debugger,
             on_stopped=self._drop_run_tree,
             run_folder=self.store.run_folder if self.containment.contained else None,
-            plugin_env=self.signer.plugin_environment,
+            plugin_env=self._plugin_environment,
+            identity=config.identity,
         )
         self.gate = ReloadGate()
         self.dev_loops = DevLoops(self.observer.bus.publish)
         self.reload_failures = ReloadFailures()
         self.denials: list[Denial] = []
         self.counters: Counter[str] = Counter()
+        self.rbac = RbacGate(config.identities, on_denied=self._on_rbac_denied)
         self.gateway = Gateway(
             self.image,
             config.permission_policy,
             self.supervisor,
             config.tenant,
             on_denied=self._on_denied,
+            identities=config.identities,
+            default_identity=config.identity,
+            rbac=self.rbac,
+        )
+        self.tenant_ids = TenantDirectory(config)
+        # The host's gRPC services, over the same per-tenant mock data as the host API.
+        self.upstream = UpstreamServer(
+            self.image,
+            config.permission_policy,
+            self.supervisor,
+            self.tenant_ids,
+            self.gateway.data,
+            self._on_grpc_call,
+            self._on_denied,
         )
         self.shutdown_requested = asyncio.Event()
         self.dashboard_key = secrets.token_urlsafe(24)
@@ -161,6 +181,32 @@ class Simulator:
             str(message.get("reason")),
         )
 
+    def _plugin_environment(self, plugin_id: str, token: str) -> dict[str, str]:
+        """What a generation is handed beyond the basics: how requests to it are signed,
+        and where and as whom it calls the host's gRPC services."""
+        return {
+            **self.signer.plugin_environment(plugin_id),
+            **self.upstream.plugin_environment(plugin_id, token),
+        }
+
+    def _on_grpc_call(self, call: CallRecord) -> None:
+        slot = self.supervisor.slots.get(call.plugin) if call.plugin else None
+        tenant = self.tenant_ids.get(call.tenant_id) if call.tenant_id else None
+        audit = None
+        if call.method == EXCHANGE:  # credentials traded for a token: a security event
+            audit = "sts.exchange" if call.error is None else "sts.refused"
+        self.observer.host_call(
+            call.plugin or "unknown",
+            slot.active.number if slot is not None and slot.active is not None else None,
+            call.method,
+            call.code,
+            call.latency_ms,
+            tenant=tenant.name if tenant else None,
+            message=call.error.message if call.error else "",
+            request=call.request,
+            audit=audit,
+        )
+
     def _on_denied(self, denial: Denial) -> None:
         self.denials.append(denial)
         enforced = (
@@ -168,13 +214,35 @@ class Simulator:
             or self.config.permission_policy.mode == "enforce"
             or "policy" in denial.reason
         )
-        self.observer.permission_denied(denial.plugin, denial.scope, denial.api, enforced)
+        self.observer.permission_denied(
+            denial.plugin, denial.scope, denial.api, enforced, denial.identity
+        )
+
+    def _on_rbac_denied(self, denial: RbacDenial) -> None:
+        """An identity lacked a permission (a tool's, or a host API's scope): refused
+        whatever the permission policy's mode, counted and audited like other denials."""
+        self._on_denied(
+            Denial(
+                denial.plugin,
+                denial.what,
+                str(denial.permission),
+                f"identity '{denial.identity}' lacks the permission",
+                enforced=True,
+                identity=denial.identity,
+            )
+        )
 
     # -- the debugger's view ---------------------------------------------------------------
 
     def _runtime_of(self, plugin_id: str) -> str | None:
+        """What the plugin runs on, as the debugger tells runtimes apart: a backend
+        program built with go is "go" (Delve debugs it), any other keeps its runtime."""
         slot = self.supervisor.slots.get(plugin_id)
-        return slot.manifest.runtime if slot else None
+        if slot is None:
+            return None
+        if slot.manifest.is_backend and go_build_for(slot.manifest, slot.source_dir):
+            return "go"
+        return slot.manifest.debug_runtime
 
     def _source_dir_of(self, plugin_id: str) -> Path | None:
         slot = self.supervisor.slots.get(plugin_id)
@@ -297,6 +365,7 @@ class Simulator:
                 and current is not None
                 and current.digest == digest
                 and current.state == "running"
+                and not self.supervisor.settings_changed(slot)  # an edit of .dev.vars
             ):
                 return Activation(manifest.id, current.number, digest, "unchanged", timings, digest)
             slot.manifest, slot.source_dir = manifest, source_dir
@@ -691,6 +760,7 @@ class Simulator:
                 "flags": self.config.flags,
                 "counters": dict(self.counters),
                 "containment": self.containment.as_dict(),
+                "grpc": self.upstream.status(),
             },
             "plugins": plugins,
         }
@@ -713,12 +783,15 @@ class Simulator:
         )
 
     async def start_services(self) -> None:
-        """Listeners the plugins need before the first one starts: the egress proxy."""
+        """Listeners the plugins need before the first one starts: the egress proxy and
+        the host's gRPC services."""
         if self._run_tree_in_ram:  # left by a simulator that was killed: nothing runs there
             shutil.rmtree(self.store.unpacked, ignore_errors=True)
         proxy = EgressProxy(self.supervisor.egress_policy, self._on_proxy_blocked)
         await proxy.start()
         self.supervisor.egress_proxy = proxy
+        await self.upstream.start()
+        self.supervisor.grpc_socket = self.upstream.socket
 
     def _on_proxy_blocked(self, plugin: str, host: str, port: int, reason: str) -> None:
         slot = self.supervisor.slots.get(plugin)
@@ -730,6 +803,7 @@ class Simulator:
         if self._run_tree_in_ram:  # the archives stay on disk; RAM is given back
             shutil.rmtree(self.store.unpacked, ignore_errors=True)
         await self.debugger.close()
+        await self.upstream.stop()
         if self.supervisor.egress_proxy is not None:
             await self.supervisor.egress_proxy.close()
         await self.observer.audit("host.stop", None, {"url": self.url, "pid": os.getpid()})

@@ -27,12 +27,17 @@ from typing import Any, Literal, Protocol
 
 import httpx
 
+from powerx.debug.go_link import delve_command
 from powerx.errors import PowerXError
+from powerx.host.dev_vars import read_dev_vars, settings_digest
 from powerx.host.egress_proxy import EgressProxy
 from powerx.host.launcher import Launcher, LaunchSpec, PluginProcess, choose_launcher
 from powerx.host.liveness import watch_liveness
 from powerx.host.programs import (
     PROBE_TIMEOUT_S,
+    PROGRAM_BACKOFF_FIRST_S,
+    PROGRAM_BACKOFF_MAX_S,
+    PROGRAM_STOP_GRACE_S,
     backend_environment,
     backend_start_failed,
     backend_unhealthy,
@@ -45,7 +50,13 @@ from powerx.host.sandbox import Sandbox
 from powerx.host.socket_routes import SocketRoutes, base_url
 from powerx.manifest import Manifest
 from powerx.plugin_imports import explain_missing_module
-from powerx.runtimes import CONTROL_PREFIX, LISTEN_DIR_ENV, NODE_EGRESS_PRELOAD, PYTHON_CHILD_PATH
+from powerx.runtimes import (
+    CONTROL_PREFIX,
+    DEBUG_PROGRAM_ENV,
+    LISTEN_DIR_ENV,
+    NODE_EGRESS_PRELOAD,
+    PYTHON_CHILD_PATH,
+)
 from powerx.runtimes.egress_guard import POLICY_ENV as EGRESS_POLICY_ENV
 from powerx.runtimes.egress_guard import EgressPolicy
 
@@ -64,6 +75,8 @@ CRASH_WINDOW_S = 60.0
 CRASH_LOOP_AFTER = 5
 BACKOFF_FIRST_S = 0.1
 BACKOFF_MAX_S = 5.0
+# In a sandbox, Delve listens this far above the program's port (8080: 18080).
+DELVE_PORT_OFFSET = 10000
 # What Node's inspector writes to stderr of a generation the simulator debugs.
 _INSPECTOR_CHATTER = (
     "Debugger listening on ws://",
@@ -116,6 +129,7 @@ class Generation:
     swapped: asyncio.Event = field(default_factory=asyncio.Event)  # its pointer is on disk
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     exposed: list[int] = field(default_factory=list)  # ports brought out of its sandbox
+    settings: str = ""  # digest of the .dev.vars values it started with
 
     @property
     def pid(self) -> int:
@@ -163,15 +177,19 @@ class Supervisor:
         debug: DebugHooks | None = None,
         on_stopped: Callable[[Generation], None] | None = None,
         run_folder: Callable[[str], Path] | None = None,
-        plugin_env: Callable[[str], Mapping[str, str]] | None = None,
+        plugin_env: Callable[[str, str], Mapping[str, str]] | None = None,
+        identity: str | None = None,
     ) -> None:
         self.host_url = host_url
-        # More environment per plugin: the context-signing settings (host/identity.py).
+        self.run_identity = identity  # its .dev.vars.<identity> applies
+        # More environment per plugin and generation token: the context-signing settings
+        # (host/identity.py), the host's gRPC services (host/upstream).
         self.plugin_env = plugin_env
         # Set: each plugin runs in its own sandbox (host/sandbox.py), in this folder.
         self.run_folder = run_folder
         self.sandboxes: dict[str, Sandbox] = {}
         self.host_socket: Path | None = None  # the host API on a unix socket, for sandboxes
+        self.grpc_socket: Path | None = None  # the host's gRPC services (always a socket)
         self.debug = debug
         self.on_stopped = on_stopped
         self.egress_proxy: EgressProxy | None = None  # set once the simulator started it
@@ -222,6 +240,7 @@ class Supervisor:
                 self._base_env(),
                 self._simulator_ports(),
                 self.host_socket,
+                self.grpc_socket,
             )
         return self.sandboxes[plugin]
 
@@ -283,6 +302,11 @@ class Supervisor:
         gen.exposed.append(outer)
         return outer
 
+    def settings_changed(self, slot: PluginSlot) -> bool:
+        """The plugin's .dev.vars differ from what its serving generation started with."""
+        serving = slot.active.settings if slot.active is not None else ""
+        return settings_digest(read_dev_vars(slot.source_dir, self.run_identity)) != serving
+
     def private_ports(self, plugin_id: str, port: int | None) -> set[int]:
         """The ports a generation reached at ``port`` may call its own: that one and, in a
         sandbox, the one it listens on inside (a redirect it builds names that one)."""
@@ -312,7 +336,7 @@ class Supervisor:
             }
         )
         if self.plugin_env is not None:
-            env.update(self.plugin_env(manifest.id))
+            env.update(self.plugin_env(manifest.id, token))
         if self.egress_proxy is not None:
             # Tools the plugin starts (curl, pip ...) go through the proxy, which applies the
             # same policy; the simulator itself is reached directly.
@@ -326,8 +350,10 @@ class Supervisor:
         if not manifest.runtime.startswith("node"):
             # And a `python` it starts runs python_child/sitecustomize.py, which does the same.
             env["PYTHONPATH"] = str(PYTHON_CHILD_PATH)
-        if self.debug is not None and self.debug.wants_debug(manifest.id, manifest.runtime):
-            env["POWERX_DEBUGGER"] = "1"
+        if self.debug is not None and self.debug.wants_debug(manifest.id, manifest.debug_runtime):
+            # A program's Python loads the debugger in sitecustomize, under its own name so
+            # that the shim (whose start-up runs sitecustomize too) does not load it twice.
+            env[DEBUG_PROGRAM_ENV if manifest.is_backend else "POWERX_DEBUGGER"] = "1"
         return env
 
     @staticmethod
@@ -436,7 +462,9 @@ class Supervisor:
         manifest = slot.manifest
         token = f"pxp_{secrets.token_urlsafe(24)}"
         started = time.perf_counter()
-        env = self._environment(manifest, token)
+        settings = read_dev_vars(slot.source_dir, self.run_identity)
+        # The simulator's own names win: its contract with the plugin is not the file's.
+        env = {**settings.values, **self._environment(manifest, token)}
         sandbox = self.sandbox(manifest.id)
         program_port = self._program_port(manifest) if manifest.is_backend else None
         if program_port is None:
@@ -449,13 +477,21 @@ class Supervisor:
         else:
             env.update(backend_environment(program_port))
             cwd = run_dir / "src"
-            spec = LaunchSpec(manifest.runtime, program_argv(manifest, cwd, env), env, str(cwd))
+            argv = program_argv(manifest, cwd, env)
+            delve_port = self._delve_port(manifest, run_dir, program_port)
+            if delve_port is not None:  # halted under Delve until its breakpoints are in
+                argv = delve_command(argv, delve_port)
+            spec = LaunchSpec(manifest.runtime, argv, env, str(cwd))
         if sandbox is not None:  # the host API, the egress proxy, local services it names
             for port in {*self._simulator_ports(), *loopback_ports(manifest.egress)}:
                 await sandbox.forward(port)
         process = await self._launch(manifest, spec)
         slot.last_number += 1
         gen = Generation(manifest.id, slot.last_number, digest, token, process, run_dir)
+        gen.settings = settings_digest(settings)
+        if settings.ignored:
+            names = ", ".join(settings.ignored)
+            self._log(slot, gen.number, "system", f".dev.vars: {names} ignored (set by powerx)")
         gen.idle.set()
         self.live.add(gen)
         self.tokens[token] = (manifest.id, gen.number)
@@ -464,6 +500,9 @@ class Supervisor:
             asyncio.create_task(self._read_stderr(slot, gen)),
             asyncio.create_task(self._watch_exit(slot, gen)),
         ]
+        if program_port is not None and delve_port is not None:
+            endpoint = {"event": "debug", "port": delve_port, "delve": True}
+            self._spawn_background(self._attach_debugger(slot, gen, endpoint))
         early_probe = process.early_probe  # a spare's, sent before its order
         health: Callable[[], Awaitable[bool]] | None = None
         if program_port is not None:  # a program's readiness: its health path answers 200
@@ -496,6 +535,17 @@ class Supervisor:
         gen.state = "failed"
         await self.stop_generation(gen)
         raise self._start_error(slot, gen, message)
+
+    def _delve_port(self, manifest: Manifest, run_dir: Path, program_port: int) -> int | None:
+        """Where Delve listens for a Go generation the debugger wants (None: no Delve):
+        in a sandbox, beside the program's own port (each live generation has its own);
+        outside, a free loopback port."""
+        if self.debug is None or not self.debug.wants_debug(manifest.id, manifest.runtime):
+            return None
+        info = json.loads((run_dir / "artefact.json").read_text(encoding="utf-8"))
+        if info.get("debugger") != "dlv":
+            return None
+        return program_port + DELVE_PORT_OFFSET if self.sandbox(manifest.id) else free_port()
 
     def _program_port(self, manifest: Manifest) -> int:
         """Where a backend program of ``manifest`` listens: in its sandbox, the port it
@@ -666,13 +716,19 @@ class Supervisor:
                 await asyncio.wait_for(gen.idle.wait(), DRAIN_TIMEOUT_S)
         self.tokens.pop(gen.token, None)
         if gen.process.returncode is None:
+            slot = self.slots.get(gen.plugin_id)
+            program = slot is not None and slot.manifest.is_backend
+            grace = PROGRAM_STOP_GRACE_S if program else STOP_GRACE_S
             gen.process.close_stdin()
             gen.process.terminate()
             try:
-                await asyncio.wait_for(gen.process.wait(), STOP_GRACE_S)
+                await asyncio.wait_for(gen.process.wait(), grace)
             except TimeoutError:
                 gen.process.kill()
                 await gen.process.wait()
+                if slot is not None:
+                    message = f"did not stop within {grace:g} s of SIGTERM: killed (SIGKILL)"
+                    self._log(slot, gen.number, "system", message)
         if gen.state in {"draining", "starting"}:
             gen.state = "stopped"
         for task in gen.tasks:
@@ -729,7 +785,10 @@ class Supervisor:
                 "Fix the plugin and save (or reload) to start it again.",
             )
             return
-        delay = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (len(recent) - 1))
+        first, most = (BACKOFF_FIRST_S, BACKOFF_MAX_S)
+        if slot.manifest.is_backend:
+            first, most = (PROGRAM_BACKOFF_FIRST_S, PROGRAM_BACKOFF_MAX_S)
+        delay = min(most, first * 2 ** (len(recent) - 1))
         self._log(slot, crashed.number, "system", f"restarting in {delay:.1f} s")
         await asyncio.sleep(delay)
         async with slot.lock:

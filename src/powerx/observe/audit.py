@@ -38,6 +38,7 @@ from powerx.observe.audit_chain import (
     row_digest,
     write_head,
 )
+from powerx.observe.masking import mask_known_value
 
 __all__ = ["GENESIS", "AuditLog", "AuditRecord", "ChainProblem", "Verification", "open_readonly"]
 
@@ -227,7 +228,7 @@ class AuditLog:
         when = time.time() if ts is None else float(ts)
         if not math.isfinite(when):
             raise ValueError(f"an audit entry needs a finite ts, not {ts!r}")
-        text = canonical(dict(details or {}))
+        text = canonical(mask_known_value(dict(details or {})))
         with self._lock:
             conn = self._connection()
             try:

@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from powerx.observe.masking import mask_known_value
+
 HOT_RELOAD = "plugin.debug.hot_reload"
 ALERT = "plugin.debug.alert"
 ROLLBACK = "plugin.debug.rollback"
@@ -25,6 +27,8 @@ TELEMETRY = "plugin.debug.telemetry"
 EGRESS_BLOCKED = "plugin.debug.egress_blocked"
 WATCH = "plugin.debug.watch"  # a dev loop's watcher armed, re-planned or stopped
 RELOAD_PENDING = "plugin.debug.reload_pending"  # a dev loop builds a reload (or gave up)
+# PowerX's dev hot-load protocol: a session started, reloaded or ended (host/dev_sessions.py)
+DEV_SESSION = "plugin.dev.session"
 GAP = "stream.gap"
 
 
@@ -72,7 +76,7 @@ class EventBus:
         self._sinks.append(sink)
 
     def publish(self, type: str, data: dict[str, Any]) -> Event:
-        event = Event(next(self._ids), type, time.time(), data)
+        event = Event(next(self._ids), type, time.time(), mask_known_value(data))
         self._ring.append(event)
         for subscription in list(self._subscribers):
             subscription.offer(event)

@@ -16,7 +16,7 @@ What is masked:
   ``secret_name``, ``auth_url``, ``password_file``), nor ``tokens``/``sessions``, which
   are counts (``max_tokens``). ``pwd`` is, so the shell's ``PWD`` is masked too.
 - in text: ``Bearer``/``Basic`` credentials, JWTs, API keys with a known prefix
-  (``sk-``, ``ghp_``, ``AKIA``, our ``pxp_``/``pxm_`` ...), URL passwords, e-mail local
+  (``sk-``, ``ghp_``, ``AKIA``, our ``pxp_``/``pxm_``/``pxs_`` ...), URL passwords, e-mail local
   parts, ``Authorization``/``Cookie`` header values, and the value of ``key=value``,
   ``key: value`` and ``"key": "value"`` pairs with a sensitive key. An unquoted value
   ends at whitespace or one of ``&,;()[]{}<>``; ``null``/``None`` are left visible.
@@ -31,10 +31,59 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from functools import lru_cache
+from typing import Any
 
-__all__ = ["MASK", "is_sensitive_key", "mask_line", "mask_text", "mask_value"]
+__all__ = [
+    "MASK",
+    "is_sensitive_key",
+    "mask_known",
+    "mask_known_value",
+    "mask_line",
+    "mask_text",
+    "mask_value",
+    "remember_secret_values",
+]
 
 MASK = "***"
+
+# --- values known to be secret ---------------------------------------------------------
+
+# Shorter values would mask ordinary words and numbers all over the output.
+MIN_SECRET_CHARS = 4
+_known_pattern: re.Pattern[str] | None = None
+_known_values: frozenset[str] = frozenset()
+
+
+def remember_secret_values(values: Iterable[str]) -> None:
+    """Values known to be secret (a plugin's ``.dev.vars``): masked wherever they appear,
+    whatever the patterns find, for the life of the process."""
+    global _known_pattern, _known_values
+    found = _known_values | {v for v in values if len(v) >= MIN_SECRET_CHARS}
+    if found == _known_values:
+        return
+    _known_values = frozenset(found)
+    longest_first = sorted(found, key=len, reverse=True)
+    _known_pattern = re.compile("|".join(map(re.escape, longest_first)))
+
+
+def mask_known(text: str) -> str:
+    """``text`` with every remembered secret value masked (one regex pass; none: as is)."""
+    return text if _known_pattern is None else _known_pattern.sub(MASK, text)
+
+
+def mask_known_value(value: Any) -> Any:
+    """A JSON-like value with every remembered secret masked in its strings and keys;
+    returned as is (not copied) while no secret is known."""
+    if _known_pattern is None:
+        return value
+    if isinstance(value, str):
+        return mask_known(value)
+    if isinstance(value, dict):
+        return {mask_known_value(k): mask_known_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_known_value(v) for v in value]
+    return value
+
 
 # --- sensitive keys -------------------------------------------------------------------
 
@@ -222,6 +271,7 @@ _API_KEY_SHAPES: tuple[tuple[str, str], ...] = (
     ("hf_", "[A-Za-z0-9]{30,}"),  # Hugging Face
     ("pxp_", "[A-Za-z0-9_-]{4,}"),  # our per-process plugin tokens
     ("pxm_", "[A-Za-z0-9_-]{4,}"),  # our mock developer credentials
+    ("pxs_", "[A-Za-z0-9_-]{4,}"),  # our STS client secrets (host/upstream)
 )
 _API_KEY = re.compile(
     "|".join(f"{prefix}(?<![A-Za-z0-9]{prefix}){body}" for prefix, body in _API_KEY_SHAPES)
@@ -332,7 +382,7 @@ _RARE_TRIGGER = re.compile(
     r"|j(?:wt|(?<=eyj))"
     r"|k(?:en|ey|ie|ia|-)"  # token, key, cookie, AKIA, sk-
     r"|wd(?<=pwd)"
-    r"|x(?:ox|app-|[pm]_)"  # Slack, pxp_ and pxm_
+    r"|x(?:ox|app-|[pms]_)"  # Slack, pxp_, pxm_ and pxs_
     r"|za"  # AIza
 )
 _COMMON_TRIGGERS = (
@@ -363,6 +413,7 @@ _MOST_PASSES = 4
 
 def mask_text(text: str) -> str:
     """Mask every secret found in free text; see the module docstring for what is found."""
+    text = mask_known(text)
     lowered = text.lower()
     if not _may_hold_secret(lowered):
         return text

@@ -62,11 +62,17 @@ class Metrics:
         )
         self.permission_denials = Counter(
             "debug_permission_denied",
-            "Host API calls refused because the manifest lacks the scope.",
+            "Host API calls refused because the manifest lacks the scope, and requests "
+            "refused because the identity's perms lack the permission (RBAC).",
             ["plugin", "scope"],
             registry=self.registry,
         )
-
+        self.host_calls = Counter(
+            "debug_host_grpc_calls",
+            "Calls to the host's gRPC services (STS, IAM) by plugin, method and status code.",
+            ["plugin", "method", "code"],
+            registry=self.registry,
+        )
         self.egress_blocked = Counter(
             "debug_egress_blocked",
             "Connections a plugin tried to open to production PowerX or a host outside its "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 import uuid
 from collections.abc import Coroutine, Mapping
@@ -185,16 +186,52 @@ class Observer:
         )
         return report_id
 
-    def permission_denied(self, plugin: str, scope: str, api: str, enforced: bool) -> None:
+    def permission_denied(
+        self, plugin: str, scope: str, api: str, enforced: bool, identity: str | None = None
+    ) -> None:
+        """A host API call outside the plugin's scopes, or a request (to a tool, or a host
+        API call) made as an identity whose perms lack the permission (``identity``)."""
         self.metrics.permission_denials.labels(plugin, scope).inc()
+        details = {"scope": scope, "api": api}
+        if identity is not None:
+            details["identity"] = identity
         # Called from the request path: the refusal goes out now, the row follows.
         self._spawn(
-            self.audit(
-                "permission.denied" if enforced else "permission.warned",
-                plugin,
-                {"scope": scope, "api": api},
-            )
+            self.audit("permission.denied" if enforced else "permission.warned", plugin, details)
         )
+
+    def host_call(
+        self,
+        plugin: str,
+        generation: int | None,
+        method: str,
+        code: str,
+        latency_ms: float,
+        *,
+        tenant: str | None = None,
+        message: str = "",
+        request: Mapping[str, Any] | None = None,
+        audit: str | None = None,
+    ) -> None:
+        """A call to the host's gRPC services: counted, and logged with its request (masked
+        by key and text, as every log record); ``audit`` names an action to append too."""
+        self.metrics.host_calls.labels(plugin, method, code).inc()
+        level = "info" if code == "OK" else "error" if code == "INTERNAL" else "warning"
+        text = f"gRPC {method} {code}" + (f": {message}" if message else "")
+        line: dict[str, Any] = {"msg": text, "level": level, "method": method, "code": code}
+        if request:
+            line["request"] = request
+        self.logs.record(
+            plugin,
+            generation,
+            "grpc",
+            json.dumps(line, default=str),
+            latency_ms=latency_ms,
+            tenant=tenant,
+        )
+        if audit is not None:
+            details = {"method": method, "code": code, "tenant": tenant, "message": message}
+            self._spawn(self.audit(audit, plugin, details))
 
     def egress_blocked(
         self, plugin: str, generation: int, host: str, port: int | None, route: str, reason: str

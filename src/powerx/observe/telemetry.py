@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from powerx.errors import PowerXError
+from powerx.observe.masking import mask_known, mask_known_value
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS reloads (
@@ -147,7 +148,7 @@ class TelemetryStore:
                     record.digest,
                     record.generation,
                     record.status,
-                    record.reason,
+                    mask_known(record.reason) if record.reason else record.reason,
                     record.duration_ms,
                     json.dumps(record.phases, sort_keys=True),
                     record.origin,
@@ -203,7 +204,13 @@ class TelemetryStore:
         with self._lock:
             cursor = self._db.execute(
                 "INSERT INTO client_reports (ts, kind, plugin, ref, payload) VALUES (?,?,?,?,?)",
-                (time.time(), kind, plugin, ref, json.dumps(payload, sort_keys=True)),
+                (
+                    time.time(),
+                    kind,
+                    plugin,
+                    ref,
+                    json.dumps(mask_known_value(payload), sort_keys=True),
+                ),
             )
         return int(cursor.lastrowid or 0)
 
@@ -221,7 +228,8 @@ class TelemetryStore:
     def add_logs(self, records: Iterable[dict[str, Any]]) -> None:
         """Store already-masked log records; the oldest are pruned past LOG_ROWS_KEPT."""
         rows = [
-            (r["ts"], r["plugin"], r.get("generation"), r["level"], json.dumps(r)) for r in records
+            (r["ts"], r["plugin"], r.get("generation"), r["level"], json.dumps(mask_known_value(r)))
+            for r in records
         ]
         if not rows:
             return

@@ -139,6 +139,9 @@ class PluginLoop:
             )
         else:
             self.serving = result["generation"]
+            # A debugger is in the generation: build the next one for it (Go: unoptimised,
+            # so breakpoints bind to the lines written); detached, back to a normal build.
+            self.session.debug = result.get("debug") is not None
             outcome = ReloadOutcome(
                 plugin,
                 True,

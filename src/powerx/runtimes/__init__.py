@@ -18,3 +18,6 @@ NODE_BUILD = Path(__file__).with_name("node_build.js")
 NODE_EGRESS_PRELOAD = Path(__file__).with_name("egress_preload.js")
 # On PYTHONPATH of Python plugins, so the Python processes they start load the guard.
 PYTHON_CHILD_PATH = Path(__file__).with_name("python_child")
+# Set for a backend program that starts a Python: its sitecustomize loads the debugger and
+# waits for the simulator's breakpoints before the program's own code runs.
+DEBUG_PROGRAM_ENV = "POWERX_DEBUG_PROGRAM"

@@ -78,7 +78,7 @@ const originalBinding = process.binding;
 const CONTROL_PREFIX = '@@powerx ';
 const FIX_PRODUCTION = 'plugins in the simulator must not call production PowerX; use the mock ' +
   'host API through POWERX_HOST_URL (env.host does)';
-const FIX_EGRESS = 'add the host to `egress` in powerx.plugin.yaml, or call it through the host API';
+const FIX_EGRESS = 'add the host to `egress` in plugin.yaml, or call it through the host API';
 const FIX_LOOPBACK = "a plugin reaches the simulator only on its host API port; name another " +
   'local service with its port in `egress` (localhost:8080)';
 const FIX_PROTECTED = 'plugins cannot reach the runtime below the guard; debug with `powerx debug`';

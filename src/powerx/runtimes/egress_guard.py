@@ -50,7 +50,7 @@ FIX_PRODUCTION = (
     "plugins in the simulator must not call production PowerX; use the mock host API through "
     "POWERX_HOST_URL (the powerx_plugin helper does)"
 )
-FIX_EGRESS = "add the host to `egress` in powerx.plugin.yaml, or call it through the host API"
+FIX_EGRESS = "add the host to `egress` in plugin.yaml, or call it through the host API"
 FIX_LOOPBACK = (
     "a plugin reaches the simulator only on its host API port; name another local service "
     "with its port in `egress` (localhost:8080)"

@@ -63,8 +63,11 @@ async function toRequest(req) {
   });
 }
 
+// The plugin lacks the scope, or the identity of the request it serves lacks the permission.
+const DENIALS = new Set(['permission_denied', 'rbac_denied']);
+
 function isDenial(error) {
-  return error instanceof HostApiError && error.code === 'permission_denied';
+  return error instanceof HostApiError && DENIALS.has(error.code);
 }
 
 function answerDenial(req, res, error) {
@@ -72,7 +75,7 @@ function answerDenial(req, res, error) {
   // (error, message, fix) answer the request, and the log gets one line, the same as a
   // Python plugin's (powerx_plugin.answer_denials), not a stack trace.
   const path = (req.url || '').split('?')[0];
-  console.error(`WARNING permission_denied: ${req.method} ${path} answered ${error.status}: ` +
+  console.error(`WARNING ${error.code}: ${req.method} ${path} answered ${error.status}: ` +
     `${error.message} fix: ${error.fix}`);
   res.writeHead(error.status, { 'content-type': 'application/json' });
   res.end(JSON.stringify({ error: error.code, message: error.message, fix: error.fix }));

@@ -263,8 +263,12 @@ def start_debugger() -> None:
     to the simulator on the private control pipe, never put in the environment), and it
     is closed once the simulator is in: pydevd would otherwise let a second client take
     the session over."""
-    if os.environ.get(DEBUG_ENV) != "1":
-        return
+    if os.environ.get(DEBUG_ENV) == "1":
+        listen_for_debugger()
+
+
+def listen_for_debugger() -> None:
+    """:func:`start_debugger`'s work, also done by a backend program's sitecustomize."""
     _preload_debugger()  # a cold start has not: it puts pydevd's own modules on the path
     import debugpy
 

@@ -3,11 +3,27 @@ here), so that process installs the plugin's egress guard too, from ``POWERX_EGR
 
 The guard is loaded from its file (it needs only the standard library), so this works
 whichever interpreter the plugin starts, with or without powerx installed in it.
+
+In a backend program being debugged (``POWERX_DEBUG_PROGRAM=1``), the first Python also
+loads the debugger as the shim does and waits until the simulator has set the breakpoints,
+so they hold from the program's first line, in every generation.
 """
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
+
+
+def _start_debugger() -> None:
+    if os.environ.pop("POWERX_DEBUG_PROGRAM", None) != "1":  # popped: its children do not
+        return
+    try:
+        from powerx.runtimes.python_shim import listen_for_debugger
+    except ImportError:
+        print("powerx: this Python has no DevKit; it runs without the debugger", file=sys.stderr)
+        return
+    listen_for_debugger()
 
 
 def _install_guard() -> None:
@@ -21,4 +37,5 @@ def _install_guard() -> None:
     guard.install_from_env()
 
 
+_start_debugger()  # before the guard: debugpy resolves its own listen address
 _install_guard()

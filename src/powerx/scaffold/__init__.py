@@ -1,0 +1,150 @@
+"""`powerx init`: write a new plugin from a template, ready to run and test.
+
+Templates are folders of files under ``templates/``; ``__PLUGIN_ID__`` and
+``__PLUGIN_NAME__`` in them become the plugin's id and name. Every plugin also gets a
+``.gitignore``, a ``.vscode/launch.json`` and a README that say how to run, test and debug
+it. Nothing is overwritten: a file that exists stops the whole write before it starts.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from powerx.errors import PowerXError
+
+TEMPLATES_DIR = Path(__file__).with_name("templates")
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    summary: str
+    url_path: str  # where the plugin answers, after the simulator's address
+    debugger: str  # the VS Code debug type that attaches to it
+
+
+TEMPLATES = {
+    t.name: t
+    for t in (
+        Template("python", "Python handler (ASGI, Starlette)", "/plugins/{id}/", "debugpy"),
+        Template("node", "Node handler (fetch, JavaScript)", "/plugins/{id}/", "node"),
+        Template(
+            "python-backend", "Python backend program on PORT", "/_p/{id}/api/v1/hello", "debugpy"
+        ),
+        Template("node-backend", "Node backend program on PORT", "/_p/{id}/api/v1/hello", "node"),
+    )
+}
+_ID = re.compile(r"^[a-z][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+$")
+
+GITIGNORE = """# powerx state, local settings and secrets, build output
+.powerx/
+.dev.vars
+.env
+__pycache__/
+.venv/
+node_modules/
+dist/
+backend/bin/
+"""
+
+
+def default_id(folder: Path) -> str:
+    """``com.example.<folder name>``, lowercased, other characters as dashes."""
+    slug = re.sub(r"[^a-z0-9]+", "-", folder.resolve().name.lower()).strip("-") or "plugin"
+    if not slug[0].isalpha():
+        slug = f"p-{slug}"
+    return f"com.example.{slug}"
+
+
+def default_name(folder: Path) -> str:
+    words = re.split(r"[^A-Za-z0-9]+", folder.resolve().name)
+    return " ".join(w.capitalize() for w in words if w) or "Plugin"
+
+
+def check_id(plugin_id: str) -> None:
+    if not _ID.match(plugin_id):
+        raise PowerXError(
+            "init_id_invalid",
+            f"{plugin_id!r} is not a plugin id.",
+            "use reverse-DNS in lowercase, e.g. --id com.acme.notes.",
+        )
+
+
+def planned_files(template: str, plugin_id: str, name: str) -> dict[str, str]:
+    """Relative path -> content of every file the plugin gets."""
+    chosen = TEMPLATES.get(template)
+    if chosen is None:
+        raise PowerXError(
+            "init_template_unknown",
+            f"No template {template!r}.",
+            f"pick one of: {', '.join(TEMPLATES)}.",
+        )
+    root = TEMPLATES_DIR / template
+    files = {
+        path.relative_to(root).as_posix(): path.read_text(encoding="utf-8")
+        .replace("__PLUGIN_ID__", plugin_id)
+        .replace("__PLUGIN_NAME__", name)
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+    files[".gitignore"] = GITIGNORE
+    files[".vscode/launch.json"] = _launch_json(chosen, plugin_id)
+    files["README.md"] = _readme(chosen, plugin_id, name)
+    return files
+
+
+def write_plugin(folder: Path, template: str, plugin_id: str, name: str) -> list[Path]:
+    """Write the plugin into ``folder`` (made if missing); refuse if any file exists."""
+    check_id(plugin_id)
+    files = planned_files(template, plugin_id, name)
+    existing = sorted(rel for rel in files if (folder / rel).exists())
+    if existing:
+        raise PowerXError(
+            "init_would_overwrite",
+            f"{folder} already has {', '.join(existing)}; nothing was written.",
+            "choose an empty or new folder: powerx init NEW-FOLDER.",
+        )
+    written = []
+    for relative, content in files.items():
+        path = folder / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def _launch_json(template: Template, plugin_id: str) -> str:
+    """VS Code's attach configuration. Its port and secret are the running simulator's
+    (the secret changes each start), so `powerx debug vscode --write` fills them in."""
+    entry: dict[str, object] = {
+        "name": f"PowerX: {plugin_id}",
+        "type": template.debugger,
+        "request": "attach",
+    }
+    body = json.dumps({"version": "0.2.0", "configurations": [entry]}, indent=2)
+    return (
+        f"// With the simulator running, `powerx debug vscode {plugin_id} --write` fills in\n"
+        "// where to attach (the port and this run's secret).\n" + body + "\n"
+    )
+
+
+def _readme(template: Template, plugin_id: str, name: str) -> str:
+    url = template.url_path.format(id=plugin_id)
+    return f"""# {name}
+
+A PowerX plugin ({template.summary}), made with `powerx init --template {template.name}`.
+
+```sh
+powerx login --mock                 # once: a local credential for the simulator
+powerx host start --mock . --watch  # serve it; every save reloads it
+curl http://127.0.0.1:8787{url}
+pytest                              # its test runs it in a real simulator
+```
+
+Debug: set a breakpoint with `powerx debug attach {plugin_id}` (a terminal debugger), or
+run `powerx debug vscode {plugin_id} --write` and start "PowerX: {plugin_id}" in VS Code.
+Breakpoints survive every reload.
+"""

@@ -1,0 +1,112 @@
+"""`powerx init`: every template writes a plugin that `powerx host start --mock` serves with
+no edit and whose own test passes; nothing is ever overwritten; bad choices are refused
+with a code and a fix before anything is written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from powerx.scaffold import TEMPLATES
+from tests.conftest import RunningSimulator, Workspace
+
+
+@pytest.mark.parametrize("template", sorted(TEMPLATES))
+def test_each_template_serves_at_once_and_its_own_test_passes(
+    workspace: Workspace, start_simulator: Any, template: str
+) -> None:
+    made = workspace.powerx("init", "demo", "--template", template)
+    assert made.returncode == 0, made.stderr
+    folder = workspace.root / "demo"
+    assert {Path(line).relative_to("demo").as_posix() for line in made.stdout.splitlines()} >= {
+        "plugin.yaml",
+        "tests/test_plugin.py",
+        ".vscode/launch.json",
+        ".gitignore",
+        "README.md",
+    }
+    assert "powerx host start --mock demo" in made.stderr  # the next step, said
+    workspace.login()
+    simulator: RunningSimulator = start_simulator([folder])
+    path = TEMPLATES[template].url_path.format(id="com.example.demo")
+    response = simulator.get(path)
+    assert response.status_code == 200, response.text
+    assert response.json()["greeting"] == "hello from Demo"
+    simulator.stop()
+    own_test = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=folder,
+        env=workspace.env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert own_test.returncode == 0, own_test.stdout + own_test.stderr
+    assert "1 passed" in own_test.stdout
+
+
+def test_init_refuses_to_overwrite_and_writes_nothing(workspace: Workspace) -> None:
+    folder = workspace.root / "taken"
+    folder.mkdir()
+    (folder / "app.py").write_text("mine\n")
+    result = workspace.powerx("init", "taken", "--template", "python")
+    assert result.returncode == 1
+    assert "init_would_overwrite" in result.stderr and "app.py" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["app.py"]
+    assert (folder / "app.py").read_text() == "mine\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["--template", "cobol"], "init_template_unknown"),
+        (["--template", "python", "--id", "Not An Id"], "init_id_invalid"),
+    ],
+)
+def test_bad_choices_are_refused_with_a_fix(
+    workspace: Workspace, args: list[str], code: str
+) -> None:
+    result = workspace.powerx("init", "fresh", *args)
+    assert result.returncode == 1
+    assert code in result.stderr and "fix" in result.stderr.lower()
+    assert not (workspace.root / "fresh").exists()
+
+
+def test_id_and_name_come_from_the_folder_unless_given(workspace: Workspace) -> None:
+    result = workspace.powerx("init", "My Notes", "-t", "node")
+    assert result.returncode == 0, result.stderr
+    manifest = (workspace.root / "My Notes" / "plugin.yaml").read_text()
+    assert "id: com.example.my-notes\n" in manifest and "name: My Notes\n" in manifest
+    given = workspace.powerx("init", "x", "-t", "node", "--id", "com.acme.x", "--name", "Acme X")
+    assert given.returncode == 0, given.stderr
+    assert "id: com.acme.x\n" in (workspace.root / "x" / "plugin.yaml").read_text()
+
+
+def test_debug_vscode_write_fills_in_the_scaffolds_launch_json(
+    workspace: Workspace, start_simulator: Any
+) -> None:
+    assert workspace.powerx("init", "demo", "-t", "python").returncode == 0
+    folder = workspace.root / "demo"
+    launch = folder / ".vscode" / "launch.json"
+    launch.write_text(
+        launch.read_text().replace(
+            '"configurations": [',
+            '"configurations": [\n    {"name": "mine", "type": "node", "request": "launch"},',
+        )
+    )
+    workspace.login()
+    start_simulator([folder])
+    result = workspace.powerx("debug", "vscode", "com.example.demo", "--write")
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.strip()) == launch.resolve()
+    configurations = json.loads(launch.read_text())["configurations"]
+    assert [c["name"] for c in configurations] == ["mine", "PowerX: com.example.demo"]
+    ours = configurations[1]
+    assert ours["type"] == "debugpy" and ours["connect"]["port"] > 0
