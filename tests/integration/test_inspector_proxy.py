@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import io
 import json
 import sys
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +175,19 @@ def test_an_ide_breakpoint_halts_the_first_request_after_each_of_twenty_reloads(
     assert halted == 20
     [bp] = debug.state()["breakpoints"]
     assert bp["hits"] == 20  # counted once per halt, though the IDE's own one is there too
+
+
+def test_the_source_map_carries_the_typescript_for_devtools(tmp_path: Path) -> None:
+    """Chrome DevTools opened from the printed URL reads the TypeScript from the map."""
+    plugin = copy_example(HELLO_NODE, tmp_path / "hello-node")
+    session = BuildSession(plugin, tmp_path / "build")
+    try:
+        artefact = session.build()
+    finally:
+        session.close()
+    with tarfile.open(fileobj=io.BytesIO(artefact.data)) as archive:
+        [member] = [m for m in archive.getmembers() if m.name.endswith(".js.map")]
+        source_map = json.loads(archive.extractfile(member).read())  # type: ignore[union-attr]
+    sources = dict(zip(source_map["sources"], source_map["sourcesContent"], strict=True))
+    index = str((plugin / "src/index.ts").resolve())
+    assert sources[index] == (plugin / "src/index.ts").read_text()
