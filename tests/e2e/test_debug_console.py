@@ -278,3 +278,58 @@ def test_the_prompt_comes_back_after_a_notice(
         child.expect(pexpect.EOF)
     finally:
         child.close(force=True)
+
+
+NESTED_APP = """\
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+
+def greet(name):
+    message = f"hello {name}"
+    return message
+
+
+async def home(request):
+    name = request.query_params.get("name", "world")
+    return JSONResponse({"message": greet(name)})
+
+
+app = Starlette(routes=[Route("/", home)])
+"""
+
+
+def test_frames_watches_and_set_from_the_console(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    plugin = write_plugin(tmp_path / "nested", python_manifest(PLUGIN), {"app.py": NESTED_APP})
+    simulator = start_simulator([plugin])
+    child = console(workspace, "-c", "watch name", "-c", "break app.py:8")
+    try:
+        child.expect(r"watch 1: name")
+        child.expect(r"breakpoint 1 \(pause\)")
+        child.expect(PROMPT)
+        thread, result = request_in_background(simulator, f"/plugins/{PLUGIN}/?name=ada")
+        child.expect(r"paused at app.py:8")
+        child.expect(r"watch name = 'ada'")  # shown at the stop, unasked
+        child.sendline("up")
+        child.expect(r"#1  app.py:13 home")
+        child.sendline("p request.query_params['name']")  # only the caller has `request`
+        child.expect(r"'ada'")
+        child.sendline("locals")
+        child.expect(r"request = ")
+        child.sendline("down")
+        child.expect(r"#0  app.py:8 greet")
+        child.sendline("set message 'changed ' + name")
+        child.expect(r"message = 'changed ada'")
+        child.sendline("frame x")
+        child.expect(r"debug_frame_unknown")
+        child.sendline("c")
+        thread.join(30)
+        assert result["response"].json()["message"] == "changed ada"
+        child.sendline("quit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)

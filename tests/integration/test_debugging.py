@@ -595,3 +595,74 @@ def test_a_breakpoint_follows_its_function_not_a_renamed_copy_above_it(
     assert lines[moved - 1].strip().startswith("return JSONResponse")
     assert simulator.get(f"/plugins/{PLUGIN}/?name=real").status_code == 200
     assert _wait_for_snapshot(debug)["line"] == moved  # it fires: `home` is what is called
+
+
+def test_exception_breakpoints_from_the_console_api_pause_where_the_plugin_raises(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    app = APP.replace(
+        '    password = "hunter2-not-for-logs"\n',
+        '    password = "hunter2-not-for-logs"\n    try:\n        int(name)\n'
+        "    except ValueError:\n        pass\n",
+    )
+    plugin = write_plugin(tmp_path / "debugged", python_manifest(PLUGIN), {"app.py": app})
+    simulator = start_simulator([plugin])
+    debug = Debug(simulator)
+    assert debug.call("POST", f"/internal/debug/sessions/{PLUGIN}/attach").status_code == 200
+    assert debug.command("catch", mode="raised") == {"catch": "raised"}
+    thread, result = request_in_background(simulator, f"/plugins/{PLUGIN}/?name=ada")
+    paused = debug.wait_paused()
+    assert (paused["reason"], paused["file"], paused["line"]) == ("exception", "app.py", 12)
+    debug.command("continue")
+    thread.join(30)
+    assert result["response"].status_code == 200
+    assert debug.command("catch", mode="off") == {"catch": "off"}
+    assert simulator.get(f"/plugins/{PLUGIN}/?name=bo").status_code == 200
+    assert debug.state()["paused"] is None
+    bad = debug.call(
+        "POST", f"/internal/debug/sessions/{PLUGIN}/command", {"command": "catch", "mode": "x"}
+    )
+    assert bad.status_code == 422 and bad.json()["error"] == "debug_catch_invalid"
+
+
+def test_node_values_open_their_first_level_and_exceptions_can_pause(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    plugin = copy_example(HELLO_NODE, tmp_path / "hello-node")
+    source = plugin / "src/index.ts"
+    parse = (
+        '    if (url.pathname === "/parse") {\n'
+        '      try { JSON.parse("not json"); } catch { return json({ parsed: false }); }\n'
+        "    }\n"
+    )
+    marker = '    if (url.pathname === "/messages") {\n'
+    source.write_text(source.read_text().replace(marker, parse + marker))
+    simulator = start_simulator([plugin])
+    debug = Debug(simulator, NODE_PLUGIN)
+    assert debug.call("POST", f"/internal/debug/sessions/{NODE_PLUGIN}/attach").status_code == 200
+    assert debug.put({"file": "src/index.ts", "line": NODE_RETURN_LINE}).status_code == 200
+    thread, result = request_in_background(simulator, f"/plugins/{NODE_PLUGIN}/")
+    debug.wait_paused()
+    assert debug.command("eval", expression="{a: 1, b: 'x'}")["result"] == '{a: 1, b: "x"}'
+    first = debug.command("eval", expression="contacts[0]")["result"]
+    assert first.startswith("{") and 'name: "Margaret Allen"' in first
+    assert debug.command("locals")["locals"]["contacts"].startswith("Array(7) [{…}, {…}")
+    assert debug.command("set", name="GREETING", value="'set here'") == {
+        "name": "GREETING",
+        "result": '"set here"',
+    }
+    debug.command("continue")
+    thread.join(30)
+    assert result["response"].json()["greeting"] == "set here"
+    # The plugin catches it itself: `catch raised` stops at the throw anyway.
+    assert debug.command("catch", mode="raised") == {"catch": "raised"}
+    thread, result = request_in_background(simulator, f"/plugins/{NODE_PLUGIN}/parse")
+    paused = debug.wait_paused()
+    assert (paused["reason"], paused["file"]) == ("exception", "src/index.ts")
+    assert "JSON.parse" in source.read_text().splitlines()[paused["line"] - 1]
+    debug.command("catch", mode="off")
+    debug.command("continue")
+    thread.join(30)
+    assert result["response"].json() == {"parsed": False}

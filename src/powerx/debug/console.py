@@ -21,6 +21,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from powerx.debug.console_views import ConsoleViews
 from powerx.errors import PowerXError
 from powerx.host import client
 
@@ -35,13 +36,19 @@ break FILE:LINE [hits N] [if COND]
 snap FILE:LINE [hits N] [if COND]
                             snapshot there: capture locals and stack, do not halt
 log FILE:LINE MESSAGE       log point: write MESSAGE ({expr} filled in) to the log, no halt
+catch raised|uncaught|off   pause where an exception is raised, or where the plugin
+                            does not handle it, or not at all
 clear [ID|all]              remove a breakpoint (all without an id)
 list                        breakpoints, verified or not, and hits
 continue | c                resume          next | n    step over
 step | s                    step into       out | o     step out
 stack | bt                  the paused stack
-locals [FRAME]              variables of a frame (the innermost plugin frame by default)
-eval EXPR | p EXPR          evaluate in the paused frame
+up | down | frame N         choose the frame p, locals and set work in
+locals [FRAME]              variables of a frame (the chosen one, or the innermost
+                            plugin frame)
+eval EXPR | p EXPR          evaluate in the chosen frame
+set VAR VALUE               assign VALUE (an expression) to VAR in the chosen frame
+watch [EXPR] | unwatch [N]  evaluate EXPR at every stop (no EXPR: list the watches)
 logs [on|off]               interleave the plugin's live log lines
 help | quit"""
 
@@ -65,6 +72,7 @@ class DebugConsole:
         self._logs_on = threading.Event()
         self._stopping = threading.Event()
         self._connection = ""  # the simulator's id of this console's held connection
+        self.views = ConsoleViews(self._command, out)
         # Set while the user is at the prompt: a notice printed then ends with the prompt
         # again (and what was typed so far), or the terminal looks as if it were busy.
         self.at_prompt = threading.Event()
@@ -176,6 +184,7 @@ class DebugConsole:
             )
             for line in data.get("code") or []:
                 self.out.print(escape(line), style="bold" if line.startswith("->") else "dim")
+            self.views.paused()
         elif kind == "plugin.debug.snapshot":
             where = f"{data.get('file')}:{data.get('line')}"
             self.out.print(
@@ -219,6 +228,15 @@ class DebugConsole:
             "locals": self._locals,
             "eval": self._eval,
             "p": self._eval,
+            "catch": self._catch,
+            "up": lambda args, rest: self.views.move(_number(args, 1)),
+            "down": lambda args, rest: self.views.move(-_number(args, 1)),
+            "frame": lambda args, rest: self.views.select(_number(args, 0)),
+            "set": self._set,
+            "watch": lambda args, rest: (
+                self.views.watch(rest) if rest else self.views.list_watches()
+            ),
+            "unwatch": lambda args, rest: self.views.unwatch(args[0] if args else "all"),
             "logs": self._logs_command,
         }
         resume = {"continue": "continue", "c": "continue", "next": "next", "n": "next"}
@@ -316,21 +334,32 @@ class DebugConsole:
                 escape(f"#{index:<2} {frame['file']}:{frame['line']} {frame['name']}"), style=style
             )
 
+    def _command(self, body: dict[str, Any]) -> Any:
+        return self._call("POST", f"/internal/debug/sessions/{self.plugin}/command", body)
+
     def _locals(self, args: list[str], rest: str) -> None:
-        command: dict[str, Any] = {"command": "locals"}
+        command: dict[str, Any] = self.views.with_frame({"command": "locals"})
         if args:
             command["frame"] = int(args[0]) if args[0].isdigit() else -1
-        body = self._call("POST", f"/internal/debug/sessions/{self.plugin}/command", command)
+        body = self._command(command)
         for name, value in body["locals"].items():
             self.out.print(f"{escape(name)} = {escape(_short(value))}")
 
     def _eval(self, args: list[str], rest: str) -> None:
-        body = self._call(
-            "POST",
-            f"/internal/debug/sessions/{self.plugin}/command",
-            {"command": "eval", "expression": rest},
-        )
+        body = self._command(self.views.with_frame({"command": "eval", "expression": rest}))
         self.out.print(escape(str(body["result"])))
+
+    def _catch(self, args: list[str], rest: str) -> None:
+        mode = args[0] if args else ""
+        self._command({"command": "catch", "mode": mode})
+        self.out.print(f"exceptions: {escape(mode)}")
+
+    def _set(self, args: list[str], rest: str) -> None:
+        variable, _, value = rest.strip().partition(" ")
+        body = self._command(
+            self.views.with_frame({"command": "set", "name": variable, "value": value})
+        )
+        self.out.print(f"{escape(body['name'])} = {escape(_short(body['result']))}")
 
     def _logs_command(self, args: list[str], rest: str) -> None:
         turn_on = not args or args[0] == "on"
@@ -345,6 +374,18 @@ class DebugConsole:
         else:
             self._logs_on.clear()
             self.out.print("[dim]live logs off[/]")
+
+
+def _number(args: list[str], default: int) -> int:
+    if not args:
+        return default
+    if not args[0].isascii() or not args[0].isdigit():
+        raise PowerXError(
+            "debug_frame_unknown",
+            f"{args[0]!r} is not a frame number.",
+            "see the frames with `stack`, then e.g. `frame 2` or `up`.",
+        )
+    return int(args[0])
 
 
 def _short(value: object, limit: int = 200) -> str:

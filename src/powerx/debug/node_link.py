@@ -26,6 +26,8 @@ from typing import Any
 import websockets
 
 from powerx.debug.breakpoints import HIT_CONDITION_HELP, Breakpoint, parse_hit_condition
+from powerx.debug.cdp_values import describe as _describe
+from powerx.debug.cdp_values import object_literal
 from powerx.debug.dap import DapError, Message
 from powerx.debug.python_link import ReplayResult, orphaned
 from powerx.debug.simulator_code import blackbox_patterns, is_simulator_file
@@ -165,10 +167,26 @@ class NodeLink:
         await self.call("Debugger.enable")
         # Stepping runs through the shim; `out` from the handler finishes the request.
         await self.call("Debugger.setBlackboxPatterns", {"patterns": blackbox_patterns()})
+        await self.set_exception_breakpoints(exception_filters or {"filters": []})
         result = await self.set_breakpoints(breakpoints)
         await self.call("Runtime.runIfWaitingForDebugger")
         result.replay_ms = (time.perf_counter() - started) * 1000
         return result
+
+    async def set_exception_breakpoints(self, arguments: Message) -> Message:
+        """DAP's exception filters (as the console and debugpy name them) in V8's terms:
+        ``raised`` pauses on every throw, ``uncaught``/``userUnhandled`` on uncaught ones.
+        Throws inside the shim are not the plugin's (blackboxed): they never pause."""
+        filters = set(arguments.get("filters") or [])
+        state = (
+            "all"
+            if "raised" in filters
+            else "uncaught"
+            if filters & {"uncaught", "userUnhandled"}
+            else "none"
+        )
+        await self.call("Debugger.setPauseOnExceptions", {"state": state})
+        return {}
 
     def saw_event(self, message: Message) -> None:
         """Nothing to wait for: CDP has no ``initialized`` step."""
@@ -265,7 +283,8 @@ class NodeLink:
                 continue
             object_id = (scope.get("object") or {}).get("objectId")
             answer = await self.call(
-                "Runtime.getProperties", {"objectId": object_id, "ownProperties": True}
+                "Runtime.getProperties",
+                {"objectId": object_id, "ownProperties": True, "generatePreview": True},
             )
             for prop in (answer.get("result") or [])[:limit]:
                 name = str(prop.get("name"))
@@ -280,7 +299,11 @@ class NodeLink:
             raise DapError("evaluate", "the frame is gone (the plugin resumed)")
         answer = await self.call(
             "Debugger.evaluateOnCallFrame",
-            {"callFrameId": self.frames[frame_id]["callFrameId"], "expression": expression},
+            {
+                "callFrameId": self.frames[frame_id]["callFrameId"],
+                "expression": object_literal(expression),
+                "generatePreview": True,
+            },
         )
         if answer.get("exceptionDetails"):
             details = answer["exceptionDetails"]
@@ -316,20 +339,6 @@ class NodeLink:
         self._reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._reader
-
-
-def _describe(value: Message) -> str:
-    if "value" in value:
-        return (
-            json.dumps(value["value"])
-            if isinstance(value["value"], str)
-            else str(value["value"]).lower()
-            if isinstance(value["value"], bool)
-            else str(value["value"])
-        )
-    if value.get("type") == "undefined":
-        return "undefined"
-    return str(value.get("description") or value.get("type"))
 
 
 def _condition(bp: Breakpoint, hit: tuple[str, int] | None, placement: int) -> str | None:

@@ -352,7 +352,7 @@ class DebugSession:
         return paused.stack[index]
 
     async def command(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        """continue | next | step | out | stack | locals | eval."""
+        """continue | next | step | out | stack | locals | eval | set | catch."""
         expression = str(arguments.get("expression", "")).strip()
         resume = {"continue": "continue", "next": "next", "step": "stepIn", "out": "stepOut"}
         try:
@@ -369,6 +369,10 @@ class DebugSession:
                     "frame": frame["name"],
                     "locals": await paused.link.locals(int(frame["id"])),
                 }
+            if name == "catch":
+                return await self._catch(str(arguments.get("mode", "")))
+            if name == "set":
+                return await self._set_variable(arguments)
             if name == "eval":
                 paused = self._require_paused(name)
                 frame = self._frame(paused, arguments)
@@ -376,11 +380,12 @@ class DebugSession:
                     raise PowerXError("debug_eval_empty", "Nothing to evaluate.", "eval EXPR")
                 return {"result": await paused.link.evaluate(expression, int(frame["id"]))}
         except (DapError, TimeoutError) as error:
-            if isinstance(error, DapError) and name == "eval" and self.paused is not None:
+            if isinstance(error, DapError) and name in {"eval", "set"} and self.paused:
                 # Still paused, so the expression failed, not the debugger.
+                shown = expression or f"{arguments.get('name')} = {arguments.get('value')}"
                 raise PowerXError(
                     "debug_eval_failed",
-                    f"{expression!r} failed: {_last_line(error.message)}",
+                    f"{shown!r} failed: {_last_line(error.message)}",
                     "use names of the paused frame (see `locals`; `stack` lists the frames).",
                     status=422,
                 ) from None
@@ -393,14 +398,42 @@ class DebugSession:
         raise PowerXError(
             "debug_command_unknown",
             f"Unknown debugger command {name!r}.",
-            "use continue, next, step, out, stack, locals or eval.",
+            "use continue, next, step, out, stack, locals, eval, set or catch.",
         )
+
+    async def _catch(self, mode: str) -> dict[str, Any]:
+        """Exception breakpoints from the console: ``raised``, ``uncaught`` or ``off``."""
+        if mode not in _CATCH:
+            raise PowerXError(
+                "debug_catch_invalid",
+                f"{mode!r} is not an exception mode.",
+                "use catch raised (every raise), catch uncaught (what the plugin does not "
+                "handle) or catch off.",
+                status=422,
+            )
+        await self.set_exception_filters({"filters": _CATCH[mode]})
+        return {"catch": mode}
+
+    async def _set_variable(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """``set VAR VALUE``: assign in the paused frame; the new value, read back."""
+        paused = self._require_paused("set")
+        frame = self._frame(paused, arguments)
+        variable, value = str(arguments.get("name", "")), str(arguments.get("value", "")).strip()
+        if not variable.isidentifier() or not value:
+            raise PowerXError(
+                "debug_set_invalid",
+                f"'set' needs a variable name and a value, not {variable!r} {value!r}.",
+                "write it as: set name 'ada' (the value is an expression).",
+                status=422,
+            )
+        await paused.link.evaluate(f"{variable} = {value}", int(frame["id"]))
+        return {"name": variable, "result": await paused.link.evaluate(variable, int(frame["id"]))}
 
     async def set_exception_filters(self, arguments: Message) -> None:
         """Keep an IDE's exception settings and apply them to every live generation."""
         self.exception_filters = arguments
         for link in list(self.links.values()):
-            if isinstance(link, PythonLink):
+            if isinstance(link, PythonLink | NodeLink):
                 with contextlib.suppress(DapError, TimeoutError):
                     await link.set_exception_breakpoints(arguments)
 
@@ -441,6 +474,13 @@ class DebugSession:
         for generation in list(self.links):
             await self._drop(generation)
 
+
+# The console's exception modes, as debugpy's filters (NodeLink maps them to V8's).
+_CATCH: dict[str, list[str]] = {
+    "raised": ["raised"],
+    "uncaught": ["uncaught", "userUnhandled"],
+    "off": [],
+}
 
 # Events the session interprets itself before telling the IDE proxies (or never tells:
 # a generation's own lifecycle is hidden, the IDE sees one long-lived debuggee).
