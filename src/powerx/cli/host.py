@@ -94,6 +94,9 @@ class ConsoleReporter:
     def stopping(self) -> None:
         err_console.print("[dim]stopping plugins ...[/]")
 
+    def say(self, text: str) -> None:
+        console.print(f"[dim]{escape(text)}[/]", soft_wrap=True)
+
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
