@@ -64,7 +64,7 @@ def attach(
             session.run_command(command)
         while True:
             try:
-                line = input("(powerx) ")
+                line = session.read_command()
             except EOFError:
                 break
             if not session.run_command(line):

@@ -55,7 +55,9 @@ def request(
     return decoded(response)
 
 
-def stream(path: str, params: dict[str, str]) -> Iterator[ServerSentEvent]:
+def stream(
+    path: str, params: dict[str, str], headers: dict[str, str] | None = None
+) -> Iterator[ServerSentEvent]:
     """Follow an SSE endpoint of the running simulator until it or the user stops."""
     url = running_url()
     credential = require_credential()
@@ -65,7 +67,7 @@ def stream(path: str, params: dict[str, str]) -> Iterator[ServerSentEvent]:
                 trust_env=False,
                 verify=url.startswith("https://"),
                 timeout=httpx.Timeout(10.0, read=None),
-                headers={"authorization": f"Bearer {credential.token}"},
+                headers={"authorization": f"Bearer {credential.token}", **(headers or {})},
             ) as session,
             connect_sse(session, "GET", url + path, params=params) as source,
         ):
