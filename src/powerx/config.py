@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from powerx.errors import PowerXError, Problem
-from powerx.host.images import DEFAULT_IMAGE, IMAGES
+from powerx.images import DEFAULT_IMAGE, IMAGES
 
 DEFAULT_CONFIG_PATH = Path("config/plugins/debug/host_simulator.yaml")
 SIMULATOR_FLAG = "PX_PLUGIN_HOST_SIMULATOR"

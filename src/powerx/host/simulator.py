@@ -30,7 +30,6 @@ from powerx.host.dev_loops import DevLoops
 from powerx.host.egress_proxy import EgressProxy
 from powerx.host.gateway import Denial, Gateway
 from powerx.host.identity import ContextSigner
-from powerx.host.images import HostImage, check_compatible, get_image, unknown_permissions
 from powerx.host.rbac import RbacDenial, RbacGate
 from powerx.host.reload_failures import ReloadFailure, ReloadFailures, plugin_state
 from powerx.host.reload_gate import ReloadGate
@@ -38,6 +37,7 @@ from powerx.host.sandbox import containment
 from powerx.host.supervisor import Generation, LogLine, PluginSlot, Supervisor
 from powerx.host.upstream import CallRecord, TenantDirectory, UpstreamServer
 from powerx.host.upstream.sts import EXCHANGE
+from powerx.images import HostImage, check_compatible, get_image, unknown_permissions
 from powerx.manifest import MANIFEST_FILE, MANIFEST_FILES, PLUGIN_YAML, Manifest, parse_manifest
 from powerx.observe import events
 from powerx.observe.logs import PluginContext
