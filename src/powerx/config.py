@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from powerx.errors import PowerXError, Problem
+from powerx.errors import PowerXError, validation_problems
 from powerx.images import DEFAULT_IMAGE, IMAGES
 
 DEFAULT_CONFIG_PATH = Path("config/plugins/debug/host_simulator.yaml")
@@ -240,10 +240,7 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
     try:
         return SimulatorConfig.model_validate(data)
     except ValidationError as exc:
-        problems = [
-            Problem(".".join(map(str, e["loc"])), f"{'.'.join(map(str, e['loc']))}: {e['msg']}")
-            for e in exc.errors()
-        ]
+        problems = validation_problems(exc, whole="config")
         raise PowerXError(
             "config_invalid",
             f"{source or 'environment'}: {len(problems)} problem(s) in the simulator config.",
