@@ -24,10 +24,10 @@ from powerx.client import sync as client
 from powerx.config import SIMULATOR_FLAG, load_config
 from powerx.errors import PowerXError
 from powerx.foreground import read_host_info, run_foreground
+from powerx.host.generations import Generation, LogLine
 from powerx.host.preflight import PluginPlan, plan_plugins
 from powerx.host.rollback_targets import rollback_targets
 from powerx.host.simulator import Simulator
-from powerx.host.supervisor import Generation, LogLine
 from powerx.paths import state_dir
 from powerx.reload.executor import ReloadOutcome
 

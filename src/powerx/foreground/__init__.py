@@ -27,10 +27,10 @@ from powerx.errors import PowerXError
 from powerx.foreground import hotkeys
 from powerx.host import running
 from powerx.host.app import create_app
+from powerx.host.generations import Generation, LogLine
 from powerx.host.header_timeout import with_header_timeout
 from powerx.host.preflight import PluginPlan
 from powerx.host.simulator import Simulator
-from powerx.host.supervisor import Generation, LogLine
 from powerx.paths import host_info_file
 from powerx.reload.executor import DevReporter, run_dev
 

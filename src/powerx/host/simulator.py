@@ -28,13 +28,14 @@ from powerx.host.artefacts import ArtefactStore, check_archive, member_data
 from powerx.host.dev_loops import DevLoops
 from powerx.host.egress_proxy import EgressProxy
 from powerx.host.gateway import Denial, Gateway
+from powerx.host.generations import Generation, LogLine, PluginSlot
 from powerx.host.identity import ContextSigner
 from powerx.host.rbac import RbacDenial, RbacGate
 from powerx.host.reload_failures import ReloadFailure, ReloadFailures
 from powerx.host.reload_gate import ReloadGate
 from powerx.host.sandbox import containment
 from powerx.host.status_view import simulator_status
-from powerx.host.supervisor import Generation, LogLine, PluginSlot, Supervisor
+from powerx.host.supervisor import Supervisor
 from powerx.host.upstream import CallRecord, TenantDirectory, UpstreamServer
 from powerx.host.upstream.sts import EXCHANGE
 from powerx.images import HostImage, check_compatible, get_image, unknown_permissions
