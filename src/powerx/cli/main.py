@@ -18,6 +18,7 @@ from powerx.cli.init import init
 from powerx.cli.login import login
 from powerx.cli.logs import logs
 from powerx.cli.render import err_console, render_error
+from powerx.cli.requests import requests
 from powerx.errors import PowerXError, storage_error
 
 app = typer.Typer(
@@ -33,6 +34,7 @@ app.command()(login)
 app.command()(doctor)
 app.command()(dev)
 app.command()(logs)
+app.command()(requests)
 app.add_typer(host.app, name="host")
 app.add_typer(audit.app, name="audit")
 app.add_typer(telemetry.app, name="telemetry")

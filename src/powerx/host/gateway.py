@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,7 @@ from powerx.host.json_body import read_json
 from powerx.host.rbac import Permission, RbacGate, has_permission
 from powerx.host.supervisor import PluginSlot, Supervisor
 from powerx.host.tenants import TenantData
+from powerx.observe.requests import REQUEST_ID_HEADER, HostCall, RequestInspector
 
 TENANT_HEADER = "x-powerx-tenant"
 GRANT_HEADER = "x-powerx-grant"
@@ -69,6 +71,7 @@ class Gateway:
         identities: Mapping[str, Identity] | None = None,
         default_identity: str | None = None,
         rbac: RbacGate | None = None,
+        inspector: RequestInspector | None = None,
     ) -> None:
         self.image = image
         self.policy = policy
@@ -79,6 +82,7 @@ class Gateway:
         self.rbac = rbac or RbacGate(self.identities)
         self.data = TenantData()
         self.on_denied = on_denied
+        self.inspector = inspector
         self._grant_key = secrets.token_bytes(32)
         # Literal routes before parametrised ones, so /contacts/search beats /contacts/{id}.
         self._routes = sorted(
@@ -216,6 +220,58 @@ class Gateway:
     async def handle(self, request: Request) -> Response:
         path = "/" + request.path_params.get("path", "")
         token, slot = self._caller(request)
+        if self.inspector is None:
+            return await self._handle(request, path, token, slot)
+        started = time.perf_counter()
+        status, error = 500, None
+        try:
+            response = await self._handle(request, path, token, slot)
+            status = response.status_code
+            return response
+        except PowerXError as refused:
+            status, error = refused.status, refused.code
+            raise
+        finally:
+            self._inspect(request, path, token, slot, started, status, error)
+
+    def _inspect(
+        self,
+        request: Request,
+        path: str,
+        token: str,
+        slot: PluginSlot,
+        started: float,
+        status: int,
+        error: str | None,
+    ) -> None:
+        """Keep the call with the request the plugin made it for (observe/requests.py)."""
+        assert self.inspector is not None
+        entry = self.supervisor.tokens.get(token)
+        if entry is None:
+            return
+        api_name = next((a.name for a, p in self._routes if p.match(path)), path)
+        tenant = request.headers.get(TENANT_HEADER) or self.default_tenant
+        grant = request.headers.get(GRANT_HEADER, "")
+        identity = self._granted_identity(token, tenant, grant) if grant else None
+        call = HostCall(
+            time.time(),
+            api_name,
+            request.method,
+            "/host/api" + path,
+            status,
+            (time.perf_counter() - started) * 1000,
+            error,
+        )
+        self.inspector.host_call(
+            slot.manifest.id,
+            entry[1],
+            request.headers.get(REQUEST_ID_HEADER),
+            tenant,
+            identity if identity is not None else self.default_identity,
+            call,
+        )
+
+    async def _handle(self, request: Request, path: str, token: str, slot: PluginSlot) -> Response:
         api, params = self._match(request.method, path)
         self._authorize(slot, api)
         tenant, identity = self._context(request, token, slot, api)

@@ -291,6 +291,7 @@ async def _end_streams_on_exit(server: uvicorn.Server, simulator: Simulator) -> 
         await asyncio.sleep(0.1)
     simulator.observer.bus.close()
     simulator.observer.logs.bus.close()
+    simulator.observer.requests.bus.close()
 
 
 def run_foreground(

@@ -144,6 +144,7 @@ class Simulator:
             identities=config.identities,
             default_identity=config.identity,
             rbac=self.rbac,
+            inspector=self.observer.requests,
         )
         self.tenant_ids = TenantDirectory(config)
         # The host's gRPC services, over the same per-tenant mock data as the host API.
