@@ -101,11 +101,11 @@ def requests(
         str | None,
         typer.Argument(
             help="A plugin id to list its requests only; or `show` / `replay` with an ID.",
-            metavar="[PLUGIN | show ID | replay ID]",
+            metavar="PLUGIN|show|replay",
         ),
     ] = None,
     request_id: Annotated[
-        str | None, typer.Argument(help="The request's id (with show or replay).", hidden=True)
+        str | None, typer.Argument(help="The request's id (with show or replay).", metavar="ID")
     ] = None,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing requests as they are answered.")
