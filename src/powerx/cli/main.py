@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from powerx import __version__
-from powerx.cli import audit, debug, host, telemetry, tools
+from powerx.cli import audit, data, debug, host, telemetry, tools
 from powerx.cli.dev import dev
 from powerx.cli.doctor import doctor
 from powerx.cli.init import init
@@ -40,6 +40,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(telemetry.app, name="telemetry")
 app.add_typer(debug.app, name="debug")
 app.add_typer(tools.app, name="tools")
+app.add_typer(data.app, name="data")
 
 
 @app.command()

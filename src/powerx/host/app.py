@@ -33,6 +33,7 @@ from powerx.host.gateway import GRANT_HEADER, TENANT_HEADER
 from powerx.host.identity import IDENTITY_HEADER, SIGNED_HEADERS
 from powerx.host.json_body import read_json
 from powerx.host.local_install_routes import local_install_routes
+from powerx.host.mock_data_routes import mock_data_routes
 from powerx.host.observe_routes import observability_routes, reader_check
 from powerx.host.reload_failures import STALE_HEADER
 from powerx.host.request_guard import RequestGuard
@@ -479,6 +480,7 @@ def create_app(
             *debug_routes(simulator),
             *tool_routes(simulator),
             *request_routes(simulator),
+            *mock_data_routes(simulator),
             *dev_routes(),
             *local_install_routes(),
         ],

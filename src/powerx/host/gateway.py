@@ -330,7 +330,7 @@ class Gateway:
                 )
             return 201, data.send_message(tenant, body["to"], body["text"])
         if api.name == "tenant.get":
-            return 200, {"id": tenant, "name": tenant.title(), "plan": "developer"}
+            return 200, data.info(tenant)
         store = data.kv(tenant, plugin)
         key = params["key"]
         if api.name == "kv.get":
