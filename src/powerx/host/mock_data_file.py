@@ -227,7 +227,12 @@ def _load(path: Path, tenant: str, text: str) -> tuple[Any, yaml.Node | None]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = mark.line + 1 if mark is not None else 1
-        reason = getattr(exc, "problem", None) or "not valid YAML"
+        reason = getattr(exc, "problem", None) or "the parser gave up"
+        # Where the parser gave up can be a line after the slip (an unclosed bracket): say
+        # where what it was reading began.
+        context, begun = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and begun is not None and begun.line + 1 != line:
+            reason += f" ({context} that begins on line {begun.line + 1})"
         raise _syntax_error(path, tenant, line, f"not valid YAML: {reason}") from None
     return loaded, root
 
