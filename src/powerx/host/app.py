@@ -281,7 +281,7 @@ def create_app(
             request.method,
             request.url.path,
             request.url.query,
-            request.headers.raw,
+            request.scope["headers"],
             request.headers.get(IDENTITY_HEADER) or simulator.signer.default,
         )
         try:
