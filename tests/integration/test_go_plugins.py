@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from powerx.host.identity import ContextSigner
 from powerx.host.programs import free_port
 from powerx.testing import wait_until
 from tests.conftest import EXAMPLES, RunningSimulator, Workspace
+from tests.integration.test_backend_plugins import reload_while_a_client_loops, set_line
 from tests.integration.test_hot_reload import copy_example
 
 HELLO_GO = EXAMPLES / "hello-go"
@@ -31,12 +31,7 @@ MAIN_GO = Path("backend/cmd/plugin/main.go")
 
 
 def set_greeting(plugin: Path, text: str) -> None:
-    source = plugin / MAIN_GO
-    lines = [
-        f'const greeting = "{text}"' if line.startswith("const greeting =") else line
-        for line in source.read_text().splitlines()
-    ]
-    source.write_text("\n".join(lines) + "\n")
+    set_line(plugin / MAIN_GO, "const greeting =", f'const greeting = "{text}"')
 
 
 def start_go(
@@ -155,34 +150,12 @@ def test_go_save_reloads_with_no_failed_request_while_a_client_loops(
     workspace: Workspace, tmp_path: Path, start_simulator: Any
 ) -> None:
     simulator, plugin = start_go(workspace, start_simulator, tmp_path, "--watch")
-    failures: list[str] = []
-    answered: list[str] = []
-    stop = threading.Event()
 
-    def loop() -> None:
-        with httpx.Client(timeout=30, trust_env=False) as client:
-            while not stop.is_set():
-                try:
-                    response = client.get(simulator.url + HELLO)
-                except httpx.HTTPError as error:
-                    failures.append(repr(error))
-                    continue
-                if response.status_code != 200:
-                    failures.append(f"{response.status_code} {response.text}")
-                else:
-                    answered.append(str(response.json()["greeting"]))
+    def save(text: str) -> None:  # the watcher reloads it
+        set_greeting(plugin, text)
+        simulator.wait_generation(GO_ID, int(text[1:]) + 1)
 
-    client = threading.Thread(target=loop)
-    client.start()
-    try:
-        wait_until(lambda: len(answered) >= 5)
-        for version in (1, 2, 3):
-            set_greeting(plugin, f"v{version}")
-            simulator.wait_generation(GO_ID, version + 1)
-            assert wait_until(lambda v=version: answered[-1] == f"v{v}")
-    finally:
-        stop.set()
-        client.join()
+    answered, failures = reload_while_a_client_loops(simulator, HELLO, save, ["v1", "v2", "v3"])
     assert failures == []
     assert answered[0] == "hello from go" and {"v1", "v2", "v3"} <= set(answered)
     assert simulator.plugin_status(GO_ID)["generation"] == 4  # one generation per save

@@ -12,8 +12,8 @@ import typer
 from rich.markup import escape
 
 from powerx.cli.render import console, err_console
+from powerx.client import sync as client
 from powerx.errors import PowerXError
-from powerx.host import client
 from powerx.host.mock_data import FOLDER
 from powerx.host.mock_data_file import SUFFIXES, file_name, render, tenant_of
 from powerx.host.running import find_host_info

@@ -20,9 +20,9 @@ from powerx import auth
 from powerx.build.artefact import Artefact
 from powerx.cli.dev import DevConsole, format_outcome
 from powerx.cli.render import console, err_console, warn
+from powerx.client import sync as client
 from powerx.config import SIMULATOR_FLAG, load_config
 from powerx.errors import PowerXError
-from powerx.host import client
 from powerx.host.mock_data import MockDataChange
 from powerx.host.preflight import PluginPlan, plan_plugins
 from powerx.host.rollback_targets import rollback_targets
@@ -111,6 +111,9 @@ class ConsoleReporter:
 
     def stopping(self) -> None:
         err_console.print("[dim]stopping plugins ...[/]")
+
+    def say(self, text: str) -> None:
+        console.print(f"[dim]{escape(text)}[/]", soft_wrap=True)
 
 
 def _interrupt(signum: int, frame: object) -> None:

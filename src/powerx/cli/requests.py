@@ -13,8 +13,8 @@ from rich.markup import escape
 
 from powerx.cli.logs import format_record
 from powerx.cli.render import console
+from powerx.client import sync as client
 from powerx.errors import PowerXError
-from powerx.host import client
 
 _ACTIONS = ("show", "replay")
 

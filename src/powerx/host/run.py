@@ -21,9 +21,10 @@ import uvicorn
 
 from powerx.auth import require_credential
 from powerx.build import Artefact, build_artefact
+from powerx.client.dev import SimulatorClient
 from powerx.config import SimulatorConfig
 from powerx.errors import PowerXError
-from powerx.host import running
+from powerx.host import hotkeys, running
 from powerx.host.app import create_app
 from powerx.host.header_timeout import with_header_timeout
 from powerx.host.mock_data import MockDataChange
@@ -31,7 +32,6 @@ from powerx.host.preflight import PluginPlan
 from powerx.host.simulator import Simulator
 from powerx.host.supervisor import Generation, LogLine
 from powerx.paths import host_info_file
-from powerx.reload.client import SimulatorClient
 from powerx.reload.executor import DevReporter, run_dev
 
 
@@ -46,6 +46,7 @@ class StartReporter(Protocol):
     def log(self, line: LogLine) -> None: ...
     def mock_data(self, change: MockDataChange) -> None: ...
     def stopping(self) -> None: ...
+    def say(self, text: str) -> None: ...
 
 
 class _Server(uvicorn.Server):
@@ -277,7 +278,11 @@ async def _serve(
             _watch_in_process(simulator, plans, state_dir, dev_reporter, stop_watching, poll)
         )
     stop_waiter = asyncio.create_task(simulator.shutdown_requested.wait())
-    await asyncio.wait({serving, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
+    with contextlib.ExitStack() as keys:
+        if hotkeys.wanted():
+            reporter.say(hotkeys.legend())
+            keys.enter_context(hotkeys.listening(hotkeys.Hotkeys(simulator, reporter.say)))
+        await asyncio.wait({serving, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
     stop_watching.set()
     if watcher is not None:
         with contextlib.suppress(Exception):

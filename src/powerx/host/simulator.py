@@ -112,7 +112,7 @@ class Simulator:
         self.debugger = Debugger(
             state_dir,
             self.observer,
-            self._restart_for_debug,
+            self.restart_generation,
             self._code_root,
             self._runtime_of,
             self._source_dir_of,
@@ -267,8 +267,9 @@ class Simulator:
             return None
         return slot.active.run_dir / "src"
 
-    async def _restart_for_debug(self, plugin_id: str) -> None:
-        """Serve the same artefact again, now with the debugger in the generation."""
+    async def restart_generation(self, plugin_id: str) -> None:
+        """Serve the same artefact again in a fresh process: once a debugger is wanted (it
+        loads at start-up), or when the developer asks (the `r` hotkey)."""
         slot = self.supervisor.slots.get(plugin_id)
         if slot is None or slot.active is None:
             return

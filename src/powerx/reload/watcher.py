@@ -26,13 +26,10 @@ from watchfiles._rust_notify import RustNotify
 
 from powerx.build.pack import EXCLUDED_DIRS, EXCLUDED_SUFFIXES, is_scratch_file
 
-# watchfiles yields a batch once a step passes with no new change, so a save is seen
-# 1-2 steps after it lands. Measured p50 (benchmarks/watcher_latency.py): 2.5 ms with 1 ms
-# steps, 3.6 ms with 2 ms, 7.7 ms with 5 ms. A "Save All" whose writes are more than a step
-# apart arrives in two batches; the dev loop then drops the build of the first (see
-# reload/executor.py), so it still reloads once. The price of short steps is wake-ups
-# while idle (simulator, two plugins watched: 1.9 % of a core with 2 ms steps, 1.1 % with
-# 10 ms).
+# watchfiles yields a batch once a step passes with no new change, so a save is seen 1-2
+# steps after it lands: short steps for a fast reload, at the price of idle wake-ups (the
+# trade-off is measured by benchmarks/watcher_latency.py). A "Save All" split over two
+# batches still reloads once (reload/executor.py drops the first build).
 STEP_MS = 2
 DEBOUNCE_MS = 60
 # How long one wait in the notifier's thread lasts when nothing changes (watchfiles' own
