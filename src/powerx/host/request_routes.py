@@ -15,6 +15,7 @@ tool call do; the request guard keeps other sites out (Host, Origin).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -59,10 +60,10 @@ def _details(
 
 
 def _one(simulator: Simulator, record: RequestRecord) -> dict[str, Any]:
-    """``record`` in detail; the requests its generation served beside it bound the time
+    """``record`` in detail; the requests its generation served after it bound the time
     window its log lines are matched in."""
     inspector = simulator.observer.requests
-    neighbours = inspector.neighbours(record) or [record]
+    neighbours = [r for r in inspector.neighbours(record) if r.ts >= record.ts] or [record]
     lines = logs_for(neighbours, simulator.observer.logs.bus.since(0), inspector.run)
     return detail(record, lines.get(record.id, []), inspector.preview_bytes)
 
@@ -77,7 +78,10 @@ def request_routes(simulator: Simulator) -> list[Route]:
         limit = int_param(request, "limit", 100, 1, _MOST)
         records = inspector.records(plugin, limit)
         if request.query_params.get("detail", "").lower() in _TRUE:
-            items = _details(simulator, records, simulator.observer.logs.bus.since(0))
+            # Masking a full ring and matching its lines takes some ms: not on the loop
+            # that proxies the plugins' requests.
+            events = simulator.observer.logs.bus.since(0)
+            items = await asyncio.to_thread(_details, simulator, records, events)
         else:
             items = [summary(r) for r in records]
         return JSONResponse(

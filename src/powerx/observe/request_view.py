@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
@@ -40,8 +41,6 @@ __all__ = [
 ]
 
 LOG_LAG_S = 0.25
-# An id-naming line may come a little later than the time window allows.
-_ID_GRACE_S = 5.0
 _CREDENTIAL_HEADERS = frozenset(
     {
         "authorization",
@@ -178,15 +177,14 @@ def _round(value: float | None) -> float | None:
 # -- log lines ---------------------------------------------------------------------------
 
 
-def _names(event: Event, needle: str) -> bool:
-    """Whether the log record names ``needle`` (an id, or a run's id prefix)."""
+def _named(event: Event, ids: re.Pattern[str]) -> set[str]:
+    """The request ids of this run a log record names (its ``request_id``, text, fields)."""
     data = event.data
-    if data.get("request_id") is not None:
-        return str(data["request_id"]).startswith(needle)
-    if needle in str(data.get("message", "")):
-        return True
+    text = f"{data.get('request_id') or ''} {data.get('message', '')}"
     fields = data.get("fields")
-    return bool(fields) and needle in json.dumps(fields, default=str)
+    if fields:
+        text += json.dumps(fields, default=str)
+    return set(ids.findall(text))
 
 
 def logs_for(
@@ -197,56 +195,49 @@ def logs_for(
     now: float | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Each record's log lines (by id), from the log ring's ``events``; ``run`` is the
-    inspector's run prefix, by which a line naming another request is recognised."""
+    inspector's run prefix, by which the ids lines name are found. Each line is looked at
+    once; a record then takes the lines naming it and the unnamed ones of its window."""
     now = time.time() if now is None else now
-    by_generation: dict[tuple[str, int], list[Event]] = {}
+    if records:  # the ring is in time order: lines older than every request are no one's
+        events = events[bisect.bisect_left(events, min(r.ts for r in records), key=_stamp) :]
+    ids = re.compile(rf"\b{re.escape(run)}-\d+\b")
+    by_id: dict[str, list[Event]] = {}
+    unnamed: dict[tuple[str, int], list[Event]] = {}
     for event in events:
         generation = event.data.get("generation")
-        if isinstance(generation, int):
-            by_generation.setdefault((str(event.data.get("plugin")), generation), []).append(event)
+        named = _named(event, ids)
+        for request_id in named:
+            by_id.setdefault(request_id, []).append(event)
+        if not named and isinstance(generation, int):
+            unnamed.setdefault((str(event.data.get("plugin")), generation), []).append(event)
+    stamps = {key: [_stamp(e) for e in lines] for key, lines in unnamed.items()}
     starts: dict[tuple[str, int], list[float]] = {}
-    stamps: dict[tuple[str, int], list[float]] = {}
+    for record in records:
+        if record.generation is not None:
+            starts.setdefault((record.plugin, record.generation), []).append(record.ts)
+    for following in starts.values():
+        following.sort()
     found: dict[str, list[dict[str, Any]]] = {}
     for record in records:
-        found[record.id] = []
-        if record.generation is None:
-            continue
-        key = (record.plugin, record.generation)
-        lines = by_generation.get(key)
-        if not lines:
-            continue
-        if key not in starts:
-            starts[key] = sorted(r.ts for r in records if (r.plugin, r.generation) == key)
-            stamps[key] = [float(e.data.get("ts", e.ts)) for e in lines]
-        ended = record.finished_ts if record.finished_ts is not None else now
-        window_end = ended + lag_s
-        following = starts[key]
-        after = bisect.bisect_left(following, ended)
-        if after < len(following):  # the next request it served began then
-            window_end = min(window_end, max(following[after], ended))
-        times = stamps[key]
-        own, other = record.id, f"{run}-"
-        for index in range(
-            bisect.bisect_left(times, record.ts), bisect.bisect_right(times, ended + _ID_GRACE_S)
-        ):
-            event = lines[index]
-            if _names(event, own) and _exact(event, own):
-                found[record.id].append({**event.data, "match": "id"})
-            elif times[index] <= window_end and not _names(event, other):
-                found[record.id].append({**event.data, "match": "time"})
+        lines = [(_stamp(e), e.id, {**e.data, "match": "id"}) for e in by_id.get(record.id, ())]
+        key = (record.plugin, record.generation) if record.generation is not None else None
+        if key is not None and key in unnamed:
+            ended = record.finished_ts if record.finished_ts is not None else now
+            window_end = ended + lag_s
+            following = starts[key]
+            after = bisect.bisect_left(following, ended)
+            if after < len(following):  # the next request it served began then
+                window_end = min(window_end, max(following[after], ended))
+            times = stamps[key]
+            first = bisect.bisect_left(times, record.ts)
+            last = bisect.bisect_right(times, window_end)
+            lines += [
+                (times[i], unnamed[key][i].id, {**unnamed[key][i].data, "match": "time"})
+                for i in range(first, last)
+            ]
+        found[record.id] = [line for _, _, line in sorted(lines, key=lambda x: (x[0], x[1]))]
     return found
 
 
-def _exact(event: Event, request_id: str) -> bool:
-    """``_names`` matches prefixes ("ab-1" in "ab-12"): check the id stands alone."""
-    data = event.data
-    if data.get("request_id") is not None:
-        return str(data["request_id"]) == request_id
-    text = str(data.get("message", "")) + json.dumps(data.get("fields") or {}, default=str)
-    start = text.find(request_id)
-    while start >= 0:
-        end = start + len(request_id)
-        if end == len(text) or not text[end].isdigit():
-            return True
-        start = text.find(request_id, end)
-    return False
+def _stamp(event: Event) -> float:
+    return float(event.data.get("ts", event.ts))

@@ -24,7 +24,6 @@ import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from powerx.observe.events import EventBus
 
@@ -248,6 +247,3 @@ class RequestInspector:
         return [
             r for r in self._ring if r.plugin == record.plugin and r.generation == record.generation
         ]
-
-    def summary_counts(self) -> dict[str, Any]:
-        return {"kept": len(self._ring), "capacity": self.capacity}
