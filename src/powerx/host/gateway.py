@@ -14,6 +14,10 @@ A call is also made as the identity of the request it serves (the grant's; witho
 grant, the run's identity): that identity's perms must grant the API's scope, matched as
 PowerX matches perms (``contacts:read``, ``contacts:*`` or ``*``; host/rbac.py), else 403
 ``rbac_denied``, counted and audited like the refusals of requests to tools.
+
+Each call is also kept with the request it was made for, in the request inspector: the one
+whose ``X-Request-Id`` it sends back, else the one its generation is serving for that
+tenant and identity (observe/requests.py).
 """
 
 from __future__ import annotations
