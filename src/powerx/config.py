@@ -22,8 +22,8 @@ from pydantic import (
     model_validator,
 )
 
-from powerx.errors import PowerXError, Problem
-from powerx.host.images import DEFAULT_IMAGE, IMAGES
+from powerx.errors import PowerXError, validation_problems
+from powerx.images import DEFAULT_IMAGE, IMAGES
 
 DEFAULT_CONFIG_PATH = Path("config/plugins/debug/host_simulator.yaml")
 SIMULATOR_FLAG = "PX_PLUGIN_HOST_SIMULATOR"
@@ -242,10 +242,7 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
     try:
         return SimulatorConfig.model_validate(data)
     except ValidationError as exc:
-        problems = [
-            Problem(".".join(map(str, e["loc"])), f"{'.'.join(map(str, e['loc']))}: {e['msg']}")
-            for e in exc.errors()
-        ]
+        problems = validation_problems(exc, whole="config")
         raise PowerXError(
             "config_invalid",
             f"{source or 'environment'}: {len(problems)} problem(s) in the simulator config.",

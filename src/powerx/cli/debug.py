@@ -9,9 +9,9 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from powerx.cli.debug_console import HELP, DebugConsole
 from powerx.cli.render import console, err_console
 from powerx.client import sync as client
-from powerx.debug.console import HELP, DebugConsole
 from powerx.debug.ide_access import SECRET_ARGUMENT
 from powerx.errors import PowerXError
 

@@ -23,10 +23,10 @@ from powerx.cli.render import console, err_console, warn
 from powerx.client import sync as client
 from powerx.config import SIMULATOR_FLAG, load_config
 from powerx.errors import PowerXError
+from powerx.foreground import read_host_info, run_foreground
 from powerx.host.mock_data import MockDataChange
 from powerx.host.preflight import PluginPlan, plan_plugins
 from powerx.host.rollback_targets import rollback_targets
-from powerx.host.run import read_host_info, run_foreground
 from powerx.host.simulator import Simulator
 from powerx.host.supervisor import Generation, LogLine
 from powerx.paths import state_dir

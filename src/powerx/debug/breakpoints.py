@@ -25,7 +25,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from powerx.debug.line_following import follow
-from powerx.errors import PowerXError, Problem
+from powerx.errors import PowerXError, Problem, validation_problems
 
 Kind = Literal["pause", "snapshot"]
 
@@ -140,9 +140,7 @@ def parse_specs(raw: object) -> list[BreakpointSpec]:
                 continue
             specs.append(spec)
         except ValidationError as error:
-            for detail in error.errors():
-                where = ".".join(str(p) for p in detail["loc"])
-                problems.append(Problem(f"breakpoints[{index}].{where}", detail["msg"]))
+            problems += validation_problems(error, prefix=f"breakpoints[{index}].")
         except PowerXError as error:
             problems.append(Problem(f"breakpoints[{index}].file", error.message))
     if problems:

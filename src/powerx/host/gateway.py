@@ -38,11 +38,11 @@ from starlette.responses import JSONResponse, Response
 
 from powerx.config import Identity, PermissionPolicy
 from powerx.errors import PowerXError
-from powerx.host.images import HostApi, HostImage
 from powerx.host.json_body import read_json
 from powerx.host.rbac import Permission, RbacGate, has_permission
 from powerx.host.supervisor import PluginSlot, Supervisor
 from powerx.host.tenants import TenantData
+from powerx.images import HostApi, HostImage
 from powerx.observe.requests import REQUEST_ID_HEADER, HostCall, RequestInspector
 
 TENANT_HEADER = "x-powerx-tenant"

@@ -28,9 +28,9 @@ from typing import Any
 from watchfiles._rust_notify import RustNotify
 
 from powerx.errors import PowerXError
+from powerx.file_events import polling_reason
 from powerx.host.mock_data_file import SUFFIXES, file_name, parse, render, tenant_of
 from powerx.host.tenants import TenantData, seed
-from powerx.reload.watcher import polling_reason
 
 __all__ = ["MockDataChange", "MockDataFiles", "MockDataState"]
 

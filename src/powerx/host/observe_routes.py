@@ -29,7 +29,7 @@ from starlette.routing import Route
 from powerx.auth import check_bearer
 from powerx.config import OBSERVABILITY_FLAG
 from powerx.dashboard import dashboard_html
-from powerx.errors import PowerXError, Problem
+from powerx.errors import PowerXError, validation_problems
 from powerx.host.json_body import read_json
 from powerx.host.simulator import Simulator
 from powerx.observe.audit import AuditLog, Verification
@@ -147,10 +147,7 @@ def observability_routes(
         try:
             reports = [TelemetryReport.model_validate(item) for item in items]
         except ValidationError as exc:
-            problems = [
-                Problem(".".join(map(str, e["loc"])), f"{'.'.join(map(str, e['loc']))}: {e['msg']}")
-                for e in exc.errors()
-            ]
+            problems = validation_problems(exc, whole="report")
             raise PowerXError(
                 "invalid_telemetry",
                 f"The telemetry report has {len(problems)} problem(s).",

@@ -30,7 +30,6 @@ from powerx.host.dev_loops import DevLoops
 from powerx.host.egress_proxy import EgressProxy
 from powerx.host.gateway import Denial, Gateway
 from powerx.host.identity import ContextSigner
-from powerx.host.images import HostImage, check_compatible, get_image, unknown_permissions
 from powerx.host.mock_data import FOLDER as MOCK_DATA_FOLDER
 from powerx.host.mock_data import MockDataChange, MockDataFiles
 from powerx.host.rbac import RbacDenial, RbacGate
@@ -40,6 +39,7 @@ from powerx.host.sandbox import containment
 from powerx.host.supervisor import Generation, LogLine, PluginSlot, Supervisor
 from powerx.host.upstream import CallRecord, TenantDirectory, UpstreamServer
 from powerx.host.upstream.sts import EXCHANGE
+from powerx.images import HostImage, check_compatible, get_image, unknown_permissions
 from powerx.manifest import MANIFEST_FILE, MANIFEST_FILES, PLUGIN_YAML, Manifest, parse_manifest
 from powerx.observe import events
 from powerx.observe.logs import PluginContext

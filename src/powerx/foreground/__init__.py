@@ -24,7 +24,8 @@ from powerx.build import Artefact, build_artefact
 from powerx.client.dev import SimulatorClient
 from powerx.config import SimulatorConfig
 from powerx.errors import PowerXError
-from powerx.host import hotkeys, running
+from powerx.foreground import hotkeys
+from powerx.host import running
 from powerx.host.app import create_app
 from powerx.host.header_timeout import with_header_timeout
 from powerx.host.mock_data import MockDataChange

@@ -21,8 +21,8 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from powerx.cli.debug_console_views import ConsoleViews
 from powerx.client import sync as client
-from powerx.debug.console_views import ConsoleViews
 from powerx.errors import PowerXError
 
 CLIENT_HEADER = {"x-powerx-client": "console"}
