@@ -61,6 +61,8 @@ class Observability(BaseModel):
     otlp_endpoint: str | None = None
     webhook_url: str | None = None
     log_buffer: int = Field(default=5000, ge=100)
+    # Requests to plugins kept in memory for the request inspector (`powerx requests`).
+    request_buffer: int = Field(default=500, ge=10, le=100_000)
     # /metrics names plugins, tenants and failure reasons: it needs the credential (or
     # the dashboard cookie) unless this opens it, e.g. for a scraper without a token.
     metrics_open: bool = False

@@ -29,6 +29,7 @@ from powerx.host import running
 from powerx.host.app import create_app
 from powerx.host.generations import Generation, LogLine
 from powerx.host.header_timeout import with_header_timeout
+from powerx.host.mock_data import MockDataChange
 from powerx.host.preflight import PluginPlan
 from powerx.host.simulator import Simulator
 from powerx.paths import host_info_file
@@ -44,6 +45,7 @@ class StartReporter(Protocol):
     def not_mounted(self, plan: PluginPlan, error: PowerXError) -> None: ...
     def ready(self, url: str, simulator: Simulator) -> None: ...
     def log(self, line: LogLine) -> None: ...
+    def mock_data(self, change: MockDataChange) -> None: ...
     def stopping(self) -> None: ...
     def say(self, text: str) -> None: ...
 
@@ -225,7 +227,9 @@ async def _serve(
     # or a clear failure, not 503s later with the cause in another process's output.
     keep_going = dev_reporter is not None
     built = build_all(plans, state_dir, reporter, keep_going)
-    simulator = Simulator(config, state_dir, url, on_log=reporter.log)
+    simulator = Simulator(
+        config, state_dir, url, on_log=reporter.log, on_mock_data=reporter.mock_data
+    )
     await simulator.start_services()
     sockets = [sock]
     if simulator.supervisor.contained:  # plugins in sandboxes call the host API here
@@ -297,6 +301,7 @@ async def _end_streams_on_exit(server: uvicorn.Server, simulator: Simulator) -> 
         await asyncio.sleep(0.1)
     simulator.observer.bus.close()
     simulator.observer.logs.bus.close()
+    simulator.observer.requests.bus.close()
 
 
 def run_foreground(

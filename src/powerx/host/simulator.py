@@ -30,6 +30,8 @@ from powerx.host.egress_proxy import EgressProxy
 from powerx.host.gateway import Denial, Gateway
 from powerx.host.generations import Generation, LogLine, PluginSlot
 from powerx.host.identity import ContextSigner
+from powerx.host.mock_data import FOLDER as MOCK_DATA_FOLDER
+from powerx.host.mock_data import MockDataChange, MockDataFiles
 from powerx.host.rbac import RbacDenial, RbacGate
 from powerx.host.reload_failures import ReloadFailure, ReloadFailures
 from powerx.host.reload_gate import ReloadGate
@@ -88,6 +90,7 @@ class Simulator:
         state_dir: Path,
         host_url: str,
         on_log: Callable[[LogLine], None] | None = None,
+        on_mock_data: Callable[[MockDataChange], None] | None = None,
     ) -> None:
         self.config = config
         self.image: HostImage = get_image(config.image)
@@ -145,6 +148,11 @@ class Simulator:
             identities=config.identities,
             default_identity=config.identity,
             rbac=self.rbac,
+            inspector=self.observer.requests,
+        )
+        self._print_mock_data = on_mock_data
+        self.mock_data = MockDataFiles(
+            state_dir / MOCK_DATA_FOLDER, self.gateway.data, self._on_mock_data
         )
         self.tenant_ids = TenantDirectory(config)
         # The host's gRPC services, over the same per-tenant mock data as the host API.
@@ -169,6 +177,11 @@ class Simulator:
                 if record["message"] != line.line
                 else line
             )
+
+    def _on_mock_data(self, change: MockDataChange) -> None:
+        self.observer.bus.publish(events.MOCK_DATA, change.to_dict())
+        if self._print_mock_data is not None:
+            self._print_mock_data(change)
 
     def _on_egress_blocked(
         self, slot: PluginSlot, generation: Generation, message: dict[str, Any]
@@ -736,6 +749,11 @@ class Simulator:
         self.supervisor.egress_proxy = proxy
         await self.upstream.start()
         self.supervisor.grpc_socket = self.upstream.socket
+        # The run's tenants: the config's and each identity's.
+        tenants = {self.config.tenant} | {
+            i.tenant for i in self.config.identities.values() if i.tenant
+        }
+        self.mock_data.start(sorted(tenants))
 
     def _on_proxy_blocked(self, plugin: str, host: str, port: int, reason: str) -> None:
         slot = self.supervisor.slots.get(plugin)
@@ -744,6 +762,7 @@ class Simulator:
 
     async def stop(self) -> None:
         await self.supervisor.stop_all()
+        await self.mock_data.close()
         if self._run_tree_in_ram:  # the archives stay on disk; RAM is given back
             shutil.rmtree(self.store.unpacked, ignore_errors=True)
         await self.debugger.close()
