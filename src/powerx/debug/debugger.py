@@ -9,6 +9,7 @@ restarts the serving generation with the debugger (``restart``), exactly like a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -28,6 +29,7 @@ from powerx.observe.observer import Observer
 
 # "go": a Go backend program (a program runtime built with go), run under Delve.
 DEBUGGABLE_RUNTIMES = frozenset({"python3.11", "node18", "go"})
+IDE_MIRROR = "ide-mirror"  # the origin of breakpoints mirrored from an IDE's inspector session
 _SOURCE_SUFFIXES = {
     "python3.11": (".py",),
     "go": (".go",),
@@ -205,7 +207,7 @@ class Debugger:
             raise PowerXError(
                 "breakpoints_invalid",
                 f"{len(problems)} problem(s) in the breakpoint list.",
-                "name files relative to the plugin folder and lines that exist.",
+                _fix_for(problems),
                 status=422,
                 problems=problems,
             )
@@ -230,7 +232,9 @@ class Debugger:
     async def add(self, plugin: str, spec: BreakpointSpec, origin: str) -> Breakpoint:
         self.check(plugin, [spec])
         session = self.session(plugin)
+        _refuse_another_role(session.breakpoints.items, spec)
         added = session.breakpoints.add(spec)
+        added.origin = "ide" if origin == IDE_MIRROR else None
         self.remember_texts(plugin, [added.file])
         await self._apply(plugin, session, [])
         await self.observer.audit(
@@ -268,6 +272,28 @@ class Debugger:
         )
         return placed
 
+    async def mirror_place(
+        self, plugin: str, file: str, line: int, condition: str | None
+    ) -> int | None:
+        """An IDE set a Node breakpoint in its own inspector session: keep one at the same
+        place in the set, so every new generation has it before it serves. A place that
+        has one already keeps it as it is. None when the place is not in the plugin."""
+        session = self.session(plugin)
+        existing = next((bp for bp in session.breakpoints.in_file(file) if bp.line == line), None)
+        if existing is not None:
+            return existing.id
+        try:
+            spec = BreakpointSpec(file=file, line=line, condition=condition)
+            return (await self.add(plugin, spec, IDE_MIRROR)).id
+        except (PowerXError, ValueError):
+            return None  # the IDE's own breakpoint still works in this generation
+
+    async def mirror_unplace(self, plugin: str, breakpoint_id: int) -> None:
+        """The IDE removed its breakpoint: so does the set, if the IDE had put it there."""
+        bp = self.session(plugin).breakpoints.get(breakpoint_id)
+        if bp is not None and bp.origin == "ide":
+            await self.remove(plugin, breakpoint_id, IDE_MIRROR)
+
     # -- the IDE proxy -------------------------------------------------------------------
 
     async def ensure_proxy(self, plugin: str) -> int | None:
@@ -283,6 +309,10 @@ class Debugger:
                 self.session(plugin),
                 lambda: self.attach_client(plugin, "ide"),
                 lambda: self.detach_client(plugin, "ide"),
+                place=lambda file, line, condition: self.mirror_place(
+                    plugin, file, line, condition
+                ),
+                unplace=lambda breakpoint_id: self.mirror_unplace(plugin, breakpoint_id),
             )
             self.proxies[plugin] = proxy
             await proxy.start(self.bind, self.ports.port_for(plugin))
@@ -373,10 +403,12 @@ class Debugger:
         return session.state()
 
     async def detach_client(self, plugin: str, kind: str) -> None:
+        """The last client gone, a paused request goes on: nobody could resume it."""
         session = self.session(plugin)
         session.clients = max(0, session.clients - 1)
         if session.clients == 0 and session.paused is not None:
-            await session.command("continue", {})
+            with contextlib.suppress(PowerXError):  # its generation went meanwhile
+                await session.command("continue", {})
         await self.observer.audit("debug.detach", plugin, {"client": kind})
 
     async def close(self) -> None:
@@ -403,3 +435,32 @@ def _is_file(path: Path) -> bool:
 
 def _read(path: Path) -> str:
     return path.read_text(encoding="utf-8", errors="replace") if _is_file(path) else ""
+
+
+def _fix_for(problems: list[Problem]) -> str:
+    """The fix for what is actually wrong (a condition is not a file name problem)."""
+    fixes = {
+        ".file": "name files relative to the plugin folder (e.g. app.py, src/index.ts)",
+        ".line": "choose a line inside the file",
+        ".condition": "write the condition as a Python expression, e.g. name == 'ada'",
+    }
+    wanted = [
+        fix for suffix, fix in fixes.items() if any(p.where.endswith(suffix) for p in problems)
+    ]
+    return "; ".join(wanted) + "." if wanted else "fix the named fields and try again."
+
+
+def _refuse_another_role(items: list[Breakpoint], spec: BreakpointSpec) -> None:
+    """A place holds one breakpoint: changing a pause breakpoint into a log point (or any
+    role into another) is said, not done behind the user's back."""
+    existing = next((bp for bp in items if bp.key() == (spec.file, spec.line)), None)
+    wanted = "log" if spec.log_message else spec.kind
+    if existing is None or existing.role == wanted:
+        return
+    raise PowerXError(
+        "breakpoint_place_taken",
+        f"{existing.label()} has breakpoint {existing.id} ({existing.role}); a {wanted} "
+        "breakpoint there would replace it.",
+        f"clear it first (`clear {existing.id}`), or choose another line.",
+        status=409,
+    )

@@ -13,7 +13,7 @@ from powerx.build.go import go_build_for
 from powerx.build.toolchain import go_executable, node_executable
 from powerx.config import SimulatorConfig
 from powerx.errors import PowerXError, Problem
-from powerx.host.images import HostImage, check_compatible, get_image, unknown_permissions
+from powerx.images import HostImage, check_compatible, get_image, unknown_permissions
 from powerx.manifest import PROGRAM, Manifest, load_manifest
 
 NODE_WANTED = 18

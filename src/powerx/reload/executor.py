@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from powerx.build import Artefact, BuildSession
+from powerx.client.dev import SimulatorClient
 from powerx.environments import DECLARATION_FILES
 from powerx.errors import PowerXError
 from powerx.manifest import load_manifest
 from powerx.reload.alerts import AlertWatch
-from powerx.reload.client import SimulatorClient
 from powerx.reload.watcher import WatchPlan, plan_watch, watch
 
 # Builds dropped in a row because newer saves overtook them; then one is pushed anyway,

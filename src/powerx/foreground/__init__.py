@@ -21,17 +21,19 @@ import uvicorn
 
 from powerx.auth import require_credential
 from powerx.build import Artefact, build_artefact
+from powerx.client.dev import SimulatorClient
 from powerx.config import SimulatorConfig
 from powerx.environments import find_declaration
 from powerx.errors import PowerXError
-from powerx.host import hotkeys, running
+from powerx.foreground import hotkeys
+from powerx.host import running
 from powerx.host.app import create_app
+from powerx.host.generations import Generation, LogLine
 from powerx.host.header_timeout import with_header_timeout
+from powerx.host.mock_data import MockDataChange
 from powerx.host.preflight import PluginPlan
 from powerx.host.simulator import Simulator
-from powerx.host.supervisor import Generation, LogLine
 from powerx.paths import host_info_file
-from powerx.reload.client import SimulatorClient
 from powerx.reload.executor import DevReporter, run_dev
 
 
@@ -44,6 +46,7 @@ class StartReporter(Protocol):
     def not_mounted(self, plan: PluginPlan, error: PowerXError) -> None: ...
     def ready(self, url: str, simulator: Simulator) -> None: ...
     def log(self, line: LogLine) -> None: ...
+    def mock_data(self, change: MockDataChange) -> None: ...
     def stopping(self) -> None: ...
     def say(self, text: str) -> None: ...
 
@@ -232,7 +235,9 @@ async def _serve(
     # or a clear failure, not 503s later with the cause in another process's output.
     keep_going = dev_reporter is not None
     built = build_all(plans, state_dir, reporter, keep_going)
-    simulator = Simulator(config, state_dir, url, on_log=reporter.log)
+    simulator = Simulator(
+        config, state_dir, url, on_log=reporter.log, on_mock_data=reporter.mock_data
+    )
     await simulator.start_services()
     sockets = [sock]
     if simulator.supervisor.contained:  # plugins in sandboxes call the host API here
@@ -307,6 +312,7 @@ async def _end_streams_on_exit(server: uvicorn.Server, simulator: Simulator) -> 
         await asyncio.sleep(0.1)
     simulator.observer.bus.close()
     simulator.observer.logs.bus.close()
+    simulator.observer.requests.bus.close()
 
 
 def run_foreground(
