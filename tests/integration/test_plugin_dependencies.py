@@ -124,7 +124,7 @@ def test_a_declared_package_the_devkit_lacks_is_installed_into_the_plugins_own_e
     assert body["warm"]["six"] is (launch == "zygote")
     output = simulator.output()
     assert "dependencies: installing 1 package ..." in output, output
-    assert "dependencies: installed 1 package" in output, output
+    assert "dependencies: installed 1 package in " in output, output
     event = Debug(simulator, PLUGIN).first_event("plugin.debug.dependencies")
     assert event["message"] == "resolving requirements.txt ...", event
     status = workspace.powerx("host", "status")

@@ -184,6 +184,7 @@ class EnvironmentStore:
     async def _build(
         self, key: str, declaration: Declaration, interpreter: Interpreter, progress: Progress
     ) -> PythonEnvironment:
+        started = time.perf_counter()
         folder = self.root / key
         shutil.rmtree(folder, ignore_errors=True)  # what an interrupted build left
         uv = find_uv()
@@ -231,7 +232,8 @@ class EnvironmentStore:
         os.replace(partial, folder / MARKER)
         built = self.ready(key)
         assert built is not None
-        progress(f"installed {_packages(len(packages))}")
+        took = time.perf_counter() - started
+        progress(f"installed {_packages(len(packages))} in {took:.1f} s")
         return built
 
     async def _run(
