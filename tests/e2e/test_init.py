@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from powerx.scaffold import TEMPLATES
-from tests.conftest import RunningSimulator, Workspace
+from powerx.scaffold import NODE_SDK_DIR, TEMPLATES
+from tests.conftest import HELLO_NODE, RunningSimulator, Workspace
 
 
 @pytest.mark.parametrize("template", sorted(TEMPLATES))
@@ -110,3 +110,38 @@ def test_debug_vscode_write_fills_in_the_scaffolds_launch_json(
     assert [c["name"] for c in configurations] == ["mine", "PowerX: com.example.demo"]
     ours = configurations[1]
     assert ours["type"] == "debugpy" and ours["connect"]["port"] > 0
+
+
+def test_the_node_template_is_typed_by_the_sdk_package_not_a_copy(workspace: Workspace) -> None:
+    assert workspace.powerx("init", "demo", "-t", "node").returncode == 0
+    folder = workspace.root / "demo"
+    assert not list(folder.rglob("*.d.ts"))
+    manifest = json.loads((folder / "package.json").read_text())
+    assert manifest["devDependencies"]["@powerx/plugin"] == f"file:{NODE_SDK_DIR}"
+    installed = subprocess.run(
+        ["npm", "install", "--offline", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert installed.returncode == 0, installed.stderr
+    assert tsc(folder).returncode == 0, tsc(folder).stdout
+    index = folder / "src" / "index.js"
+    index.write_text(index.read_text().replace("contacts.list()", "contacts.lst()"))
+    checked = tsc(folder)
+    assert checked.returncode == 1
+    assert checked.stdout.startswith("src/index.js(") and "'lst' does not exist" in checked.stdout
+
+
+def tsc(folder: Path) -> subprocess.CompletedProcess[str]:
+    """The real TypeScript checker (the example's), over a plugin's tsconfig.json."""
+    return subprocess.run(
+        [str(HELLO_NODE / "node_modules" / ".bin" / "tsc"), "-p", ".", "--pretty", "false"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

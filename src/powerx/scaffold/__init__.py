@@ -1,7 +1,9 @@
 """`powerx init`: write a new plugin from a template, ready to run and test.
 
 Templates are folders of files under ``templates/``; ``__PLUGIN_ID__`` and
-``__PLUGIN_NAME__`` in them become the plugin's id and name. Every plugin also gets a
+``__PLUGIN_NAME__`` in them become the plugin's id and name, ``__POWERX_PLUGIN_SDK__``
+how a Node plugin's ``package.json`` names the ``@powerx/plugin`` package (its types and
+its test helper; see :func:`node_sdk_spec`). Every plugin also gets a
 ``.gitignore``, a ``.vscode/launch.json`` and a README that say how to run, test and debug
 it. Nothing is overwritten: a file that exists stops the whole write before it starts.
 """
@@ -16,6 +18,9 @@ from pathlib import Path
 from powerx.errors import PowerXError
 
 TEMPLATES_DIR = Path(__file__).with_name("templates")
+# The Node SDK in the DevKit's source tree (packages/powerx-plugin), and its version on npm.
+NODE_SDK_DIR = Path(__file__).resolve().parents[3] / "packages" / "powerx-plugin"
+NODE_SDK_VERSION = "0.1.0"
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,15 @@ def check_id(plugin_id: str) -> None:
         )
 
 
+def node_sdk_spec(sdk_dir: Path = NODE_SDK_DIR) -> str:
+    """The ``@powerx/plugin`` dependency a Node scaffold gets: the DevKit's own copy
+    (``file:``, installed offline) when the DevKit runs from its source tree, else the
+    version published on npm."""
+    if (sdk_dir / "package.json").is_file():
+        return f"file:{sdk_dir}"
+    return f"^{NODE_SDK_VERSION}"
+
+
 def planned_files(template: str, plugin_id: str, name: str) -> dict[str, str]:
     """Relative path -> content of every file the plugin gets."""
     chosen = TEMPLATES.get(template)
@@ -87,6 +101,7 @@ def planned_files(template: str, plugin_id: str, name: str) -> dict[str, str]:
         path.relative_to(root).as_posix(): path.read_text(encoding="utf-8")
         .replace("__PLUGIN_ID__", plugin_id)
         .replace("__PLUGIN_NAME__", name)
+        .replace("__POWERX_PLUGIN_SDK__", json.dumps(node_sdk_spec())[1:-1])
         for path in sorted(root.rglob("*"))
         if path.is_file() and "__pycache__" not in path.parts
     }
