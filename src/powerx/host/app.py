@@ -38,6 +38,7 @@ from powerx.host.reload_failures import STALE_HEADER
 from powerx.host.request_guard import RequestGuard
 from powerx.host.simulator import Simulator
 from powerx.host.tool_routes import tool_routes
+from powerx.host.type_check_routes import type_check_routes
 
 DIGEST_HEADER = "x-powerx-digest"
 BUILD_MS_HEADER = "x-powerx-build-ms"
@@ -414,6 +415,7 @@ def create_app(
             *tool_routes(simulator),
             *dev_routes(),
             *local_install_routes(),
+            *type_check_routes,
         ],
         exception_handlers={PowerXError: _on_powerx_error, OSError: _on_os_error},
         middleware=[Middleware(RequestGuard, bind=simulator.config.bind)],
