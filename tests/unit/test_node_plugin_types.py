@@ -22,7 +22,10 @@ COMPILER_OPTIONS = {
     "lib": ["ES2022", "DOM"],
     "noEmit": True,
     "allowJs": True,
-    "paths": {"@powerx/plugin": [str(PACKAGE / "index.d.ts")]},
+    "paths": {
+        "@powerx/plugin": [str(PACKAGE / "index.d.ts")],
+        "@powerx/plugin/testing": [str(PACKAGE / "testing.d.ts")],
+    },
 }
 
 MISUSE = """import type { Handler } from "@powerx/plugin";
@@ -44,6 +47,23 @@ import {{ createHost }} from "{NODE_SHIM.with_name("powerx_host.js")}";
 const options = {{ baseUrl: "", token: "", tenant: "acme", grant: "", socketPath: "" }};
 const host: Host = createHost(options);
 export default host;
+"""
+
+
+TESTING_USE = """import { LocalSimulator, waitUntil } from "@powerx/plugin/testing";
+
+export async function greets(): Promise<string> {
+  const sim = await LocalSimulator.start(["."], { watch: true, args: ["--image", "3.0.0"] });
+  try {
+    const response: Response = await sim.fetch("/plugins/com.example.p/", { method: "GET" });
+    const serving = await sim.waitGeneration("com.example.p", 2);
+    const armed: boolean = serving.watch.armed;
+    await waitUntil(async () => (await sim.pluginStatus("com.example.p"))?.state === "running");
+    return `${response.status} ${armed} ${sim.url} ${sim.output().length}`;
+  } finally {
+    await sim.stop();
+  }
+}
 """
 
 
@@ -99,3 +119,16 @@ def test_a_misuse_of_env_is_a_type_error_with_file_and_line(tmp_path: Path) -> N
 def test_the_types_describe_the_host_the_runtime_builds(tmp_path: Path) -> None:
     result = tsc(tmp_path, {"check.ts": RUNTIME_MATCHES_TYPES})
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_testing_helper_is_typed_for_a_typescript_test(tmp_path: Path) -> None:
+    manifest = json.loads((PACKAGE / "package.json").read_text())
+    assert manifest["exports"]["./testing"] == {
+        "types": "./testing.d.ts",
+        "default": "./testing.js",
+    }
+    result = tsc(tmp_path, {"plugin.test.ts": TESTING_USE})
+    assert result.returncode == 0, result.stdout + result.stderr
+    misuse = TESTING_USE.replace('waitGeneration("com.example.p", 2)', "waitGeneration(2)")
+    result = tsc(tmp_path, {"plugin.test.ts": misuse})
+    assert "plugin.test.ts(7," in result.stdout and "TS2554" in result.stdout, result.stdout
