@@ -79,6 +79,16 @@ def _lowest_priority(command: tuple[str, ...]) -> tuple[str, ...]:
     return (nice, "-n", "19", *command) if nice else command
 
 
+def _lowest_group_priority(pid: int) -> None:
+    """With Linux's autogroup scheduling, CPU time is shared between sessions first and
+    nice only counts inside one: a checker's session at autogroup nice 19 yields to the
+    plugin's next generation and its warm spare, which run in sessions of their own
+    (measured on hello-node: a reload's start phase went from 6 to 50-80 ms while a
+    checker ran at plain nice 19)."""
+    with contextlib.suppress(OSError):
+        Path(f"/proc/{pid}/autogroup").write_text("19")
+
+
 def _stop(process: asyncio.subprocess.Process) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)  # its own group: tsc's native child too
@@ -95,8 +105,9 @@ async def run_checker(
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
+        start_new_session=True,  # one group to stop: tsc's native child goes with it
     )
+    _lowest_group_priority(process.pid)
     try:
         output, _ = await asyncio.wait_for(process.communicate(), timeout_s)
     except TimeoutError:
