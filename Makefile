@@ -1,4 +1,5 @@
-# One target per routine task. Needs only Python 3.11+, Node 18+ and make.
+# One target per routine task. Needs only Python 3.11+, Node 18+ and make (setup installs
+# bubblewrap, Go and Delve where it can: apt-get as root on Debian/Ubuntu).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -11,6 +12,7 @@ NODE_STAMP   := $(NODE_EXAMPLE)/node_modules/.installed
 
 setup: $(STAMP) $(NODE_STAMP)
 	@sh scripts/install_sandbox.sh
+	@sh scripts/install_go.sh
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

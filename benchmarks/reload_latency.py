@@ -7,6 +7,13 @@ failed request. Prints a table (markdown) and, with --json, the raw figures.
 
     python benchmarks/reload_latency.py                # 200 edits each, all tools
     python benchmarks/reload_latency.py --edits 1000 --only powerx-python
+    python benchmarks/reload_latency.py --edits 50 --only powerx-go --only go-restart
+
+Two Go rows: the Go example (examples/hello-go) under powerx, which runs `go build` on each
+save and starts the new binary beside the old one, and the same example the way a Go
+developer without the simulator works: a watcher that on each save stops the server, runs
+`go build` and starts the binary again (watchfiles' CLI, the Go counterpart of nodemon;
+warm build cache for both). Requests carry the signed tenant context the example checks.
 
 The backend rows run the backend examples (their own server on PORT) under powerx, and the
 same server files under `uvicorn --reload` and `nodemon`.
@@ -37,6 +44,8 @@ from pathlib import Path
 
 import httpx
 
+from powerx.config import ContextSigning, Identity
+from powerx.host.identity import ContextSigner
 from powerx.testing import LocalSimulator
 
 REPO = Path(__file__).resolve().parent.parent
@@ -55,7 +64,10 @@ TOOLS = (
     "uvicorn-backend",
     "powerx-backend-node",
     "nodemon-backend",
+    "powerx-go",
+    "go-restart",
 )
+GO_ID = "com.example.hello-go"
 PHASES = re.compile(r"build (\d+) · upload (\d+) · start (\d+) · swap\s+(\d+)")
 
 UVICORN_APP = """from starlette.applications import Starlette
@@ -257,6 +269,86 @@ def bench_powerx(
         if found:
             for index, phase in enumerate(("build", "upload", "start", "swap")):
                 result.phases[phase] = statistics.median(f[index] for f in found)
+    return result
+
+
+def go_example(work: Path, name: str) -> tuple[Path, Callable[[str], None], Callable[[], None]]:
+    """A copy of examples/hello-go, with an edit of its greeting and a broken edit."""
+    plugin = work / name
+    shutil.copytree(REPO / "examples" / "hello-go", plugin)
+    shutil.rmtree(plugin / "backend" / "bin", ignore_errors=True)
+    source = plugin / "backend" / "cmd" / "plugin" / "main.go"
+
+    def edit(marker: str) -> None:
+        set_constant(source, "const greeting =", f'const greeting = "{marker}"')
+
+    def breaker() -> None:
+        set_constant(source, "const greeting =", "const greeting = (")
+
+    return plugin, edit, breaker
+
+
+def bench_powerx_go(
+    edits: int, gap_s: float, timeout_s: float, work: Path, broken_every: int = 0
+) -> Result:
+    plugin, edit, breaker = go_example(work, "hello-go")
+    result = Result("powerx (go)")
+    with (
+        LocalSimulator([plugin], watch=True, workdir=work / "sim-go") as sim,
+        httpx.Client(trust_env=False, timeout=10) as client,
+    ):
+        url = f"{sim.url}/_p/{GO_ID}/api/v1/hello"
+        wait_up(url, client)
+        measure(result, url, edit, edits, gap_s, timeout_s, client, breaker, broken_every)
+        found = [tuple(map(float, m)) for m in PHASES.findall(sim.output())]
+        if found:
+            for index, phase in enumerate(("build", "upload", "start", "swap")):
+                result.phases[phase] = statistics.median(f[index] for f in found)
+    return result
+
+
+def bench_go_restart(edits: int, gap_s: float, timeout_s: float, work: Path) -> Result:
+    """`go build && restart` on each save: watchfiles stops the server (SIGINT, which the
+    example shuts down on), then runs the build and the new binary."""
+    plugin, edit, _ = go_example(work, "go-restart")
+    backend = plugin / "backend"
+    port = free_port()
+    signer = ContextSigner({"dev": Identity()}, "dev", ContextSigning())
+    go = shutil.which("go") or "go"
+    env = {
+        "PATH": f"{Path(go).parent}:/usr/bin:/bin",
+        "HOME": str(work),
+        "GOCACHE": str(work / "go-restart-cache"),
+        "GOPROXY": "off",
+        "PORT": str(port),
+        "POWERX_PLUGIN_ID": GO_ID,
+        **signer.plugin_environment(GO_ID),
+    }
+    subprocess.run(["go", "build", "-o", "bin/plugin", "./cmd/plugin"], cwd=backend, env=env)
+    watcher = Path(sys.executable).parent / "watchfiles"
+    command = [
+        str(watcher),
+        "--filter",
+        "all",
+        "--ignore-paths",
+        str(backend / "bin"),
+        "sh -c 'go build -o bin/plugin ./cmd/plugin && exec bin/plugin'",
+        str(backend / "cmd"),
+        str(backend / "internal"),
+    ]
+
+    def sign(request: httpx.Request) -> None:  # fresh each time: the context ages out
+        request.headers.update(dict(signer.headers(signer.identities["dev"], GO_ID)))
+
+    result = Result("go build && restart")
+    with (
+        running(command, backend, env),
+        httpx.Client(trust_env=False, timeout=10, event_hooks={"request": [sign]}) as client,
+    ):
+        url = f"http://127.0.0.1:{port}/api/v1/hello"
+        wait_up(url, client)
+        time.sleep(0.5)
+        measure(result, url, edit, edits, gap_s, timeout_s, client)
     return result
 
 
@@ -507,6 +599,7 @@ def table(results: list[Result]) -> str:
         ("powerx (node)", "nodemon"),
         ("powerx (node)", "nodemon + esbuild (TypeScript)"),
         ("powerx (node)", "nodemon + esbuild (TypeScript, host API call)"),
+        ("powerx (go)", "go build && restart"),
         ("powerx backend (python)", "uvicorn --reload (backend server)"),
         ("powerx backend (node)", "nodemon (backend server)"),
     ):
@@ -558,6 +651,10 @@ def main() -> int:
             "nodemon": lambda: bench_nodemon(args.edits, gap_s, args.timeout_s, work),
             "nodemon-ts": lambda: bench_nodemon(args.edits, gap_s, args.timeout_s, work, "ts"),
             "nodemon-host": lambda: bench_nodemon(args.edits, gap_s, args.timeout_s, work, "host"),
+            "powerx-go": lambda: bench_powerx_go(
+                args.edits, gap_s, args.timeout_s, work, args.broken_every
+            ),
+            "go-restart": lambda: bench_go_restart(args.edits, gap_s, args.timeout_s, work),
             "powerx-backend-python": lambda: bench_powerx_backend(
                 "python", args.edits, gap_s, args.timeout_s, work
             ),

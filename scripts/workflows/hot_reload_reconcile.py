@@ -12,8 +12,8 @@ import argparse
 import json
 import sys
 
+from powerx.client.telemetry import reconcile_project
 from powerx.errors import PowerXError
-from powerx.observe.workflows import reconcile_project
 
 
 def main() -> int:

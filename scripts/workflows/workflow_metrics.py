@@ -10,8 +10,8 @@ import argparse
 import json
 import sys
 
+from powerx.client.telemetry import project_summary
 from powerx.errors import PowerXError
-from powerx.observe.workflows import project_summary
 
 
 def main() -> int:

@@ -22,8 +22,8 @@ from pydantic import (
     model_validator,
 )
 
-from powerx.errors import PowerXError, Problem
-from powerx.host.images import DEFAULT_IMAGE, IMAGES
+from powerx.errors import PowerXError, validation_problems
+from powerx.images import DEFAULT_IMAGE, IMAGES
 
 DEFAULT_CONFIG_PATH = Path("config/plugins/debug/host_simulator.yaml")
 SIMULATOR_FLAG = "PX_PLUGIN_HOST_SIMULATOR"
@@ -61,6 +61,8 @@ class Observability(BaseModel):
     otlp_endpoint: str | None = None
     webhook_url: str | None = None
     log_buffer: int = Field(default=5000, ge=100)
+    # Requests to plugins kept in memory for the request inspector (`powerx requests`).
+    request_buffer: int = Field(default=500, ge=10, le=100_000)
     # /metrics names plugins, tenants and failure reasons: it needs the credential (or
     # the dashboard cookie) unless this opens it, e.g. for a scraper without a token.
     metrics_open: bool = False
@@ -240,10 +242,7 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
     try:
         return SimulatorConfig.model_validate(data)
     except ValidationError as exc:
-        problems = [
-            Problem(".".join(map(str, e["loc"])), f"{'.'.join(map(str, e['loc']))}: {e['msg']}")
-            for e in exc.errors()
-        ]
+        problems = validation_problems(exc, whole="config")
         raise PowerXError(
             "config_invalid",
             f"{source or 'environment'}: {len(problems)} problem(s) in the simulator config.",

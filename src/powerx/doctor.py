@@ -9,15 +9,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from powerx import auth
-from powerx.build.toolchain import node_executable
+from powerx.build.go import go_build_for
+from powerx.build.toolchain import dlv_version, go_version, node_executable
 from powerx.config import OBSERVABILITY_FLAG, SIMULATOR_FLAG, SimulatorConfig, load_config
 from powerx.errors import PowerXError, Problem
 from powerx.host.dev_vars import read_dev_vars
-from powerx.host.images import get_image
 from powerx.host.preflight import check_plugin, check_runtime
 from powerx.host.running import simulator_on_port
 from powerx.host.sandbox import containment
-from powerx.manifest import MANIFEST_FILES, ManifestError, find_manifest
+from powerx.images import get_image
+from powerx.manifest import MANIFEST_FILES, ManifestError, find_manifest, load_manifest
 from powerx.plugin_imports import missing_imports
 
 Status = Literal["ok", "warn", "fail"]
@@ -49,6 +50,24 @@ def _runtimes(needs_node: bool) -> list[Check]:
         )
     except PowerXError as error:
         checks.append(Check("node", "fail" if needs_node else "warn", error.message, error.fix))
+    return checks
+
+
+def _go_tools(needs_go: bool) -> list[Check]:
+    """go builds Go plugins, dlv debugs them: missing, each fails only where a Go plugin
+    was named (a Python or Node project needs neither)."""
+    checks = []
+    for name, probe, purpose in (
+        ("go", go_version, "builds Go plugins"),
+        ("dlv", dlv_version, "debugs Go plugins"),
+    ):
+        try:
+            found = probe()
+        except PowerXError as error:
+            status: Status = "fail" if needs_go else "warn"
+            checks.append(Check(name, status, f"{error.message} (it {purpose})", error.fix))
+            continue
+        checks.append(Check(name, "ok", f"{name} {found.version} ({found.path})"))
     return checks
 
 
@@ -227,7 +246,8 @@ def diagnose(paths: list[Path], config_path: Path | None = None) -> list[Check]:
         return [Check("config", "fail", error.message, error.fix)]
     needs_node = any(_is_node(p) for p in paths)
     checks = [Check("config", "ok", f"image {config.image}, {config.bind}:{config.ports.http}")]
-    checks += _runtimes(needs_node) + _flags(config) + [_login(), _port(config)]
+    checks += _runtimes(needs_node) + _go_tools(any(_is_go(p) for p in paths))
+    checks += [*_flags(config), _login(), _port(config)]
     checks.append(_containment(config))
     checks += _plugins(paths, config)
     return checks
@@ -237,4 +257,11 @@ def _is_node(path: Path) -> bool:
     try:
         return "node18" in find_manifest(path).read_text(encoding="utf-8")
     except (OSError, ManifestError):
+        return False
+
+
+def _is_go(path: Path) -> bool:
+    try:
+        return go_build_for(load_manifest(path), path.resolve()) is not None
+    except (OSError, PowerXError):
         return False

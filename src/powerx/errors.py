@@ -11,6 +11,8 @@ import errno
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -25,6 +27,18 @@ class Problem:
         if self.fix:
             data["fix"] = self.fix
         return data
+
+
+def validation_problems(
+    error: ValidationError, prefix: str = "", whole: str = "body"
+) -> list[Problem]:
+    """pydantic's complaints as problems: each names where (dotted, after ``prefix``;
+    ``whole`` when it is about the input as a whole) and says ``<where>: <message>``."""
+    problems = []
+    for issue in error.errors():
+        where = prefix + ".".join(map(str, issue["loc"])) if issue["loc"] else prefix or whole
+        problems.append(Problem(where, f"{where}: {issue['msg']}"))
+    return problems
 
 
 @dataclass

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +13,16 @@ import httpx
 import pexpect
 import pytest
 
+from powerx.testing import wait_until
 from tests.conftest import RunningSimulator, Workspace, python_manifest, write_plugin
-from tests.integration.test_debugging import APP, PLUGIN, RETURN_LINE, edit, request_in_background
+from tests.integration.test_debugging import (
+    APP,
+    PLUGIN,
+    RETURN_LINE,
+    Debug,
+    edit,
+    request_in_background,
+)
 from tests.integration.test_hot_reload import push
 
 PROMPT = r"\(powerx\) "
@@ -184,3 +194,142 @@ def test_the_console_debugs_a_node_plugin_the_same_way(
     finally:
         child.close(force=True)
     assert child.exitstatus == 0
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGHUP, signal.SIGKILL])
+def test_a_killed_console_detaches_at_once_and_requests_go_on(
+    simulator: RunningSimulator, workspace: Workspace, signal_number: int
+) -> None:
+    """A closed terminal tab (SIGHUP) or SIGKILL: no `quit`, no detach request; the
+    simulator sees the console's connection close."""
+    debug = Debug(simulator)
+    child = console(workspace, "-c", f"break app.py:{RETURN_LINE}")
+    try:
+        child.expect(rf"breakpoint 1 \(pause\) at app.py:{RETURN_LINE}")
+        child.expect(PROMPT)
+        thread, result = request_in_background(simulator, f"/plugins/{PLUGIN}/?name=held")
+        child.expect(rf"paused at app.py:{RETURN_LINE}")
+        assert debug.state()["clients"] == 1
+        child.kill(signal_number)
+        assert wait_until(lambda: debug.state()["clients"] == 0, 10), "still attached"
+        thread.join(10)  # the paused request went on: nobody could have resumed it
+        assert result["response"].json()["message"] == "v0 held"
+        started = time.monotonic()
+        response = httpx.get(simulator.url + f"/plugins/{PLUGIN}/", timeout=10, trust_env=False)
+        assert response.status_code == 200
+        assert time.monotonic() - started < 1.0  # not paused: a snapshot, nobody is there
+    finally:
+        child.close(force=True)
+    assert debug.state()["paused"] is None
+
+
+def test_log_points_are_listed_with_their_hits_and_never_silently_replace_a_breakpoint(
+    simulator: RunningSimulator, workspace: Workspace
+) -> None:
+    debug = Debug(simulator)
+    child = console(workspace, "-c", f"break app.py:{RETURN_LINE}")
+    try:
+        child.expect(rf"breakpoint 1 \(pause\) at app.py:{RETURN_LINE}")
+        child.expect(PROMPT)
+        child.sendline(f"log app.py:{RETURN_LINE} said {{message}}")
+        child.expect(r"breakpoint_place_taken")
+        child.expect(r"fix: clear it first \(`clear 1`\)")
+        assert [bp.get("log_message") for bp in debug.state()["breakpoints"]] == [None]
+        child.sendline("clear 1")
+        child.expect(r"removed 1 breakpoint")
+        child.sendline(f"log app.py:{RETURN_LINE} said {{message}}")
+        child.expect(rf"log point 2 at app.py:{RETURN_LINE}")
+        for name in ("ann", "ben"):
+            response = httpx.get(
+                simulator.url + f"/plugins/{PLUGIN}/?name={name}", timeout=10, trust_env=False
+            )
+            assert response.status_code == 200  # a log point never halts
+        assert wait_until(lambda: debug.state()["breakpoints"][0]["hits"] == 2, 10)
+        child.sendline("list")
+        child.expect(rf"✓\s+2 log\s+app.py:{RETURN_LINE} log 'said \{{message\}}'\s+hits 2")
+        child.sendline("quit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    listed = workspace.powerx("debug", "breakpoints", PLUGIN)
+    assert f"2 log      app.py:{RETURN_LINE}" in listed.stdout, listed.stdout
+
+
+def test_the_prompt_comes_back_after_a_notice(
+    simulator: RunningSimulator, workspace: Workspace
+) -> None:
+    child = console(workspace)
+    try:
+        child.expect(PROMPT)
+        child.sendline(f"break app.py:{RETURN_LINE}")
+        child.expect(r"breakpoint 1 \(pause\)")
+        child.expect(PROMPT)
+        thread, result = request_in_background(simulator, f"/plugins/{PLUGIN}/")
+        child.expect(rf"->\s+{RETURN_LINE}\s+return JSONResponse")
+        child.expect(PROMPT, timeout=10)  # printed again after the paused notice
+        child.sendline("p nosuchname")
+        child.expect(r"debug_eval_failed")
+        child.expect(r"NameError")
+        child.expect(r"fix: use names of the paused frame")
+        child.sendline("c")
+        thread.join(30)
+        assert result["response"].status_code == 200
+        child.sendline("quit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+
+
+NESTED_APP = """\
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+
+def greet(name):
+    message = f"hello {name}"
+    return message
+
+
+async def home(request):
+    name = request.query_params.get("name", "world")
+    return JSONResponse({"message": greet(name)})
+
+
+app = Starlette(routes=[Route("/", home)])
+"""
+
+
+def test_frames_watches_and_set_from_the_console(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    plugin = write_plugin(tmp_path / "nested", python_manifest(PLUGIN), {"app.py": NESTED_APP})
+    simulator = start_simulator([plugin])
+    child = console(workspace, "-c", "watch name", "-c", "break app.py:8")
+    try:
+        child.expect(r"watch 1: name")
+        child.expect(r"breakpoint 1 \(pause\)")
+        child.expect(PROMPT)
+        thread, result = request_in_background(simulator, f"/plugins/{PLUGIN}/?name=ada")
+        child.expect(r"paused at app.py:8")
+        child.expect(r"watch name = 'ada'")  # shown at the stop, unasked
+        child.sendline("up")
+        child.expect(r"#1  app.py:13 home")
+        child.sendline("p request.query_params['name']")  # only the caller has `request`
+        child.expect(r"'ada'")
+        child.sendline("locals")
+        child.expect(r"request = ")
+        child.sendline("down")
+        child.expect(r"#0  app.py:8 greet")
+        child.sendline("set message 'changed ' + name")
+        child.expect(r"message = 'changed ada'")
+        child.sendline("frame x")
+        child.expect(r"debug_frame_unknown")
+        child.sendline("c")
+        thread.join(30)
+        assert result["response"].json()["message"] == "changed ada"
+        child.sendline("quit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)

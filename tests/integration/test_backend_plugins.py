@@ -7,11 +7,13 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from powerx.errors import PowerXError
 from powerx.testing import wait_until
@@ -24,13 +26,14 @@ HELLO = f"/_p/{BACKEND_ID}/api/v1/hello"
 SANDBOXES = ["auto", "off"]
 
 
+def set_line(path: Path, prefix: str, line: str) -> None:
+    """Replace the line of ``path`` that starts with ``prefix``."""
+    lines = [line if x.startswith(prefix) else x for x in path.read_text().splitlines()]
+    path.write_text("\n".join(lines) + "\n")
+
+
 def set_greeting(plugin: Path, text: str) -> None:
-    server = plugin / "server.py"
-    lines = [
-        f'GREETING = "{text}"' if line.startswith("GREETING =") else line
-        for line in server.read_text().splitlines()
-    ]
-    server.write_text("\n".join(lines) + "\n")
+    set_line(plugin / "server.py", "GREETING =", f'GREETING = "{text}"')
 
 
 def start_backend(
@@ -66,10 +69,10 @@ def test_backend_program_answers_at_its_api_path_with_the_tenant(
 
 
 def reload_while_a_client_loops(
-    simulator: RunningSimulator, path: str, save: Any, plugin: Path
+    simulator: RunningSimulator, path: str, reload: Callable[[str], None], texts: list[str]
 ) -> tuple[list[str], list[str]]:
-    """Two reloads (``save(plugin, "v1")``, then "v2") while a client requests ``path`` in a
-    loop; the greetings it was answered with and every failure."""
+    """``reload(text)`` for each text while a client requests ``path`` in a loop, each
+    until the client is answered with it; the greetings it got and every failure."""
     failures: list[str] = []
     answered: list[str] = []
     stop = threading.Event()
@@ -91,16 +94,32 @@ def reload_while_a_client_loops(
     client.start()
     try:
         wait_until(lambda: len(answered) >= 5)
-        for version in (1, 2):
-            save(plugin, f"v{version}")
-            response = push(simulator, plugin)
-            assert response.status_code == 200, response.text
-            assert response.json()["generation"] == version + 1
-            wait_until(lambda v=version: answered[-1] == f"v{v}")
+        for text in texts:
+            reload(text)
+            assert wait_until(lambda t=text: answered[-1] == t), answered[-3:]
     finally:
         stop.set()
         client.join()
     return answered, failures
+
+
+def pushing(
+    simulator: RunningSimulator, plugin: Path, save: Callable[[Path, str], None]
+) -> Callable[[str], None]:
+    """A reload: save ``text`` in the plugin, push it, and check a new generation serves."""
+
+    def reload(text: str) -> None:
+        before = simulator.plugin_status(plugin_id_of(plugin))["generation"]
+        save(plugin, text)
+        response = push(simulator, plugin)
+        assert response.status_code == 200, response.text
+        assert response.json()["generation"] == before + 1
+
+    return reload
+
+
+def plugin_id_of(plugin: Path) -> str:
+    return str(yaml.safe_load((plugin / "plugin.yaml").read_text())["id"])
 
 
 @pytest.mark.parametrize("sandbox", SANDBOXES)
@@ -109,19 +128,15 @@ def test_backend_reload_flips_with_no_failed_request(
 ) -> None:
     simulator, plugin = start_backend(workspace, start_simulator, tmp_path, sandbox)
     first_pid = hello(simulator)["pid"]
-    answered, failures = reload_while_a_client_loops(simulator, HELLO, set_greeting, plugin)
+    reload = pushing(simulator, plugin, set_greeting)
+    answered, failures = reload_while_a_client_loops(simulator, HELLO, reload, ["v1", "v2"])
     assert failures == []
     assert answered[0] == "hello from a backend" and "v1" in answered
     assert hello(simulator)["pid"] != first_pid
 
 
 def set_node_greeting(plugin: Path, text: str) -> None:
-    server = plugin / "server.js"
-    lines = [
-        f'const GREETING = "{text}";' if line.startswith("const GREETING =") else line
-        for line in server.read_text().splitlines()
-    ]
-    server.write_text("\n".join(lines) + "\n")
+    set_line(plugin / "server.js", "const GREETING =", f'const GREETING = "{text}";')
 
 
 def test_the_node_backend_example_signs_in_its_tenant_and_reloads_with_no_failed_request(
@@ -134,7 +149,8 @@ def test_the_node_backend_example_signs_in_its_tenant_and_reloads_with_no_failed
     first = simulator.get(path)
     assert first.status_code == 200, first.text
     assert first.json()["tenant"] == "1"  # from the signed context, checked with its secret
-    answered, failures = reload_while_a_client_loops(simulator, path, set_node_greeting, plugin)
+    reload = pushing(simulator, plugin, set_node_greeting)
+    answered, failures = reload_while_a_client_loops(simulator, path, reload, ["v1", "v2"])
     assert failures == []
     assert answered[0] == "hello from a node backend" and "v1" in answered
 

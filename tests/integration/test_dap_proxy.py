@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from powerx.build import BuildSession
+from powerx.testing import wait_until
 from tests.conftest import RunningSimulator, Workspace, python_manifest, write_plugin
 from tests.integration.test_debugging import (
     PLUGIN,
     RETURN_LINE,
+    Debug,
     debugged,  # noqa: F401 - the fixture
     edit,
     request_in_background,
@@ -265,4 +267,84 @@ def test_function_breakpoints_from_the_ide_are_replayed_into_new_generations(
     # Cleared in the IDE: cleared in the serving generation and in the ones after it.
     assert ide.request("setFunctionBreakpoints", {"breakpoints": []}) == {"breakpoints": []}
     assert simulator.get("/plugins/com.test.boom/?n=7").json() == {"number": 7}
+    ide.request("disconnect", {})
+
+
+def test_a_dropped_ide_socket_detaches_it_and_a_paused_request_goes_on(
+    debugged: tuple[RunningSimulator, Path],  # noqa: F811
+) -> None:
+    simulator, plugin = debugged
+    debug = Debug(simulator)
+    [status] = simulator.status()["plugins"]
+    ide = DapTestClient(status["debug_port"])
+    ide.request("initialize", {"adapterID": "python"})
+    ide.request("attach", {"justMyCode": True, "powerxToken": secret(simulator, PLUGIN)})
+    ide.event("initialized")
+    ide.request(
+        "setBreakpoints",
+        {"source": {"path": str(plugin / "app.py")}, "breakpoints": [{"line": RETURN_LINE}]},
+    )
+    ide.request("configurationDone")
+    thread, result = request_in_background(simulator, f"/plugins/{PLUGIN}/?name=dropped")
+    ide.event("stopped")
+    assert debug.state()["clients"] == 1
+    # The IDE went away without a disconnect request (its process died).
+    ide.sock.shutdown(socket.SHUT_RDWR)
+    ide.sock.close()
+    assert wait_until(lambda: debug.state()["clients"] == 0, 10), debug.state()
+    thread.join(10)
+    assert result["response"].json()["message"] == "v0 dropped"
+    started = time.monotonic()
+    assert simulator.get(f"/plugins/{PLUGIN}/").status_code == 200
+    assert time.monotonic() - started < 1.0
+
+
+UNCAUGHT_APP = """\
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+
+async def fine(request):
+    return JSONResponse({"fine": True})
+
+
+async def boom(request):
+    raise RuntimeError("the plugin's own bug")
+
+
+app = Starlette(routes=[Route("/", fine), Route("/boom", boom)])
+"""
+
+
+def test_an_uncaught_plugin_exception_stops_once_in_the_plugin_and_other_requests_answer(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    """User Uncaught Exceptions: one stop, in the plugin's frame; never in the shim's;
+    a request that arrives during the stop gets its answer once the user continues."""
+    workspace.login()
+    plugin_id = "com.test.uncaught"
+    plugin = write_plugin(
+        tmp_path / "uncaught", python_manifest(plugin_id), {"app.py": UNCAUGHT_APP}
+    )
+    simulator: RunningSimulator = start_simulator([plugin])
+    [status] = simulator.status()["plugins"]
+    ide = DapTestClient(status["debug_port"])
+    ide.request("initialize", {"adapterID": "python"})
+    ide.request("attach", {"justMyCode": True, "powerxToken": secret(simulator, plugin_id)})
+    ide.request("setExceptionBreakpoints", {"filters": ["userUnhandled"]})
+    ide.request("configurationDone")
+    thread, result = request_in_background(simulator, f"/plugins/{plugin_id}/boom")
+    stopped = ide.event("stopped")
+    assert stopped["reason"] == "exception"
+    frames = ide.request("stackTrace", {"threadId": stopped["threadId"]})["stackFrames"]
+    assert frames[0]["source"]["path"] == str(plugin / "app.py") and frames[0]["line"] == 11
+    assert not [f for f in frames if "powerx" in str((f.get("source") or {}).get("path"))]
+    other, answer = request_in_background(simulator, f"/plugins/{plugin_id}/")
+    ide.request("continue", {"threadId": stopped["threadId"]})
+    thread.join(30)  # a second stop (in the shim) would hold it
+    assert result["response"].status_code == 500
+    other.join(30)
+    assert answer["response"].status_code == 200, answer["response"].text
+    assert answer["response"].json() == {"fine": True}
     ide.request("disconnect", {})

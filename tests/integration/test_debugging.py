@@ -478,3 +478,191 @@ def test_a_log_point_writes_to_the_plugin_log_without_halting(
         return simulator.get(path, headers=debug.headers).text
 
     assert wait_until(lambda: "said v0 logpoint" in logs(), 10), logs()
+
+
+def test_the_stack_shows_no_simulator_frames_and_out_finishes_the_request(
+    debugged: tuple[RunningSimulator, Path],
+) -> None:
+    simulator, _ = debugged
+    debug = Debug(simulator)
+    assert debug.call("POST", f"/internal/debug/sessions/{PLUGIN}/attach").status_code == 200
+    assert debug.put({"file": "app.py", "line": RETURN_LINE}).status_code == 200
+    thread, result = request_in_background(simulator, f"/plugins/{PLUGIN}/?name=out")
+    debug.wait_paused()
+    stack = debug.command("stack")["stack"]
+    assert (stack[0]["file"], stack[0]["name"]) == ("app.py", "home")
+    shown = " ".join(str(frame["file"]) for frame in stack)
+    assert "python_shim" not in shown and "powerx_plugin" not in shown and "/powerx/" not in shown
+    debug.command("out")  # from the outermost plugin frame: nothing of the plugin's is left
+    thread.join(15)
+    assert result["response"].json()["message"] == "v0 out"
+    assert debug.state()["paused"] is None
+
+
+def test_node_stack_shows_no_shim_frames_and_out_finishes_the_request(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    plugin = copy_example(HELLO_NODE, tmp_path / "hello-node")
+    simulator = start_simulator([plugin])
+    debug = Debug(simulator, NODE_PLUGIN)
+    assert debug.call("POST", f"/internal/debug/sessions/{NODE_PLUGIN}/attach").status_code == 200
+    assert debug.put({"file": "src/index.ts", "line": NODE_RETURN_LINE}).status_code == 200
+    thread, result = request_in_background(simulator, f"/plugins/{NODE_PLUGIN}/")
+    debug.wait_paused()
+    stack = debug.command("stack")["stack"]
+    assert (stack[0]["file"], stack[0]["name"]) == ("src/index.ts", "fetch")
+    assert "node_shim" not in " ".join(str(frame["file"]) for frame in stack)
+    debug.command("out")
+    thread.join(15)
+    assert "response" in result, json.dumps(debug.state()["paused"])
+    assert result["response"].json()["greeting"] == "hello from node"
+    assert debug.state()["paused"] is None
+
+
+def test_fix_hints_name_what_is_wrong(debugged: tuple[RunningSimulator, Path]) -> None:
+    simulator, _ = debugged
+    debug = Debug(simulator)
+    refused = debug.put({"file": "app.py", "line": 9, "condition": "name ==="})
+    assert refused.status_code == 422
+    assert "Python expression" in refused.json()["fix"]
+    assert "relative to the plugin folder" not in refused.json()["fix"]
+    assert debug.call("POST", f"/internal/debug/sessions/{PLUGIN}/attach").status_code == 200
+    assert debug.put({"file": "app.py", "line": RETURN_LINE}).status_code == 200
+    thread, result = request_in_background(simulator, f"/plugins/{PLUGIN}/")
+    debug.wait_paused()
+    failed = debug.call(
+        "POST",
+        f"/internal/debug/sessions/{PLUGIN}/command",
+        {"command": "eval", "expression": "nosuchname + 1"},
+    )
+    assert failed.status_code == 422, failed.text
+    body = failed.json()
+    assert body["error"] == "debug_eval_failed" and "NameError" in body["message"]
+    assert "locals" in body["fix"] and "replaced" not in body["fix"]
+    debug.command("continue")
+    thread.join(30)
+    assert result["response"].status_code == 200
+
+
+def test_node_log_points_count_hits_and_a_comment_line_is_not_verified(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    plugin = copy_example(HELLO_NODE, tmp_path / "hello-node")
+    assert (plugin / "src/index.ts").read_text().startswith("// ")
+    simulator = start_simulator([plugin])
+    debug = Debug(simulator, NODE_PLUGIN)
+    assert debug.call("POST", f"/internal/debug/sessions/{NODE_PLUGIN}/attach").status_code == 200
+    placed = debug.put(
+        {"file": "src/index.ts", "line": 1},
+        {"file": "src/index.ts", "line": NODE_RETURN_LINE, "log_message": "{contacts.length} of"},
+    )
+    assert placed.status_code == 200, placed.text
+    comment, log_point = placed.json()["breakpoints"]
+    assert comment["verified"] is False and "comment" in comment["message"]
+    assert log_point["verified"] is True
+    for _ in range(3):
+        assert simulator.get(f"/plugins/{NODE_PLUGIN}/").status_code == 200
+    assert debug.state()["paused"] is None
+    assert wait_until(lambda: debug.state()["breakpoints"][1]["hits"] == 3, 10)
+
+    def logs() -> str:
+        path = f"/internal/debug/logs?plugin={NODE_PLUGIN}&follow=0&tail=50"
+        return simulator.get(path, headers=debug.headers).text
+
+    assert wait_until(lambda: logs().count("7 of") == 3, 10), logs()
+
+
+def test_a_breakpoint_follows_its_function_not_a_renamed_copy_above_it(
+    debugged: tuple[RunningSimulator, Path],
+) -> None:
+    simulator, plugin = debugged
+    debug = Debug(simulator)
+    placed = debug.put({"file": "app.py", "line": RETURN_LINE, "kind": "snapshot"})
+    assert placed.status_code == 200, placed.text
+    handler = APP[APP.index("async def home") : APP.index("\n\napp = ")]
+    copy = handler.replace("async def home(", "async def home_unused(") + "\n\n\n"
+    # The copy above, and the real one edited a little: a diff matches the old function
+    # to the copy (its longest unchanged block), which is never called.
+    edit(plugin, "    return JSONResponse", "    name = name.strip()\n    return JSONResponse")
+    edit(plugin, "async def home(", copy + "async def home(")
+    assert push(simulator, plugin).status_code == 200
+    [bp] = debug.state()["breakpoints"]
+    moved = RETURN_LINE + copy.count("\n") + 1
+    assert (bp["line"], bp["verified"]) == (moved, True)
+    lines = (plugin / "app.py").read_text().splitlines()
+    assert lines[moved - 1].strip().startswith("return JSONResponse")
+    assert simulator.get(f"/plugins/{PLUGIN}/?name=real").status_code == 200
+    assert _wait_for_snapshot(debug)["line"] == moved  # it fires: `home` is what is called
+
+
+def test_exception_breakpoints_from_the_console_api_pause_where_the_plugin_raises(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    app = APP.replace(
+        '    password = "hunter2-not-for-logs"\n',
+        '    password = "hunter2-not-for-logs"\n    try:\n        int(name)\n'
+        "    except ValueError:\n        pass\n",
+    )
+    plugin = write_plugin(tmp_path / "debugged", python_manifest(PLUGIN), {"app.py": app})
+    simulator = start_simulator([plugin])
+    debug = Debug(simulator)
+    assert debug.call("POST", f"/internal/debug/sessions/{PLUGIN}/attach").status_code == 200
+    assert debug.command("catch", mode="raised") == {"catch": "raised"}
+    thread, result = request_in_background(simulator, f"/plugins/{PLUGIN}/?name=ada")
+    paused = debug.wait_paused()
+    assert (paused["reason"], paused["file"], paused["line"]) == ("exception", "app.py", 12)
+    debug.command("continue")
+    thread.join(30)
+    assert result["response"].status_code == 200
+    assert debug.command("catch", mode="off") == {"catch": "off"}
+    assert simulator.get(f"/plugins/{PLUGIN}/?name=bo").status_code == 200
+    assert debug.state()["paused"] is None
+    bad = debug.call(
+        "POST", f"/internal/debug/sessions/{PLUGIN}/command", {"command": "catch", "mode": "x"}
+    )
+    assert bad.status_code == 422 and bad.json()["error"] == "debug_catch_invalid"
+
+
+def test_node_values_open_their_first_level_and_exceptions_can_pause(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    plugin = copy_example(HELLO_NODE, tmp_path / "hello-node")
+    source = plugin / "src/index.ts"
+    parse = (
+        '    if (url.pathname === "/parse") {\n'
+        '      try { JSON.parse("not json"); } catch { return json({ parsed: false }); }\n'
+        "    }\n"
+    )
+    marker = '    if (url.pathname === "/messages") {\n'
+    source.write_text(source.read_text().replace(marker, parse + marker))
+    simulator = start_simulator([plugin])
+    debug = Debug(simulator, NODE_PLUGIN)
+    assert debug.call("POST", f"/internal/debug/sessions/{NODE_PLUGIN}/attach").status_code == 200
+    assert debug.put({"file": "src/index.ts", "line": NODE_RETURN_LINE}).status_code == 200
+    thread, result = request_in_background(simulator, f"/plugins/{NODE_PLUGIN}/")
+    debug.wait_paused()
+    assert debug.command("eval", expression="{a: 1, b: 'x'}")["result"] == '{a: 1, b: "x"}'
+    first = debug.command("eval", expression="contacts[0]")["result"]
+    assert first.startswith("{") and 'name: "Margaret Allen"' in first
+    assert debug.command("locals")["locals"]["contacts"].startswith("Array(7) [{…}, {…}")
+    assert debug.command("set", name="GREETING", value="'set here'") == {
+        "name": "GREETING",
+        "result": '"set here"',
+    }
+    debug.command("continue")
+    thread.join(30)
+    assert result["response"].json()["greeting"] == "set here"
+    # The plugin catches it itself: `catch raised` stops at the throw anyway.
+    assert debug.command("catch", mode="raised") == {"catch": "raised"}
+    thread, result = request_in_background(simulator, f"/plugins/{NODE_PLUGIN}/parse")
+    paused = debug.wait_paused()
+    assert (paused["reason"], paused["file"]) == ("exception", "src/index.ts")
+    assert "JSON.parse" in source.read_text().splitlines()[paused["line"] - 1]
+    debug.command("catch", mode="off")
+    debug.command("continue")
+    thread.join(30)
+    assert result["response"].json() == {"parsed": False}

@@ -511,8 +511,8 @@ def test_kill_9_during_a_swap_leaves_a_consistent_pointer(
 def test_client_retries_are_bounded_and_end_in_a_clear_error(tmp_path: Path) -> None:
     import asyncio
 
+    from powerx.client.dev import RETRIES, SimulatorClient
     from powerx.errors import PowerXError
-    from powerx.reload.client import RETRIES, SimulatorClient
 
     with socket_bound_but_closed() as port:
         client = SimulatorClient(f"http://127.0.0.1:{port}", "pxm_token")

@@ -5,7 +5,11 @@ generation on the same address."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import io
 import json
+import sys
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +17,15 @@ import httpx
 import pytest
 import websockets
 
-from tests.conftest import HELLO_NODE, RunningSimulator, Workspace
-from tests.integration.test_debugging import NODE_PLUGIN
+from powerx.build import BuildSession
+from powerx.testing import wait_until
+from tests.conftest import HELLO_NODE, REPO, RunningSimulator, Workspace
+from tests.integration.test_debugging import (
+    NODE_PLUGIN,
+    NODE_RETURN_LINE,
+    Debug,
+    request_in_background,
+)
 from tests.integration.test_hot_reload import copy_example, push, set_node_greeting
 
 
@@ -107,3 +118,76 @@ def test_vscode_configuration_for_a_node_plugin_uses_the_endpoint(
     # And what it prints attaches (the first attach restarts the generation, debugging).
     pid = asyncio.run(evaluate(entry["websocketAddress"], "process.pid"))
     assert pid == pid_inside(plugin_status(simulator)["pid"])
+
+
+def _js_debug_like_client() -> Any:
+    """The IDE client of benchmarks/breakpoint_replay.py (its `node-ide` row)."""
+    spec = importlib.util.spec_from_file_location(
+        "breakpoint_replay", REPO / "benchmarks/breakpoint_replay.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["breakpoint_replay"] = module
+    spec.loader.exec_module(module)
+    return module.JsDebugLikeClient
+
+
+def test_an_ide_breakpoint_halts_the_first_request_after_each_of_twenty_reloads(
+    node_plugin: tuple[RunningSimulator, Path], workspace: Workspace
+) -> None:
+    """VS Code's breakpoints are in its own inspector session, which a reload closes; the
+    request sent right after the reload answers must still halt, before the IDE is back."""
+    simulator, plugin = node_plugin
+    access = simulator.ide_access(NODE_PLUGIN)
+    ide = _js_debug_like_client()(access["websocket"], plugin / "src/index.ts", NODE_RETURN_LINE)
+    debug = Debug(simulator, NODE_PLUGIN)
+    ide.connect()
+    # One set, whichever tool set it: the IDE's breakpoint is listed with the console's.
+    mirrored = wait_until(lambda: debug.state()["breakpoints"], 10)
+    assert [(bp["file"], bp["line"], bp.get("origin")) for bp in mirrored] == [
+        ("src/index.ts", NODE_RETURN_LINE, "ide")
+    ]
+    listed = workspace.powerx("debug", "breakpoints", NODE_PLUGIN, "--json")
+    assert json.loads(listed.stdout)["line"] == NODE_RETURN_LINE, listed.stderr
+    session = BuildSession(plugin, workspace.state_dir / "test-build")
+    halted = 0
+    try:
+        for version in range(1, 21):
+            set_node_greeting(plugin, f"v{version}")
+            reloaded = push(simulator, plugin, session)
+            assert reloaded.status_code == 200, reloaded.text
+            thread, result = request_in_background(simulator, f"/plugins/{NODE_PLUGIN}/")
+            paused = wait_until(lambda r=result: "response" in r or debug.state()["paused"], 15)
+            assert paused, "the request neither answered nor halted"
+            if "response" not in result and paused["generation"] == reloaded.json()["generation"]:
+                assert (paused["file"], paused["line"]) == ("src/index.ts", NODE_RETURN_LINE)
+                halted += 1
+            # The IDE was closed by the reload; it comes back, sees the pause, continues.
+            assert ide.wait_closed() == 1012
+            ide.connect()
+            if "response" not in result:
+                assert ide.resume_when_paused()
+            thread.join(30)
+            assert result["response"].json()["greeting"] == f"v{version}"
+    finally:
+        session.close()
+        ide.close()
+    assert halted == 20
+    [bp] = debug.state()["breakpoints"]
+    assert bp["hits"] == 20  # counted once per halt, though the IDE's own one is there too
+
+
+def test_the_source_map_carries_the_typescript_for_devtools(tmp_path: Path) -> None:
+    """Chrome DevTools opened from the printed URL reads the TypeScript from the map."""
+    plugin = copy_example(HELLO_NODE, tmp_path / "hello-node")
+    session = BuildSession(plugin, tmp_path / "build")
+    try:
+        artefact = session.build()
+    finally:
+        session.close()
+    with tarfile.open(fileobj=io.BytesIO(artefact.data)) as archive:
+        [member] = [m for m in archive.getmembers() if m.name.endswith(".js.map")]
+        source_map = json.loads(archive.extractfile(member).read())  # type: ignore[union-attr]
+    sources = dict(zip(source_map["sources"], source_map["sourcesContent"], strict=True))
+    index = str((plugin / "src/index.ts").resolve())
+    assert sources[index] == (plugin / "src/index.ts").read_text()

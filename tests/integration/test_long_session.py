@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from powerx.build import BuildSession
+from powerx.client.dev import SimulatorClient
 from powerx.config import SimulatorConfig
 from powerx.host.simulator import Simulator
-from powerx.reload.client import SimulatorClient
 from powerx.reload.executor import PluginLoop, ReloadOutcome
 from powerx.reload.watcher import WatchPlan
 from tests.conftest import HELLO_PYTHON, Workspace

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from powerx.client.dev import SimulatorClient
 from powerx.errors import PowerXError
-from powerx.reload.client import SimulatorClient
 from powerx.reload.executor import PluginLoop, ReloadOutcome
 from powerx.reload.watcher import WatchPlan
 from powerx.testing import wait_until

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from powerx.reload.watcher import WatchPlan, plan_watch, polling_reason, watch
+from powerx.file_events import polling_reason
+from powerx.reload.watcher import WatchPlan, plan_watch, watch
 
 
 class Watching:

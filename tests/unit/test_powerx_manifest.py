@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from powerx.build.session import BuildSession
-from powerx.host.images import check_compatible, get_image, unknown_permissions
+from powerx.images import check_compatible, get_image, unknown_permissions
 from powerx.manifest import ManifestError, find_manifest, json_schema, load_manifest
 
 REPO = Path(__file__).resolve().parents[2]

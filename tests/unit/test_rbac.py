@@ -12,9 +12,9 @@ import pytest
 from powerx.config import Identity, PermissionPolicy
 from powerx.errors import PowerXError
 from powerx.host.gateway import Gateway
-from powerx.host.images import get_image
 from powerx.host.rbac import Permission, RbacDenial, RbacGate, has_permission, tool_permission
 from powerx.host.tools import schema_violations, tool_request
+from powerx.images import get_image
 from powerx.manifest import Manifest, parse_manifest
 
 MANIFEST = """

@@ -33,8 +33,17 @@ EXCLUDED_SUFFIXES = (".pyc", ".pyo", ".tmp", ".tsbuildinfo")
 # Files an editor or tool writes beside the one being saved, for a moment or for as long as
 # the file is open: vim's swap files (.swp, then .swo, .swx), its write probe "4913" and
 # "~" backups, Emacs' ".#" lock links and "#name#" autosaves, JetBrains' safe-write copies,
-# and `sed -i`'s "sedXXXXXX" temp file. None is source; none is a save of its own.
-_SCRATCH_SUFFIXES = (".swp", ".swo", ".swx", "~", "___jb_tmp___", "___jb_old___")
+# `sed -i`'s "sedXXXXXX" temp file, and the "<output>-go-tmp-umask" probe `go build` writes
+# beside its output for a moment. None is source; none is a save of its own.
+_SCRATCH_SUFFIXES = (
+    ".swp",
+    ".swo",
+    ".swx",
+    "~",
+    "___jb_tmp___",
+    "___jb_old___",
+    "-go-tmp-umask",
+)
 _SCRATCH_NAME = re.compile(r"4913|sed[A-Za-z0-9]{6}|\.#.*|#.*#")
 
 

@@ -8,6 +8,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
+from powerx.build.go import go_build_for, run_go_build
 from powerx.build.pack import source_files
 from powerx.errors import PowerXError
 from powerx.manifest import Manifest
@@ -23,12 +24,21 @@ def _stamps(root: Path) -> dict[str, tuple[int, int]]:
     return stamps
 
 
-def run_build_command(manifest: Manifest, root: Path) -> frozenset[str]:
+def run_build_command(
+    manifest: Manifest, root: Path, go_cache: Path | None = None, debug: bool = False
+) -> frozenset[str]:
     """``build.command`` in the plugin folder (split like a shell, no shell: `go build -o
     bin/plugin ./cmd/plugin`, `npm run build`); its outputs are then packed with the rest.
-    An incremental tool (go, tsc, cargo) makes this cheap on a reload. Returns the files it
-    wrote (relative): a watcher must not take them for saves, or each build would start
-    the next."""
+    A Go plugin without one gets the default Go build (build/go.py), and a Go build runs
+    with its cache in ``go_cache`` (``debug``: built for the debugger). An incremental
+    tool (go, tsc, cargo) makes this cheap on a reload. Returns the files it wrote
+    (relative): a watcher must not take them for saves, or each build would start the
+    next."""
+    go = go_build_for(manifest, root)
+    if go is not None:
+        before = _stamps(root)
+        run_go_build(go, root, go_cache or root / ".powerx" / "go-cache", debug)
+        return _written_since(before, root)
     if manifest.build is None or not manifest.build.command:
         return frozenset()
     command = manifest.build.command
@@ -55,6 +65,10 @@ def run_build_command(manifest: Manifest, root: Path) -> frozenset[str]:
             f"Build command `{command}` failed ({completed.returncode}): {tail}",
             f"run `{command}` in {root} and fix what it reports.",
         )
+    return _written_since(before, root)
+
+
+def _written_since(before: dict[str, tuple[int, int]], root: Path) -> frozenset[str]:
     return frozenset(name for name, stamp in _stamps(root).items() if before.get(name) != stamp)
 
 

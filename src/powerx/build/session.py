@@ -13,6 +13,7 @@ from pathlib import Path
 
 from powerx.build.artefact import ARTEFACT_INFO, Artefact
 from powerx.build.esbuild import EsbuildWorker
+from powerx.build.go import go_build_for
 from powerx.build.node import node_members
 from powerx.build.pack import digest, pack, source_files
 from powerx.build.program import program_members, run_build_command
@@ -24,6 +25,11 @@ class BuildSession:
     def __init__(self, plugin_dir: Path, build_dir: Path) -> None:
         self.root = plugin_dir.resolve()
         self.build_dir = build_dir
+        # Go's build cache, shared by the plugins of a project and kept between runs:
+        # beside the build folders, in the state folder.
+        self.go_cache = build_dir.parent / "go-cache"
+        # Set while a debugger is attached: Go plugins are built for it (no optimisation).
+        self.debug = False
         self._compiled: dict[Path, tuple[int, int]] = {}
         self._esbuild: EsbuildWorker | None = None
         # Files a backend plugin's build command wrote (relative): not saves of the developer.
@@ -51,7 +57,7 @@ class BuildSession:
         manifest = manifest or load_manifest(self.root)
         executable: frozenset[str] = frozenset()
         if manifest.is_backend:
-            self.build_outputs |= run_build_command(manifest, self.root)
+            self.build_outputs |= run_build_command(manifest, self.root, self.go_cache, self.debug)
             members, runnable, executable = program_members(manifest, self.root)
         elif manifest.runtime == "python3.11":
             members, runnable = self._python_members(manifest)
@@ -59,13 +65,15 @@ class BuildSession:
             if manifest.needs_esbuild and self._esbuild is None:
                 self._esbuild = EsbuildWorker()
             members, runnable = node_members(manifest, self.root, self.build_dir, self._esbuild)
-        info = {
+        info: dict[str, str | None] = {
             "plugin": manifest.id,
             "version": manifest.version,
             "runtime": manifest.runtime,
             "runnable": runnable,
             "entry_attribute": manifest.entry_attribute,
         }
+        if manifest.is_backend and go_build_for(manifest, self.root) is not None:
+            info["debugger"] = "dlv"  # a Go program: Delve debugs it
         members.append((ARTEFACT_INFO, json.dumps(info, sort_keys=True).encode()))
         manifest_path = find_manifest(self.root)  # the artefact carries the file the plugin has
         members.append((manifest_path.name, manifest_path.read_bytes()))

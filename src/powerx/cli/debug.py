@@ -9,11 +9,11 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from powerx.cli.debug_console import HELP, DebugConsole
 from powerx.cli.render import console, err_console
-from powerx.debug.console import HELP, DebugConsole
+from powerx.client import sync as client
 from powerx.debug.ide_access import SECRET_ARGUMENT
 from powerx.errors import PowerXError
-from powerx.host import client
 
 app = typer.Typer(
     help="Debug a plugin in the running simulator. Breakpoints live in the simulator: they "
@@ -64,7 +64,7 @@ def attach(
             session.run_command(command)
         while True:
             try:
-                line = input("(powerx) ")
+                line = session.read_command()
             except EOFError:
                 break
             if not session.run_command(line):
@@ -197,6 +197,17 @@ def launch_entry(access: dict[str, Any]) -> dict[str, object]:
         }
     # VS Code passes the configuration's own keys in the attach request: the proxy takes
     # the secret from there.
+    if access.get("runtime") == "go":
+        # The Go extension's remote attach: it speaks DAP to the port as to `dlv dap`.
+        return {
+            "name": name,
+            "type": "go",
+            "request": "attach",
+            "mode": "remote",
+            "host": access["host"],
+            "port": access["port"],
+            SECRET_ARGUMENT: access["secret"],
+        }
     return {
         "name": name,
         "type": "debugpy",

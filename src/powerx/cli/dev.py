@@ -13,10 +13,10 @@ from rich.markup import escape
 
 from powerx.auth import require_credential
 from powerx.cli.render import console, err_console, problem_lines
-from powerx.host.client import running_url
+from powerx.client.dev import SimulatorClient
+from powerx.client.sync import running_url
 from powerx.manifest import load_manifest
 from powerx.paths import state_dir
-from powerx.reload.client import SimulatorClient
 from powerx.reload.executor import ReloadOutcome, run_dev
 from powerx.reload.type_checks import TypeCheckReport
 from powerx.reload.watcher import WatchPlan

@@ -20,14 +20,15 @@ from powerx import auth
 from powerx.build.artefact import Artefact
 from powerx.cli.dev import DevConsole, format_outcome
 from powerx.cli.render import console, err_console, warn
+from powerx.client import sync as client
 from powerx.config import SIMULATOR_FLAG, load_config
 from powerx.errors import PowerXError
-from powerx.host import client
+from powerx.foreground import read_host_info, run_foreground
+from powerx.host.generations import Generation, LogLine
+from powerx.host.mock_data import MockDataChange
 from powerx.host.preflight import PluginPlan, plan_plugins
 from powerx.host.rollback_targets import rollback_targets
-from powerx.host.run import read_host_info, run_foreground
 from powerx.host.simulator import Simulator
-from powerx.host.supervisor import Generation, LogLine
 from powerx.paths import state_dir
 from powerx.reload.executor import ReloadOutcome
 
@@ -91,8 +92,28 @@ class ConsoleReporter:
             f"[{style}]{escape(line.plugin)}#{line.generation}[/] {escape(line.line)}"
         )
 
+    def mock_data(self, change: MockDataChange) -> None:
+        state = change.state
+        where = escape(str(state.file)) if state.file else f"tenant {escape(change.tenant)}"
+        if change.status == "refused" and state.problem is not None:
+            err_console.print(f"[red]✗ mock data refused[/] {escape(state.problem.message)}")
+            if state.problem.fix:
+                err_console.print(f"  [bold]fix:[/] {escape(state.problem.fix)}")
+            err_console.print(f"  the last good data of tenant {escape(change.tenant)} stays")
+        elif change.status == "seeded":
+            err_console.print(f"[dim]mock data of tenant {escape(change.tenant)}: {where}[/]")
+        else:
+            what = "applied" if change.status == "applied" else "reset to its seed"
+            err_console.print(
+                f"[green]✓[/] mock data of tenant {escape(change.tenant)} {what} "
+                f"[dim]({where}, revision {state.revision})[/]"
+            )
+
     def stopping(self) -> None:
         err_console.print("[dim]stopping plugins ...[/]")
+
+    def say(self, text: str) -> None:
+        console.print(f"[dim]{escape(text)}[/]", soft_wrap=True)
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -10,8 +10,8 @@ import typer
 from rich.markup import escape
 
 from powerx.cli.render import console, err_console
+from powerx.client import sync as client
 from powerx.errors import PowerXError
-from powerx.host import client
 from powerx.host.running import find_host_info
 from powerx.observe.logs import LEVELS, level_rank
 from powerx.observe.observer import TELEMETRY_DB

@@ -11,13 +11,14 @@ import typer
 from rich.markup import escape
 
 from powerx import __version__
-from powerx.cli import audit, debug, host, telemetry, tools
+from powerx.cli import audit, data, debug, host, telemetry, tools
 from powerx.cli.dev import dev
 from powerx.cli.doctor import doctor
 from powerx.cli.init import init
 from powerx.cli.login import login
 from powerx.cli.logs import logs
 from powerx.cli.render import err_console, render_error
+from powerx.cli.requests import requests
 from powerx.errors import PowerXError, storage_error
 
 app = typer.Typer(
@@ -33,11 +34,13 @@ app.command()(login)
 app.command()(doctor)
 app.command()(dev)
 app.command()(logs)
+app.command()(requests)
 app.add_typer(host.app, name="host")
 app.add_typer(audit.app, name="audit")
 app.add_typer(telemetry.app, name="telemetry")
 app.add_typer(debug.app, name="debug")
 app.add_typer(tools.app, name="tools")
+app.add_typer(data.app, name="data")
 
 
 @app.command()

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from powerx.cli.render import console, err_console
-from powerx.observe.workflows import project_summary, reconcile_project
+from powerx.client.telemetry import project_summary, reconcile_project
 
 app = typer.Typer(
     help="Reload telemetry kept by the simulator (.powerx/telemetry.db).", no_args_is_help=True

@@ -11,8 +11,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from powerx.cli.render import console, err_console
+from powerx.client import sync as client
 from powerx.errors import PowerXError, Problem
-from powerx.host import client
 
 app = typer.Typer(
     help="The tools plugins declare in plugin.yaml: list them, call one as an identity.",

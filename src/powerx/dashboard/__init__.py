@@ -2,11 +2,11 @@
 
 The page (``index.html`` next to this module) is plain HTML with inline CSS and script and
 loads nothing from anywhere else, so it works offline. It holds no data: once open, the
-browser fetches status, reload telemetry, alerts and the audit trail from the internal debug
-API and follows its two event streams (events and logs), authenticated by the HttpOnly
-cookie the simulator sets when the developer opens the one-time link that
-``powerx host status`` prints. Nothing is rendered server-side, and the page writes every
-value with ``textContent``, because plugin logs are untrusted.
+browser fetches status, reload telemetry, alerts, the audit trail and the requests to
+plugins from the internal debug API and follows its event streams (events, logs and
+requests), authenticated by the HttpOnly cookie the simulator sets when the developer opens
+the one-time link that ``powerx host status`` prints. Nothing is rendered server-side, and
+the page writes every value with ``textContent``, because plugin logs are untrusted.
 """
 
 from __future__ import annotations

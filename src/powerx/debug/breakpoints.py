@@ -5,15 +5,15 @@ they mean the same thing in every generation, whichever folder that generation r
 The set is saved under ``.powerx/debug/breakpoints/`` (atomic replace), so it also survives
 a restart of the simulator.
 
-When an edit moves code, each breakpoint follows its line: the old and the new file are
-compared with :class:`difflib.SequenceMatcher`; a line in an unchanged block moves by the
-block's offset, a line edited in place stays, and a line that was deleted leaves the
-breakpoint *unverified* with the reason, never silently dropped.
+When an edit moves code, each breakpoint follows its line, by its text, its function and
+the lines around it (:mod:`powerx.debug.line_following`, which duplicated code cannot
+fool); a line edited in place stays, and a line that was deleted, or whose new place is
+not certain, leaves the breakpoint *unverified* with the reason, never silently dropped
+or moved to a guess.
 """
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import re
@@ -24,7 +24,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from powerx.errors import PowerXError, Problem
+from powerx.debug.line_following import follow
+from powerx.errors import PowerXError, Problem, validation_problems
 
 Kind = Literal["pause", "snapshot"]
 
@@ -51,12 +52,38 @@ class Breakpoint(BreakpointSpec):
     verified: bool = False
     message: str | None = None  # why it is not verified
     hits: int = 0
+    # "ide" when mirrored from an IDE's own inspector session (see debug/cdp_mirror.py):
+    # the IDE may remove it again; a breakpoint the console set it never removes.
+    origin: str | None = None
 
     def key(self) -> tuple[str, int]:
         return (self.file, self.line)
 
     def label(self) -> str:
         return f"{self.file}:{self.line}"
+
+    @property
+    def role(self) -> str:
+        """What it does when reached: ``pause``, ``snapshot`` or ``log``."""
+        return "log" if self.log_message else self.kind
+
+
+# A log point's line carries its breakpoint's id to the simulator (debugpy tells only the
+# text), so its hits are counted; the mark is taken off before the line is logged.
+_LOG_MARK = re.compile(r"^\x1dpowerx-log:(\d+)\x1d")
+
+
+def log_mark(breakpoint_id: int) -> str:
+    return f"\x1dpowerx-log:{breakpoint_id}\x1d"
+
+
+def read_log_mark(text: str) -> tuple[int | None, str]:
+    """The log point a line came from (None: not a log point's), and the line without the
+    mark."""
+    found = _LOG_MARK.match(text)
+    if found is None:
+        return None, text
+    return int(found.group(1)), text[found.end() :]
 
 
 _HIT_CONDITION = re.compile(r"^\s*(==|>=|<=|>|<|%)?\s*(\d+)\s*$")
@@ -113,9 +140,7 @@ def parse_specs(raw: object) -> list[BreakpointSpec]:
                 continue
             specs.append(spec)
         except ValidationError as error:
-            for detail in error.errors():
-                where = ".".join(str(p) for p in detail["loc"])
-                problems.append(Problem(f"breakpoints[{index}].{where}", detail["msg"]))
+            problems += validation_problems(error, prefix=f"breakpoints[{index}].")
         except PowerXError as error:
             problems.append(Problem(f"breakpoints[{index}].file", error.message))
     if problems:
@@ -129,18 +154,18 @@ def parse_specs(raw: object) -> list[BreakpointSpec]:
 
 
 def follow_line(old_lines: Sequence[str], new_lines: Sequence[str], line: int) -> int | None:
-    """Where 1-based ``line`` of the old text is in the new text; None when it was deleted."""
-    matcher = difflib.SequenceMatcher(a=list(old_lines), b=list(new_lines), autojunk=False)
-    index = line - 1
-    for tag, a0, a1, b0, b1 in matcher.get_opcodes():
-        if not a0 <= index < a1:
-            continue
-        if tag == "equal":
-            return b0 + (index - a0) + 1
-        if tag == "replace" and index - a0 < b1 - b0:
-            return b0 + (index - a0) + 1  # edited in place: the breakpoint stays on it
-        return None
-    return None
+    """Where 1-based ``line`` of the old text is in the new text; None when it was deleted
+    or its place is not certain (see :mod:`powerx.debug.line_following`)."""
+    return follow(old_lines, new_lines, line).line
+
+
+def not_followed(bp: Breakpoint) -> bool:
+    """An edit took its line away, or left its place uncertain: it stays listed,
+    unverified, where it was, and is not set until the user sets it again."""
+    return bool(bp.message and bp.message.startswith(_NOT_FOLLOWED))
+
+
+_NOT_FOLLOWED = ("line removed", "uncertain after an edit")
 
 
 class BreakpointSet:
@@ -186,7 +211,8 @@ class BreakpointSet:
         for spec in specs:
             old = by_place.pop((spec.file, spec.line), None)
             if old is not None:
-                merged.append(old.model_copy(update=spec.model_dump()))
+                # Set again: what the last edit said about it (left behind) no longer holds.
+                merged.append(old.model_copy(update={**spec.model_dump(), "message": None}))
             else:
                 merged.append(Breakpoint(id=self._next_id, **spec.model_dump()))
                 self._next_id += 1
@@ -235,13 +261,18 @@ class BreakpointSet:
         old_lines, new_lines = old_text.splitlines(), new_text.splitlines()
         notes = []
         for bp in self.in_file(file):
-            if bp.message and bp.message.startswith("line removed"):
-                continue  # already orphaned: it stays where it was, unverified
-            moved = follow_line(old_lines, new_lines, bp.line)
-            if moved is None:
+            if not_followed(bp):
+                continue  # already left behind: it stays where it was, unverified
+            followed = follow(old_lines, new_lines, bp.line)
+            moved = followed.line
+            if moved is None and followed.reason == "line removed":
                 bp.verified = False
                 bp.message = f"line removed by an edit (was {bp.label()}); set it again"
                 notes.append(f"breakpoint {bp.id} at {bp.label()} is unverified: its line is gone")
+            elif moved is None:
+                bp.verified = False
+                bp.message = f"{followed.reason}; set it again where you want it"
+                notes.append(f"breakpoint {bp.id} at {bp.label()} is unverified: {followed.reason}")
             elif moved != bp.line:
                 notes.append(f"breakpoint {bp.id} moved {bp.label()} -> {file}:{moved}")
                 bp.line = moved

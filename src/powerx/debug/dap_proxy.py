@@ -34,6 +34,7 @@ from powerx.debug.dap import ANSWERED, DapConnection, DapError, Message
 from powerx.debug.ide_access import SECRET_ARGUMENT, new_secret, secret_matches
 from powerx.debug.python_link import PythonLink
 from powerx.debug.session import DebugSession, Link
+from powerx.debug.simulator_code import is_simulator_file
 
 FIRST_PORT = 5679  # debugpy's customary port is 5678; ours follow it
 _RESUME = frozenset({"continue", "next", "stepIn", "stepOut"})
@@ -240,6 +241,8 @@ class IdeClient:
         if command in _FORWARDED:
             link = self._target()
             body = await link.dap.request(command, self._to_generation(link, arguments))
+            if command == "stackTrace":
+                body = _without_simulator_frames(body)
             return self._to_ide(link, body)
         raise DapError(command, f"'{command}' is not supported by the PowerX proxy")
 
@@ -334,3 +337,13 @@ class IdeClient:
 
     async def closed(self) -> None:
         await self._leave()
+
+
+def _without_simulator_frames(body: Message) -> Message:
+    """The shim's frames are not the developer's: the IDE never sees them."""
+    frames = body.get("stackFrames") or []
+    kept = [f for f in frames if not is_simulator_file((f.get("source") or {}).get("path"))]
+    total = body.get("totalFrames")
+    if isinstance(total, int):
+        return {**body, "stackFrames": kept, "totalFrames": total - (len(frames) - len(kept))}
+    return {**body, "stackFrames": kept}

@@ -9,6 +9,7 @@ restarts the serving generation with the debugger (``restart``), exactly like a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ from powerx.debug.breakpoints import Breakpoint, BreakpointSet, BreakpointSpec
 from powerx.debug.cdp_proxy import InspectorProxy
 from powerx.debug.dap import Message
 from powerx.debug.dap_proxy import DapProxy, PortBook
+from powerx.debug.go_link import GoLink
 from powerx.debug.ide_access import IdeAccess
 from powerx.debug.node_link import NodeLink
 from powerx.debug.python_link import PythonLink
@@ -25,9 +27,12 @@ from powerx.debug.session import DebugSession, Link
 from powerx.errors import PowerXError, Problem
 from powerx.observe.observer import Observer
 
-DEBUGGABLE_RUNTIMES = frozenset({"python3.11", "node18"})
+# "go": a Go backend program (a program runtime built with go), run under Delve.
+DEBUGGABLE_RUNTIMES = frozenset({"python3.11", "node18", "go"})
+IDE_MIRROR = "ide-mirror"  # the origin of breakpoints mirrored from an IDE's inspector session
 _SOURCE_SUFFIXES = {
     "python3.11": (".py",),
+    "go": (".go",),
     "node18": (".ts", ".tsx", ".mts", ".js", ".mjs", ".cjs"),
 }
 
@@ -90,13 +95,22 @@ class Debugger:
     # -- supervisor hooks ----------------------------------------------------------------
 
     def wants_debug(self, plugin: str, runtime: str) -> bool:
+        # A program's own runtime says no more than "program"; the plugin's says "go".
+        runtime = self._runtime_of(plugin) or runtime
         return runtime in DEBUGGABLE_RUNTIMES and self.session(plugin).wanted()
 
     async def generation_listening(
         self, plugin: str, generation: int, run_dir: Path, endpoint: dict[str, Any]
     ) -> None:
         """A starting generation waits for its breakpoints: connect and replay them."""
-        if "url" in endpoint:  # node: the inspector's WebSocket
+        if endpoint.get("delve"):  # go: Delve's DAP port, the program halted until replayed
+            source_dir = (self._source_dir_of(plugin) or run_dir).resolve()
+
+            async def open_link(on_event: Callable[[Message], None]) -> Link:
+                return await GoLink.open_delve(
+                    generation, source_dir, int(endpoint["port"]), on_event
+                )
+        elif "url" in endpoint:  # node: the inspector's WebSocket
             info = json.loads((run_dir / "artefact.json").read_text(encoding="utf-8"))
             bundle: Path | None = run_dir / str(info["runnable"])
             source_dir = self._source_dir_of(plugin) or run_dir
@@ -156,8 +170,9 @@ class Debugger:
             raise PowerXError(
                 "debug_runtime_unsupported",
                 f"{plugin} runs on {runtime}, which the debugger does not support.",
-                "debug Python (python3.11) or Node (node18) handlers, or a backend whose "
-                "backend.entry starts python or node (uvicorn, gunicorn, a .py or .js file ...).",
+                "debug Python (python3.11) or Node (node18) handlers, a backend whose "
+                "backend.entry starts python or node (uvicorn, gunicorn, a .py or .js file ...), "
+                "or a Go backend (built with go, debugged with Delve).",
                 status=422,
             )
         # Python: the files the serving artefact holds; Node: the TypeScript sources.
@@ -192,7 +207,7 @@ class Debugger:
             raise PowerXError(
                 "breakpoints_invalid",
                 f"{len(problems)} problem(s) in the breakpoint list.",
-                "name files relative to the plugin folder and lines that exist.",
+                _fix_for(problems),
                 status=422,
                 problems=problems,
             )
@@ -217,7 +232,9 @@ class Debugger:
     async def add(self, plugin: str, spec: BreakpointSpec, origin: str) -> Breakpoint:
         self.check(plugin, [spec])
         session = self.session(plugin)
+        _refuse_another_role(session.breakpoints.items, spec)
         added = session.breakpoints.add(spec)
+        added.origin = "ide" if origin == IDE_MIRROR else None
         self.remember_texts(plugin, [added.file])
         await self._apply(plugin, session, [])
         await self.observer.audit(
@@ -255,6 +272,28 @@ class Debugger:
         )
         return placed
 
+    async def mirror_place(
+        self, plugin: str, file: str, line: int, condition: str | None
+    ) -> int | None:
+        """An IDE set a Node breakpoint in its own inspector session: keep one at the same
+        place in the set, so every new generation has it before it serves. A place that
+        has one already keeps it as it is. None when the place is not in the plugin."""
+        session = self.session(plugin)
+        existing = next((bp for bp in session.breakpoints.in_file(file) if bp.line == line), None)
+        if existing is not None:
+            return existing.id
+        try:
+            spec = BreakpointSpec(file=file, line=line, condition=condition)
+            return (await self.add(plugin, spec, IDE_MIRROR)).id
+        except (PowerXError, ValueError):
+            return None  # the IDE's own breakpoint still works in this generation
+
+    async def mirror_unplace(self, plugin: str, breakpoint_id: int) -> None:
+        """The IDE removed its breakpoint: so does the set, if the IDE had put it there."""
+        bp = self.session(plugin).breakpoints.get(breakpoint_id)
+        if bp is not None and bp.origin == "ide":
+            await self.remove(plugin, breakpoint_id, IDE_MIRROR)
+
     # -- the IDE proxy -------------------------------------------------------------------
 
     async def ensure_proxy(self, plugin: str) -> int | None:
@@ -270,6 +309,10 @@ class Debugger:
                 self.session(plugin),
                 lambda: self.attach_client(plugin, "ide"),
                 lambda: self.detach_client(plugin, "ide"),
+                place=lambda file, line, condition: self.mirror_place(
+                    plugin, file, line, condition
+                ),
+                unplace=lambda breakpoint_id: self.mirror_unplace(plugin, breakpoint_id),
             )
             self.proxies[plugin] = proxy
             await proxy.start(self.bind, self.ports.port_for(plugin))
@@ -360,10 +403,12 @@ class Debugger:
         return session.state()
 
     async def detach_client(self, plugin: str, kind: str) -> None:
+        """The last client gone, a paused request goes on: nobody could resume it."""
         session = self.session(plugin)
         session.clients = max(0, session.clients - 1)
         if session.clients == 0 and session.paused is not None:
-            await session.command("continue", {})
+            with contextlib.suppress(PowerXError):  # its generation went meanwhile
+                await session.command("continue", {})
         await self.observer.audit("debug.detach", plugin, {"client": kind})
 
     async def close(self) -> None:
@@ -390,3 +435,32 @@ def _is_file(path: Path) -> bool:
 
 def _read(path: Path) -> str:
     return path.read_text(encoding="utf-8", errors="replace") if _is_file(path) else ""
+
+
+def _fix_for(problems: list[Problem]) -> str:
+    """The fix for what is actually wrong (a condition is not a file name problem)."""
+    fixes = {
+        ".file": "name files relative to the plugin folder (e.g. app.py, src/index.ts)",
+        ".line": "choose a line inside the file",
+        ".condition": "write the condition as a Python expression, e.g. name == 'ada'",
+    }
+    wanted = [
+        fix for suffix, fix in fixes.items() if any(p.where.endswith(suffix) for p in problems)
+    ]
+    return "; ".join(wanted) + "." if wanted else "fix the named fields and try again."
+
+
+def _refuse_another_role(items: list[Breakpoint], spec: BreakpointSpec) -> None:
+    """A place holds one breakpoint: changing a pause breakpoint into a log point (or any
+    role into another) is said, not done behind the user's back."""
+    existing = next((bp for bp in items if bp.key() == (spec.file, spec.line)), None)
+    wanted = "log" if spec.log_message else spec.kind
+    if existing is None or existing.role == wanted:
+        return
+    raise PowerXError(
+        "breakpoint_place_taken",
+        f"{existing.label()} has breakpoint {existing.id} ({existing.role}); a {wanted} "
+        "breakpoint there would replace it.",
+        f"clear it first (`clear {existing.id}`), or choose another line.",
+        status=409,
+    )

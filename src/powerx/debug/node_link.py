@@ -26,8 +26,11 @@ from typing import Any
 import websockets
 
 from powerx.debug.breakpoints import HIT_CONDITION_HELP, Breakpoint, parse_hit_condition
+from powerx.debug.cdp_values import describe as _describe
+from powerx.debug.cdp_values import object_literal
 from powerx.debug.dap import DapError, Message
 from powerx.debug.python_link import ReplayResult, orphaned
+from powerx.debug.simulator_code import blackbox_patterns, is_simulator_file
 from powerx.debug.sourcemap import SourceMap
 
 TIMEOUT_S = 10.0
@@ -162,10 +165,28 @@ class NodeLink:
     ) -> ReplayResult:
         started = time.perf_counter()
         await self.call("Debugger.enable")
+        # Stepping runs through the shim; `out` from the handler finishes the request.
+        await self.call("Debugger.setBlackboxPatterns", {"patterns": blackbox_patterns()})
+        await self.set_exception_breakpoints(exception_filters or {"filters": []})
         result = await self.set_breakpoints(breakpoints)
         await self.call("Runtime.runIfWaitingForDebugger")
         result.replay_ms = (time.perf_counter() - started) * 1000
         return result
+
+    async def set_exception_breakpoints(self, arguments: Message) -> Message:
+        """DAP's exception filters (as the console and debugpy name them) in V8's terms:
+        ``raised`` pauses on every throw, ``uncaught``/``userUnhandled`` on uncaught ones.
+        Throws inside the shim are not the plugin's (blackboxed): they never pause."""
+        filters = set(arguments.get("filters") or [])
+        state = (
+            "all"
+            if "raised" in filters
+            else "uncaught"
+            if filters & {"uncaught", "userUnhandled"}
+            else "none"
+        )
+        await self.call("Debugger.setPauseOnExceptions", {"state": state})
+        return {}
 
     def saw_event(self, message: Message) -> None:
         """Nothing to wait for: CDP has no ``initialized`` step."""
@@ -191,7 +212,7 @@ class NodeLink:
                 bp.message = f"hit condition {bp.hit_condition!r}: use {HIT_CONDITION_HELP}"
                 continue
             where = self._position(bp)
-            if where is None:
+            if where is None or not _is_code(self.read_source(bp.file), bp.line):
                 bp.verified = False
                 bp.message = (
                     f"no code at {bp.label()} in the bundle (a comment, a type or a blank line?)"
@@ -227,6 +248,8 @@ class NodeLink:
             location = frame.get("location") or {}
             line0, column = int(location.get("lineNumber", 0)), int(location.get("columnNumber", 0))
             url = str(frame.get("url") or self.scripts.get(str(location.get("scriptId")), ""))
+            if is_simulator_file(url):
+                continue  # the shim, never the user's concern
             file, line, mine = url, line0 + 1, False
             if self.bundle is None and url.startswith("file://"):
                 relative = self._plugin_file(url.removeprefix("file://"))
@@ -260,7 +283,8 @@ class NodeLink:
                 continue
             object_id = (scope.get("object") or {}).get("objectId")
             answer = await self.call(
-                "Runtime.getProperties", {"objectId": object_id, "ownProperties": True}
+                "Runtime.getProperties",
+                {"objectId": object_id, "ownProperties": True, "generatePreview": True},
             )
             for prop in (answer.get("result") or [])[:limit]:
                 name = str(prop.get("name"))
@@ -275,13 +299,35 @@ class NodeLink:
             raise DapError("evaluate", "the frame is gone (the plugin resumed)")
         answer = await self.call(
             "Debugger.evaluateOnCallFrame",
-            {"callFrameId": self.frames[frame_id]["callFrameId"], "expression": expression},
+            {
+                "callFrameId": self.frames[frame_id]["callFrameId"],
+                "expression": object_literal(expression),
+                "generatePreview": True,
+            },
         )
         if answer.get("exceptionDetails"):
             details = answer["exceptionDetails"]
             text = str((details.get("exception") or {}).get("description") or details.get("text"))
             raise DapError("evaluate", text.splitlines()[0] if text else "failed")
         return _describe(answer.get("result") or {})
+
+    async def log_point(self, message: str, frame_id: int) -> str:
+        """A log point's message, its ``{expr}`` parts evaluated in the paused frame."""
+        if not 0 <= frame_id < len(self.frames):
+            raise DapError("evaluate", "the frame is gone (the plugin resumed)")
+        answer = await self.call(
+            "Debugger.evaluateOnCallFrame",
+            {
+                "callFrameId": self.frames[frame_id]["callFrameId"],
+                "expression": log_template(message),
+            },
+        )
+        value = answer.get("result") or {}
+        if answer.get("exceptionDetails") or not isinstance(value.get("value"), str):
+            details = answer.get("exceptionDetails") or {}
+            text = (details.get("exception") or {}).get("description") or details.get("text")
+            return f"{message} (log point failed: {str(text).splitlines()[0]})"
+        return str(value["value"])
 
     async def resume(self, command: str, thread_id: int) -> None:
         await self.call(_STEPS[command])
@@ -295,25 +341,12 @@ class NodeLink:
             await self._reader
 
 
-def _describe(value: Message) -> str:
-    if "value" in value:
-        return (
-            json.dumps(value["value"])
-            if isinstance(value["value"], str)
-            else str(value["value"]).lower()
-            if isinstance(value["value"], bool)
-            else str(value["value"])
-        )
-    if value.get("type") == "undefined":
-        return "undefined"
-    return str(value.get("description") or value.get("type"))
-
-
 def _condition(bp: Breakpoint, hit: tuple[str, int] | None, placement: int) -> str | None:
-    """V8 has neither hit counts nor log points: both become parts of the condition. The
-    hit count is kept in the generation per placement (so it restarts with each generation
-    and each change of the breakpoints, as in debugpy) and goes up only when the condition
-    holds; a log point logs and is false."""
+    """V8 has no hit counts: they become part of the condition. The hit count is kept in
+    the generation per placement (so it restarts with each generation and each change of
+    the breakpoints, as in debugpy) and goes up only when the condition holds. V8 has no
+    log points either: a log point pauses, the simulator fills its message in on the
+    paused frame, logs it, counts the hit and resumes (see DebugSession)."""
     parts = [f"({bp.condition})"] if bp.condition else []
     if hit is not None:
         operator, count = hit
@@ -321,10 +354,22 @@ def _condition(bp: Breakpoint, hit: tuple[str, int] | None, placement: int) -> s
         counted = f"((globalThis[Symbol.for('powerx.hits')] ??= {{}}), {hits} = ({hits} || 0) + 1)"
         test = f"% {count} === 0" if operator == "%" else f"{_JS_OPERATORS[operator]} {count}"
         parts.append(f"({counted} {test})")
-    if bp.log_message:
-        template = bp.log_message.replace("\\", "\\\\").replace("`", "\\`").replace("{", "${")
-        parts.append(f"(console.log(`{template}`), false)")
     return " && ".join(parts) or None
+
+
+def _is_code(text: str | None, line: int) -> bool:
+    """False for a blank or comment-only line: esbuild may map such a line (the file's
+    first one, say) to the module's start, where a breakpoint would stop elsewhere."""
+    lines = (text or "").splitlines()
+    if not 1 <= line <= len(lines):
+        return False
+    stripped = lines[line - 1].strip()
+    return bool(stripped) and not stripped.startswith(("//", "/*", "*"))
+
+
+def log_template(message: str) -> str:
+    """A log point's message as a JavaScript template literal: ``{expr}`` is filled in."""
+    return "`" + message.replace("\\", "\\\\").replace("`", "\\`").replace("{", "${") + "`"
 
 
 _JS_OPERATORS = {"==": "===", ">=": ">=", ">": ">", "<": "<", "<=": "<="}

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from powerx.debug.breakpoints import Breakpoint, parse_hit_condition
+from powerx.debug.breakpoints import Breakpoint, log_mark, not_followed, parse_hit_condition
 from powerx.debug.dap import DapConnection, DapError, Message
+from powerx.debug.simulator_code import debugpy_rules, is_simulator_file
 
 HANDSHAKE_TIMEOUT_S = 10.0
 
@@ -117,7 +118,9 @@ class PythonLink:
             HANDSHAKE_TIMEOUT_S,
         )
         # An attach with empty arguments is refused and `initialized` never comes.
-        attach = self.dap.send_request("attach", {"justMyCode": True, "redirectOutput": False})
+        # The shim's frames are library code in every install mode (see simulator_code).
+        arguments = {"justMyCode": True, "redirectOutput": False, "rules": debugpy_rules()}
+        attach = self.dap.send_request("attach", arguments)
         await asyncio.wait_for(initialized, HANDSHAKE_TIMEOUT_S)
         result = await self.set_breakpoints(breakpoints)
         if function_breakpoints:
@@ -184,6 +187,8 @@ class PythonLink:
         frames = []
         for frame in body.get("stackFrames") or []:
             path = (frame.get("source") or {}).get("path")
+            if is_simulator_file(path):
+                continue  # the shim, never the user's concern
             frames.append(
                 {
                     "id": frame.get("id"),
@@ -241,13 +246,14 @@ class PythonLink:
         elif bp.hit_condition:
             entry["hitCondition"] = bp.hit_condition
         if bp.log_message:
-            entry["logMessage"] = bp.log_message
+            entry["logMessage"] = log_mark(bp.id) + bp.log_message
         return entry
 
 
 def orphaned(bp: Breakpoint) -> bool:
-    """Its line was deleted by an edit: it stays listed, unverified, and is not set."""
-    return bool(bp.message and bp.message.startswith("line removed"))
+    """An edit took its line away (or left its place uncertain): it stays listed,
+    unverified, and is not set."""
+    return not_followed(bp)
 
 
 def _counted_hit(key: int, operator: str, count: int) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from powerx.debug.breakpoints import Breakpoint, BreakpointSet
+from powerx.debug.breakpoints import Breakpoint, BreakpointSet, read_log_mark
 from powerx.debug.dap import DapError, Message
 from powerx.debug.node_link import NodeLink
 from powerx.debug.python_link import PythonLink, ReplayResult
@@ -195,6 +195,12 @@ class DebugSession:
             listener(message, link)
 
     def _on_event(self, link: Link, message: Message) -> None:
+        if message.get("event") == "output":  # an IDE sees a log point's line unmarked
+            output = (message.get("body") or {}).get("output")
+            if isinstance(output, str) and read_log_mark(output)[0] is not None:
+                body = {**message["body"], "output": read_log_mark(output)[1]}
+                self._count_log_hit(read_log_mark(output)[0])
+                message = {**message, "body": body}
         if message.get("event") not in _SESSION_EVENTS:
             for listener in list(self._proxies):
                 listener(message, link)
@@ -212,6 +218,11 @@ class DebugSession:
         elif event == "breakpoint":
             self._breakpoint_changed(link, body.get("breakpoint") or {})
 
+    def _count_log_hit(self, breakpoint_id: int | None) -> None:
+        bp = self.breakpoints.get(breakpoint_id) if breakpoint_id is not None else None
+        if bp is not None:
+            bp.hits += 1
+
     def _breakpoint_changed(self, link: Link, entry: Message) -> None:
         ours = link.ids.get(entry.get("id", -1))
         bp = self.breakpoints.get(ours) if ours is not None else None
@@ -227,10 +238,23 @@ class DebugSession:
             stack = await link.stack(thread_id)
         except (DapError, TimeoutError):
             return
+        if body.get("reason") == "step" and not any(f["plugin_code"] for f in stack):
+            # A step left the plugin's code (`out` from its outermost frame, `next` past
+            # its last line): what is left is the simulator's; the request finishes.
+            with contextlib.suppress(DapError, TimeoutError):
+                await link.resume("continue", thread_id)
+            return
         top = next((f for f in stack if f["plugin_code"]), stack[0] if stack else None)
         file, line = (top["file"], top["line"]) if top else (None, None)
         if bp is not None:
             bp.hits += 1
+        if bp is not None and bp.log_message and isinstance(link, NodeLink) and top is not None:
+            # V8 has no log points: fill the message in here, log it, go on.
+            with contextlib.suppress(DapError, TimeoutError):
+                self.on_output(link.generation, await link.log_point(bp.log_message, top["id"]))
+            with contextlib.suppress(DapError, TimeoutError):
+                await link.resume("continue", thread_id)
+            return
         # An attached client (console or IDE) decides when to go on; nobody attached:
         # the breakpoint acts as a snapshot, so a forgotten one never hangs a request.
         watched = self.clients > 0 or bool(self._proxies)
@@ -328,7 +352,8 @@ class DebugSession:
         return paused.stack[index]
 
     async def command(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        """continue | next | step | out | stack | locals | eval."""
+        """continue | next | step | out | stack | locals | eval | set | catch."""
+        expression = str(arguments.get("expression", "")).strip()
         resume = {"continue": "continue", "next": "next", "step": "stepIn", "out": "stepOut"}
         try:
             if name in resume:
@@ -344,14 +369,26 @@ class DebugSession:
                     "frame": frame["name"],
                     "locals": await paused.link.locals(int(frame["id"])),
                 }
+            if name == "catch":
+                return await self._catch(str(arguments.get("mode", "")))
+            if name == "set":
+                return await self._set_variable(arguments)
             if name == "eval":
                 paused = self._require_paused(name)
                 frame = self._frame(paused, arguments)
-                expression = str(arguments.get("expression", "")).strip()
                 if not expression:
                     raise PowerXError("debug_eval_empty", "Nothing to evaluate.", "eval EXPR")
                 return {"result": await paused.link.evaluate(expression, int(frame["id"]))}
         except (DapError, TimeoutError) as error:
+            if isinstance(error, DapError) and name in {"eval", "set"} and self.paused:
+                # Still paused, so the expression failed, not the debugger.
+                shown = expression or f"{arguments.get('name')} = {arguments.get('value')}"
+                raise PowerXError(
+                    "debug_eval_failed",
+                    f"{shown!r} failed: {_last_line(error.message)}",
+                    "use names of the paused frame (see `locals`; `stack` lists the frames).",
+                    status=422,
+                ) from None
             raise PowerXError(
                 "debug_command_failed",
                 f"The debugger refused '{name}': {error}",
@@ -361,14 +398,42 @@ class DebugSession:
         raise PowerXError(
             "debug_command_unknown",
             f"Unknown debugger command {name!r}.",
-            "use continue, next, step, out, stack, locals or eval.",
+            "use continue, next, step, out, stack, locals, eval, set or catch.",
         )
+
+    async def _catch(self, mode: str) -> dict[str, Any]:
+        """Exception breakpoints from the console: ``raised``, ``uncaught`` or ``off``."""
+        if mode not in _CATCH:
+            raise PowerXError(
+                "debug_catch_invalid",
+                f"{mode!r} is not an exception mode.",
+                "use catch raised (every raise), catch uncaught (what the plugin does not "
+                "handle) or catch off.",
+                status=422,
+            )
+        await self.set_exception_filters({"filters": _CATCH[mode]})
+        return {"catch": mode}
+
+    async def _set_variable(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """``set VAR VALUE``: assign in the paused frame; the new value, read back."""
+        paused = self._require_paused("set")
+        frame = self._frame(paused, arguments)
+        variable, value = str(arguments.get("name", "")), str(arguments.get("value", "")).strip()
+        if not variable.isidentifier() or not value:
+            raise PowerXError(
+                "debug_set_invalid",
+                f"'set' needs a variable name and a value, not {variable!r} {value!r}.",
+                "write it as: set name 'ada' (the value is an expression).",
+                status=422,
+            )
+        await paused.link.evaluate(f"{variable} = {value}", int(frame["id"]))
+        return {"name": variable, "result": await paused.link.evaluate(variable, int(frame["id"]))}
 
     async def set_exception_filters(self, arguments: Message) -> None:
         """Keep an IDE's exception settings and apply them to every live generation."""
         self.exception_filters = arguments
         for link in list(self.links.values()):
-            if isinstance(link, PythonLink):
+            if isinstance(link, PythonLink | NodeLink):
                 with contextlib.suppress(DapError, TimeoutError):
                     await link.set_exception_breakpoints(arguments)
 
@@ -410,6 +475,13 @@ class DebugSession:
             await self._drop(generation)
 
 
+# The console's exception modes, as debugpy's filters (NodeLink maps them to V8's).
+_CATCH: dict[str, list[str]] = {
+    "raised": ["raised"],
+    "uncaught": ["uncaught", "userUnhandled"],
+    "off": [],
+}
+
 # Events the session interprets itself before telling the IDE proxies (or never tells:
 # a generation's own lifecycle is hidden, the IDE sees one long-lived debuggee).
 _SESSION_EVENTS = frozenset(
@@ -425,6 +497,12 @@ def _code_around(link: Link, file: str | None, line: int | None) -> list[str]:
     lines = text.splitlines()
     shown = range(max(1, line - 2), min(len(lines), line + 2) + 1)
     return [f"{'->' if n == line else '  '} {n:>4}  {lines[n - 1]}" for n in shown]
+
+
+def _last_line(text: str) -> str:
+    """debugpy answers a failed evaluation with a traceback: its last line says what."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else text
 
 
 def _first_plugin_frame(paused: Paused) -> int:

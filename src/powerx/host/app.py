@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from powerx.auth import check_bearer
@@ -30,15 +30,20 @@ from powerx.host.forwarding import (
     rewrite_location,
 )
 from powerx.host.gateway import GRANT_HEADER, TENANT_HEADER
-from powerx.host.identity import SIGNED_HEADERS
+from powerx.host.identity import IDENTITY_HEADER, SIGNED_HEADERS
 from powerx.host.json_body import read_json
 from powerx.host.local_install_routes import local_install_routes
+from powerx.host.mock_data_routes import mock_data_routes
 from powerx.host.observe_routes import observability_routes, reader_check
 from powerx.host.reload_failures import STALE_HEADER
 from powerx.host.request_guard import RequestGuard
+from powerx.host.request_replay import REPLAY_HEADER
+from powerx.host.request_routes import request_routes
 from powerx.host.simulator import Simulator
+from powerx.host.stale_page import CSP, stale_page, wants_page
 from powerx.host.tool_routes import tool_routes
 from powerx.host.type_check_routes import type_check_routes
+from powerx.observe.requests import REQUEST_ID_HEADER, RequestRecord
 
 DIGEST_HEADER = "x-powerx-digest"
 BUILD_MS_HEADER = "x-powerx-build-ms"
@@ -46,6 +51,9 @@ SOURCE_HEADER = "x-powerx-source"
 PLUGIN_HEADER = "x-powerx-plugin"
 # On a response that waited at the reload gate: how long, in ms.
 HELD_HEADER = "x-powerx-held-ms"
+# Set by the simulator on the way to a plugin: a caller's own copy is dropped (a client's
+# X-Request-Id gives way to the simulator's, by which the inspector knows the request).
+_SIMULATOR_SET = frozenset({GRANT_HEADER, REQUEST_ID_HEADER, REPLAY_HEADER})
 
 
 def error_response(error: PowerXError) -> JSONResponse:
@@ -263,9 +271,30 @@ def create_app(
     async def host_api(request: Request) -> Response:
         return await simulator.gateway.handle(request)
 
+    inspector = simulator.observer.requests
+
     async def plugin_proxy(request: Request) -> Response:
         """``/_p/<id>/api/...`` as PowerX's router mounts a plugin: it receives
-        ``/api/...``; the older ``/plugins/<id>/...`` passes what follows the id."""
+        ``/api/...``; the older ``/plugins/<id>/...`` passes what follows the id. Every
+        such request is kept by the request inspector, refused ones too."""
+        record = inspector.begin(
+            request.path_params["plugin_id"],
+            request.method,
+            request.url.path,
+            request.url.query,
+            request.scope["headers"],
+            request.headers.get(IDENTITY_HEADER) or simulator.signer.default,
+        )
+        try:
+            return await _proxy(request, record)
+        except PowerXError as error:
+            inspector.finish(record, error.status, error=error.code)
+            raise
+        except Exception:
+            inspector.finish(record, 500, error="internal_error")
+            raise
+
+    async def _proxy(request: Request, record: RequestRecord) -> Response:
         plugin_id = request.path_params["plugin_id"]
         rest = request.path_params.get("path", "")
         if request.url.path.startswith("/_p/"):
@@ -275,12 +304,15 @@ def create_app(
         # Before anything is held: a request naming an identity without the developer
         # credential is refused (a plugin must not choose who it serves).
         identity_name, identity = simulator.signer.choose(request)
+        record.identity = identity_name
+        record.replay_of = request.headers.get(REPLAY_HEADER)
         slot = simulator.supervisor.slots.get(plugin_id)
         if slot is not None:  # a tool's endpoint: only for identities holding its permission
             simulator.rbac.check_request(
                 slot.manifest, request.method, f"/{path}", identity_name, identity
             )
         body = await request.body()
+        inspector.keep_body(record, body)
         started = time.perf_counter()
         held_ms = await simulator.gate.passage(plugin_id)
         # No await between choosing the generation and counting the request in flight:
@@ -299,7 +331,7 @@ def create_app(
                 for k, v in request.headers.items()
                 if k.lower() not in HOP_BY_HOP
                 and k.lower() not in SIGNED_HEADERS
-                and k.lower() != GRANT_HEADER
+                and k.lower() not in _SIMULATOR_SET
                 and not k.lower().startswith("x-forwarded-")
             ]
             if TENANT_HEADER not in request.headers:
@@ -309,12 +341,16 @@ def create_app(
             headers.extend(simulator.signer.headers(identity, plugin_id))
             public_host = request.headers.get("host") or request.url.netloc
             headers.extend(forwarded_headers(public_host, request.url.scheme, prefix))
+            headers.append((REQUEST_ID_HEADER, record.id))
+            inspector.sending(record, generation.number, held_ms, tenant, headers)
             url = httpx.URL(f"{generation.url}/{path}")
             if request.url.query:  # an empty one would reach the plugin as a trailing "?"
                 url = url.copy_with(query=request.url.query.encode())
             # A request may sit at a breakpoint for as long as the developer looks around.
             timeout = None if simulator.debugger.debugging(plugin_id) else client.timeout
+            sent = time.perf_counter()
             upstream = await _send_to_plugin(client, request.method, url, headers, body, timeout)
+            upstream_ms = (time.perf_counter() - sent) * 1000
         except httpx.HTTPError as exc:
             generation.answered()
             raise PowerXError(
@@ -338,9 +374,32 @@ def create_app(
             private = simulator.supervisor.private_ports(plugin_id, generation.port)
             response_headers["location"] = rewrite_location(location, private, origin, prefix)
         response_headers["x-powerx-generation"] = str(generation.number)
+        response_headers[REQUEST_ID_HEADER] = record.id
         failure = stale.get(plugin_id)
         if failure is not None and failure.describes(generation.digest):
             response_headers[STALE_HEADER] = failure.header_for(generation.number)
+            if wants_page(request.headers.get("accept"), upstream.headers.get("content-type")):
+                page = HTMLResponse(
+                    stale_page(plugin_id, failure, generation.number),
+                    status_code=500,
+                    headers={
+                        STALE_HEADER: response_headers[STALE_HEADER],
+                        "x-powerx-generation": str(generation.number),
+                        REQUEST_ID_HEADER: record.id,
+                        "content-security-policy": CSP,
+                        "cache-control": "no-store",
+                    },
+                    background=BackgroundTask(generation.answered),
+                )
+                inspector.finish(
+                    record,
+                    500,
+                    response_headers=response_headers,
+                    response_body=upstream.content,
+                    upstream_ms=upstream_ms,
+                    error=failure.code,
+                )
+                return page
         held = ""
         if held_ms >= 1:
             response_headers[HELD_HEADER] = f"{held_ms:.0f}"
@@ -359,6 +418,14 @@ def create_app(
             if upstream.status_code < 500
             else "error",
             tenant=request.headers.get(TENANT_HEADER),
+            request_id=record.id,
+        )
+        inspector.finish(
+            record,
+            upstream.status_code,
+            response_headers=response_headers,
+            response_body=upstream.content,
+            upstream_ms=upstream_ms,
         )
         # Work waiting for the generation's first answer (the next warm spare, stopping
         # the previous generation, the rest of a reload) starts once this one is sent.
@@ -413,6 +480,8 @@ def create_app(
             *observability_routes(simulator, require_debug),
             *debug_routes(simulator),
             *tool_routes(simulator),
+            *request_routes(simulator),
+            *mock_data_routes(simulator),
             *dev_routes(),
             *local_install_routes(),
             *type_check_routes,

@@ -3,8 +3,9 @@
 - ``GET|PUT /internal/debug/breakpoints/{plugin}``: the whole set (PUT replaces it);
   ``POST`` adds one, ``DELETE`` removes one (``?id=N``) or all.
 - ``GET /internal/debug/sessions/{plugin}``: state (paused where, breakpoints, snapshots);
-  ``POST .../attach`` and ``.../detach`` mark a client; ``POST .../command`` runs
-  ``continue | next | step | out | stack | locals | eval``.
+  ``POST .../attach`` and ``.../detach`` mark a client; ``GET .../connection`` attaches
+  one for as long as its stream is open (the console: see ``host/debug_connection.py``);
+  ``POST .../command`` runs ``continue | next | step | out | stack | locals | eval``.
 - ``GET /internal/debug/sessions/{plugin}/ide``: the IDE port and its secret, for
   ``powerx debug vscode`` (never on the status or the dashboard, which a read-only
   cookie can see).
@@ -24,6 +25,7 @@ from starlette.routing import Route
 from powerx.auth import check_bearer
 from powerx.debug.breakpoints import parse_specs
 from powerx.errors import PowerXError
+from powerx.host.debug_connection import HeldConnection
 from powerx.host.json_body import read_json
 from powerx.host.simulator import Simulator
 
@@ -39,6 +41,7 @@ async def _json_body(request: Request) -> Any:
 
 def debug_routes(simulator: Simulator) -> list[Route]:
     debugger = simulator.debugger
+    held: dict[str, HeldConnection] = {}  # open console connections, by id
 
     def require_debug(request: Request) -> str:
         check_bearer(request.headers.get("authorization"))
@@ -98,10 +101,31 @@ def debug_routes(simulator: Simulator) -> list[Route]:
         plugin = require_debug(request)
         return JSONResponse(await debugger.attach_client(plugin, client_kind(request)))
 
+    async def connection(request: Request) -> Response:
+        plugin = require_debug(request)
+        kind = client_kind(request)
+        since = simulator.observer.bus.last_id
+        state = await debugger.attach_client(plugin, kind)
+
+        async def detach() -> None:
+            held.pop(stream.id, None)
+            await debugger.detach_client(plugin, kind)
+
+        stream = HeldConnection(plugin, state, simulator.observer.bus, since, detach)
+        held[stream.id] = stream
+        return stream
+
     async def detach(request: Request) -> Response:
         plugin = require_debug(request)
-        await debugger.detach_client(plugin, client_kind(request))
-        return JSONResponse({"ok": True})
+        connection = request.query_params.get("connection")
+        if connection is None:
+            await debugger.detach_client(plugin, client_kind(request))
+            return JSONResponse({"ok": True})
+        stream = held.get(connection)
+        if stream is not None and stream.plugin == plugin:
+            stream.ending.set()
+            await stream.detached.wait()
+        return JSONResponse({"ok": True})  # already gone with its connection: detached
 
     async def command(request: Request) -> Response:
         plugin = require_debug(request)
@@ -124,6 +148,7 @@ def debug_routes(simulator: Simulator) -> list[Route]:
         Route("/internal/debug/sessions/{plugin}", session_state, methods=["GET"]),
         Route("/internal/debug/sessions/{plugin}/ide", ide_access, methods=["GET"]),
         Route("/internal/debug/sessions/{plugin}/attach", attach, methods=["POST"]),
+        Route("/internal/debug/sessions/{plugin}/connection", connection, methods=["GET"]),
         Route("/internal/debug/sessions/{plugin}/detach", detach, methods=["POST"]),
         Route("/internal/debug/sessions/{plugin}/command", command, methods=["POST"]),
     ]

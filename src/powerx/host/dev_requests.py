@@ -14,7 +14,7 @@ from starlette.requests import Request
 
 from powerx.auth import check_bearer
 from powerx.config import SIMULATOR_FLAG
-from powerx.errors import PowerXError, Problem
+from powerx.errors import PowerXError, validation_problems
 from powerx.host.dev_sessions import DevSession, DevSessions
 from powerx.host.json_body import read_json
 from powerx.host.simulator import Simulator
@@ -76,10 +76,7 @@ async def read_body(request: Request, model: type[Model]) -> Model:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        problems = []
-        for issue in exc.errors():
-            where = ".".join(map(str, issue["loc"])) or "body"
-            problems.append(Problem(where, f"{where}: {issue['msg']}"))
+        problems = validation_problems(exc)
         raise PowerXError(
             "dev_invalid_body",
             f"The request body has {len(problems)} problem(s): {problems[0].message}.",

@@ -14,6 +14,10 @@ A call is also made as the identity of the request it serves (the grant's; witho
 grant, the run's identity): that identity's perms must grant the API's scope, matched as
 PowerX matches perms (``contacts:read``, ``contacts:*`` or ``*``; host/rbac.py), else 403
 ``rbac_denied``, counted and audited like the refusals of requests to tools.
+
+Each call is also kept with the request it was made for, in the request inspector: the one
+whose ``X-Request-Id`` it sends back, else the one its generation is serving for that
+tenant and identity (observe/requests.py).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -33,11 +38,13 @@ from starlette.responses import JSONResponse, Response
 
 from powerx.config import Identity, PermissionPolicy
 from powerx.errors import PowerXError
-from powerx.host.images import HostApi, HostImage
+from powerx.host.generations import PluginSlot
 from powerx.host.json_body import read_json
 from powerx.host.rbac import Permission, RbacGate, has_permission
-from powerx.host.supervisor import PluginSlot, Supervisor
+from powerx.host.supervisor import Supervisor
 from powerx.host.tenants import TenantData
+from powerx.images import HostApi, HostImage
+from powerx.observe.requests import REQUEST_ID_HEADER, HostCall, RequestInspector
 
 TENANT_HEADER = "x-powerx-tenant"
 GRANT_HEADER = "x-powerx-grant"
@@ -69,6 +76,7 @@ class Gateway:
         identities: Mapping[str, Identity] | None = None,
         default_identity: str | None = None,
         rbac: RbacGate | None = None,
+        inspector: RequestInspector | None = None,
     ) -> None:
         self.image = image
         self.policy = policy
@@ -79,6 +87,7 @@ class Gateway:
         self.rbac = rbac or RbacGate(self.identities)
         self.data = TenantData()
         self.on_denied = on_denied
+        self.inspector = inspector
         self._grant_key = secrets.token_bytes(32)
         # Literal routes before parametrised ones, so /contacts/search beats /contacts/{id}.
         self._routes = sorted(
@@ -216,6 +225,58 @@ class Gateway:
     async def handle(self, request: Request) -> Response:
         path = "/" + request.path_params.get("path", "")
         token, slot = self._caller(request)
+        if self.inspector is None:
+            return await self._handle(request, path, token, slot)
+        started = time.perf_counter()
+        status, error = 500, None
+        try:
+            response = await self._handle(request, path, token, slot)
+            status = response.status_code
+            return response
+        except PowerXError as refused:
+            status, error = refused.status, refused.code
+            raise
+        finally:
+            self._inspect(request, path, token, slot, started, status, error)
+
+    def _inspect(
+        self,
+        request: Request,
+        path: str,
+        token: str,
+        slot: PluginSlot,
+        started: float,
+        status: int,
+        error: str | None,
+    ) -> None:
+        """Keep the call with the request the plugin made it for (observe/requests.py)."""
+        assert self.inspector is not None
+        entry = self.supervisor.tokens.get(token)
+        if entry is None:
+            return
+        api_name = next((a.name for a, p in self._routes if p.match(path)), path)
+        tenant = request.headers.get(TENANT_HEADER) or self.default_tenant
+        grant = request.headers.get(GRANT_HEADER, "")
+        identity = self._granted_identity(token, tenant, grant) if grant else None
+        call = HostCall(
+            time.time(),
+            api_name,
+            request.method,
+            "/host/api" + path,
+            status,
+            (time.perf_counter() - started) * 1000,
+            error,
+        )
+        self.inspector.host_call(
+            slot.manifest.id,
+            entry[1],
+            request.headers.get(REQUEST_ID_HEADER),
+            tenant,
+            identity if identity is not None else self.default_identity,
+            call,
+        )
+
+    async def _handle(self, request: Request, path: str, token: str, slot: PluginSlot) -> Response:
         api, params = self._match(request.method, path)
         self._authorize(slot, api)
         tenant, identity = self._context(request, token, slot, api)
@@ -274,7 +335,7 @@ class Gateway:
                 )
             return 201, data.send_message(tenant, body["to"], body["text"])
         if api.name == "tenant.get":
-            return 200, {"id": tenant, "name": tenant.title(), "plan": "developer"}
+            return 200, data.info(tenant)
         store = data.kv(tenant, plugin)
         key = params["key"]
         if api.name == "kv.get":

@@ -29,7 +29,7 @@ from starlette.routing import Route
 from powerx.auth import check_bearer
 from powerx.config import OBSERVABILITY_FLAG
 from powerx.dashboard import dashboard_html
-from powerx.errors import PowerXError, Problem
+from powerx.errors import PowerXError, validation_problems
 from powerx.host.json_body import read_json
 from powerx.host.simulator import Simulator
 from powerx.observe.audit import AuditLog, Verification
@@ -40,7 +40,7 @@ from powerx.observe.reconcile import reconcile
 
 DASHBOARD_COOKIE = "powerx_dashboard"
 HEARTBEAT_S = 15.0
-_SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 _REFUSED_PAGE = """<!doctype html><meta charset="utf-8"><title>PowerX dashboard</title>
 <body style="font-family:system-ui;margin:3em;max-width:40em">
 <h1>Open the dashboard with its link</h1>
@@ -69,7 +69,7 @@ class TelemetryReport(BaseModel):
     replay_ms: float | None = Field(default=None, ge=0)
 
 
-def _sse(event: Event | None) -> str:
+def sse(event: Event | None) -> str:
     if event is None:
         return ": keep-alive\n\n"
     data = json.dumps(event.data, separators=(",", ":"))
@@ -147,10 +147,7 @@ def observability_routes(
         try:
             reports = [TelemetryReport.model_validate(item) for item in items]
         except ValidationError as exc:
-            problems = [
-                Problem(".".join(map(str, e["loc"])), f"{'.'.join(map(str, e['loc']))}: {e['msg']}")
-                for e in exc.errors()
-            ]
+            problems = validation_problems(exc, whole="report")
             raise PowerXError(
                 "invalid_telemetry",
                 f"The telemetry report has {len(problems)} problem(s).",
@@ -223,7 +220,7 @@ def observability_routes(
 
     async def audit(request: Request) -> Response:
         require_reader(request)
-        limit = _int_param(request, "limit", 100, 1, 10_000)
+        limit = int_param(request, "limit", 100, 1, 10_000)
         plugin = request.query_params.get("plugin")
         records = await asyncio.to_thread(observer.audit_log.records, plugin, None, 0, limit)
         verification = await verifier.current()
@@ -252,9 +249,9 @@ def observability_routes(
             yield "retry: 1000\n\n"
             async for event in observer.bus.stream(last_id, HEARTBEAT_S):
                 if wanted(event):
-                    yield _sse(event)
+                    yield sse(event)
 
-        return StreamingResponse(frames(), media_type="text/event-stream", headers=_SSE_HEADERS)
+        return StreamingResponse(frames(), media_type="text/event-stream", headers=SSE_HEADERS)
 
     async def logs_stream(request: Request) -> Response:
         require_reader(request)
@@ -266,7 +263,7 @@ def observability_routes(
                 f"Unknown log level {level!r}.",
                 f"use one of: {', '.join(LEVELS)}.",
             )
-        tail = _int_param(request, "tail", 100, 0, 10_000)
+        tail = int_param(request, "tail", 100, 0, 10_000)
         follow = request.query_params.get("follow", "1") not in {"0", "false", "no"}
         last_id = _last_event_id(request)
         hub = observer.logs
@@ -279,14 +276,14 @@ def observability_routes(
             else:
                 backlog, start = [], last_id
             for old in backlog:
-                yield _sse(old)
+                yield sse(old)
             if not follow:
                 return
             async for event in hub.bus.stream(start, HEARTBEAT_S):
                 if event is None or (event.type == LOG_EVENT and matches(event, plugin, level)):
-                    yield _sse(event)
+                    yield sse(event)
 
-        return StreamingResponse(frames(), media_type="text/event-stream", headers=_SSE_HEADERS)
+        return StreamingResponse(frames(), media_type="text/event-stream", headers=SSE_HEADERS)
 
     async def dashboard_link(request: Request) -> Response:
         require_debug(request)
@@ -348,7 +345,7 @@ class _CachedVerification:
         return self._result
 
 
-def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         return default

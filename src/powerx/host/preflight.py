@@ -9,10 +9,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from powerx.build.toolchain import node_executable
+from powerx.build.go import go_build_for
+from powerx.build.toolchain import go_executable, node_executable
 from powerx.config import SimulatorConfig
 from powerx.errors import PowerXError, Problem
-from powerx.host.images import HostImage, check_compatible, get_image, unknown_permissions
+from powerx.images import HostImage, check_compatible, get_image, unknown_permissions
 from powerx.manifest import PROGRAM, Manifest, load_manifest
 
 NODE_WANTED = 18
@@ -106,6 +107,8 @@ def check_plugin(path: Path, image: HostImage, config: SimulatorConfig) -> Plugi
     runtime = check_runtime(manifest.runtime)
     if runtime.warning:
         plan.warnings.append(runtime.warning)
+    if go_build_for(manifest, path.resolve()) is not None:
+        go_executable()  # go_missing now, not after the other plugins were built
     return plan
 
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from powerx import __version__
 from powerx.build.artefact import Artefact
+from powerx.build.go import go_build_for
 from powerx.config import SimulatorConfig
 from powerx.debug.debugger import Debugger
 from powerx.errors import PowerXError, Problem
@@ -28,15 +28,19 @@ from powerx.host.artefacts import ArtefactStore, check_archive, member_data
 from powerx.host.dev_loops import DevLoops
 from powerx.host.egress_proxy import EgressProxy
 from powerx.host.gateway import Denial, Gateway
+from powerx.host.generations import Generation, LogLine, PluginSlot
 from powerx.host.identity import ContextSigner
-from powerx.host.images import HostImage, check_compatible, get_image, unknown_permissions
+from powerx.host.mock_data import FOLDER as MOCK_DATA_FOLDER
+from powerx.host.mock_data import MockDataChange, MockDataFiles
 from powerx.host.rbac import RbacDenial, RbacGate
-from powerx.host.reload_failures import ReloadFailure, ReloadFailures, plugin_state
+from powerx.host.reload_failures import ReloadFailure, ReloadFailures
 from powerx.host.reload_gate import ReloadGate
 from powerx.host.sandbox import containment
-from powerx.host.supervisor import Generation, LogLine, PluginSlot, Supervisor
+from powerx.host.status_view import simulator_status
+from powerx.host.supervisor import Supervisor
 from powerx.host.upstream import CallRecord, TenantDirectory, UpstreamServer
 from powerx.host.upstream.sts import EXCHANGE
+from powerx.images import HostImage, check_compatible, get_image, unknown_permissions
 from powerx.manifest import MANIFEST_FILE, MANIFEST_FILES, PLUGIN_YAML, Manifest, parse_manifest
 from powerx.observe import events
 from powerx.observe.logs import PluginContext
@@ -86,6 +90,7 @@ class Simulator:
         state_dir: Path,
         host_url: str,
         on_log: Callable[[LogLine], None] | None = None,
+        on_mock_data: Callable[[MockDataChange], None] | None = None,
     ) -> None:
         self.config = config
         self.image: HostImage = get_image(config.image)
@@ -108,7 +113,7 @@ class Simulator:
         self.debugger = Debugger(
             state_dir,
             self.observer,
-            self._restart_for_debug,
+            self.restart_generation,
             self._code_root,
             self._runtime_of,
             self._source_dir_of,
@@ -143,6 +148,11 @@ class Simulator:
             identities=config.identities,
             default_identity=config.identity,
             rbac=self.rbac,
+            inspector=self.observer.requests,
+        )
+        self._print_mock_data = on_mock_data
+        self.mock_data = MockDataFiles(
+            state_dir / MOCK_DATA_FOLDER, self.gateway.data, self._on_mock_data
         )
         self.tenant_ids = TenantDirectory(config)
         # The host's gRPC services, over the same per-tenant mock data as the host API.
@@ -167,6 +177,11 @@ class Simulator:
                 if record["message"] != line.line
                 else line
             )
+
+    def _on_mock_data(self, change: MockDataChange) -> None:
+        self.observer.bus.publish(events.MOCK_DATA, change.to_dict())
+        if self._print_mock_data is not None:
+            self._print_mock_data(change)
 
     def _on_egress_blocked(
         self, slot: PluginSlot, generation: Generation, message: dict[str, Any]
@@ -234,8 +249,14 @@ class Simulator:
     # -- the debugger's view ---------------------------------------------------------------
 
     def _runtime_of(self, plugin_id: str) -> str | None:
+        """What the plugin runs on, as the debugger tells runtimes apart: a backend
+        program built with go is "go" (Delve debugs it), any other keeps its runtime."""
         slot = self.supervisor.slots.get(plugin_id)
-        return slot.manifest.debug_runtime if slot else None
+        if slot is None:
+            return None
+        if slot.manifest.is_backend and go_build_for(slot.manifest, slot.source_dir):
+            return "go"
+        return slot.manifest.debug_runtime
 
     def _source_dir_of(self, plugin_id: str) -> Path | None:
         slot = self.supervisor.slots.get(plugin_id)
@@ -247,8 +268,9 @@ class Simulator:
             return None
         return slot.active.run_dir / "src"
 
-    async def _restart_for_debug(self, plugin_id: str) -> None:
-        """Serve the same artefact again, now with the debugger in the generation."""
+    async def restart_generation(self, plugin_id: str) -> None:
+        """Serve the same artefact again in a fresh process: once a debugger is wanted (it
+        loads at start-up), or when the developer asks (the `r` hotkey)."""
         slot = self.supervisor.slots.get(plugin_id)
         if slot is None or slot.active is None:
             return
@@ -702,66 +724,8 @@ class Simulator:
         return gen
 
     def status(self) -> dict[str, Any]:
-        plugins = []
-        for plugin_id, slot in self.supervisor.slots.items():
-            gen = slot.active
-            record = self.store.active(plugin_id)
-            failure = self.reload_failures.affecting(plugin_id, gen.digest if gen else None)
-            plugins.append(
-                {
-                    "id": plugin_id,
-                    "name": slot.manifest.name,
-                    "version": slot.manifest.version,
-                    "runtime": slot.manifest.runtime,
-                    "source": str(slot.source_dir),
-                    "state": plugin_state(
-                        gen.state if gen else None, slot.crash_loop, failure is not None
-                    ),
-                    "failure": failure.to_dict() if failure else None,
-                    "generation": gen.number if gen else None,
-                    "digest": gen.digest if gen else None,
-                    "previous_digest": record.previous if record else None,
-                    "pid": gen.pid if gen else None,
-                    "port": gen.port if gen else None,
-                    "start_ms": round(gen.start_ms, 1) if gen else None,
-                    "exit_code": gen.exit_code if gen else None,
-                    "restarts": slot.restarts,
-                    "contained": self.supervisor.contained,
-                    "launcher": self.supervisor.launcher(slot.manifest.runtime, plugin_id).name,
-                    "launcher_warm": self.supervisor.launcher(
-                        slot.manifest.runtime, plugin_id
-                    ).warm(),
-                    "permissions": slot.manifest.permissions,
-                    "url": f"{self.url}/plugins/{plugin_id}/",
-                    "debug_port": self.debugger.debug_port(plugin_id),
-                    "debugging": self.debugger.debugging(plugin_id),
-                    "watch": self.dev_loops.status(
-                        plugin_id, self.gate.holding(plugin_id), self.gate.held(plugin_id)
-                    ),
-                }
-            )
-        for plugin_id, failure in self.reload_failures.last.items():
-            if plugin_id not in self.supervisor.slots:  # its first build or upload failed
-                row = _never_mounted(plugin_id, failure)
-                row["watch"] = self.dev_loops.status(
-                    plugin_id, self.gate.holding(plugin_id), self.gate.held(plugin_id)
-                )
-                plugins.append(row)
-        return {
-            "host": {
-                "url": self.url,
-                "image": self.image.name,
-                "api_version": self.image.api_version,
-                "powerx_version": __version__,
-                "started_at": self.started_at,
-                "tenant": self.config.tenant,
-                "flags": self.config.flags,
-                "counters": dict(self.counters),
-                "containment": self.containment.as_dict(),
-                "grpc": self.upstream.status(),
-            },
-            "plugins": plugins,
-        }
+        """What `host status`, the dashboard and `/internal/debug/status` show."""
+        return simulator_status(self)
 
     async def started(self) -> None:
         """The server is up and the plugins given at start are mounted."""
@@ -790,6 +754,11 @@ class Simulator:
         self.supervisor.egress_proxy = proxy
         await self.upstream.start()
         self.supervisor.grpc_socket = self.upstream.socket
+        # The run's tenants: the config's and each identity's.
+        tenants = {self.config.tenant} | {
+            i.tenant for i in self.config.identities.values() if i.tenant
+        }
+        self.mock_data.start(sorted(tenants))
 
     def _on_proxy_blocked(self, plugin: str, host: str, port: int, reason: str) -> None:
         slot = self.supervisor.slots.get(plugin)
@@ -798,6 +767,7 @@ class Simulator:
 
     async def stop(self) -> None:
         await self.supervisor.stop_all()
+        await self.mock_data.close()
         if self._run_tree_in_ram:  # the archives stay on disk; RAM is given back
             shutil.rmtree(self.store.unpacked, ignore_errors=True)
         await self.debugger.close()
@@ -806,30 +776,3 @@ class Simulator:
             await self.supervisor.egress_proxy.close()
         await self.observer.audit("host.stop", None, {"url": self.url, "pid": os.getpid()})
         await self.observer.close()
-
-
-def _never_mounted(plugin_id: str, failure: ReloadFailure) -> dict[str, Any]:
-    """A status row for a plugin the simulator knows only from its failed first reload."""
-    return {
-        "id": plugin_id,
-        "name": None,
-        "version": None,
-        "runtime": None,
-        "source": None,
-        "state": "failed",
-        "failure": failure.to_dict(),
-        "generation": None,
-        "digest": None,
-        "previous_digest": None,
-        "pid": None,
-        "port": None,
-        "start_ms": None,
-        "exit_code": None,
-        "restarts": 0,
-        "launcher": None,
-        "launcher_warm": False,
-        "permissions": [],
-        "url": None,
-        "debug_port": None,
-        "debugging": False,
-    }

@@ -19,17 +19,17 @@ import shutil
 import socket
 import tempfile
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import httpx
 
+from powerx.debug.go_link import delve_command
 from powerx.errors import PowerXError
 from powerx.host.dev_vars import read_dev_vars, settings_digest
 from powerx.host.egress_proxy import EgressProxy
+from powerx.host.generations import CRASH_LOOP_AFTER, Generation, LogLine, PluginSlot
 from powerx.host.launcher import Launcher, LaunchSpec, PluginProcess, choose_launcher
 from powerx.host.liveness import watch_liveness
 from powerx.host.programs import (
@@ -39,7 +39,6 @@ from powerx.host.programs import (
     PROGRAM_STOP_GRACE_S,
     backend_environment,
     backend_start_failed,
-    backend_unhealthy,
     free_port,
     inner_port,
     program_argv,
@@ -47,8 +46,8 @@ from powerx.host.programs import (
 )
 from powerx.host.sandbox import Sandbox
 from powerx.host.socket_routes import SocketRoutes, base_url
+from powerx.host.start_errors import start_error
 from powerx.manifest import Manifest
-from powerx.plugin_imports import explain_missing_module
 from powerx.runtimes import (
     CONTROL_PREFIX,
     DEBUG_PROGRAM_ENV,
@@ -60,7 +59,6 @@ from powerx.runtimes.egress_guard import POLICY_ENV as EGRESS_POLICY_ENV
 from powerx.runtimes.egress_guard import EgressPolicy
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-GenerationState = Literal["starting", "running", "draining", "stopped", "crashed", "failed"]
 # The only variables of the developer's environment a plugin process inherits.
 _PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SYSTEMROOT")
 HEALTH_PATH = "/__powerx/health"
@@ -71,9 +69,10 @@ AFTER_FLIP_WAIT_S = 0.2
 STOP_GRACE_S = 3.0
 DRAIN_TIMEOUT_S = 10.0
 CRASH_WINDOW_S = 60.0
-CRASH_LOOP_AFTER = 5
 BACKOFF_FIRST_S = 0.1
 BACKOFF_MAX_S = 5.0
+# In a sandbox, Delve listens this far above the program's port (8080: 18080).
+DELVE_PORT_OFFSET = 10000
 # What Node's inspector writes to stderr of a generation the simulator debugs.
 _INSPECTOR_CHATTER = (
     "Debugger listening on ws://",
@@ -92,73 +91,6 @@ class DebugHooks(Protocol):
     ) -> None: ...
     async def generation_flipped(self, plugin: str, previous: int | None, current: int) -> None: ...
     async def generation_stopped(self, plugin: str, generation: int) -> None: ...
-
-
-@dataclass(frozen=True)
-class LogLine:
-    ts: float
-    plugin: str
-    generation: int
-    stream: Literal["stdout", "stderr", "system"]
-    line: str
-
-
-@dataclass(eq=False)
-class Generation:
-    plugin_id: str
-    number: int
-    digest: str
-    token: str
-    process: PluginProcess
-    run_dir: Path
-    state: GenerationState = "starting"
-    port: int | None = None  # where it listens: a loopback port, or
-    url: str = ""  # the base URL it is reached on (a port, or a unix socket in its sandbox)
-    started_at: float = field(default_factory=time.time)
-    start_ms: float = 0.0
-    exit_code: int | None = None
-    inflight: int = 0
-    ready: asyncio.Future[dict[str, Any]] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-    idle: asyncio.Event = field(default_factory=asyncio.Event)
-    served: asyncio.Event = field(default_factory=asyncio.Event)  # its first answer went out
-    swapped: asyncio.Event = field(default_factory=asyncio.Event)  # its pointer is on disk
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    exposed: list[int] = field(default_factory=list)  # ports brought out of its sandbox
-    settings: str = ""  # digest of the .dev.vars values it started with
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def enter(self) -> None:
-        self.inflight += 1
-        self.idle.clear()
-
-    def leave(self) -> None:
-        self.inflight -= 1
-        if self.inflight == 0:
-            self.idle.set()
-
-    def answered(self) -> None:
-        """A response from this generation has gone out to the client."""
-        self.served.set()
-
-
-@dataclass
-class PluginSlot:
-    """One mounted plugin: its manifest, where it came from, its serving generation."""
-
-    manifest: Manifest
-    source_dir: Path
-    active: Generation | None = None
-    last_number: int = 0
-    logs: deque[LogLine] = field(default_factory=lambda: deque(maxlen=2000))
-    crashes: deque[float] = field(default_factory=lambda: deque(maxlen=CRASH_LOOP_AFTER))
-    crash_loop: bool = False
-    restarts: int = 0
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class Supervisor:
@@ -474,7 +406,11 @@ class Supervisor:
         else:
             env.update(backend_environment(program_port))
             cwd = run_dir / "src"
-            spec = LaunchSpec(manifest.runtime, program_argv(manifest, cwd, env), env, str(cwd))
+            argv = program_argv(manifest, cwd, env)
+            delve_port = self._delve_port(manifest, run_dir, program_port)
+            if delve_port is not None:  # halted under Delve until its breakpoints are in
+                argv = delve_command(argv, delve_port)
+            spec = LaunchSpec(manifest.runtime, argv, env, str(cwd))
         if sandbox is not None:  # the host API, the egress proxy, local services it names
             for port in {*self._simulator_ports(), *loopback_ports(manifest.egress)}:
                 await sandbox.forward(port)
@@ -493,6 +429,9 @@ class Supervisor:
             asyncio.create_task(self._read_stderr(slot, gen)),
             asyncio.create_task(self._watch_exit(slot, gen)),
         ]
+        if program_port is not None and delve_port is not None:
+            endpoint = {"event": "debug", "port": delve_port, "delve": True}
+            self._spawn_background(self._attach_debugger(slot, gen, endpoint))
         early_probe = process.early_probe  # a spare's, sent before its order
         health: Callable[[], Awaitable[bool]] | None = None
         if program_port is not None:  # a program's readiness: its health path answers 200
@@ -524,7 +463,18 @@ class Supervisor:
         self.prepare_launchers({(manifest.runtime, manifest.id)})  # the next reload: warm
         gen.state = "failed"
         await self.stop_generation(gen)
-        raise self._start_error(slot, gen, message)
+        raise start_error(slot, gen, message, self.start_timeout_s)
+
+    def _delve_port(self, manifest: Manifest, run_dir: Path, program_port: int) -> int | None:
+        """Where Delve listens for a Go generation the debugger wants (None: no Delve):
+        in a sandbox, beside the program's own port (each live generation has its own);
+        outside, a free loopback port."""
+        if self.debug is None or not self.debug.wants_debug(manifest.id, manifest.runtime):
+            return None
+        info = json.loads((run_dir / "artefact.json").read_text(encoding="utf-8"))
+        if info.get("debugger") != "dlv":
+            return None
+        return program_port + DELVE_PORT_OFFSET if self.sandbox(manifest.id) else free_port()
 
     def _program_port(self, manifest: Manifest) -> int:
         """Where a backend program of ``manifest`` listens: in its sandbox, the port it
@@ -622,69 +572,6 @@ class Supervisor:
         """The probe a warm spare holds until it is given a plugin (maybe minutes later);
         a spare that never loads one is stopped, which ends it."""
         return await self._healthy(url, timeout_s=None)
-
-    def _start_error(
-        self, slot: PluginSlot, gen: Generation, message: dict[str, Any]
-    ) -> PowerXError:
-        plugin = slot.manifest.id
-        event = message.get("event")
-        tail = [r.line for r in slot.logs if r.generation == gen.number][-5:]
-        if event == "error" and message.get("module"):
-            return self._module_not_found(plugin, gen, message)
-        if event == "error":
-            file, line = message.get("file"), message.get("line")
-            where = f" at {file}:{line}" if file else ""
-            return PowerXError(
-                "plugin_start_failed",
-                f"{plugin} failed to start ({message.get('kind')}{where}): "
-                f"{message.get('message')}",
-                "fix the error at that line and save again.",
-                status=422,
-                details={"plugin": plugin, "kind": message.get("kind"), "file": file, "line": line},
-            )
-        if event == "timeout" and slot.manifest.is_backend:
-            return backend_unhealthy(slot.manifest, self.start_timeout_s, tail)
-        if event == "timeout":
-            return PowerXError(
-                "plugin_start_timeout",
-                f"{plugin} did not report ready within {self.start_timeout_s:g} s.",
-                "check that the plugin does not block at import time; raise "
-                "plugin_start_timeout_s in host_simulator.yaml if it needs longer.",
-                status=422,
-                details={"plugin": plugin, "output": tail},
-            )
-        if event == "unhealthy":
-            return PowerXError(
-                "plugin_unhealthy",
-                f"{plugin} started but did not answer its health probe.",
-                "check the plugin's startup code for blocking calls.",
-                status=422,
-                details={"plugin": plugin, "output": tail},
-            )
-        return PowerXError(
-            "plugin_start_failed",
-            f"{plugin} exited with code {message.get('code')} before it was ready"
-            + (f": {tail[-1]}" if tail else "."),
-            "run the plugin's entry directly to see the failure, then fix it.",
-            status=422,
-            details={"plugin": plugin, "output": tail},
-        )
-
-    @staticmethod
-    def _module_not_found(plugin: str, gen: Generation, message: dict[str, Any]) -> PowerXError:
-        """An import of a module nothing provides: which one, and how to provide it (the
-        generic "fix the error at that line" does not say that pip install is the fix)."""
-        module, file, line = str(message["module"]), message.get("file"), message.get("line")
-        missing = explain_missing_module(module, gen.run_dir / "src")  # the plugin's root
-        where = f"{file}:{line}" if file else "the plugin"
-        statement = f"`{message['source']}` in " if message.get("source") else ""
-        return PowerXError(
-            "module_not_found",
-            f"{plugin} failed to start: {statement}{where}: {missing.message}.",
-            missing.fix,
-            status=422,
-            details={"plugin": plugin, "module": module, "file": file, "line": line},
-        )
 
     async def stop_generation(self, gen: Generation, drain: bool = False) -> None:
         """Stop a generation; with ``drain`` its in-flight requests finish first."""

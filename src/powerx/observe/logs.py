@@ -64,8 +64,10 @@ class LogHub:
         reason: str | None = None,
         level: str | None = None,
         tenant: str | None = None,
+        request_id: str | None = None,
     ) -> dict[str, Any]:
-        """Mask, enrich and publish one line; returns the record as stored and streamed."""
+        """Mask, enrich and publish one line; returns the record as stored and streamed.
+        ``request_id``: the request the line is about (the simulator's access line)."""
         default = level or ("warning" if stream == "stderr" else "info")
         message, fields = self._parse(line, default)
         found_level = fields.pop("level", default)
@@ -84,6 +86,8 @@ class LogHub:
         }
         if fields:
             record["fields"] = fields
+        if request_id is not None:
+            record["request_id"] = request_id
         self.bus.publish(LOG_EVENT, record)
         self._pending.append(record)
         return record

@@ -26,6 +26,7 @@ from powerx.observe.events import EventBus
 from powerx.observe.logs import LogHub
 from powerx.observe.metrics import Metrics
 from powerx.observe.otlp import OtlpExporter, otlp_endpoint
+from powerx.observe.requests import RequestInspector
 from powerx.observe.telemetry import ReloadRecord, TelemetryStore
 from powerx.observe.webhook import WebhookSink
 
@@ -48,6 +49,7 @@ class Observer:
         self.bus = EventBus()
         self.alerts = AlertMonitor(rules.alerts)
         self.logs = LogHub(self.telemetry, capacity=rules.log_buffer)
+        self.requests = RequestInspector(rules.request_buffer)
         endpoint = otlp_endpoint(rules.otlp_endpoint)
         self.otlp = OtlpExporter(endpoint) if endpoint else None
         self.webhook = WebhookSink(rules.webhook_url) if rules.webhook_url else None

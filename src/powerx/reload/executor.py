@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from powerx.build import Artefact, BuildSession
+from powerx.client.dev import SimulatorClient
 from powerx.errors import PowerXError
 from powerx.manifest import load_manifest
 from powerx.reload.alerts import AlertWatch
-from powerx.reload.client import SimulatorClient
 from powerx.reload.type_checks import TypeCheckReport, TypeChecks, type_checks_wanted
 from powerx.reload.watcher import WatchPlan, plan_watch, watch
 
@@ -156,6 +156,9 @@ class PluginLoop:
             )
         else:
             self.serving = result["generation"]
+            # A debugger is in the generation: build the next one for it (Go: unoptimised,
+            # so breakpoints bind to the lines written); detached, back to a normal build.
+            self.session.debug = result.get("debug") is not None
             outcome = ReloadOutcome(
                 plugin,
                 True,

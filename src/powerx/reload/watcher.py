@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import platform
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, replace
@@ -25,36 +23,18 @@ from watchfiles import Change
 from watchfiles._rust_notify import RustNotify
 
 from powerx.build.pack import EXCLUDED_DIRS, EXCLUDED_SUFFIXES, is_scratch_file
+from powerx.file_events import polling_reason
 
-# watchfiles yields a batch once a step passes with no new change, so a save is seen
-# 1-2 steps after it lands. Measured p50 (benchmarks/watcher_latency.py): 2.5 ms with 1 ms
-# steps, 3.6 ms with 2 ms, 7.7 ms with 5 ms. A "Save All" whose writes are more than a step
-# apart arrives in two batches; the dev loop then drops the build of the first (see
-# reload/executor.py), so it still reloads once. The price of short steps is wake-ups
-# while idle (simulator, two plugins watched: 1.9 % of a core with 2 ms steps, 1.1 % with
-# 10 ms).
+# watchfiles yields a batch once a step passes with no new change, so a save is seen 1-2
+# steps after it lands: short steps for a fast reload, at the price of idle wake-ups (the
+# trade-off is measured by benchmarks/watcher_latency.py). A "Save All" split over two
+# batches still reloads once (reload/executor.py drops the first build).
 STEP_MS = 2
 DEBOUNCE_MS = 60
 # How long one wait in the notifier's thread lasts when nothing changes (watchfiles' own
 # default); the thread also stops within a step of being halted.
 TIMEOUT_MS = 5_000
 POLL_INTERVAL_S = 0.05
-_NETWORK_FS = {
-    "nfs",
-    "nfs4",
-    "cifs",
-    "smb3",
-    "smbfs",
-    "9p",
-    "drvfs",
-    "fuse.sshfs",
-    "sshfs",
-    "afs",
-    "davfs",
-    "fuse.rclone",
-    "vboxsf",
-    "prl_fs",
-}
 
 
 @dataclass(frozen=True)
@@ -90,37 +70,6 @@ def _is_source_folder(path: Path, root: Path) -> bool:
 
 def _source_folders(root: Path) -> tuple[Path, ...]:
     return tuple(p for p in sorted(root.iterdir()) if _is_source_folder(p, root))
-
-
-def _mount_fstype(path: Path) -> str | None:
-    """The file system type of the mount holding ``path`` (Linux), else None."""
-    try:
-        mounts = Path("/proc/mounts").read_text().splitlines()
-    except OSError:
-        return None
-    best, fstype = "", None
-    resolved = str(path.resolve())
-    for line in mounts:
-        fields = line.split()
-        if (
-            len(fields) >= 3
-            and (resolved == fields[1] or resolved.startswith(fields[1].rstrip("/") + "/"))
-            and len(fields[1]) > len(best)
-        ):
-            best, fstype = fields[1], fields[2]
-    return fstype
-
-
-def polling_reason(root: Path, force: bool) -> str | None:
-    """Why native events cannot be trusted for this folder (None: they can)."""
-    if force or os.environ.get("POWERX_FORCE_POLLING", "").lower() in {"1", "true", "yes"}:
-        return "polling forced (--poll or POWERX_FORCE_POLLING)"
-    if "microsoft" in platform.release().lower() and str(root.resolve()).startswith("/mnt/"):
-        return "WSL with a Windows drive (/mnt): inotify events do not arrive"
-    fstype = _mount_fstype(root)
-    if fstype in _NETWORK_FS:
-        return f"network file system ({fstype}): inotify events do not arrive"
-    return None
 
 
 def plan_watch(root: Path, force_polling: bool = False) -> WatchPlan:

@@ -48,7 +48,9 @@ async function build(request) {
       format: options.format || 'cjs',
       target: options.target || 'node18',
       sourcemap: options.sourcemap === false ? false : 'linked',
-      sourcesContent: false,
+      // The TypeScript itself in the map: DevTools opened from the printed URL shows it
+      // (the sources stay on this machine; the bundle runs from the artefact store).
+      sourcesContent: true,
       minify: Boolean(options.minify),
       external: options.external || [],
       write: false,

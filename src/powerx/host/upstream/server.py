@@ -27,7 +27,6 @@ from powerx.auth import check_bearer
 from powerx.config import PermissionPolicy
 from powerx.errors import PowerXError
 from powerx.host.gateway import Denial
-from powerx.host.images import HostImage
 from powerx.host.supervisor import Supervisor
 from powerx.host.tenants import TenantData
 from powerx.host.upstream.callers import Caller, Callers, bearer
@@ -51,6 +50,7 @@ from powerx.host.upstream.tokens import (
     ClientId,
     TokenService,
 )
+from powerx.images import HostImage
 
 __all__ = ["UpstreamServer"]
 

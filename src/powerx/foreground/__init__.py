@@ -21,16 +21,18 @@ import uvicorn
 
 from powerx.auth import require_credential
 from powerx.build import Artefact, build_artefact
+from powerx.client.dev import SimulatorClient
 from powerx.config import SimulatorConfig
 from powerx.errors import PowerXError
+from powerx.foreground import hotkeys
 from powerx.host import running
 from powerx.host.app import create_app
+from powerx.host.generations import Generation, LogLine
 from powerx.host.header_timeout import with_header_timeout
+from powerx.host.mock_data import MockDataChange
 from powerx.host.preflight import PluginPlan
 from powerx.host.simulator import Simulator
-from powerx.host.supervisor import Generation, LogLine
 from powerx.paths import host_info_file
-from powerx.reload.client import SimulatorClient
 from powerx.reload.executor import DevReporter, run_dev
 
 
@@ -43,7 +45,9 @@ class StartReporter(Protocol):
     def not_mounted(self, plan: PluginPlan, error: PowerXError) -> None: ...
     def ready(self, url: str, simulator: Simulator) -> None: ...
     def log(self, line: LogLine) -> None: ...
+    def mock_data(self, change: MockDataChange) -> None: ...
     def stopping(self) -> None: ...
+    def say(self, text: str) -> None: ...
 
 
 class _Server(uvicorn.Server):
@@ -224,7 +228,9 @@ async def _serve(
     # or a clear failure, not 503s later with the cause in another process's output.
     keep_going = dev_reporter is not None
     built = build_all(plans, state_dir, reporter, keep_going)
-    simulator = Simulator(config, state_dir, url, on_log=reporter.log)
+    simulator = Simulator(
+        config, state_dir, url, on_log=reporter.log, on_mock_data=reporter.mock_data
+    )
     await simulator.start_services()
     sockets = [sock]
     if simulator.supervisor.contained:  # plugins in sandboxes call the host API here
@@ -274,7 +280,11 @@ async def _serve(
             _watch_in_process(simulator, plans, state_dir, dev_reporter, stop_watching, poll)
         )
     stop_waiter = asyncio.create_task(simulator.shutdown_requested.wait())
-    await asyncio.wait({serving, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
+    with contextlib.ExitStack() as keys:
+        if hotkeys.wanted():
+            reporter.say(hotkeys.legend())
+            keys.enter_context(hotkeys.listening(hotkeys.Hotkeys(simulator, reporter.say)))
+        await asyncio.wait({serving, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
     stop_watching.set()
     if watcher is not None:
         with contextlib.suppress(Exception):
@@ -292,6 +302,7 @@ async def _end_streams_on_exit(server: uvicorn.Server, simulator: Simulator) -> 
         await asyncio.sleep(0.1)
     simulator.observer.bus.close()
     simulator.observer.logs.bus.close()
+    simulator.observer.requests.bus.close()
 
 
 def run_foreground(

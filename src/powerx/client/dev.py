@@ -1,4 +1,4 @@
-"""HTTP client for the simulator's ``/internal/debug/*`` endpoints, used by ``powerx dev``.
+"""The dev loop's client for the simulator's ``/internal/debug/*`` endpoints (async).
 
 Connection failures are retried with exponential backoff, a bounded number of times.
 Retrying a push is safe: the simulator is idempotent by artefact digest.
@@ -15,6 +15,7 @@ import httpx
 from httpx_sse import aconnect_sse
 
 from powerx.build import Artefact
+from powerx.client.answers import decoded
 from powerx.errors import PowerXError
 
 RETRIES = 5
@@ -69,12 +70,7 @@ class SimulatorClient:
                     ) from None
                 await asyncio.sleep(delay)
                 delay *= 2
-        body = response.json() if response.content else {}
-        if response.status_code >= 400:
-            raise PowerXError.from_dict(
-                body if isinstance(body, dict) else {}, response.status_code
-            )
-        return body
+        return decoded(response)
 
     async def push(self, artefact: Artefact) -> dict[str, Any]:
         """``POST /internal/debug/hot-reload`` with the archive; returns generation + timings."""

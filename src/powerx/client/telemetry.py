@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from powerx.client import sync
 from powerx.errors import PowerXError
-from powerx.host import client
-from powerx.host.run import read_host_info
+from powerx.host.running import find_host_info
 from powerx.observe.audit import AuditLog
 from powerx.observe.observer import AUDIT_DB, TELEMETRY_DB
 from powerx.observe.reconcile import reconcile
@@ -20,13 +20,13 @@ from powerx.paths import state_dir
 
 
 def _running() -> bool:
-    return read_host_info() is not None
+    return find_host_info() is not None
 
 
 def reconcile_project(fix: bool) -> dict[str, Any]:
     if _running():
         try:
-            result: dict[str, Any] = client.request(
+            result: dict[str, Any] = sync.request(
                 "POST", "/internal/debug/telemetry/reconcile", json_body={"fix": fix}
             )
             result["via"] = "simulator"

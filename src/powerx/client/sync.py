@@ -1,4 +1,5 @@
-"""Talk to a running simulator over HTTP (status, stop) with the developer credential."""
+"""The CLI's calls to the running simulator (one request, or an event stream), with the
+developer credential."""
 
 from __future__ import annotations
 
@@ -10,17 +11,16 @@ import httpx
 from httpx_sse import ServerSentEvent, connect_sse
 
 from powerx.auth import require_credential
+from powerx.client.answers import NOT_RUNNING_FIX, decoded, not_answering
 from powerx.errors import PowerXError
 from powerx.host.running import find_host_info
-
-_NOT_RUNNING_FIX = "start one with `powerx host start --mock PATH` (in this project folder)."
 
 
 def running_url() -> str:
     info = find_host_info()
     if info is None:
         raise PowerXError(
-            "host_not_running", "No simulator is running for this project.", _NOT_RUNNING_FIX
+            "host_not_running", "No simulator is running for this project.", NOT_RUNNING_FIX
         )
     return str(info["url"])
 
@@ -45,24 +45,19 @@ def request(
             headers={"authorization": f"Bearer {credential.token}", **(headers or {})},
         )
     except httpx.ConnectError:
-        raise PowerXError(
-            "host_not_running",
-            f"The simulator at {url} does not answer (it may have crashed).",
-            _NOT_RUNNING_FIX,
-        ) from None
+        raise not_answering(url) from None
     except httpx.HTTPError as exc:
         raise PowerXError(
             "host_unreachable",
             f"Talking to the simulator at {url} failed: {exc}.",
             "retry; if it persists, restart the simulator.",
         ) from None
-    body = response.json() if response.content else {}
-    if response.status_code >= 400:
-        raise PowerXError.from_dict(body if isinstance(body, dict) else {}, response.status_code)
-    return body
+    return decoded(response)
 
 
-def stream(path: str, params: dict[str, str]) -> Iterator[ServerSentEvent]:
+def stream(
+    path: str, params: dict[str, str], headers: dict[str, str] | None = None
+) -> Iterator[ServerSentEvent]:
     """Follow an SSE endpoint of the running simulator until it or the user stops."""
     url = running_url()
     credential = require_credential()
@@ -72,23 +67,16 @@ def stream(path: str, params: dict[str, str]) -> Iterator[ServerSentEvent]:
                 trust_env=False,
                 verify=url.startswith("https://"),
                 timeout=httpx.Timeout(10.0, read=None),
-                headers={"authorization": f"Bearer {credential.token}"},
+                headers={"authorization": f"Bearer {credential.token}", **(headers or {})},
             ) as session,
             connect_sse(session, "GET", url + path, params=params) as source,
         ):
             if source.response.status_code >= 400:
                 source.response.read()
-                body = source.response.json() if source.response.content else {}
-                raise PowerXError.from_dict(
-                    body if isinstance(body, dict) else {}, source.response.status_code
-                )
+                decoded(source.response)
             yield from source.iter_sse()
     except httpx.ConnectError:
-        raise PowerXError(
-            "host_not_running",
-            f"The simulator at {url} does not answer (it may have crashed).",
-            _NOT_RUNNING_FIX,
-        ) from None
+        raise not_answering(url) from None
     except httpx.HTTPError:
         return  # the simulator stopped while we followed it
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import queue
 import re
 import shlex
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -19,10 +21,12 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from powerx.cli.debug_console_views import ConsoleViews
+from powerx.client import sync as client
 from powerx.errors import PowerXError
-from powerx.host import client
 
 CLIENT_HEADER = {"x-powerx-client": "console"}
+PROMPT = "(powerx) "
 _LOCATION = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+)$")
 
 HELP = """\
@@ -32,13 +36,19 @@ break FILE:LINE [hits N] [if COND]
 snap FILE:LINE [hits N] [if COND]
                             snapshot there: capture locals and stack, do not halt
 log FILE:LINE MESSAGE       log point: write MESSAGE ({expr} filled in) to the log, no halt
+catch raised|uncaught|off   pause where an exception is raised, or where the plugin
+                            does not handle it, or not at all
 clear [ID|all]              remove a breakpoint (all without an id)
 list                        breakpoints, verified or not, and hits
 continue | c                resume          next | n    step over
 step | s                    step into       out | o     step out
 stack | bt                  the paused stack
-locals [FRAME]              variables of a frame (the innermost plugin frame by default)
-eval EXPR | p EXPR          evaluate in the paused frame
+up | down | frame N         choose the frame p, locals and set work in
+locals [FRAME]              variables of a frame (the chosen one, or the innermost
+                            plugin frame)
+eval EXPR | p EXPR          evaluate in the chosen frame
+set VAR VALUE               assign VALUE (an expression) to VAR in the chosen frame
+watch [EXPR] | unwatch [N]  evaluate EXPR at every stop (no EXPR: list the watches)
 logs [on|off]               interleave the plugin's live log lines
 help | quit"""
 
@@ -61,6 +71,11 @@ class DebugConsole:
         self._logs: threading.Thread | None = None
         self._logs_on = threading.Event()
         self._stopping = threading.Event()
+        self._connection = ""  # the simulator's id of this console's held connection
+        self.views = ConsoleViews(self._command, out)
+        # Set while the user is at the prompt: a notice printed then ends with the prompt
+        # again (and what was typed so far), or the terminal looks as if it were busy.
+        self.at_prompt = threading.Event()
 
     # -- talking to the simulator ------------------------------------------------------
 
@@ -68,27 +83,60 @@ class DebugConsole:
         return client.request(method, path, timeout=30.0, json_body=body, headers=CLIENT_HEADER)
 
     def attach(self) -> dict[str, Any]:
-        state: dict[str, Any] = self._call("POST", f"/internal/debug/sessions/{self.plugin}/attach")
-        threading.Thread(target=self._follow_events, name="powerx-events", daemon=True).start()
+        """Attach for as long as this process holds its connection to the simulator:
+        however the console ends (quit, a closed terminal, SIGKILL), it is detached."""
+        first: queue.Queue[dict[str, Any] | PowerXError] = queue.Queue()
+        threading.Thread(
+            target=self._follow_events, args=(first,), name="powerx-events", daemon=True
+        ).start()
+        # The first attach restarts the plugin with the debugger (a few hundred ms).
+        state = first.get(timeout=120)
+        if isinstance(state, PowerXError):
+            raise state
+        self._connection = str(state.get("connection") or "")
         return state
 
     def detach(self) -> None:
         self._stopping.set()
+        if not self._connection:
+            return
         with contextlib.suppress(PowerXError):  # the simulator is gone: nothing to detach
-            self._call("POST", f"/internal/debug/sessions/{self.plugin}/detach")
+            self._call(
+                "POST",
+                f"/internal/debug/sessions/{self.plugin}/detach?connection={self._connection}",
+            )
 
     # -- background streams ------------------------------------------------------------
 
-    def _follow_events(self) -> None:
-        params = {"plugin": self.plugin, "type": "plugin.debug."}
+    def _follow_events(self, first: queue.Queue[dict[str, Any] | PowerXError]) -> None:
+        path = f"/internal/debug/sessions/{self.plugin}/connection"
+        attached = False
         try:
-            for event in client.stream("/internal/debug/events", params):
+            for event in client.stream(path, {}, headers=CLIENT_HEADER):
                 if self._stopping.is_set():
                     return
-                if event.data:
+                if not event.data:
+                    continue
+                if event.event == "attached":
+                    attached = True
+                    first.put(json.loads(event.data))
+                else:
                     self._show_event(event.event, json.loads(event.data))
         except PowerXError as error:
+            if not attached:
+                first.put(error)
+                return
             self.out.print(f"[red]event stream ended: {escape(error.message)}[/]")
+        if not attached:
+            first.put(
+                PowerXError(
+                    "host_unreachable",
+                    "The simulator closed the debugger connection before attaching.",
+                    "retry; if it persists, restart the simulator.",
+                )
+            )
+        elif not self._stopping.is_set():
+            self.out.print("[red]the simulator closed the debugger connection[/]")
 
     def _follow_logs(self) -> None:
         params = {"plugin": self.plugin, "tail": "0", "follow": "1"}
@@ -98,11 +146,35 @@ class DebugConsole:
             if event.event == "log" and self._logs_on.is_set():
                 record = json.loads(event.data)
                 self.out.print(
+                    f"{'' if not self.at_prompt.is_set() else chr(10)}"
                     f"[dim]│ #{record.get('generation')} {record.get('level', ''):<7}[/] "
                     f"{escape(str(record.get('message', '')))}"
                 )
+                self._reprompt()
+
+    def read_command(self) -> str:
+        """One line from the user at the prompt (EOFError at the end of input)."""
+        self.at_prompt.set()
+        try:
+            return input(PROMPT)
+        finally:
+            self.at_prompt.clear()
 
     def _show_event(self, kind: str, data: dict[str, Any]) -> None:
+        if self._show(kind, data):
+            self._reprompt()
+
+    def _reprompt(self) -> None:
+        if self.at_prompt.is_set():
+            typed = ""
+            readline = sys.modules.get("readline")
+            if readline is not None:
+                typed = readline.get_line_buffer()
+            self.out.print(escape(PROMPT + typed), end="", highlight=False)
+            self.out.file.flush()
+
+    def _show(self, kind: str, data: dict[str, Any]) -> bool:
+        """Print a notice; False when the event is not one the console shows."""
         if kind == "plugin.debug.paused":
             where = f"{data.get('file')}:{data.get('line')}"
             bp = f" (breakpoint {data['breakpoint']})" if data.get("breakpoint") else ""
@@ -112,6 +184,7 @@ class DebugConsole:
             )
             for line in data.get("code") or []:
                 self.out.print(escape(line), style="bold" if line.startswith("->") else "dim")
+            self.views.paused()
         elif kind == "plugin.debug.snapshot":
             where = f"{data.get('file')}:{data.get('line')}"
             self.out.print(
@@ -126,6 +199,9 @@ class DebugConsole:
             self.out.print(
                 f"[dim]generation {data.get('generation')} is serving; breakpoints carried over[/]"
             )
+        else:
+            return False
+        return True
 
     # -- commands ------------------------------------------------------------------------
 
@@ -152,6 +228,15 @@ class DebugConsole:
             "locals": self._locals,
             "eval": self._eval,
             "p": self._eval,
+            "catch": self._catch,
+            "up": lambda args, rest: self.views.move(_number(args, 1)),
+            "down": lambda args, rest: self.views.move(-_number(args, 1)),
+            "frame": lambda args, rest: self.views.select(_number(args, 0)),
+            "set": self._set,
+            "watch": lambda args, rest: (
+                self.views.watch(rest) if rest else self.views.list_watches()
+            ),
+            "unwatch": lambda args, rest: self.views.unwatch(args[0] if args else "all"),
             "logs": self._logs_command,
         }
         resume = {"continue": "continue", "c": "continue", "next": "next", "n": "next"}
@@ -227,10 +312,13 @@ class DebugConsole:
             mark = "[green]✓[/]" if bp.get("verified") else "[yellow]?[/]"
             extra = f" on hit {bp['hit_condition']}" if bp.get("hit_condition") else ""
             extra += f" if {bp['condition']}" if bp.get("condition") else ""
+            extra += f" log {bp['log_message']!r}" if bp.get("log_message") else ""
             why = f" [dim]({escape(bp['message'])})[/]" if bp.get("message") else ""
+            role = "log" if bp.get("log_message") else bp["kind"]
+            origin = " [dim](set in the IDE)[/]" if bp.get("origin") == "ide" else ""
             self.out.print(
-                f"{mark} {bp['id']:>3} {bp['kind']:<8} {escape(bp['file'])}:{bp['line']}"
-                f"{escape(extra)}  hits {bp.get('hits', 0)}{why}"
+                f"{mark} {bp['id']:>3} {role:<8} {escape(bp['file'])}:{bp['line']}"
+                f"{escape(extra)}  hits {bp.get('hits', 0)}{why}{origin}"
             )
         paused = state.get("paused")
         if paused:
@@ -246,21 +334,32 @@ class DebugConsole:
                 escape(f"#{index:<2} {frame['file']}:{frame['line']} {frame['name']}"), style=style
             )
 
+    def _command(self, body: dict[str, Any]) -> Any:
+        return self._call("POST", f"/internal/debug/sessions/{self.plugin}/command", body)
+
     def _locals(self, args: list[str], rest: str) -> None:
-        command: dict[str, Any] = {"command": "locals"}
+        command: dict[str, Any] = self.views.with_frame({"command": "locals"})
         if args:
             command["frame"] = int(args[0]) if args[0].isdigit() else -1
-        body = self._call("POST", f"/internal/debug/sessions/{self.plugin}/command", command)
+        body = self._command(command)
         for name, value in body["locals"].items():
             self.out.print(f"{escape(name)} = {escape(_short(value))}")
 
     def _eval(self, args: list[str], rest: str) -> None:
-        body = self._call(
-            "POST",
-            f"/internal/debug/sessions/{self.plugin}/command",
-            {"command": "eval", "expression": rest},
-        )
+        body = self._command(self.views.with_frame({"command": "eval", "expression": rest}))
         self.out.print(escape(str(body["result"])))
+
+    def _catch(self, args: list[str], rest: str) -> None:
+        mode = args[0] if args else ""
+        self._command({"command": "catch", "mode": mode})
+        self.out.print(f"exceptions: {escape(mode)}")
+
+    def _set(self, args: list[str], rest: str) -> None:
+        variable, _, value = rest.strip().partition(" ")
+        body = self._command(
+            self.views.with_frame({"command": "set", "name": variable, "value": value})
+        )
+        self.out.print(f"{escape(body['name'])} = {escape(_short(body['result']))}")
 
     def _logs_command(self, args: list[str], rest: str) -> None:
         turn_on = not args or args[0] == "on"
@@ -275,6 +374,18 @@ class DebugConsole:
         else:
             self._logs_on.clear()
             self.out.print("[dim]live logs off[/]")
+
+
+def _number(args: list[str], default: int) -> int:
+    if not args:
+        return default
+    if not args[0].isascii() or not args[0].isdigit():
+        raise PowerXError(
+            "debug_frame_unknown",
+            f"{args[0]!r} is not a frame number.",
+            "see the frames with `stack`, then e.g. `frame 2` or `up`.",
+        )
+    return int(args[0])
 
 
 def _short(value: object, limit: int = 200) -> str:

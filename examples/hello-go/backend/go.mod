@@ -1,0 +1,3 @@
+module example.com/powerx/hello-go
+
+go 1.19

@@ -1,0 +1,75 @@
+"""The error a reload answers with when its new generation did not start."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from powerx.errors import PowerXError
+from powerx.host.generations import Generation, PluginSlot
+from powerx.host.programs import backend_unhealthy
+from powerx.plugin_imports import explain_missing_module
+
+
+def start_error(
+    slot: PluginSlot, gen: Generation, message: dict[str, Any], timeout_s: float
+) -> PowerXError:
+    """Why a generation did not start (its last message: an error it reported, a
+    timeout, a failed probe, an exit), as the error the reload answers with."""
+    plugin = slot.manifest.id
+    event = message.get("event")
+    tail = [r.line for r in slot.logs if r.generation == gen.number][-5:]
+    if event == "error" and message.get("module"):
+        return module_not_found(plugin, gen, message)
+    if event == "error":
+        file, line = message.get("file"), message.get("line")
+        where = f" at {file}:{line}" if file else ""
+        return PowerXError(
+            "plugin_start_failed",
+            f"{plugin} failed to start ({message.get('kind')}{where}): {message.get('message')}",
+            "fix the error at that line and save again.",
+            status=422,
+            details={"plugin": plugin, "kind": message.get("kind"), "file": file, "line": line},
+        )
+    if event == "timeout" and slot.manifest.is_backend:
+        return backend_unhealthy(slot.manifest, timeout_s, tail)
+    if event == "timeout":
+        return PowerXError(
+            "plugin_start_timeout",
+            f"{plugin} did not report ready within {timeout_s:g} s.",
+            "check that the plugin does not block at import time; raise "
+            "plugin_start_timeout_s in host_simulator.yaml if it needs longer.",
+            status=422,
+            details={"plugin": plugin, "output": tail},
+        )
+    if event == "unhealthy":
+        return PowerXError(
+            "plugin_unhealthy",
+            f"{plugin} started but did not answer its health probe.",
+            "check the plugin's startup code for blocking calls.",
+            status=422,
+            details={"plugin": plugin, "output": tail},
+        )
+    return PowerXError(
+        "plugin_start_failed",
+        f"{plugin} exited with code {message.get('code')} before it was ready"
+        + (f": {tail[-1]}" if tail else "."),
+        "run the plugin's entry directly to see the failure, then fix it.",
+        status=422,
+        details={"plugin": plugin, "output": tail},
+    )
+
+
+def module_not_found(plugin: str, gen: Generation, message: dict[str, Any]) -> PowerXError:
+    """An import of a module nothing provides: which one, and how to provide it (the
+    generic "fix the error at that line" does not say that pip install is the fix)."""
+    module, file, line = str(message["module"]), message.get("file"), message.get("line")
+    missing = explain_missing_module(module, gen.run_dir / "src")  # the plugin's root
+    where = f"{file}:{line}" if file else "the plugin"
+    statement = f"`{message['source']}` in " if message.get("source") else ""
+    return PowerXError(
+        "module_not_found",
+        f"{plugin} failed to start: {statement}{where}: {missing.message}.",
+        missing.fix,
+        status=422,
+        details={"plugin": plugin, "module": module, "file": file, "line": line},
+    )
