@@ -16,6 +16,7 @@ from httpx_sse import aconnect_sse
 
 from powerx.build import Artefact
 from powerx.client.answers import decoded
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 
 RETRIES = 5
@@ -63,7 +64,7 @@ class SimulatorClient:
             except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
                 if attempt == RETRIES:
                     raise PowerXError(
-                        "host_unreachable",
+                        ErrorCode.HOST_UNREACHABLE,
                         f"The simulator at {self.url} did not answer after {RETRIES + 1} tries "
                         f"({type(exc).__name__}).",
                         "check that `powerx host start` is still running.",

@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from powerx.auth import check_bearer
 from powerx.config import SIMULATOR_FLAG
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError, storage_error
 from powerx.host.artefacts import MAX_ARCHIVE_BYTES
 from powerx.host.debug_routes import debug_routes
@@ -131,7 +132,7 @@ def create_app(
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > MAX_ARCHIVE_BYTES:
             raise PowerXError(
-                "archive_too_large",
+                ErrorCode.ARCHIVE_TOO_LARGE,
                 f"The archive is {declared} bytes; the cap is {MAX_ARCHIVE_BYTES}.",
                 "leave node_modules and build caches out of the plugin folder.",
                 status=413,
@@ -141,7 +142,7 @@ def create_app(
             size += len(chunk)
             if size > MAX_ARCHIVE_BYTES:
                 raise PowerXError(
-                    "archive_too_large",
+                    ErrorCode.ARCHIVE_TOO_LARGE,
                     f"The archive exceeds the cap of {MAX_ARCHIVE_BYTES} bytes.",
                     "leave node_modules and build caches out of the plugin folder.",
                     status=413,
@@ -149,7 +150,7 @@ def create_app(
             chunks.append(chunk)
         if not size:
             raise PowerXError(
-                "archive_missing",
+                ErrorCode.ARCHIVE_MISSING,
                 "The request carries no archive.",
                 "send the artefact tar as the request body.",
             )
@@ -158,7 +159,7 @@ def create_app(
     def require_flag() -> None:
         if not simulator.config.flag(SIMULATOR_FLAG):
             raise PowerXError(
-                "simulator_disabled",
+                ErrorCode.SIMULATOR_DISABLED,
                 f"The flag {SIMULATOR_FLAG} is off.",
                 f"set {SIMULATOR_FLAG}=1 and restart the simulator.",
                 status=403,
@@ -212,7 +213,7 @@ def create_app(
             or not _strings(body.get("changed", []))
         ):
             raise PowerXError(
-                "invalid_body",
+                ErrorCode.INVALID_BODY,
                 'A pending reload needs {"plugin": id, "pending"?: bool, "changed"?: [path]}.',
                 "send the plugin id as JSON.",
             )
@@ -234,7 +235,7 @@ def create_app(
             or not isinstance(body.get("mode", ""), str)
         ):
             raise PowerXError(
-                "invalid_body",
+                ErrorCode.INVALID_BODY,
                 'A watch note needs {"plugin": id, "armed": bool, "folders"?: [name], '
                 '"mode"?: str}.',
                 "send the plugin id and whether its watcher is armed as JSON.",
@@ -249,7 +250,7 @@ def create_app(
         body = await _json_or_none(request)
         if not isinstance(body, dict) or not isinstance(body.get("plugin"), str):
             raise PowerXError(
-                "invalid_body",
+                ErrorCode.INVALID_BODY,
                 'Rollback needs {"plugin": id, "digest"?: str}.',
                 "send the plugin id as JSON.",
             )
@@ -354,7 +355,7 @@ def create_app(
         except httpx.HTTPError as exc:
             generation.answered()
             raise PowerXError(
-                "plugin_unavailable",
+                ErrorCode.PLUGIN_UNAVAILABLE,
                 f"Plugin '{plugin_id}' (generation {generation.number}) did not answer: {exc!r}.",
                 "see the simulator's output for the plugin's error.",
                 status=502,

@@ -10,6 +10,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 
 
@@ -19,7 +20,7 @@ async def read_json(request: Request) -> Any:
         return await request.json()
     except RecursionError:
         raise PowerXError(
-            "json_too_deep",
+            ErrorCode.JSON_TOO_DEEP,
             "The JSON body is nested too deeply to read.",
             "send a flatter document: no request to the simulator needs more than a few levels.",
         ) from None

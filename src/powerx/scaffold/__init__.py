@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 
 TEMPLATES_DIR = Path(__file__).with_name("templates")
@@ -112,7 +113,7 @@ def default_name(folder: Path) -> str:
 def check_id(plugin_id: str) -> None:
     if not _ID.match(plugin_id):
         raise PowerXError(
-            "init_id_invalid",
+            ErrorCode.INIT_ID_INVALID,
             f"{plugin_id!r} is not a plugin id.",
             "use reverse-DNS in lowercase, e.g. --id com.acme.notes.",
         )
@@ -132,7 +133,7 @@ def planned_files(template: str, plugin_id: str, name: str) -> dict[str, str]:
     chosen = TEMPLATES.get(template)
     if chosen is None:
         raise PowerXError(
-            "init_template_unknown",
+            ErrorCode.INIT_TEMPLATE_UNKNOWN,
             f"No template {template!r}.",
             f"pick one of: {', '.join(TEMPLATES)}.",
         )
@@ -158,7 +159,7 @@ def write_plugin(folder: Path, template: str, plugin_id: str, name: str) -> list
     existing = sorted(rel for rel in files if (folder / rel).exists())
     if existing:
         raise PowerXError(
-            "init_would_overwrite",
+            ErrorCode.INIT_WOULD_OVERWRITE,
             f"{folder} already has {', '.join(existing)}; nothing was written.",
             "choose an empty or new folder: powerx init NEW-FOLDER.",
         )
