@@ -174,3 +174,18 @@ def test_a_save_stops_the_check_it_made_stale(tmp_path: Path) -> None:
     pid = asyncio.run(check_then_save())
     assert not Path(f"/proc/{pid}").exists()
     assert reports == []
+
+
+def test_a_type_check_note_is_checked_before_it_is_kept(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    simulator: RunningSimulator = start_simulator([copy_hello_node(tmp_path / "hello-node")])
+    note = {"plugin": NODE_ID, "tool": "tsc", "state": "broken", "problems": []}
+    path = "/internal/debug/hot-reload/type-check"
+    assert simulator.post(path, json=note).status_code == 401  # the developer's only
+    refused = simulator.post(path, json=note, headers=simulator.debug_headers())
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"] == "invalid_body"
+    assert [p["where"] for p in refused.json()["problems"]] == ["state"]
+    assert type_check(simulator, NODE_ID) == {}  # nothing kept

@@ -17,7 +17,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from powerx.auth import check_bearer
-from powerx.errors import PowerXError, Problem
+from powerx.error_codes import ErrorCode
+from powerx.errors import PowerXError, validation_problems
 from powerx.host.json_body import read_json
 from powerx.host.simulator import Simulator
 
@@ -53,13 +54,9 @@ async def type_checked(request: Request) -> Response:
         raw = await read_json(request)
         note = TypeCheckNote.model_validate(raw)
     except (ValueError, ValidationError) as error:
-        problems = (
-            [Problem(".".join(map(str, e["loc"])) or "body", e["msg"]) for e in error.errors()]
-            if isinstance(error, ValidationError)
-            else []
-        )
+        problems = validation_problems(error) if isinstance(error, ValidationError) else []
         raise PowerXError(
-            "invalid_body",
+            ErrorCode.INVALID_BODY,
             'A type check note needs {"plugin": id, "tool": str, "state": '
             '"clean"|"errors"|"failed"|"unavailable", "problems"?: [...]}.',
             "send the report the dev loop's type check made, as JSON.",
