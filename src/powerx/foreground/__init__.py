@@ -197,6 +197,7 @@ async def _watch_in_process(
         require_credential().token,
         local_pending=simulator.note_pending,
         local_watch=simulator.note_watch,
+        local_type_check=simulator.note_type_check,
     )
     try:
         await run_dev(

@@ -16,28 +16,16 @@ from powerx.errors import PowerXError, storage_error
 from powerx.host.debug_routes import debug_routes
 from powerx.host.dev_routes import dev_routes
 from powerx.host.dev_sessions import DevSessions
-from powerx.host.gateway import GRANT_HEADER
 from powerx.host.local_install_routes import local_install_routes
 from powerx.host.mock_data_routes import mock_data_routes
 from powerx.host.observe_routes import observability_routes, reader_check
 from powerx.host.plugin_proxy import PluginProxy
 from powerx.host.reload_routes import reload_routes
 from powerx.host.request_guard import RequestGuard
-from powerx.host.request_replay import REPLAY_HEADER
 from powerx.host.request_routes import request_routes
 from powerx.host.simulator import Simulator
 from powerx.host.tool_routes import tool_routes
-from powerx.observe.requests import REQUEST_ID_HEADER
-
-DIGEST_HEADER = "x-powerx-digest"
-BUILD_MS_HEADER = "x-powerx-build-ms"
-SOURCE_HEADER = "x-powerx-source"
-PLUGIN_HEADER = "x-powerx-plugin"
-# On a response that waited at the reload gate: how long, in ms.
-HELD_HEADER = "x-powerx-held-ms"
-# Set by the simulator on the way to a plugin: a caller's own copy is dropped (a client's
-# X-Request-Id gives way to the simulator's, by which the inspector knows the request).
-_SIMULATOR_SET = frozenset({GRANT_HEADER, REQUEST_ID_HEADER, REPLAY_HEADER})
+from powerx.host.type_check_routes import type_check_routes
 
 
 def error_response(error: PowerXError) -> JSONResponse:
@@ -122,6 +110,7 @@ def create_app(
             *mock_data_routes(simulator),
             *dev_routes(),
             *local_install_routes(),
+            *type_check_routes,
         ],
         exception_handlers={PowerXError: _on_powerx_error, OSError: _on_os_error},
         middleware=[Middleware(RequestGuard, bind=simulator.config.bind)],

@@ -497,6 +497,11 @@ class Simulator:
         the plugin is mounted (its first build may fail)."""
         self.dev_loops.watching(plugin, armed, folders, mode)
 
+    def note_type_check(self, report: dict[str, Any]) -> None:
+        """What the dev loop's type check of a plugin found (its ``TypeCheckReport`` as a
+        dict): warnings with file:line in status and the dashboard until a clean run."""
+        self.dev_loops.type_checked(report)
+
     def reload_failed(
         self,
         plugin: str,
