@@ -81,6 +81,13 @@ TEMPLATES = {
             NODE_TEST,
             NODE_TEST_NOTE,
         ),
+        Template(
+            "go",
+            "Go backend program on PORT (PowerXPluginBase's layout, standard library)",
+            "/_p/{id}/api/v1/hello",
+            "go",
+            *PYTEST,
+        ),
     )
 }
 _ID = re.compile(r"^[a-z][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+$")
