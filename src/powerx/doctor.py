@@ -15,11 +15,11 @@ from powerx.config import OBSERVABILITY_FLAG, SIMULATOR_FLAG, SimulatorConfig, l
 from powerx.errors import PowerXError, Problem
 from powerx.host.dev_vars import read_dev_vars
 from powerx.host.preflight import check_plugin, check_runtime
-from powerx.host.running import simulator_on_port
 from powerx.host.sandbox import containment
 from powerx.images import get_image
 from powerx.manifest import MANIFEST_FILES, ManifestError, find_manifest, load_manifest
 from powerx.plugin_imports import missing_imports
+from powerx.running import simulator_on_port
 
 Status = Literal["ok", "warn", "fail"]
 

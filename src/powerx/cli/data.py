@@ -17,9 +17,9 @@ from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.host.mock_data import FOLDER
 from powerx.host.mock_data_file import SUFFIXES, file_name, render, tenant_of
-from powerx.host.running import find_host_info
 from powerx.host.tenants import seed
 from powerx.paths import state_dir
+from powerx.running import find_host_info
 
 app = typer.Typer(
     help="The mock tenant data (contacts, messages, members, teams): edit the files, reset them.",

@@ -19,12 +19,12 @@ from rich.table import Table
 from powerx import auth
 from powerx.build.artefact import Artefact
 from powerx.cli.dev import DevConsole, format_outcome
+from powerx.cli.foreground import read_host_info, run_foreground
 from powerx.cli.render import console, err_console, warn
 from powerx.client import sync as client
 from powerx.config import SIMULATOR_FLAG, load_config
 from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
-from powerx.foreground import read_host_info, run_foreground
 from powerx.host.generations import Generation, LogLine
 from powerx.host.mock_data import MockDataChange
 from powerx.host.preflight import PluginPlan, plan_plugins

@@ -13,11 +13,11 @@ from powerx.cli.render import console, err_console
 from powerx.client import sync as client
 from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
-from powerx.host.running import find_host_info
 from powerx.observe.logs import LEVELS, level_rank
 from powerx.observe.observer import TELEMETRY_DB
 from powerx.observe.telemetry import TelemetryStore
 from powerx.paths import state_dir
+from powerx.running import find_host_info
 
 _LEVEL_STYLE = {
     "debug": "dim",

@@ -14,7 +14,7 @@ from powerx.auth import require_credential
 from powerx.client.answers import NOT_RUNNING_FIX, decoded, not_answering
 from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
-from powerx.host.running import find_host_info
+from powerx.running import find_host_info
 
 
 def running_url() -> str:

@@ -12,12 +12,12 @@ from typing import Any
 from powerx.client import sync
 from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
-from powerx.host.running import find_host_info
 from powerx.observe.audit import AuditLog
 from powerx.observe.observer import AUDIT_DB, TELEMETRY_DB
 from powerx.observe.reconcile import reconcile
 from powerx.observe.telemetry import TelemetryStore
 from powerx.paths import state_dir
+from powerx.running import find_host_info
 
 
 def _running() -> bool:

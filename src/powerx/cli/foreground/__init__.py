@@ -19,14 +19,14 @@ from typing import Protocol
 
 import uvicorn
 
+from powerx import running
 from powerx.auth import require_credential
 from powerx.build import Artefact, build_artefact
+from powerx.cli.foreground import hotkeys
 from powerx.client.dev import SimulatorClient
 from powerx.config import SimulatorConfig
 from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
-from powerx.foreground import hotkeys
-from powerx.host import running
 from powerx.host.app import create_app
 from powerx.host.generations import Generation, LogLine
 from powerx.host.header_timeout import with_header_timeout
