@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.paths import config_home
 
@@ -60,7 +61,7 @@ def login_mock(scopes: tuple[str, ...] = MOCK_SCOPES) -> Credential:
 def login_token(token: str, scopes: tuple[str, ...]) -> Credential:
     if len(token.strip()) < 16 or any(c.isspace() for c in token.strip()):
         raise PowerXError(
-            "token_invalid",
+            ErrorCode.TOKEN_INVALID,
             "That does not look like a PowerX token.",
             "copy the whole token from the PowerX console (no spaces).",
         )
@@ -78,7 +79,7 @@ def load_credential() -> Credential | None:
         return None
     except (ValueError, KeyError, TypeError):
         raise PowerXError(
-            "credential_corrupt",
+            ErrorCode.CREDENTIAL_CORRUPT,
             f"The credential file {path} is unreadable.",
             "run `powerx login --mock` again to rewrite it.",
         ) from None
@@ -88,7 +89,7 @@ def require_credential() -> Credential:
     credential = load_credential()
     if credential is None:
         raise PowerXError(
-            "not_logged_in",
+            ErrorCode.NOT_LOGGED_IN,
             "You are not logged in.",
             "run `powerx login --mock` (local) or `powerx login --token TOKEN`.",
             status=401,
@@ -104,20 +105,23 @@ def check_bearer(header: str | None, scope: str = DEBUG_SCOPE) -> Credential:
     )
     if not header or not header.lower().startswith("bearer "):
         raise PowerXError(
-            "unauthenticated", "This endpoint needs a bearer credential.", fix_login, status=401
+            ErrorCode.UNAUTHENTICATED,
+            "This endpoint needs a bearer credential.",
+            fix_login,
+            status=401,
         )
     presented = header[7:].strip()
     credential = load_credential()
     if credential is None or not hmac.compare_digest(presented.encode(), credential.token.encode()):
         raise PowerXError(
-            "unauthenticated",
+            ErrorCode.UNAUTHENTICATED,
             "The bearer credential is not valid for this simulator.",
             fix_login,
             status=401,
         )
     if not credential.has_scope(scope):
         raise PowerXError(
-            "missing_scope",
+            ErrorCode.MISSING_SCOPE,
             f"The credential lacks the scope '{scope}'.",
             f"log in again with that scope: `powerx login --mock` or "
             f"`powerx login --token TOKEN --scope {scope}`.",

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError, validation_problems
 from powerx.images import DEFAULT_IMAGE, IMAGES
 
@@ -167,7 +168,7 @@ def _env_bool(name: str, raw: str) -> bool:
     if lowered in _FALSE:
         return False
     raise PowerXError(
-        "config_invalid",
+        ErrorCode.CONFIG_INVALID,
         f"Environment variable {name}={raw!r} is not a boolean.",
         f"set {name} to 1 or 0 (true/false, on/off also work).",
     )
@@ -217,7 +218,7 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
     if source is not None:
         if not source.is_file():
             raise PowerXError(
-                "config_missing",
+                ErrorCode.CONFIG_MISSING,
                 f"Config file {source} does not exist.",
                 "pass an existing file with --config, or unset POWERX_CONFIG.",
             )
@@ -227,13 +228,13 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
             mark = getattr(exc, "problem_mark", None)
             where = f"{source}:{mark.line + 1}" if mark else str(source)
             raise PowerXError(
-                "config_yaml",
+                ErrorCode.CONFIG_YAML,
                 f"{where}: the config is not valid YAML.",
                 "fix the YAML syntax at that line.",
             ) from None
         if loaded is not None and not isinstance(loaded, dict):
             raise PowerXError(
-                "config_invalid",
+                ErrorCode.CONFIG_INVALID,
                 f"{source}: the config must be a mapping.",
                 "see config/plugins/debug/host_simulator.yaml for the layout.",
             )
@@ -244,7 +245,7 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
     except ValidationError as exc:
         problems = validation_problems(exc, whole="config")
         raise PowerXError(
-            "config_invalid",
+            ErrorCode.CONFIG_INVALID,
             f"{source or 'environment'}: {len(problems)} problem(s) in the simulator config.",
             "fix each key listed below "
             "(env overrides: POWERX_IMAGE, POWERX_BIND, POWERX_HTTP_PORT).",

@@ -18,12 +18,12 @@ from powerx.environments import EnvironmentStore, find_declaration, interpreter_
 from powerx.errors import PowerXError, Problem
 from powerx.host.dev_vars import read_dev_vars
 from powerx.host.preflight import check_plugin, check_runtime
-from powerx.host.running import simulator_on_port
 from powerx.host.sandbox import containment
 from powerx.images import get_image
 from powerx.manifest import MANIFEST_FILES, Manifest, ManifestError, find_manifest, load_manifest
 from powerx.paths import environments_dir, state_dir
 from powerx.plugin_imports import ImportWorld, missing_imports, toolkit_imports
+from powerx.running import simulator_on_port
 
 Status = Literal["ok", "warn", "fail"]
 Progress = Callable[[str], None]

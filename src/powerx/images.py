@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.manifest import Manifest
 
@@ -101,7 +102,7 @@ def get_image(name: str) -> HostImage:
     image = IMAGES.get(name) or IMAGES.get(f"powerx/host-simulator:{name}")
     if image is None:
         raise PowerXError(
-            "unknown_image",
+            ErrorCode.UNKNOWN_IMAGE,
             f"No host image named '{name}'.",
             f"use one of: {', '.join(IMAGES)}",
         )
@@ -129,7 +130,7 @@ def check_compatible(manifest: Manifest, image: HostImage) -> None:
             f"e.g. '{wanted.suggest_for(image.api_version)}' for {image.name}"
         )
     raise PowerXError(
-        "version_mismatch",
+        ErrorCode.VERSION_MISMATCH,
         f"Plugin {manifest.id} supports host API '{wanted.text}', but {image.name} "
         f"provides host API {image.api_version}.",
         fix,

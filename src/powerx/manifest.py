@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from powerx.error_codes import ErrorCode
 from powerx.errors import Problem
 from powerx.manifest_files import (
     MANIFEST_FILE,
@@ -270,7 +271,7 @@ class Manifest(BaseModel):
         """``entry``, for code that serves a handler; a backend plugin has none."""
         if self.entry is None:
             raise ManifestError(
-                "manifest_not_handler",
+                ErrorCode.MANIFEST_NOT_HANDLER,
                 f"{self.id} runs a program (backend.entry), not a handler: it has no entry.",
                 "set runtime and entry to serve a handler, or run it as a backend plugin.",
                 status=422,
@@ -332,7 +333,7 @@ def _parse_remembered(text: str, source: str) -> Manifest:  # errors are not cac
             problems += cross_field_problems(manifest)
     if problems:
         raise ManifestError(
-            "manifest_invalid",
+            ErrorCode.MANIFEST_INVALID,
             f"{source}: {len(problems)} problem(s) in the manifest.",
             "fix each field listed below.",
             problems=problems,
@@ -347,7 +348,7 @@ def load_manifest(plugin_dir: Path) -> Manifest:
     problems = check_files(manifest, plugin_dir)
     if problems:
         raise ManifestError(
-            "manifest_invalid",
+            ErrorCode.MANIFEST_INVALID,
             f"{path}: {len(problems)} problem(s) in the manifest.",
             "fix each field listed below.",
             problems=problems,

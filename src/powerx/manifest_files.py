@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from powerx.error_codes import ErrorCode
 from powerx.manifest_problems import ManifestError
 
 PLUGIN_YAML = "plugin.yaml"  # PowerX's own manifest, first-class
@@ -22,7 +23,7 @@ def load_yaml_mapping(text: str, source: str) -> dict[str, Any]:
     """The manifest text as a mapping; bounded in size, and no YAML tag is ever run."""
     if len(text) > MAX_MANIFEST_CHARS:
         raise ManifestError(
-            "manifest_too_large",
+            ErrorCode.MANIFEST_TOO_LARGE,
             f"{source}: the manifest is {len(text)} characters; the cap is {MAX_MANIFEST_CHARS}.",
             "a manifest is a short mapping of fields; see examples/hello-python.",
             status=413,
@@ -34,7 +35,7 @@ def load_yaml_mapping(text: str, source: str) -> dict[str, Any]:
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ManifestError(
-            "manifest_yaml",
+            ErrorCode.MANIFEST_YAML,
             f"{where}: the manifest is not valid YAML ({problem}).",
             "fix the YAML syntax at that line (indentation, quotes, a missing ':').",
         ) from None
@@ -48,13 +49,13 @@ def load_yaml_mapping(text: str, source: str) -> dict[str, Any]:
             else "a value the YAML loader cannot build"
         )
         raise ManifestError(
-            "manifest_yaml",
+            ErrorCode.MANIFEST_YAML,
             f"{source}: the manifest is not valid YAML ({reason}).",
             "a manifest is a flat mapping of short fields; see examples/hello-python.",
         ) from None
     if not isinstance(raw, dict):
         raise ManifestError(
-            "manifest_invalid",
+            ErrorCode.MANIFEST_INVALID,
             f"{source}: the manifest must be a mapping of fields, got {type(raw).__name__}.",
             "start from the example: id, name, version, runtime, entry, host.api, permissions.",
         )
@@ -70,14 +71,14 @@ def find_manifest(plugin_dir: Path) -> Path:
     A folder with both uses ``plugin.yaml`` and says so once (on stderr) per folder."""
     if not plugin_dir.is_dir():
         raise ManifestError(
-            "plugin_not_found",
+            ErrorCode.PLUGIN_NOT_FOUND,
             f"{plugin_dir}: no such plugin folder.",
             f"pass the folder that holds {PLUGIN_YAML} (or {MANIFEST_FILE}).",
         )
     found = [plugin_dir / name for name in MANIFEST_FILES if (plugin_dir / name).is_file()]
     if not found:
         raise ManifestError(
-            "manifest_missing",
+            ErrorCode.MANIFEST_MISSING,
             f"{plugin_dir}: no {PLUGIN_YAML} (or {MANIFEST_FILE}) in this folder.",
             f"create {PLUGIN_YAML} (see examples/hello-python) or pass the plugin's folder.",
         )

@@ -41,6 +41,7 @@ def test_host_start_watch_says_when_it_is_armed_and_what_it_builds(
         "reload_pending": False,
         "changed": [],
         "held_requests": 0,
+        "type_check": None,  # no tsconfig.json, no mypy config: not checked
     }
     assert "watching" in simulator.stderr()
     stream = EventCollector(simulator, last_event_id=0)

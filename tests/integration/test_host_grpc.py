@@ -378,3 +378,26 @@ def test_outside_the_sandbox_the_listener_serves_nothing_without_a_plugins_crede
     assert expired.code() == grpc.StatusCode.UNAUTHENTICATED
     assert "expired" in (expired.details() or "")
     assert ("x-powerx-error", "token_expired") in (expired.trailing_metadata() or ())
+
+
+def test_the_grpc_calls_a_request_made_are_in_its_inspector_record(
+    workspace: Workspace, start_simulator: Any, tmp_path: Path
+) -> None:
+    """Issue 21: a gRPC call is in the request inspector beside the request that made it."""
+    workspace.login()
+    plugin = copy_example(EXAMPLES / "hello-backend-python", tmp_path / "hello-backend")
+    simulator: RunningSimulator = start_simulator([plugin])
+    response = simulator.get(f"/_p/{EXAMPLE_ID}/api/v1/members")
+    assert response.status_code == 200, response.text
+    request_id = response.headers["x-request-id"]
+
+    def grpc_lines() -> list[str]:
+        record = simulator.get(
+            f"/internal/debug/requests/{request_id}", headers=simulator.debug_headers()
+        ).json()
+        return [line["message"] for line in record.get("logs", []) if "gRPC" in line["message"]]
+
+    lines = wait_until(lambda: len(grpc_lines()) >= 2 and grpc_lines())
+    assert lines, grpc_lines()
+    assert any("STSService/Exchange OK" in line for line in lines), lines
+    assert any("MemberService/ListMembers OK" in line for line in lines), lines

@@ -1,12 +1,14 @@
-"""The one line `powerx dev` prints per reload."""
+"""The one line `powerx dev` prints per reload, and what a type check adds after it."""
 
 from __future__ import annotations
 
 from rich.console import Console
 
-from powerx.cli.dev import format_outcome
+from powerx.cli.dev import format_outcome, format_type_check
 from powerx.errors import PowerXError, Problem
 from powerx.reload.executor import ReloadOutcome
+from powerx.reload.type_checkers import TypeCheckState, TypeProblem
+from powerx.reload.type_checks import TypeCheckReport
 
 TIMINGS = {"build_ms": 4.2, "upload_ms": 0.4, "start_ms": 21.0, "swap_ms": 1.1}
 
@@ -58,3 +60,47 @@ def test_a_build_error_does_not_repeat_the_line_its_message_names() -> None:
     outcome = ReloadOutcome("com.x.p", False, ["app.py"], 3.0, 4, error=error)
     text = plain(format_outcome(outcome))
     assert text.count("app.py:3") == 1 and "• app.py:9: invalid syntax" in text
+
+
+def type_report(state: TypeCheckState, count: int = 0) -> TypeCheckReport:
+    problems = tuple(
+        TypeProblem("src/index.ts", 10 + i, 5, "TS2551", f"Property 'nme{i}' does not exist.")
+        for i in range(count)
+    )
+    return TypeCheckReport("com.x.p", "tsc", "tsconfig.json", state, problems, 512.3)
+
+
+def test_type_errors_follow_the_reload_line_with_file_line_and_code() -> None:
+    lines = plain(format_type_check(type_report("errors", 2), None) or "").splitlines()
+    assert lines[0] == "⚠ com.x.p  2 type errors (tsc, 512 ms; the reload went ahead)"
+    assert lines[1] == "    src/index.ts:10:5  TS2551 Property 'nme0' does not exist."
+    assert lines[2] == "    src/index.ts:11:5  TS2551 Property 'nme1' does not exist."
+
+
+def test_many_type_errors_list_the_first_and_count_the_rest() -> None:
+    lines = plain(format_type_check(type_report("errors", 11), "errors") or "").splitlines()
+    assert len(lines) == 1 + 8 + 1
+    assert lines[-1] == "    ... 3 more: run tsc in the plugin folder"
+
+
+def test_a_clean_check_is_said_once_after_errors_and_then_not_again() -> None:
+    assert plain(format_type_check(type_report("clean"), "errors") or "") == (
+        "✓ com.x.p  types clean (tsc, 512 ms)"
+    )
+    assert format_type_check(type_report("clean"), None) is not None  # the first check
+    assert format_type_check(type_report("clean"), "clean") is None
+
+
+def test_a_checker_that_is_not_installed_is_said_with_its_fix() -> None:
+    report = TypeCheckReport(
+        "com.x.p",
+        "tsc",
+        "tsconfig.json",
+        "unavailable",
+        message="tsconfig.json asks for tsc, which is not installed.",
+        fix="run `npm install --save-dev typescript` in /p to check types on each save.",
+    )
+    assert plain(format_type_check(report, None) or "") == (
+        "· com.x.p  tsconfig.json asks for tsc, which is not installed.  fix: run `npm install "
+        "--save-dev typescript` in /p to check types on each save."
+    )

@@ -1,5 +1,5 @@
-"""What dev loops told the simulator, on its own: armed, pending, and what ends a pending
-reload."""
+"""What dev loops told the simulator, on its own: armed, pending, what ends a pending
+reload, and the last type check."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ def test_a_plugin_no_loop_spoke_of_is_not_watched() -> None:
         "reload_pending": False,
         "changed": [],
         "held_requests": 0,
+        "type_check": None,
     }
     assert published == []
 
@@ -57,3 +58,18 @@ def test_a_failed_build_or_a_stopped_loop_ends_the_pending_reload() -> None:
     loops.watching("p", False, [], "")
     status = loops.status("p", uploading=False, held=0)
     assert (status["armed"], status["reload_pending"], status["changed"]) == (False, False, [])
+
+
+def test_a_type_check_is_kept_until_the_next_and_a_stopped_loop_drops_it() -> None:
+    loops, published = recorder()
+    problem = {"file": "a.ts", "line": 3, "column": 1, "code": "TS2322", "message": "no"}
+    loops.type_checked(
+        {"plugin": "p", "tool": "tsc", "state": "errors", "problems": [problem] * 60}
+    )
+    kept = loops.status("p", uploading=False, held=0)["type_check"]
+    assert (kept["state"], kept["errors"], len(kept["problems"])) == ("errors", 60, 50)
+    assert published[-1] == ("plugin.debug.type_check", kept)
+    loops.type_checked({"plugin": "p", "tool": "tsc", "state": "clean", "problems": []})
+    assert loops.status("p", uploading=False, held=0)["type_check"]["state"] == "clean"
+    loops.watching("p", False, [], "")
+    assert loops.status("p", uploading=False, held=0)["type_check"] is None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from powerx.host import running
+from powerx import running
 
 
 @pytest.fixture

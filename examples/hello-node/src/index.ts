@@ -1,5 +1,5 @@
-// Hello Node: a PowerX plugin served by the host simulator.
-import type { Env, HostApiError } from "./powerx";
+// Hello Node: a PowerX plugin served by the host simulator, typed by @powerx/plugin.
+import type { Handler, HostApiError } from "@powerx/plugin";
 
 const GREETING = "hello from node";
 
@@ -11,7 +11,7 @@ function json(body: unknown, status = 200): Response {
 }
 
 export default {
-  async fetch(request: Request, env: Env): Promise<Response> {
+  async fetch(request, env) {
     const url = new URL(request.url);
     if (url.pathname === "/") {
       const contacts = await env.host.contacts.list();
@@ -34,4 +34,4 @@ export default {
     }
     return json({ error: "not_found", message: `no route ${url.pathname}` }, 404);
   },
-};
+} satisfies Handler;

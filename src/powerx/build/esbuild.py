@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from powerx.build.toolchain import node_executable
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.runtimes import NODE_BUILD
 
@@ -48,7 +49,7 @@ class EsbuildWorker:
                 stderr = process.stderr.read() if process.stderr else ""
                 self._process = None
                 raise PowerXError(
-                    "build_failed",
+                    ErrorCode.BUILD_FAILED,
                     f"The esbuild worker stopped: {stderr[-400:]}",
                     "run `npm install` in the plugin folder and retry.",
                 )

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from powerx.build.toolchain import go_executable
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError, Problem
 from powerx.manifest import Manifest
 
@@ -118,7 +119,7 @@ def run_go_build(build: GoBuild, root: Path, cache: Path, debug: bool = False) -
         )
     except (OSError, subprocess.TimeoutExpired) as error:
         raise PowerXError(
-            "build_failed",
+            ErrorCode.BUILD_FAILED,
             f"`{build.command}` could not run: {error}",
             "check the Go toolchain (`powerx doctor`) and the build command.",
         ) from None
@@ -144,13 +145,13 @@ def compile_error(build: GoBuild, output: str, root: Path) -> PowerXError:
     if not problems:
         tail = output.strip()[-600:] or "no output"
         return PowerXError(
-            "build_failed",
+            ErrorCode.BUILD_FAILED,
             f"`{build.command}` failed: {tail}",
             f"run `{build.command}` in {root} and fix what it reports.",
         )
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
     return PowerXError(
-        "build_failed",
+        ErrorCode.BUILD_FAILED,
         f"Build error in {problems[0].message}{more}",
         "fix the code at that line and save again; the previous build keeps serving.",
         problems=problems,

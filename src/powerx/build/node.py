@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 from powerx.build.esbuild import EsbuildWorker, esbuild_request
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError, Problem
 from powerx.manifest import EsbuildSettings, Manifest
 
@@ -27,7 +28,7 @@ def _run_esbuild(
             one_shot.close()
     if answer.get("code") == "esbuild_missing":
         raise PowerXError(
-            "esbuild_missing",
+            ErrorCode.ESBUILD_MISSING,
             f"esbuild is not installed for {root}; it bundles the plugin's TypeScript.",
             f"run `npm install --save-dev esbuild` in {root} "
             "(or `npm install` if it is in package.json).",
@@ -41,7 +42,7 @@ def _run_esbuild(
         ]
         first = answer["errors"][0]
         raise PowerXError(
-            "build_failed",
+            ErrorCode.BUILD_FAILED,
             f"Build error in {problems[0].message}",
             "fix the code at that line and save again.",
             problems=problems,
@@ -63,14 +64,14 @@ def _run_command(manifest: Manifest, root: Path) -> list[tuple[str, bytes]]:
     if completed.returncode != 0:
         tail = (completed.stderr or completed.stdout).strip()[-600:]
         raise PowerXError(
-            "build_failed",
+            ErrorCode.BUILD_FAILED,
             f"Build command failed ({completed.returncode}): {tail}",
             f"run `{manifest.build.command}` in {root} and fix what it reports.",
         )
     output = root / manifest.build.output
     if not output.is_file():
         raise PowerXError(
-            "build_failed",
+            ErrorCode.BUILD_FAILED,
             f"The build command did not write {manifest.build.output}.",
             "set build.output to the file the command produces.",
         )

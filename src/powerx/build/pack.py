@@ -28,7 +28,8 @@ EXCLUDED_DIRS = frozenset(
         ".vscode",
     }
 )
-EXCLUDED_SUFFIXES = (".pyc", ".pyo", ".tmp")
+# .tsbuildinfo: what `tsc --incremental` writes (the type check on each save may run it).
+EXCLUDED_SUFFIXES = (".pyc", ".pyo", ".tmp", ".tsbuildinfo")
 # Files an editor or tool writes beside the one being saved, for a moment or for as long as
 # the file is open: vim's swap files (.swp, then .swo, .swx), its write probe "4913" and
 # "~" backups, Emacs' ".#" lock links and "#name#" autosaves, JetBrains' safe-write copies,

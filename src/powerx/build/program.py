@@ -10,6 +10,7 @@ from pathlib import Path
 
 from powerx.build.go import go_build_for, run_go_build
 from powerx.build.pack import source_files
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.manifest import Manifest
 
@@ -54,14 +55,14 @@ def run_build_command(
         )
     except (OSError, ValueError, subprocess.TimeoutExpired) as error:
         raise PowerXError(
-            "build_failed",
+            ErrorCode.BUILD_FAILED,
             f"Build command `{command}` could not run: {error}",
             "set build.command to a program and its arguments that runs in the plugin folder.",
         ) from None
     if completed.returncode != 0:
         tail = (completed.stderr or completed.stdout).strip()[-600:]
         raise PowerXError(
-            "build_failed",
+            ErrorCode.BUILD_FAILED,
             f"Build command `{command}` failed ({completed.returncode}): {tail}",
             f"run `{command}` in {root} and fix what it reports.",
         )

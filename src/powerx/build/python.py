@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError, Problem
 
 
@@ -25,7 +26,7 @@ def compile_check(root: Path, files: list[Path]) -> None:
     if problems:
         first = problems[0]
         raise PowerXError(
-            "build_failed",
+            ErrorCode.BUILD_FAILED,
             f"Syntax error in {first.message}"
             + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
             "fix the code at that line and save again.",

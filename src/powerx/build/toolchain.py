@@ -13,6 +13,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 
 GO_ENV = "POWERX_GO"
@@ -31,7 +32,7 @@ def node_executable() -> str:
     node = shutil.which("node")
     if node is None:
         raise PowerXError(
-            "node_missing",
+            ErrorCode.NODE_MISSING,
             "Node.js is not installed or not on PATH; node18 plugins need it.",
             "install Node.js 18 or newer (https://nodejs.org or your package manager) and retry.",
         )
@@ -51,7 +52,7 @@ def go_executable() -> str:
     if go is None:
         where = os.environ.get(GO_ENV)
         raise PowerXError(
-            "go_missing",
+            ErrorCode.GO_MISSING,
             f"{GO_ENV}={where} is not an executable go binary; Go plugins are built with it."
             if where
             else "Go is not installed or not on PATH; Go plugins are built with `go build`.",
@@ -66,7 +67,7 @@ def dlv_executable() -> str:
     if dlv is None:
         where = os.environ.get(DLV_ENV)
         raise PowerXError(
-            "dlv_missing",
+            ErrorCode.DLV_MISSING,
             f"{DLV_ENV}={where} is not an executable dlv binary; Go plugins are debugged with it."
             if where
             else "Delve (dlv) is not installed or not on PATH; Go plugins are debugged with it.",
@@ -98,7 +99,7 @@ def go_version() -> ToolVersion:
     version = _version_of([go, "version"], r"go version go(\S+)")
     if version is None:
         raise PowerXError(
-            "go_missing",
+            ErrorCode.GO_MISSING,
             f"`{go} version` failed; the Go toolchain looks broken.",
             GO_INSTALL_HINT + ".",
         )
@@ -111,7 +112,7 @@ def dlv_version() -> ToolVersion:
     version = _version_of([dlv, "version"], r"Version:\s*(\S+)")
     if version is None:
         raise PowerXError(
-            "dlv_missing",
+            ErrorCode.DLV_MISSING,
             f"`{dlv} version` failed; Delve looks broken.",
             DLV_INSTALL_HINT + ".",
         )

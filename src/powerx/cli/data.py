@@ -13,12 +13,13 @@ from rich.markup import escape
 
 from powerx.cli.render import console, err_console
 from powerx.client import sync as client
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.host.mock_data import FOLDER
 from powerx.host.mock_data_file import SUFFIXES, file_name, render, tenant_of
-from powerx.host.running import find_host_info
 from powerx.host.tenants import seed
 from powerx.paths import state_dir
+from powerx.running import find_host_info
 
 app = typer.Typer(
     help="The mock tenant data (contacts, messages, members, teams): edit the files, reset them.",
@@ -69,7 +70,7 @@ def _reset_files(tenant: str | None) -> list[Path]:
     if tenant is not None:
         if file_name(tenant) is None:
             raise PowerXError(
-                "mock_data_tenant_invalid",
+                ErrorCode.MOCK_DATA_TENANT_INVALID,
                 f"'{tenant[:100]}' cannot be a mock data file's name.",
                 "tenant names with files are letters, digits, '.', '_' and '-'.",
             )

@@ -13,6 +13,7 @@ from powerx.cli.debug_console import HELP, DebugConsole
 from powerx.cli.render import console, err_console
 from powerx.client import sync as client
 from powerx.debug.ide_access import SECRET_ARGUMENT
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 
 app = typer.Typer(
@@ -163,13 +164,13 @@ def write_launch_entry(path: Path, entry: dict[str, object]) -> None:
             data = json.loads(text) if text.strip() else data
         except ValueError as error:
             raise PowerXError(
-                "launch_json_invalid",
+                ErrorCode.LAUNCH_JSON_INVALID,
                 f"{path} is not JSON this command can edit ({error}).",
                 "fix the file, or print the configuration without --write and paste it.",
             ) from None
     if not isinstance(data, dict) or not isinstance(data.get("configurations", []), list):
         raise PowerXError(
-            "launch_json_invalid",
+            ErrorCode.LAUNCH_JSON_INVALID,
             f"{path} has no configurations list.",
             "fix the file, or print the configuration without --write and paste it.",
         )

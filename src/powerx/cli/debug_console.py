@@ -23,6 +23,7 @@ from rich.markup import escape
 
 from powerx.cli.debug_console_views import ConsoleViews
 from powerx.client import sync as client
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 
 CLIENT_HEADER = {"x-powerx-client": "console"}
@@ -57,7 +58,7 @@ def parse_location(text: str) -> tuple[str, int]:
     match = _LOCATION.match(text.strip())
     if match is None:
         raise PowerXError(
-            "breakpoint_location_invalid",
+            ErrorCode.BREAKPOINT_LOCATION_INVALID,
             f"{text!r} is not FILE:LINE.",
             "write it as app.py:17 (the file relative to the plugin folder).",
         )
@@ -130,7 +131,7 @@ class DebugConsole:
         if not attached:
             first.put(
                 PowerXError(
-                    "host_unreachable",
+                    ErrorCode.HOST_UNREACHABLE,
                     "The simulator closed the debugger connection before attaching.",
                     "retry; if it persists, restart the simulator.",
                 )
@@ -290,7 +291,9 @@ class DebugConsole:
         location, _, message = rest.strip().partition(" ")
         if not message.strip():
             raise PowerXError(
-                "log_point_empty", "A log point needs a message.", "log app.py:12 said {name}"
+                ErrorCode.LOG_POINT_EMPTY,
+                "A log point needs a message.",
+                "log app.py:12 said {name}",
             )
         file, line = parse_location(location)
         spec = {"file": file, "line": line, "log_message": message.strip()}
@@ -381,7 +384,7 @@ def _number(args: list[str], default: int) -> int:
         return default
     if not args[0].isascii() or not args[0].isdigit():
         raise PowerXError(
-            "debug_frame_unknown",
+            ErrorCode.DEBUG_FRAME_UNKNOWN,
             f"{args[0]!r} is not a frame number.",
             "see the frames with `stack`, then e.g. `frame 2` or `up`.",
         )

@@ -13,6 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 
 Command = Callable[[dict[str, Any]], Any]
@@ -44,7 +45,7 @@ class ConsoleViews:
         if not 0 <= index < len(stack):
             edge = "outermost" if index >= len(stack) else "innermost"
             raise PowerXError(
-                "debug_frame_unknown",
+                ErrorCode.DEBUG_FRAME_UNKNOWN,
                 f"Already at the {edge} frame (the stack has {len(stack)}).",
                 "see the frames with `stack`.",
             )
@@ -73,7 +74,7 @@ class ConsoleViews:
                 removed = 1
             else:
                 raise PowerXError(
-                    "watch_not_found",
+                    ErrorCode.WATCH_NOT_FOUND,
                     f"There is no watch {which!r}.",
                     "see the numbers with `watch` (no expression).",
                 )

@@ -18,6 +18,7 @@ from powerx.client.sync import running_url
 from powerx.manifest import load_manifest
 from powerx.paths import state_dir
 from powerx.reload.executor import ReloadOutcome, run_dev
+from powerx.reload.type_checks import TypeCheckReport
 from powerx.reload.watcher import WatchPlan
 
 PHASES = (
@@ -66,7 +67,38 @@ def format_outcome(outcome: ReloadOutcome) -> str:
     return line
 
 
+def format_type_check(report: TypeCheckReport, before: str | None) -> str | None:
+    """The lines a type check adds after the reload line (None: nothing to say, it is
+    clean as it was). ``before``: the state of the plugin's previous check by this tool."""
+    plugin, tool = escape(report.plugin), escape(report.tool)
+    took = f"{tool}, {report.duration_ms:.0f} ms"
+    if report.state == "clean":
+        if before == "clean":
+            return None
+        return f"[green]✓[/] {plugin}  [dim]types clean ({took})[/]"
+    if report.state == "unavailable":
+        fix = f"  fix: {escape(report.fix)}" if report.fix else ""
+        return f"[dim]· {plugin}  {escape(report.message)}{fix}[/]"
+    if report.state == "failed":
+        message = escape(report.message)
+        return f"[yellow]⚠[/] {plugin}  [yellow]type check failed[/] ({tool}): {message}"
+    count = len(report.problems)
+    line = (
+        f"[yellow]⚠[/] {plugin}  [yellow]{count} type error{'s' if count != 1 else ''}[/] "
+        f"[dim]({took}; the reload went ahead)[/]"
+    )
+    for problem in report.problems[:MAX_PROBLEMS]:
+        where, code = escape(problem.where), escape(problem.code)
+        line += f"\n    {where}  [dim]{code}[/] {escape(problem.message)}"
+    if count > MAX_PROBLEMS:
+        line += f"\n    [dim]... {count - MAX_PROBLEMS} more: run {tool} in the plugin folder[/]"
+    return line
+
+
 class DevConsole:
+    def __init__(self) -> None:
+        self._checked: dict[tuple[str, str], str] = {}  # (plugin, tool) -> last state
+
     def watching(self, plan: WatchPlan) -> None:
         how = f"polling: {plan.reason}" if plan.polling else plan.reason
         names = ", ".join(f"{f.name}/" for f in plan.folders) or "no subfolders"
@@ -83,6 +115,13 @@ class DevConsole:
             f"[dim]… {escape(plugin)}  {escape(', '.join(files))} changed: installing its "
             "dependencies (progress in the simulator's log) ...[/]"
         )
+
+    def type_checked(self, report: TypeCheckReport) -> None:
+        key = (report.plugin, report.tool)
+        line = format_type_check(report, self._checked.get(key))
+        self._checked[key] = report.state
+        if line is not None:
+            console.print(line)
 
     def alert(self, state: str, alert: dict[str, Any]) -> None:
         message = escape(str(alert.get("message", "")))

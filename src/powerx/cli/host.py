@@ -19,11 +19,12 @@ from rich.table import Table
 from powerx import auth
 from powerx.build.artefact import Artefact
 from powerx.cli.dev import DevConsole, format_outcome
+from powerx.cli.foreground import read_host_info, run_foreground
 from powerx.cli.render import console, err_console, warn
 from powerx.client import sync as client
 from powerx.config import SIMULATOR_FLAG, load_config
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
-from powerx.foreground import read_host_info, run_foreground
 from powerx.host.generations import Generation, LogLine
 from powerx.host.mock_data import MockDataChange
 from powerx.host.preflight import PluginPlan, plan_plugins
@@ -129,7 +130,7 @@ def _refuse_if_running() -> None:
     except httpx.HTTPError:
         return  # a stale file from a simulator that died; it is overwritten on start
     raise PowerXError(
-        "host_already_running",
+        ErrorCode.HOST_ALREADY_RUNNING,
         f"A simulator is already running at {info['url']}.",
         "stop it with `powerx host stop`, or use it as it is.",
     )
@@ -196,7 +197,7 @@ def start(
     """
     if not mock:
         raise PowerXError(
-            "live_unavailable",
+            ErrorCode.LIVE_UNAVAILABLE,
             "Live mode (host APIs from the PowerX platform) is not available in this version.",
             "use --mock.",
         )
@@ -210,14 +211,14 @@ def start(
     config = load_config(config_path, env)
     if not config.flag(SIMULATOR_FLAG):
         raise PowerXError(
-            "simulator_disabled",
+            ErrorCode.SIMULATOR_DISABLED,
             f"The host simulator is switched off (flag {SIMULATOR_FLAG}).",
             f"set {SIMULATOR_FLAG}=1 in the environment or flags.{SIMULATOR_FLAG}: true in "
             "host_simulator.yaml.",
         )
     if watch and not paths:
         raise PowerXError(
-            "nothing_to_watch",
+            ErrorCode.NOTHING_TO_WATCH,
             "--watch needs the plugin folders to watch.",
             "name them (`powerx host start --mock --watch ./my-plugin`), or start without "
             "--watch and run `powerx dev ./my-plugin` in another terminal.",

@@ -67,6 +67,6 @@ def init(
         f"[green]wrote[/] {escape(plugin_id)} ({escape(chosen.summary)}) in {where}\n"
         f"next:  powerx host start --mock {where} --watch   then open "
         f"http://127.0.0.1:8787{escape(url)}\n"
-        f"test:  cd {where} && pytest"
+        f"test:  cd {where} && {escape(chosen.test_command)}"
     )
     console.file.flush()

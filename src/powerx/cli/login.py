@@ -9,6 +9,7 @@ from rich.markup import escape
 
 from powerx import auth
 from powerx.cli.render import console
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 
 
@@ -40,7 +41,7 @@ def login(
     """
     if mock == (token is not None):
         raise PowerXError(
-            "login_mode",
+            ErrorCode.LOGIN_MODE,
             "Choose one of --mock or --token.",
             "run `powerx login --mock` for local development.",
         )

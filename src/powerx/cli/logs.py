@@ -11,12 +11,13 @@ from rich.markup import escape
 
 from powerx.cli.render import console, err_console
 from powerx.client import sync as client
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
-from powerx.host.running import find_host_info
 from powerx.observe.logs import LEVELS, level_rank
 from powerx.observe.observer import TELEMETRY_DB
 from powerx.observe.telemetry import TelemetryStore
 from powerx.paths import state_dir
+from powerx.running import find_host_info
 
 _LEVEL_STYLE = {
     "debug": "dim",
@@ -76,7 +77,9 @@ def logs(
     """
     if level is not None and level not in LEVELS:
         raise PowerXError(
-            "invalid_level", f"Unknown log level {level!r}.", f"use one of: {', '.join(LEVELS)}."
+            ErrorCode.INVALID_LEVEL,
+            f"Unknown log level {level!r}.",
+            f"use one of: {', '.join(LEVELS)}.",
         )
     params = {"tail": str(tail), "follow": "1" if follow else "0"}
     if plugin:

@@ -14,6 +14,7 @@ from rich.markup import escape
 from powerx.cli.logs import format_record
 from powerx.cli.render import console
 from powerx.client import sync as client
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 
 _ACTIONS = ("show", "replay")
@@ -142,7 +143,7 @@ def requests(
     if target in _ACTIONS:
         if not request_id:
             raise PowerXError(
-                "request_id_missing",
+                ErrorCode.REQUEST_ID_MISSING,
                 f"`powerx requests {target}` needs the id of a request.",
                 "list the ids with `powerx requests`, then e.g. "
                 f"`powerx requests {target} 3fa9c1-12`.",
@@ -158,7 +159,7 @@ def requests(
         return
     if request_id is not None:
         raise PowerXError(
-            "unexpected_argument",
+            ErrorCode.UNEXPECTED_ARGUMENT,
             f"`powerx requests {target}` takes no second argument ({request_id!r}).",
             "pass a plugin id to list its requests, or `show ID` / `replay ID`.",
         )

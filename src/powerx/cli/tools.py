@@ -12,6 +12,7 @@ from rich.table import Table
 
 from powerx.cli.render import console, err_console
 from powerx.client import sync as client
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError, Problem
 
 app = typer.Typer(
@@ -72,7 +73,7 @@ def _parse_input(text: str) -> Any:
         return json.loads(text)
     except ValueError as exc:
         raise PowerXError(
-            "tool_input_not_json",
+            ErrorCode.TOOL_INPUT_NOT_JSON,
             f"--input is not JSON: {exc}.",
             'pass a JSON document, e.g. --input \'{"title": "hello"}\' (quote it for the shell).',
         ) from None
@@ -135,14 +136,14 @@ def _render_result(result: dict[str, Any]) -> None:
 def _fail_unless_ok(result: dict[str, Any]) -> None:
     if result["status"] >= 400:
         raise PowerXError(
-            "tool_failed",
+            ErrorCode.TOOL_FAILED,
             f"Tool '{result['tool']}' answered {result['status']}.",
             f"see the answer above and the plugin's log: `powerx logs {result['plugin']}`.",
         )
     violations = [Problem(v["where"], v["message"]) for v in result["violations"]]
     if violations:
         raise PowerXError(
-            "tool_output_invalid",
+            ErrorCode.TOOL_OUTPUT_INVALID,
             f"The answer of tool '{result['tool']}' breaks its output_schema in "
             f"{len(violations)} place(s).",
             "fix the plugin's answer, or the tool's output_schema in plugin.yaml, at each "

@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 
 NOT_RUNNING_FIX = "start one with `powerx host start --mock PATH` (in this project folder)."
@@ -21,7 +22,7 @@ def decoded(response: httpx.Response) -> Any:
 
 def not_answering(url: str) -> PowerXError:
     return PowerXError(
-        "host_not_running",
+        ErrorCode.HOST_NOT_RUNNING,
         f"The simulator at {url} does not answer (it may have crashed).",
         NOT_RUNNING_FIX,
     )

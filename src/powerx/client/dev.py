@@ -16,6 +16,7 @@ from httpx_sse import aconnect_sse
 
 from powerx.build import Artefact
 from powerx.client.answers import decoded
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 
 RETRIES = 5
@@ -28,6 +29,8 @@ PENDING_TIMEOUT_S = 2.0
 # mode) directly.
 LocalPending = Callable[[str, bool, Sequence[str]], None]
 LocalWatch = Callable[[str, bool, Sequence[str], str], None]
+# ... and a type check's report (reload/type_checks.py), as the HTTP note carries it.
+LocalTypeCheck = Callable[[dict[str, Any]], None]
 
 
 class SimulatorClient:
@@ -38,10 +41,12 @@ class SimulatorClient:
         timeout_s: float = 60.0,
         local_pending: LocalPending | None = None,
         local_watch: LocalWatch | None = None,
+        local_type_check: LocalTypeCheck | None = None,
     ) -> None:
         self.url = url
         self._local_pending = local_pending
         self._local_watch = local_watch
+        self._local_type_check = local_type_check
         self._client = httpx.AsyncClient(
             base_url=url,
             timeout=httpx.Timeout(timeout_s, connect=5.0),
@@ -59,7 +64,7 @@ class SimulatorClient:
             except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
                 if attempt == RETRIES:
                     raise PowerXError(
-                        "host_unreachable",
+                        ErrorCode.HOST_UNREACHABLE,
                         f"The simulator at {self.url} did not answer after {RETRIES + 1} tries "
                         f"({type(exc).__name__}).",
                         "check that `powerx host start` is still running.",
@@ -116,6 +121,18 @@ class SimulatorClient:
             "/internal/debug/hot-reload/watch",
             {"plugin": plugin, "armed": armed, "folders": list(folders), "mode": mode},
         )
+
+    async def type_checked(self, report: dict[str, Any]) -> bool:
+        """Tell the simulator what a plugin's type check found (``TypeCheckReport``): it
+        shows the errors as warnings (status, events, dashboard) until a clean run. One
+        try, no error: this only informs."""
+        if self._local_type_check is not None:
+            try:
+                self._local_type_check(report)
+            except PowerXError:
+                return False
+            return True
+        return await self._note("/internal/debug/hot-reload/type-check", report)
 
     async def _note(self, path: str, body: dict[str, object]) -> bool:
         try:

@@ -12,15 +12,16 @@ from httpx_sse import ServerSentEvent, connect_sse
 
 from powerx.auth import require_credential
 from powerx.client.answers import NOT_RUNNING_FIX, decoded, not_answering
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
-from powerx.host.running import find_host_info
+from powerx.running import find_host_info
 
 
 def running_url() -> str:
     info = find_host_info()
     if info is None:
         raise PowerXError(
-            "host_not_running", "No simulator is running for this project.", NOT_RUNNING_FIX
+            ErrorCode.HOST_NOT_RUNNING, "No simulator is running for this project.", NOT_RUNNING_FIX
         )
     return str(info["url"])
 
@@ -48,7 +49,7 @@ def request(
         raise not_answering(url) from None
     except httpx.HTTPError as exc:
         raise PowerXError(
-            "host_unreachable",
+            ErrorCode.HOST_UNREACHABLE,
             f"Talking to the simulator at {url} failed: {exc}.",
             "retry; if it persists, restart the simulator.",
         ) from None
@@ -91,7 +92,7 @@ def stop(wait_s: float = 10.0) -> str:
             return url
         time.sleep(0.05)
     raise PowerXError(
-        "host_stop_timeout",
+        ErrorCode.HOST_STOP_TIMEOUT,
         f"The simulator at {url} did not stop within {wait_s:g} s.",
         "stop its process (Ctrl-C in its terminal), then retry.",
     )

@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from powerx.client import sync
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
-from powerx.host.running import find_host_info
 from powerx.observe.audit import AuditLog
 from powerx.observe.observer import AUDIT_DB, TELEMETRY_DB
 from powerx.observe.reconcile import reconcile
 from powerx.observe.telemetry import TelemetryStore
 from powerx.paths import state_dir
+from powerx.running import find_host_info
 
 
 def _running() -> bool:
@@ -39,7 +40,7 @@ def reconcile_project(fix: bool) -> dict[str, Any]:
     if not (folder / AUDIT_DB).is_file():
         telemetry.close()
         raise PowerXError(
-            "audit_missing",
+            ErrorCode.AUDIT_MISSING,
             f"No audit log at {folder / AUDIT_DB}.",
             "run the simulator in this folder first, or set POWERX_STATE_DIR.",
         )

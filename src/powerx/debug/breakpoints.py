@@ -25,6 +25,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from powerx.debug.line_following import follow
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError, Problem, validation_problems
 
 Kind = Literal["pause", "snapshot"]
@@ -108,7 +109,7 @@ def normalise_file(file: str) -> str:
     parts = [p for p in path.parts if p not in {"", "."}]
     if path.is_absolute() or ".." in parts or not parts:
         raise PowerXError(
-            "breakpoint_file_invalid",
+            ErrorCode.BREAKPOINT_FILE_INVALID,
             f"Breakpoint file {file!r} is not a path inside the plugin.",
             "name the file relative to the plugin folder, e.g. app.py or src/index.ts.",
         )
@@ -120,7 +121,7 @@ def parse_specs(raw: object) -> list[BreakpointSpec]:
     items = raw.get("breakpoints") if isinstance(raw, dict) else None
     if not isinstance(items, list):
         raise PowerXError(
-            "breakpoints_invalid",
+            ErrorCode.BREAKPOINTS_INVALID,
             "The body must be a JSON object with a list under 'breakpoints'.",
             'send {"breakpoints": [{"file": "app.py", "line": 12}]}.',
         )
@@ -145,7 +146,7 @@ def parse_specs(raw: object) -> list[BreakpointSpec]:
             problems.append(Problem(f"breakpoints[{index}].file", error.message))
     if problems:
         raise PowerXError(
-            "breakpoints_invalid",
+            ErrorCode.BREAKPOINTS_INVALID,
             f"{len(problems)} problem(s) in the breakpoint list.",
             "fix the named fields and send the list again.",
             problems=problems,

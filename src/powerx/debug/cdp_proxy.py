@@ -40,6 +40,7 @@ from powerx.debug.dap import Message
 from powerx.debug.ide_access import new_secret, origin_allowed, secret_matches
 from powerx.debug.node_link import NodeLink
 from powerx.debug.session import DebugSession, Link
+from powerx.error_codes import ErrorCode
 from powerx.local_names import local_host
 
 _VERSION = {"Browser": "PowerX simulator (node)", "Protocol-Version": "1.1"}
@@ -144,7 +145,9 @@ class InspectorProxy:
         if rest == "json/version":
             return _json(200, "OK", _VERSION)
         if rest != self.plugin:
-            return _json(404, "Not Found", {"error": "not_found", "message": "No such target."})
+            return _json(
+                404, "Not Found", {"error": ErrorCode.NOT_FOUND, "message": "No such target."}
+            )
         return None
 
     async def _pipe(self, ide: ServerConnection) -> None:

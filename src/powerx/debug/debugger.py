@@ -24,6 +24,7 @@ from powerx.debug.ide_access import IdeAccess
 from powerx.debug.node_link import NodeLink
 from powerx.debug.python_link import PythonLink
 from powerx.debug.session import DebugSession, Link
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError, Problem
 from powerx.observe.observer import Observer
 
@@ -161,14 +162,14 @@ class Debugger:
         runtime = self._runtime_of(plugin)
         if runtime is None:
             raise PowerXError(
-                "plugin_not_found",
+                ErrorCode.PLUGIN_NOT_FOUND,
                 f"No plugin {plugin!r} is mounted.",
                 "see `powerx host status` for the mounted plugins.",
                 status=404,
             )
         if runtime not in DEBUGGABLE_RUNTIMES:
             raise PowerXError(
-                "debug_runtime_unsupported",
+                ErrorCode.DEBUG_RUNTIME_UNSUPPORTED,
                 f"{plugin} runs on {runtime}, which the debugger does not support.",
                 "debug Python (python3.11) or Node (node18) handlers, a backend whose "
                 "backend.entry starts python or node (uvicorn, gunicorn, a .py or .js file ...), "
@@ -205,7 +206,7 @@ class Debugger:
                     )
         if problems:
             raise PowerXError(
-                "breakpoints_invalid",
+                ErrorCode.BREAKPOINTS_INVALID,
                 f"{len(problems)} problem(s) in the breakpoint list.",
                 _fix_for(problems),
                 status=422,
@@ -458,7 +459,7 @@ def _refuse_another_role(items: list[Breakpoint], spec: BreakpointSpec) -> None:
     if existing is None or existing.role == wanted:
         return
     raise PowerXError(
-        "breakpoint_place_taken",
+        ErrorCode.BREAKPOINT_PLACE_TAKEN,
         f"{existing.label()} has breakpoint {existing.id} ({existing.role}); a {wanted} "
         "breakpoint there would replace it.",
         f"clear it first (`clear {existing.id}`), or choose another line.",

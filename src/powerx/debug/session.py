@@ -24,6 +24,7 @@ from powerx.debug.breakpoints import Breakpoint, BreakpointSet, read_log_mark
 from powerx.debug.dap import DapError, Message
 from powerx.debug.node_link import NodeLink
 from powerx.debug.python_link import PythonLink, ReplayResult
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.observe.masking import mask_value
 
@@ -324,7 +325,7 @@ class DebugSession:
     def _require_paused(self, command: str) -> Paused:
         if self.paused is None:
             raise PowerXError(
-                "debug_not_paused",
+                ErrorCode.DEBUG_NOT_PAUSED,
                 f"'{command}' needs the plugin to be paused at a breakpoint.",
                 "set a breakpoint with `break FILE:LINE` and send the plugin a request.",
                 status=409,
@@ -337,14 +338,14 @@ class DebugSession:
         index = arguments.get("frame", _first_plugin_frame(paused))
         if not isinstance(index, int) or isinstance(index, bool):
             raise PowerXError(
-                "debug_frame_unknown",
+                ErrorCode.DEBUG_FRAME_UNKNOWN,
                 f"The frame must be a number from `stack`, not {index!r}.",
                 "see the frames with `stack`.",
                 status=422,
             )
         if not 0 <= index < len(paused.stack):
             raise PowerXError(
-                "debug_frame_unknown",
+                ErrorCode.DEBUG_FRAME_UNKNOWN,
                 f"There is no frame {index}; the stack has {len(paused.stack)}.",
                 "see the frames with `stack`.",
                 status=422,
@@ -377,26 +378,28 @@ class DebugSession:
                 paused = self._require_paused(name)
                 frame = self._frame(paused, arguments)
                 if not expression:
-                    raise PowerXError("debug_eval_empty", "Nothing to evaluate.", "eval EXPR")
+                    raise PowerXError(
+                        ErrorCode.DEBUG_EVAL_EMPTY, "Nothing to evaluate.", "eval EXPR"
+                    )
                 return {"result": await paused.link.evaluate(expression, int(frame["id"]))}
         except (DapError, TimeoutError) as error:
             if isinstance(error, DapError) and name in {"eval", "set"} and self.paused:
                 # Still paused, so the expression failed, not the debugger.
                 shown = expression or f"{arguments.get('name')} = {arguments.get('value')}"
                 raise PowerXError(
-                    "debug_eval_failed",
+                    ErrorCode.DEBUG_EVAL_FAILED,
                     f"{shown!r} failed: {_last_line(error.message)}",
                     "use names of the paused frame (see `locals`; `stack` lists the frames).",
                     status=422,
                 ) from None
             raise PowerXError(
-                "debug_command_failed",
+                ErrorCode.DEBUG_COMMAND_FAILED,
                 f"The debugger refused '{name}': {error}",
                 "the generation may have been replaced; see `list` and try again.",
                 status=409,
             ) from None
         raise PowerXError(
-            "debug_command_unknown",
+            ErrorCode.DEBUG_COMMAND_UNKNOWN,
             f"Unknown debugger command {name!r}.",
             "use continue, next, step, out, stack, locals, eval, set or catch.",
         )
@@ -405,7 +408,7 @@ class DebugSession:
         """Exception breakpoints from the console: ``raised``, ``uncaught`` or ``off``."""
         if mode not in _CATCH:
             raise PowerXError(
-                "debug_catch_invalid",
+                ErrorCode.DEBUG_CATCH_INVALID,
                 f"{mode!r} is not an exception mode.",
                 "use catch raised (every raise), catch uncaught (what the plugin does not "
                 "handle) or catch off.",
@@ -421,7 +424,7 @@ class DebugSession:
         variable, value = str(arguments.get("name", "")), str(arguments.get("value", "")).strip()
         if not variable.isidentifier() or not value:
             raise PowerXError(
-                "debug_set_invalid",
+                ErrorCode.DEBUG_SET_INVALID,
                 f"'set' needs a variable name and a value, not {variable!r} {value!r}.",
                 "write it as: set name 'ada' (the value is an expression).",
                 status=422,

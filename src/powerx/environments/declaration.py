@@ -15,6 +15,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 
 __all__ = ["DECLARATION_FILES", "Declaration", "find_declaration"]
@@ -75,7 +76,7 @@ def _digest(*parts: bytes) -> str:
 
 def _invalid(root: Path, file: str, why: str) -> PowerXError:
     return PowerXError(
-        "dependencies_invalid",
+        ErrorCode.DEPENDENCIES_INVALID,
         f"The plugin's {file} cannot be read: {why}.",
         f"fix {file} and save again; what serves keeps serving.",
         status=422,

@@ -30,6 +30,7 @@ from pathlib import Path
 from powerx.environments.declaration import Declaration
 from powerx.environments.interpreter import Interpreter
 from powerx.environments.registries import uv_environment
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 
 __all__ = ["EnvironmentStore", "Installed", "PythonEnvironment", "find_uv"]
@@ -78,7 +79,7 @@ def find_uv() -> str:
     found = shutil.which("uv")
     if found is None:
         raise PowerXError(
-            "uv_missing",
+            ErrorCode.UV_MISSING,
             "uv, which installs plugins' dependencies, is not installed.",
             "reinstall the DevKit (`pip install -e .` or `make setup`), which brings uv; "
             "or install uv (`pip install uv`).",
@@ -281,7 +282,7 @@ class EnvironmentStore:
 
 def _failed(declaration: Declaration, message: str) -> PowerXError:
     return PowerXError(
-        "dependencies_failed",
+        ErrorCode.DEPENDENCIES_FAILED,
         f"Installing the plugin's dependencies from {declaration.file} failed:\n{message}",
         f"fix {declaration.file} as the resolver's message says (a misspelt name, a version "
         "that does not exist, two pins that conflict) and save again; the generation that "

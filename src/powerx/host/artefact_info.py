@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from powerx.build.artefact import ARTEFACT_INFO
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.host.artefacts import member_data
 from powerx.manifest import Manifest
@@ -29,7 +30,7 @@ class ArtefactInfo:
 
 def _invalid(problem: str) -> PowerXError:
     return PowerXError(
-        "artefact_info_invalid",
+        ErrorCode.ARTEFACT_INFO_INVALID,
         f"The archive's {ARTEFACT_INFO} {problem}.",
         "push archives built by `powerx dev` or `powerx host start`; they write this file.",
         status=422,

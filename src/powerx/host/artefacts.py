@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from powerx.build.pack import digest as sha256_of
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -32,7 +33,7 @@ MAX_PATH_BYTES = 1024  # a whole entry name, far inside PATH_MAX with the store'
 
 def _unsafe(message: str) -> PowerXError:
     return PowerXError(
-        "unsafe_archive",
+        ErrorCode.UNSAFE_ARCHIVE,
         message,
         "pack the plugin with `powerx dev`/`host start`; archives must hold only "
         "regular files and folders with relative paths inside the root.",
@@ -49,7 +50,7 @@ def check_archive(data: bytes) -> list[tarfile.TarInfo]:
     """
     if len(data) > MAX_ARCHIVE_BYTES:
         raise PowerXError(
-            "archive_too_large",
+            ErrorCode.ARCHIVE_TOO_LARGE,
             f"The archive is {len(data)} bytes; the cap is {MAX_ARCHIVE_BYTES}.",
             "leave node_modules and build caches out of the plugin folder.",
             status=413,
@@ -152,7 +153,7 @@ class ArtefactStore:
         actual = sha256_of(data)
         if expected_digest is not None and expected_digest != actual:
             raise PowerXError(
-                "digest_mismatch",
+                ErrorCode.DIGEST_MISMATCH,
                 f"The archive's SHA-256 is {actual}, not the declared {expected_digest}.",
                 "the upload was damaged; retry it.",
             )
@@ -173,7 +174,7 @@ class ArtefactStore:
         path = self.blobs / digest
         if not path.is_file():
             raise PowerXError(
-                "artefact_not_found",
+                ErrorCode.ARTEFACT_NOT_FOUND,
                 f"No artefact {digest[:12]} in the store.",
                 "build and push the plugin again.",
                 status=404,

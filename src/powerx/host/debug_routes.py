@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from powerx.auth import check_bearer
 from powerx.debug.breakpoints import parse_specs
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.host.debug_connection import HeldConnection
 from powerx.host.json_body import read_json
@@ -35,7 +36,7 @@ async def _json_body(request: Request) -> Any:
         return await read_json(request)
     except ValueError:
         raise PowerXError(
-            "invalid_body", "The request body is not JSON.", "send a JSON object."
+            ErrorCode.INVALID_BODY, "The request body is not JSON.", "send a JSON object."
         ) from None
 
 
@@ -74,12 +75,12 @@ def debug_routes(simulator: Simulator) -> list[Route]:
         raw = request.query_params.get("id")
         if raw is not None and not (raw.isascii() and raw.isdigit()):
             raise PowerXError(
-                "invalid_id", f"Breakpoint id {raw!r} is not a number.", "see `list`."
+                ErrorCode.INVALID_ID, f"Breakpoint id {raw!r} is not a number.", "see `list`."
             )
         removed = await debugger.remove(plugin, int(raw) if raw else None, client_kind(request))
         if raw is not None and not removed:
             raise PowerXError(
-                "breakpoint_not_found",
+                ErrorCode.BREAKPOINT_NOT_FOUND,
                 f"{plugin} has no breakpoint {raw}.",
                 "see the ids with `list`.",
                 status=404,
@@ -132,7 +133,7 @@ def debug_routes(simulator: Simulator) -> list[Route]:
         body = await _json_body(request)
         if not isinstance(body, dict) or not isinstance(body.get("command"), str):
             raise PowerXError(
-                "invalid_body",
+                ErrorCode.INVALID_BODY,
                 'A command needs {"command": "continue" | "next" | ...}.',
                 'send e.g. {"command": "locals"}.',
             )

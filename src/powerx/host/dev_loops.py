@@ -1,6 +1,6 @@
 """What the dev loop watching a plugin (`powerx dev`, `host start --watch`) last told the
-simulator: whether its watcher is armed and over which folders, and which saved files the
-reload it announced covers.
+simulator: whether its watcher is armed and over which folders, which saved files the
+reload it announced covers, and what its last type check found.
 
 Shown in status and published as events, so that a test, a script or the dashboard can
 wait for "armed" or "this save is being built" instead of guessing how long that takes.
@@ -15,6 +15,8 @@ from typing import Any
 from powerx.observe import events
 
 Publish = Callable[[str, dict[str, Any]], object]
+# A check can list thousands of errors; status and the dashboard carry the first ones.
+MAX_TYPE_PROBLEMS_KEPT = 50
 
 
 @dataclass
@@ -24,6 +26,7 @@ class DevLoopState:
     mode: str = ""
     pending: bool = False  # a reload was announced and has not been uploaded (nor given up)
     changed: tuple[str, ...] = ()  # the files it covers
+    type_check: dict[str, Any] | None = None  # the last type check's report, if any
 
 
 class DevLoops:
@@ -39,8 +42,8 @@ class DevLoops:
         (``mode``: how it watches), or stopped watching."""
         state = self._state(plugin)
         state.armed, state.folders, state.mode = armed, tuple(folders), mode
-        if not armed:  # a loop that stops builds nothing more
-            state.pending, state.changed = False, ()
+        if not armed:  # a loop that stops builds (and checks) nothing more
+            state.pending, state.changed, state.type_check = False, (), None
         self._publish(
             events.WATCH,
             {"plugin": plugin, "armed": armed, "folders": list(folders), "mode": mode},
@@ -56,6 +59,15 @@ class DevLoops:
             events.RELOAD_PENDING,
             {"plugin": plugin, "pending": pending, "changed": list(changed)},
         )
+
+    def type_checked(self, report: dict[str, Any]) -> None:
+        """What the dev loop's type check of ``report["plugin"]`` found
+        (``reload/type_checks.py``): shown until the next one, so a clean run clears the
+        errors; published as ``plugin.debug.type_check``."""
+        problems = list(report.get("problems") or [])
+        kept = {**report, "problems": problems[:MAX_TYPE_PROBLEMS_KEPT], "errors": len(problems)}
+        self._state(str(report["plugin"])).type_check = kept
+        self._publish(events.TYPE_CHECK, kept)
 
     def settled(self, plugin: str) -> None:
         """An upload of ``plugin`` has been handled: the announced reload has come."""
@@ -76,4 +88,5 @@ class DevLoops:
             "reload_pending": state.pending or uploading,
             "changed": list(state.changed),
             "held_requests": held,
+            "type_check": state.type_check,
         }

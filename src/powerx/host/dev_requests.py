@@ -14,6 +14,7 @@ from starlette.requests import Request
 
 from powerx.auth import check_bearer
 from powerx.config import SIMULATOR_FLAG
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError, validation_problems
 from powerx.host.dev_sessions import DevSession, DevSessions
 from powerx.host.json_body import read_json
@@ -69,7 +70,7 @@ async def read_body(request: Request, model: type[Model]) -> Model:
         raw = None
     if not isinstance(raw, dict):
         raise PowerXError(
-            "dev_invalid_body",
+            ErrorCode.DEV_INVALID_BODY,
             "The request body is not a JSON object.",
             "send a JSON object (Content-Type: application/json), as px-plugin does.",
         )
@@ -78,7 +79,7 @@ async def read_body(request: Request, model: type[Model]) -> Model:
     except ValidationError as exc:
         problems = validation_problems(exc)
         raise PowerXError(
-            "dev_invalid_body",
+            ErrorCode.DEV_INVALID_BODY,
             f"The request body has {len(problems)} problem(s): {problems[0].message}.",
             "fix each field listed below.",
             status=422,
@@ -117,14 +118,14 @@ def check_reload_token(request: Request, session: DevSession, in_body: str | Non
     presented = [t for t in (bearer(request), in_body) if t]
     if not presented:
         raise PowerXError(
-            "dev_reload_token_missing",
+            ErrorCode.DEV_RELOAD_TOKEN_MISSING,
             "A reload needs the session's reload token.",
             "send 'Authorization: Bearer <reloadToken>' with the token register answered.",
             status=401,
         )
     if not all(session.holds_token(token) for token in presented):
         raise PowerXError(
-            "dev_reload_token_invalid",
+            ErrorCode.DEV_RELOAD_TOKEN_INVALID,
             f"That is not the reload token of session {session.id}.",
             "use the reloadToken that register answered for this session, or register again.",
             status=401,
@@ -134,7 +135,7 @@ def check_reload_token(request: Request, session: DevSession, in_body: str | Non
 def require_flag(simulator: Simulator) -> None:
     if not simulator.config.flag(SIMULATOR_FLAG):
         raise PowerXError(
-            "simulator_disabled",
+            ErrorCode.SIMULATOR_DISABLED,
             f"The flag {SIMULATOR_FLAG} is off.",
             f"set {SIMULATOR_FLAG}=1 and restart the simulator.",
             status=403,

@@ -33,6 +33,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.host.dev_reload import reload_from_source
 from powerx.host.dev_requests import (
@@ -75,7 +76,7 @@ def _plugin_folder(simulator: Simulator, body: RegisterBody) -> Path:
         path = Path(body.entry_path)
         if not path.is_absolute() or "\0" in body.entry_path:
             raise PowerXError(
-                "dev_entry_invalid",
+                ErrorCode.DEV_ENTRY_INVALID,
                 f"entryPath {body.entry_path[:200]!r} is not an absolute path.",
                 "send the plugin folder's absolute path (px-plugin sends its --entry so).",
                 status=422,
@@ -84,7 +85,7 @@ def _plugin_folder(simulator: Simulator, body: RegisterBody) -> Path:
     slot = simulator.supervisor.slots.get(body.plugin_id)
     if slot is None:
         raise PowerXError(
-            "dev_entry_invalid",
+            ErrorCode.DEV_ENTRY_INVALID,
             f"{body.plugin_id} is not mounted here, and the request names no entryPath.",
             "send entryPath, the plugin folder's absolute path (px-plugin does).",
             status=422,
@@ -102,7 +103,7 @@ async def register(request: Request) -> Response:
     manifest = load_manifest(folder)  # a missing or invalid manifest: its own code
     if manifest.id != body.plugin_id:
         raise PowerXError(
-            "plugin_mismatch",
+            ErrorCode.PLUGIN_MISMATCH,
             f"{folder} holds plugin {manifest.id}, not {body.plugin_id[:200]}.",
             "register the id the folder's manifest names, or the folder of that plugin.",
             status=409,
@@ -267,7 +268,7 @@ def _last_event_id(request: Request) -> int | None:
         return None
     if not (raw.isascii() and raw.isdigit()):
         raise PowerXError(
-            "invalid_last_event_id",
+            ErrorCode.INVALID_LAST_EVENT_ID,
             f"Last-Event-ID {raw[:40]!r} is not an event id.",
             "send the id of the last event received, or none to start from now.",
         )

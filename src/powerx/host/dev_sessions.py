@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from powerx.build import BuildSession
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.observe import events
 
@@ -93,7 +94,7 @@ def check_reload_id(raw: str | None) -> str:
         return uuid.uuid4().hex
     if not _RELOAD_ID.fullmatch(raw):
         raise PowerXError(
-            "dev_reload_id_invalid",
+            ErrorCode.DEV_RELOAD_ID_INVALID,
             f"X-Reload-Id {raw[:40]!r} is not a reload id.",
             "send 1 to 128 letters, digits or '.', '_', ':', '-' (px-plugin sends a UUID), "
             "or leave the header out.",
@@ -127,7 +128,7 @@ class DevSessions:
         live = next((s for s in self.live() if s.plugin_id == plugin_id), None)
         if live is not None:
             raise PowerXError(
-                "dev_session_conflict",
+                ErrorCode.DEV_SESSION_CONFLICT,
                 f"{plugin_id} already has a dev session ({live.id}).",
                 f"end it first (`px-plugin dev --stop`, or DELETE "
                 f"/internal/dev/plugins/register/{live.id}), or keep reloading through it.",
@@ -208,14 +209,14 @@ class DevSessions:
             uuid.UUID(session_id)
         except ValueError:
             raise PowerXError(
-                "dev_session_id_invalid",
+                ErrorCode.DEV_SESSION_ID_INVALID,
                 f"{session_id[:60]!r} is not a session id.",
                 "use the sessionId that POST /internal/dev/plugins/register answered.",
             ) from None
         session = self._sessions.get(session_id.lower())
         if session is None:
             raise PowerXError(
-                "dev_session_not_found",
+                ErrorCode.DEV_SESSION_NOT_FOUND,
                 f"No dev session {session_id} is known here.",
                 "register again (`px-plugin dev --watch --dev-api <simulator>`); sessions "
                 "last until they expire, are ended, or the simulator stops.",
@@ -247,7 +248,7 @@ class DevSessions:
         self._expire_overdue()
         if session.status == "expired":
             raise PowerXError(
-                "dev_session_expired",
+                ErrorCode.DEV_SESSION_EXPIRED,
                 f"Dev session {session.id} of {session.plugin_id} expired "
                 f"{time.time() - session.expires_at:.0f} s ago; its reload token no longer works.",
                 "register again: restart `px-plugin dev --watch`, which registers a new "
@@ -257,7 +258,7 @@ class DevSessions:
             )
         if session.status == "terminated":
             raise PowerXError(
-                "dev_session_ended",
+                ErrorCode.DEV_SESSION_ENDED,
                 f"Dev session {session.id} of {session.plugin_id} was ended.",
                 "register a new session: restart `px-plugin dev --watch`.",
                 status=410,

@@ -37,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from powerx.config import Identity, PermissionPolicy
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.host.generations import PluginSlot
 from powerx.host.json_body import read_json
@@ -106,13 +107,13 @@ class Gateway:
             allowed_elsewhere = True
         if allowed_elsewhere:
             raise PowerXError(
-                "method_not_allowed",
+                ErrorCode.METHOD_NOT_ALLOWED,
                 f"{method} is not supported on /host/api{path}.",
                 "see the host API reference for the methods of this path.",
                 status=405,
             )
         raise PowerXError(
-            "api_not_available",
+            ErrorCode.API_NOT_AVAILABLE,
             f"Host API {self.image.api_version} ({self.image.name}) has no API at "
             f"{method} /host/api{path}.",
             f"use an API this image offers ({', '.join(a.name for a in self.image.apis)}), "
@@ -155,7 +156,7 @@ class Gateway:
             return named, self.default_identity
         self._deny(slot, api, "tenant", "tenant named without the developer's grant")
         raise PowerXError(
-            "tenant_not_granted",
+            ErrorCode.TENANT_NOT_GRANTED,
             f"Plugin {slot.manifest.id} called {api.name} for tenant '{named[:100]}', which no "
             "request it serves was sent for.",
             "call through the host client of the request (host_for(request) in Python, "
@@ -182,7 +183,7 @@ class Gateway:
         slot = self.supervisor.identity(token) if token else None
         if slot is None:
             raise PowerXError(
-                "unauthenticated",
+                ErrorCode.UNAUTHENTICATED,
                 "Host API calls need the plugin's own token.",
                 "call through the powerx_plugin helper (Python) or env.host (Node); "
                 "they send POWERX_PLUGIN_TOKEN for you.",
@@ -195,7 +196,7 @@ class Gateway:
         if api.scope in self.policy.deny:
             self._deny(slot, api, reason="denied by the simulator's permission policy")
             raise PowerXError(
-                "permission_denied",
+                ErrorCode.PERMISSION_DENIED,
                 f"The permission policy denies scope '{api.scope}' (needed by {api.name}).",
                 "remove it from permission_policy.deny in host_simulator.yaml if that is intended.",
                 status=403,
@@ -207,7 +208,7 @@ class Gateway:
         if self.policy.mode == "warn":
             return
         raise PowerXError(
-            "permission_denied",
+            ErrorCode.PERMISSION_DENIED,
             f"Plugin {manifest.id} lacks scope '{api.scope}' needed by {api.name}.",
             f"add '{api.scope}' to permissions in plugin.yaml.",
             status=403,
@@ -287,7 +288,7 @@ class Gateway:
                 body = await read_json(request)
             except ValueError:
                 raise PowerXError(
-                    "invalid_body",
+                    ErrorCode.INVALID_BODY,
                     f"{api.name} needs a JSON body.",
                     "send JSON with content-type application/json.",
                 ) from None
@@ -314,7 +315,7 @@ class Gateway:
             contact = data.contact(tenant, params["contact_id"])
             if contact is None:
                 raise PowerXError(
-                    "not_found",
+                    ErrorCode.NOT_FOUND,
                     f"No contact {params['contact_id']} in tenant {tenant}.",
                     "list contacts first to get valid ids.",
                     status=404,
@@ -329,7 +330,7 @@ class Gateway:
                 or not isinstance(body.get("text"), str)
             ):
                 raise PowerXError(
-                    "invalid_body",
+                    ErrorCode.INVALID_BODY,
                     'messages.send needs {"to": str, "text": str}.',
                     "send both fields as strings.",
                 )
@@ -341,7 +342,7 @@ class Gateway:
         if api.name == "kv.get":
             if key not in store:
                 raise PowerXError(
-                    "not_found",
+                    ErrorCode.NOT_FOUND,
                     f"No key '{key}' in the kv store.",
                     "put the key first.",
                     status=404,
@@ -350,11 +351,13 @@ class Gateway:
         if api.name == "kv.put":
             if not isinstance(body, dict) or "value" not in body:
                 raise PowerXError(
-                    "invalid_body", 'kv.put needs {"value": ...}.', "send a JSON body."
+                    ErrorCode.INVALID_BODY, 'kv.put needs {"value": ...}.', "send a JSON body."
                 )
             store[key] = body["value"]
             return 200, {"key": key, "value": body["value"]}
         if api.name == "kv.delete":
             store.pop(key, None)
             return 204, None
-        raise PowerXError("api_not_available", f"{api.name} is not emulated.", None, status=501)
+        raise PowerXError(
+            ErrorCode.API_NOT_AVAILABLE, f"{api.name} is not emulated.", None, status=501
+        )

@@ -31,6 +31,7 @@ from starlette.requests import Request
 
 from powerx.auth import check_bearer
 from powerx.config import ContextSigning, Identity
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 
 IDENTITY_HEADER = "x-powerx-identity"
@@ -71,7 +72,7 @@ class ContextSigner:
         identity = self.identities.get(named)
         if identity is None:
             raise PowerXError(
-                "identity_unknown",
+                ErrorCode.IDENTITY_UNKNOWN,
                 f"No identity '{named[:100]}' in the simulator's config.",
                 f"use one of: {', '.join(sorted(self.identities))}, or add it under "
                 "identities in host_simulator.yaml.",

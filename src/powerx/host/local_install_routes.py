@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.host.dev_reload import reload_from_source
 from powerx.host.dev_requests import (
@@ -54,14 +55,14 @@ def _artifact_folder(uri: str) -> Path:
     path = Path(unquote(parts.path)) if local else Path(uri)
     if (parts.scheme and not local) or not path.is_absolute() or "\0" in str(path):
         raise PowerXError(
-            "local_install_uri_unsupported",
+            ErrorCode.LOCAL_INSTALL_URI_UNSUPPORTED,
             f"artifactUri {uri[:200]!r} is not a file:// URI or an absolute path.",
             "name the plugin folder on this machine: file:///path/to/plugin.",
             status=422,
         )
     if path.is_file():
         raise PowerXError(
-            "local_install_artifact_unsupported",
+            ErrorCode.LOCAL_INSTALL_ARTIFACT_UNSUPPORTED,
             f"{path} is a file; the simulator installs a plugin folder, not a packed artefact.",
             "point artifactUri at the plugin's folder (the one holding plugin.yaml): the "
             "simulator builds it itself.",

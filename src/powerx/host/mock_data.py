@@ -27,6 +27,7 @@ from typing import Any
 
 from watchfiles._rust_notify import RustNotify
 
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.file_events import polling_reason
 from powerx.host.mock_data_file import SUFFIXES, file_name, parse, render, tenant_of
@@ -301,7 +302,7 @@ class MockDataFiles:
 
 def _unreadable(path: Path, tenant: str, exc: Exception) -> PowerXError:
     return PowerXError(
-        "mock_data_invalid",
+        ErrorCode.MOCK_DATA_INVALID,
         f"{path}:1: the file cannot be read ({exc}).",
         f"save it as UTF-8 text, or `powerx data reset {tenant}` to write the seed back.",
         details={"tenant": tenant, "file": str(path), "line": 1},

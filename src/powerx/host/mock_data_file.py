@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError, Problem
 
 __all__ = ["SUFFIXES", "file_name", "parse", "render", "tenant_of"]
@@ -199,7 +200,7 @@ def _path_text(where: Sequence[str | int]) -> str:
 
 def _syntax_error(path: Path, tenant: str, line: int, problem: str) -> PowerXError:
     return PowerXError(
-        "mock_data_invalid",
+        ErrorCode.MOCK_DATA_INVALID,
         f"{path}:{line}: {problem}",
         "fix the syntax at that line (indentation, a missing colon, quote or bracket), then "
         + _UNTIL.format(tenant=tenant),
@@ -283,7 +284,7 @@ def parse(path: Path, tenant: str, text: str) -> dict[str, Any]:
         first = listed[0]
         more = f" (and {len(listed) - 1} more)" if len(listed) > 1 else ""
         raise PowerXError(
-            "mock_data_invalid",
+            ErrorCode.MOCK_DATA_INVALID,
             f"{first.where}: {first.message}{more}",
             f"{first.fix}, then {_UNTIL.format(tenant=tenant)}",
             problems=listed,

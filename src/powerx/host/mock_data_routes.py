@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.host.json_body import read_json
 from powerx.host.mock_data import MockDataFiles
@@ -32,7 +33,7 @@ def _known(files: MockDataFiles, tenant: str) -> str:
     known = {entry["tenant"] for entry in files.listing()}
     if tenant not in known:
         raise PowerXError(
-            "mock_data_tenant_unknown",
+            ErrorCode.MOCK_DATA_TENANT_UNKNOWN,
             f"No tenant '{tenant[:100]}' has mock data in this simulator.",
             f"known: {', '.join(sorted(known)) or 'none'}; a tenant gets its data (and its "
             "file) when a request names it (X-PowerX-Tenant) or an identity has it.",
@@ -64,7 +65,7 @@ def mock_data_routes(simulator: Simulator) -> list[Route]:
                 body = None
         if not isinstance(body, dict) or not isinstance(body.get("tenant") or "", str):
             raise PowerXError(
-                "invalid_body",
+                ErrorCode.INVALID_BODY,
                 'A reset takes {"tenant"?: name} (no tenant: every one).',
                 'send e.g. {"tenant": "acme"}, or an empty body.',
             )

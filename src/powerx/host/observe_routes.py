@@ -29,6 +29,7 @@ from starlette.routing import Route
 from powerx.auth import check_bearer
 from powerx.config import OBSERVABILITY_FLAG
 from powerx.dashboard import dashboard_html
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError, validation_problems
 from powerx.host.json_body import read_json
 from powerx.host.simulator import Simulator
@@ -84,7 +85,7 @@ def _last_event_id(request: Request) -> int | None:
         return max(0, int(raw))
     except ValueError:
         raise PowerXError(
-            "invalid_last_event_id",
+            ErrorCode.INVALID_LAST_EVENT_ID,
             f"Last-Event-ID {raw!r} is not an event id.",
             "send the id of the last event received, or none to start from now.",
         ) from None
@@ -111,7 +112,7 @@ def observability_routes(
     def require_flag() -> None:
         if not simulator.config.flag(OBSERVABILITY_FLAG):
             raise PowerXError(
-                "observability_disabled",
+                ErrorCode.OBSERVABILITY_DISABLED,
                 f"The flag {OBSERVABILITY_FLAG} is off.",
                 "set POWERX_FLAG_DEBUG_OBSERVABILITY_V2=1 (or the flag in host_simulator.yaml) "
                 "and restart the simulator.",
@@ -142,14 +143,14 @@ def observability_routes(
         items = body if isinstance(body, list) else [body]
         if not items or len(items) > 100:
             raise PowerXError(
-                "invalid_telemetry", "Send 1 to 100 reports per request.", "batch smaller."
+                ErrorCode.INVALID_TELEMETRY, "Send 1 to 100 reports per request.", "batch smaller."
             )
         try:
             reports = [TelemetryReport.model_validate(item) for item in items]
         except ValidationError as exc:
             problems = validation_problems(exc, whole="report")
             raise PowerXError(
-                "invalid_telemetry",
+                ErrorCode.INVALID_TELEMETRY,
                 f"The telemetry report has {len(problems)} problem(s).",
                 "see schemas/ for the report's fields.",
                 status=422,
@@ -259,7 +260,7 @@ def observability_routes(
         level = request.query_params.get("level") or None
         if level is not None and level not in LEVELS:
             raise PowerXError(
-                "invalid_level",
+                ErrorCode.INVALID_LEVEL,
                 f"Unknown log level {level!r}.",
                 f"use one of: {', '.join(LEVELS)}.",
             )

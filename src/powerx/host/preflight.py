@@ -12,6 +12,7 @@ from pathlib import Path
 from powerx.build.go import go_build_for
 from powerx.build.toolchain import go_executable, node_executable
 from powerx.config import SimulatorConfig
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError, Problem
 from powerx.images import HostImage, check_compatible, get_image, unknown_permissions
 from powerx.manifest import PROGRAM, Manifest, load_manifest
@@ -45,7 +46,7 @@ def check_runtime(runtime: str) -> RuntimeCheck:
         found = f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
         if sys.version_info[:2] < PYTHON_WANTED:
             raise PowerXError(
-                "runtime_too_old",
+                ErrorCode.RUNTIME_TOO_OLD,
                 f"python3.11 plugins need Python 3.11; this is {found}.",
                 "run powerx from a Python 3.11 (or newer) environment.",
             )
@@ -64,7 +65,7 @@ def check_runtime(runtime: str) -> RuntimeCheck:
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         raise PowerXError(
-            "node_missing",
+            ErrorCode.NODE_MISSING,
             f"`{node} --version` failed; Node.js looks broken.",
             "reinstall Node.js 18 or newer.",
         ) from None
@@ -72,7 +73,7 @@ def check_runtime(runtime: str) -> RuntimeCheck:
     major = int(match.group(1)) if match else 0
     if major < NODE_WANTED:
         raise PowerXError(
-            "runtime_too_old",
+            ErrorCode.RUNTIME_TOO_OLD,
             f"node18 plugins need Node.js 18 or newer; found {output}.",
             "install Node.js 18 or newer.",
         )
@@ -90,7 +91,7 @@ def check_plugin(path: Path, image: HostImage, config: SimulatorConfig) -> Plugi
     unknown = unknown_permissions(manifest, image)
     if unknown:
         raise PowerXError(
-            "unknown_permission",
+            ErrorCode.UNKNOWN_PERMISSION,
             f"{manifest.id} asks for scope(s) {', '.join(unknown)} "
             f"that {image.name} does not offer.",
             f"remove them from permissions, or use an image that offers them; "
@@ -129,7 +130,7 @@ def plan_plugins(paths: list[Path], config: SimulatorConfig) -> list[PluginPlan]
                 (
                     plan.path,
                     PowerXError(
-                        "duplicate_plugin",
+                        ErrorCode.DUPLICATE_PLUGIN,
                         f"{plan.path} and {seen[plan.manifest.id]} both declare id "
                         f"{plan.manifest.id}.",
                         "give each plugin its own id.",
@@ -141,7 +142,7 @@ def plan_plugins(paths: list[Path], config: SimulatorConfig) -> list[PluginPlan]
         raise failures[0][1]
     if failures:
         raise PowerXError(
-            "plugins_invalid",
+            ErrorCode.PLUGINS_INVALID,
             f"{len(failures)} plugins cannot be mounted.",
             "fix each plugin listed below.",
             problems=[

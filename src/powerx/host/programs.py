@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.manifest import Manifest
 
@@ -88,7 +89,7 @@ def program_argv(
         words = shlex.split(manifest.backend.entry)
     except ValueError as error:
         raise PowerXError(
-            "backend_entry_invalid",
+            ErrorCode.BACKEND_ENTRY_INVALID,
             f"{manifest.id}: backend.entry {manifest.backend.entry!r} cannot be split: {error}.",
             "write it as a shell command line: a program and its arguments.",
             status=422,
@@ -121,7 +122,7 @@ async def wait_healthy(
 
 def backend_start_failed(manifest: Manifest, argv: list[str], why: str) -> PowerXError:
     return PowerXError(
-        "backend_start_failed",
+        ErrorCode.BACKEND_START_FAILED,
         f"{manifest.id}: backend.entry {argv[0]!r} could not be started: {why}",
         "check backend.entry in plugin.yaml: a program (relative to the plugin folder) and "
         "its arguments; build it first if it is a build output.",
@@ -137,7 +138,7 @@ def backend_unhealthy(manifest: Manifest, timeout_s: float, tail: list[str]) -> 
     health = manifest.backend.health
     said = ("; its last output: " + " | ".join(tail)) if tail else "; it wrote nothing"
     return PowerXError(
-        "backend_unhealthy",
+        ErrorCode.BACKEND_UNHEALTHY,
         f"{manifest.id}: backend.entry did not answer 200 at {health} within "
         f"{timeout_s:g} s{said}.",
         f"make the program listen on 127.0.0.1:$PORT (also in POWERX_HTTP_ADDR and "

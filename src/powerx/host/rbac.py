@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from powerx.config import Identity
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.manifest import Manifest, Tool
 
@@ -228,7 +229,7 @@ class RbacGate:
             fix = f"{add}; no configured identity has it."
         perms = ", ".join(identity.perms) or "none"
         return PowerXError(
-            "rbac_denied",
+            ErrorCode.RBAC_DENIED,
             f"Identity '{identity_name}' lacks permission '{need}', needed by {what} of "
             f"plugin {plugin}; its perms: {perms}.",
             fix,

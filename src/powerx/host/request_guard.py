@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.local_names import host_name, is_local
 
@@ -57,7 +58,7 @@ class RequestGuard:
         host = host_name(headers.get("host", ""))
         if host and not (is_local(host) or _is_address(host) or host in self.allowed_hosts):
             raise PowerXError(
-                "host_forbidden",
+                ErrorCode.HOST_FORBIDDEN,
                 f"The simulator does not answer to Host '{host}'.",
                 "call it as 127.0.0.1 or localhost (a page on another site may be trying to "
                 "reach it through DNS rebinding).",
@@ -68,7 +69,7 @@ class RequestGuard:
             origin_host = host_name(urlsplit(origin).netloc) if origin != "null" else "null"
             if not (is_local(origin_host) or origin_host in self.allowed_hosts):
                 raise PowerXError(
-                    "origin_forbidden",
+                    ErrorCode.ORIGIN_FORBIDDEN,
                     f"A request from origin '{origin}' may not change the simulator's state.",
                     "use the powerx CLI or the dashboard the simulator serves itself.",
                     status=403,
@@ -76,7 +77,7 @@ class RequestGuard:
         client = scope.get("client")
         if path.startswith("/dashboard") and client and not is_local(str(client[0]).lower()):
             raise PowerXError(
-                "dashboard_local_only",
+                ErrorCode.DASHBOARD_LOCAL_ONLY,
                 "The dashboard answers callers on this machine only.",
                 "open it in a browser on the machine that runs the simulator.",
                 status=403,

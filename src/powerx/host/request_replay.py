@@ -17,6 +17,7 @@ import httpx
 from starlette.types import ASGIApp
 
 from powerx.auth import require_credential
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.host.forwarding import HOP_BY_HOP
 from powerx.host.identity import IDENTITY_HEADER
@@ -63,7 +64,7 @@ async def replay(
     is the one the original got."""
     if not record.replayable:
         raise PowerXError(
-            "request_not_replayable",
+            ErrorCode.REQUEST_NOT_REPLAYABLE,
             f"Request {record.id} had a body of {record.body_size} bytes; the inspector keeps "
             "bodies whole only up to the replay cap, so it cannot send it again.",
             "send it again yourself (curl), or make the body smaller.",

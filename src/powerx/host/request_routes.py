@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.host.observe_routes import HEARTBEAT_S, SSE_HEADERS, int_param, reader_check, sse
 from powerx.host.request_replay import replay
@@ -41,7 +42,7 @@ def _find(inspector: RequestInspector, request_id: str) -> RequestRecord:
     record = inspector.get(request_id)
     if record is None:
         raise PowerXError(
-            "request_not_found",
+            ErrorCode.REQUEST_NOT_FOUND,
             f"No request '{request_id[:100]}' is kept (the inspector keeps the last "
             f"{inspector.capacity}).",
             "list the kept requests with `powerx requests`; raise observability."

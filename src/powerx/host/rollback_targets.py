@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.host.artefacts import ArtefactStore
 from powerx.observe.audit import open_readonly
@@ -58,7 +59,7 @@ def rollback_targets(state: Path, plugin_id: str) -> list[RollbackTarget]:
     served = _last_served(state, plugin_id)
     if pointer is None and not served:
         raise PowerXError(
-            "plugin_not_found",
+            ErrorCode.PLUGIN_NOT_FOUND,
             f"No plugin '{plugin_id}' has served from this project's state ({state}).",
             "check the id with `powerx host status`, or run this in the folder where the "
             "simulator was started.",

@@ -45,6 +45,7 @@ from typing import Any, Literal
 import powerx
 import powerx_plugin
 from powerx.build.toolchain import node_executable
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.host.launcher import ForkedProcess, pipe_reader
 from powerx.runtimes.sandbox_agent import relaying_to
@@ -313,7 +314,7 @@ class Sandbox:
     def _failed(self, why: str) -> PowerXError:
         tail = "; ".join(self.errors)
         return PowerXError(
-            "sandbox_failed",
+            ErrorCode.SANDBOX_FAILED,
             f"The sandbox for {self.plugin} could not start: {why}" + (f": {tail}" if tail else ""),
             f"run `powerx doctor` to check containment; {INSTALL_HINT}; or set "
             "`sandbox: off` in host_simulator.yaml to run plugins uncontained.",

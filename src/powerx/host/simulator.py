@@ -22,6 +22,7 @@ from powerx.build.artefact import Artefact
 from powerx.build.go import go_build_for
 from powerx.config import SimulatorConfig
 from powerx.debug.debugger import Debugger
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError, Problem
 from powerx.host.artefact_info import check_artefact_info
 from powerx.host.artefacts import ArtefactStore, check_archive, member_data
@@ -103,7 +104,7 @@ class Simulator:
         self.containment = containment(config.sandbox)
         if config.sandbox == "required" and not self.containment.contained:
             raise PowerXError(
-                "sandbox_unavailable",
+                ErrorCode.SANDBOX_UNAVAILABLE,
                 f"Plugins must run contained (sandbox: required), but {self.containment.reason}.",
                 self.containment.fix or "set `sandbox: auto` to run them uncontained.",
             )
@@ -306,7 +307,7 @@ class Simulator:
         name, raw = next(((n, r) for n, r in found if r is not None), (MANIFEST_FILE, None))
         if raw is None:
             raise PowerXError(
-                "manifest_missing",
+                ErrorCode.MANIFEST_MISSING,
                 f"The archive holds no {PLUGIN_YAML} (or {MANIFEST_FILE}).",
                 "push archives built by `powerx dev`.",
                 status=422,
@@ -315,7 +316,7 @@ class Simulator:
         if announced is not None and announced != manifest.id:
             # One plugin's upload must not replace another's.
             raise PowerXError(
-                "plugin_mismatch",
+                ErrorCode.PLUGIN_MISMATCH,
                 f"The upload is announced as plugin '{announced[:100]}', but its manifest "
                 f"is {manifest.id}'s.",
                 "push each plugin from its own folder (`powerx dev` names it for you).",
@@ -337,7 +338,7 @@ class Simulator:
         ]
         if production:
             raise PowerXError(
-                "egress_production",
+                ErrorCode.EGRESS_PRODUCTION,
                 f"{manifest.id} lists production PowerX host(s) {', '.join(production)} in "
                 "egress; the simulator never lets a plugin reach production.",
                 "remove them from egress; call the mock host API through POWERX_HOST_URL.",
@@ -348,7 +349,7 @@ class Simulator:
         unknown = unknown_permissions(manifest, self.image)
         if unknown:
             raise PowerXError(
-                "unknown_permission",
+                ErrorCode.UNKNOWN_PERMISSION,
                 f"{manifest.id} asks for scope(s) {', '.join(unknown)} that {self.image.name} "
                 "does not offer.",
                 "remove them from permissions, or use an image that has them.",
@@ -514,6 +515,11 @@ class Simulator:
         the plugin is mounted (its first build may fail)."""
         self.dev_loops.watching(plugin, armed, folders, mode)
 
+    def note_type_check(self, report: dict[str, Any]) -> None:
+        """What the dev loop's type check of a plugin found (its ``TypeCheckReport`` as a
+        dict): warnings with file:line in status and the dashboard until a clean run."""
+        self.dev_loops.type_checked(report)
+
     def reload_failed(
         self,
         plugin: str,
@@ -636,7 +642,7 @@ class Simulator:
         slot = self.supervisor.slots.get(plugin_id)
         if record is None and slot is None:
             raise PowerXError(
-                "plugin_not_found",
+                ErrorCode.PLUGIN_NOT_FOUND,
                 f"No plugin '{plugin_id}' is known here.",
                 "check the id with `powerx host status`.",
                 status=404,
@@ -646,7 +652,7 @@ class Simulator:
             target = record.previous if record else None
             if target is None:
                 raise PowerXError(
-                    "nothing_to_roll_back",
+                    ErrorCode.NOTHING_TO_ROLL_BACK,
                     f"{plugin_id} has no earlier artefact to go back to.",
                     "roll back after at least one reload, or name one with --to "
                     f"(`powerx host artefacts {plugin_id}` lists them).",
@@ -655,7 +661,7 @@ class Simulator:
         matches = [d for d in self.store.stored() if d.startswith(target)]
         if len(matches) != 1:
             raise PowerXError(
-                "artefact_not_found",
+                ErrorCode.ARTEFACT_NOT_FOUND,
                 f"No single stored artefact matches '{target[:16]}' ({len(matches)} match).",
                 f"list the artefacts it accepts with `powerx host artefacts {plugin_id}`, or "
                 "give more digits.",
@@ -665,7 +671,7 @@ class Simulator:
         manifest = self.admit(data, matches[0])
         if manifest.id != plugin_id:
             raise PowerXError(
-                "artefact_mismatch",
+                ErrorCode.ARTEFACT_MISMATCH,
                 f"Artefact {matches[0][:12]} belongs to {manifest.id}, not {plugin_id}.",
                 "name an artefact of this plugin.",
                 status=409,
@@ -714,7 +720,7 @@ class Simulator:
             failure = self.reload_failures.last.get(plugin_id)
             if failure is not None:
                 raise PowerXError(
-                    "plugin_unavailable",
+                    ErrorCode.PLUGIN_UNAVAILABLE,
                     f"Plugin '{plugin_id}' is not serving: it never started "
                     f"([{failure.code}] {failure.message}).",
                     failure.fix or "fix the error and save to reload.",
@@ -722,7 +728,7 @@ class Simulator:
                 )
         if slot is None:
             raise PowerXError(
-                "plugin_not_found",
+                ErrorCode.PLUGIN_NOT_FOUND,
                 f"No plugin '{plugin_id}' is mounted.",
                 f"mounted: {', '.join(self.supervisor.slots) or 'none'}; "
                 "mount it with `powerx host start --mock PATH`.",
@@ -732,7 +738,7 @@ class Simulator:
         if gen is None or gen.state != "running" or not gen.url:
             state = "crash loop" if slot.crash_loop else (gen.state if gen else "not started")
             raise PowerXError(
-                "plugin_unavailable",
+                ErrorCode.PLUGIN_UNAVAILABLE,
                 f"Plugin '{plugin_id}' is not serving ({state}).",
                 "see the simulator's output for the plugin's error, fix it and save to reload.",
                 status=503,

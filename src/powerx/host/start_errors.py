@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from powerx.environments import find_declaration
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.host.generations import Generation, PluginSlot
 from powerx.host.programs import backend_unhealthy
@@ -25,7 +26,7 @@ def start_error(
         file, line = message.get("file"), message.get("line")
         where = f" at {file}:{line}" if file else ""
         return PowerXError(
-            "plugin_start_failed",
+            ErrorCode.PLUGIN_START_FAILED,
             f"{plugin} failed to start ({message.get('kind')}{where}): {message.get('message')}",
             "fix the error at that line and save again.",
             status=422,
@@ -35,7 +36,7 @@ def start_error(
         return backend_unhealthy(slot.manifest, timeout_s, tail)
     if event == "timeout":
         return PowerXError(
-            "plugin_start_timeout",
+            ErrorCode.PLUGIN_START_TIMEOUT,
             f"{plugin} did not report ready within {timeout_s:g} s.",
             "check that the plugin does not block at import time; raise "
             "plugin_start_timeout_s in host_simulator.yaml if it needs longer.",
@@ -44,14 +45,14 @@ def start_error(
         )
     if event == "unhealthy":
         return PowerXError(
-            "plugin_unhealthy",
+            ErrorCode.PLUGIN_UNHEALTHY,
             f"{plugin} started but did not answer its health probe.",
             "check the plugin's startup code for blocking calls.",
             status=422,
             details={"plugin": plugin, "output": tail},
         )
     return PowerXError(
-        "plugin_start_failed",
+        ErrorCode.PLUGIN_START_FAILED,
         f"{plugin} exited with code {message.get('code')} before it was ready"
         + (f": {tail[-1]}" if tail else "."),
         "run the plugin's entry directly to see the failure, then fix it.",
@@ -74,7 +75,7 @@ def module_not_found(plugin: str, gen: Generation, message: dict[str, Any]) -> P
     where = f"{file}:{line}" if file else "the plugin"
     statement = f"`{message['source']}` in " if message.get("source") else ""
     return PowerXError(
-        "module_not_found",
+        ErrorCode.MODULE_NOT_FOUND,
         f"{plugin} failed to start: {statement}{where}: {missing.message}.",
         missing.fix,
         status=422,

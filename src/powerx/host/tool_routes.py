@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.host.json_body import read_json
 from powerx.host.observe_routes import reader_check
@@ -33,7 +34,7 @@ def _manifest(simulator: Simulator, plugin: str) -> Manifest:
     if slot is None:
         mounted = ", ".join(simulator.supervisor.slots) or "none"
         raise PowerXError(
-            "plugin_not_found",
+            ErrorCode.PLUGIN_NOT_FOUND,
             f"No plugin '{plugin[:100]}' is mounted.",
             f"mounted: {mounted}; mount it with `powerx host start --mock PATH`.",
             status=404,
@@ -80,7 +81,7 @@ def tool_routes(simulator: Simulator) -> list[Route]:
             or not isinstance(body.get("identity") or "", str)
         ):
             raise PowerXError(
-                "invalid_body",
+                ErrorCode.INVALID_BODY,
                 'A tool call needs {"plugin": id, "tool": id, "input"?: JSON, "identity"?: name}.',
                 "send the plugin and tool ids as JSON.",
             )

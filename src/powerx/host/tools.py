@@ -29,6 +29,7 @@ import jsonschema
 from starlette.types import ASGIApp
 
 from powerx.auth import require_credential
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError, Problem
 from powerx.host.identity import IDENTITY_HEADER
 from powerx.host.rbac import DEFAULT_TOOL_METHOD, ENDPOINT_PARAMETER, RbacGate, tool_permission
@@ -121,7 +122,7 @@ def find_tool(manifest: Manifest, tool_id: str) -> Tool:
             return tool
     declared = ", ".join(t.id for t in manifest.tools) or "none"
     raise PowerXError(
-        "tool_not_found",
+        ErrorCode.TOOL_NOT_FOUND,
         f"Plugin {manifest.id} has no tool '{tool_id[:100]}' (its tools: {declared}).",
         f"list them with `powerx tools list {manifest.id}`, or declare it under tools: in "
         "plugin.yaml.",
@@ -186,7 +187,7 @@ def tool_request(plugin_id: str, tool: Tool, given: Any) -> ToolRequest:
 
 def _input_invalid(plugin_id: str, tool: Tool, problems: list[Problem]) -> PowerXError:
     return PowerXError(
-        "tool_input_invalid",
+        ErrorCode.TOOL_INPUT_INVALID,
         f"The input of tool '{tool.id}' ({plugin_id}) breaks its input_schema in "
         f"{len(problems)} place(s); nothing was sent.",
         f"fix each field listed below (the schema: `powerx tools list {plugin_id} --json`).",
@@ -220,7 +221,7 @@ async def call_tool(
     tool = find_tool(manifest, tool_id)
     if tool.transport != "http":
         raise PowerXError(
-            "tool_transport_unsupported",
+            ErrorCode.TOOL_TRANSPORT_UNSUPPORTED,
             f"Tool '{tool.id}' is called over {tool.transport}; the simulator calls http tools.",
             "give the tool an http endpoint to call it here.",
             details={"plugin": manifest.id, "tool": tool.id},

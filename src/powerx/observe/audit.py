@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.observe.audit_chain import (
     GENESIS,
@@ -123,7 +124,7 @@ def _lock_for(path: Path) -> threading.RLock:
 
 def _unavailable(path: Path, exc: BaseException) -> PowerXError:
     return PowerXError(
-        "audit_unavailable",
+        ErrorCode.AUDIT_UNAVAILABLE,
         f"The audit log {path} cannot be opened: {exc}.",
         "check that the file is a PowerX audit log and its folder is readable and writable; "
         "move a damaged file aside and restart the simulator to start a new log.",
@@ -195,7 +196,9 @@ class AuditLog:
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            raise PowerXError("audit_closed", f"The audit log {self.path} is closed.", status=500)
+            raise PowerXError(
+                ErrorCode.AUDIT_CLOSED, f"The audit log {self.path} is closed.", status=500
+            )
         return self._conn
 
     def _query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
@@ -221,7 +224,9 @@ class AuditLog:
         """
         if self._readonly:
             raise PowerXError(
-                "audit_readonly", f"The audit log {self.path} was opened read-only.", status=500
+                ErrorCode.AUDIT_READONLY,
+                f"The audit log {self.path} was opened read-only.",
+                status=500,
             )
         if not action:
             raise ValueError("an audit entry needs an action")
@@ -249,7 +254,7 @@ class AuditLog:
                         conn.execute("ROLLBACK")
             except sqlite3.Error as exc:
                 raise PowerXError(
-                    "audit_write_failed",
+                    ErrorCode.AUDIT_WRITE_FAILED,
                     f"Could not append to the audit log {self.path}: {exc}.",
                     "check that the state folder is writable and the disk is not full.",
                     status=500,
@@ -359,7 +364,7 @@ def open_readonly(path: Path) -> AuditLog:
     also while the simulator is writing it."""
     if not path.is_file():
         raise PowerXError(
-            "audit_missing",
+            ErrorCode.AUDIT_MISSING,
             f"No audit log at {path}.",
             "start the simulator in this folder (`powerx host start --mock PATH`), or set "
             "POWERX_STATE_DIR to the folder that holds it.",

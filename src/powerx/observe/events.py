@@ -28,6 +28,7 @@ EGRESS_BLOCKED = "plugin.debug.egress_blocked"
 WATCH = "plugin.debug.watch"  # a dev loop's watcher armed, re-planned or stopped
 RELOAD_PENDING = "plugin.debug.reload_pending"  # a dev loop builds a reload (or gave up)
 DEPENDENCIES = "plugin.debug.dependencies"  # a step of installing a plugin's dependencies
+TYPE_CHECK = "plugin.debug.type_check"  # a dev loop's type check of a plugin ran
 # A tenant's mock data file was applied, refused, reset or seeded (host/mock_data.py)
 MOCK_DATA = "plugin.debug.mock_data"
 # PowerX's dev hot-load protocol: a session started, reloaded or ended (host/dev_sessions.py)

@@ -34,6 +34,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from opentelemetry.trace import Status, StatusCode
 
 from powerx import __version__
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 
 __all__ = ["ENDPOINT_ENV", "SERVICE_NAME", "OtlpExporter", "otlp_endpoint"]
@@ -235,7 +236,7 @@ class OtlpExporter:
     ) -> None:
         if not endpoint.startswith(("http://", "https://")):
             raise PowerXError(
-                "invalid_otlp_endpoint",
+                ErrorCode.INVALID_OTLP_ENDPOINT,
                 f"The OTLP endpoint '{endpoint}' is not an http(s) URL.",
                 "use a collector base URL such as http://127.0.0.1:4318.",
             )

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.observe.masking import mask_known, mask_known_value
 
@@ -120,7 +121,7 @@ class TelemetryStore:
         if readonly:
             if not path.is_file():
                 raise PowerXError(
-                    "telemetry_missing",
+                    ErrorCode.TELEMETRY_MISSING,
                     f"No telemetry database at {path}.",
                     "start the simulator in this folder (`powerx host start --mock PATH`), or "
                     "set POWERX_STATE_DIR to the folder that holds it.",

@@ -26,6 +26,7 @@ from powerx.environments import DECLARATION_FILES
 from powerx.errors import PowerXError
 from powerx.manifest import load_manifest
 from powerx.reload.alerts import AlertWatch
+from powerx.reload.type_checks import TypeCheckReport, TypeChecks, type_checks_wanted
 from powerx.reload.watcher import WatchPlan, plan_watch, watch
 
 # Builds dropped in a row because newer saves overtook them; then one is pushed anyway,
@@ -52,6 +53,7 @@ class DevReporter(Protocol):
     def watching(self, plan: WatchPlan) -> None: ...
     def reloaded(self, outcome: ReloadOutcome) -> None: ...
     def alert(self, state: str, alert: dict[str, Any]) -> None: ...
+    def type_checked(self, report: TypeCheckReport) -> None: ...
 
 
 class PluginLoop:
@@ -83,12 +85,27 @@ class PluginLoop:
         # The report of a reload that failed before any upload; the next upload waits for
         # it, so the simulator never learns of a failure after the success that ended it.
         self._failure_report: asyncio.Task[None] | None = None
+        self.type_checks: TypeChecks | None = None  # see check_types
+
+    def check_types(self) -> None:
+        """From now on, run the type checkers the plugin's config asks for (tsc, mypy)
+        after each reload, in the background; the terminal and the simulator get what
+        they find."""
+        self.type_checks = TypeChecks(
+            self.plugin_id, self.plan.root, self.session.build_dir / "type-check", self._typed
+        )
+
+    async def _typed(self, report: TypeCheckReport) -> None:
+        self.reporter.type_checked(report)
+        await self.client.type_checked(report.to_dict())
 
     def mark(self, paths: set[Path]) -> None:
         if self.session.build_outputs:  # what the build command wrote starts no build
             paths = {p for p in paths if not self._relative([p]) & self.session.build_outputs}
             if not paths:
                 return
+        if self.type_checks is not None:
+            self.type_checks.stale()  # it checks code no longer on disk; the reload starts one
         if not self.dirty.is_set():
             self.first_change_at = time.perf_counter()
         self.changed |= paths
@@ -155,6 +172,8 @@ class PluginLoop:
             )
         # Not kept after it is reported: a list of them grew ~1.3 kB a reload, without end.
         self.reporter.reloaded(outcome)
+        if self.type_checks is not None:
+            self.type_checks.start()  # beside what follows: the reload has been served
         if self.alert_watch is not None:
             self.alert_watch.reloaded(outcome.plugin, outcome.ok)
         report = self._telemetry(outcome, result if outcome.ok else None)
@@ -223,6 +242,8 @@ class PluginLoop:
 
     async def warm(self) -> None:
         await self._build()  # a failure here is reported by the first reload
+        if self.type_checks is not None:
+            self.type_checks.start()
 
     def _relative(self, paths: Iterable[Path]) -> set[str]:
         root = self.plan.root
@@ -302,12 +323,19 @@ async def run_dev(
     force_polling: bool = False,
     initial_push: bool = True,
     on_ready: Callable[[list[PluginLoop]], Any] | None = None,
+    check_types: bool | None = None,
 ) -> list[PluginLoop]:
     """Run until ``stop`` is set. With ``initial_push`` the current code is pushed first,
-    so the simulator serves what is on disk (and mounts plugins it does not know yet)."""
+    so the simulator serves what is on disk (and mounts plugins it does not know yet).
+    With ``check_types`` (default: yes, unless ``POWERX_TYPE_CHECK=0``) a plugin with a
+    tsconfig.json or a mypy config is type-checked after each reload, beside the loop
+    (``reload/type_checks.py``)."""
     loops = [
         PluginLoop(p, client, build_root / p.resolve().name, reporter, force_polling) for p in paths
     ]
+    if type_checks_wanted() if check_types is None else check_types:
+        for loop in loops:
+            loop.check_types()
     alert_watch = AlertWatch(client, reporter, [loop.plugin_id for loop in loops])
     for loop in loops:
         loop.alert_watch = alert_watch
@@ -331,6 +359,9 @@ async def run_dev(
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.gather(*(loop.finish_reports() for loop in loops))
+        await asyncio.gather(
+            *(loop.type_checks.close() for loop in loops if loop.type_checks is not None)
+        )
         await asyncio.gather(*(loop.disarm() for loop in loops), return_exceptions=True)
         for loop in loops:
             loop.close()

@@ -1,5 +1,6 @@
 'use strict';
-// Helper for Node plugins: the host API client the shim passes in as `env.host`.
+// Helper for Node plugins: the host API client the shim passes in as `env.host` (typed by
+// the @powerx/plugin package, packages/powerx-plugin/index.d.ts: keep the two in step).
 // A call outside the manifest's permissions rejects with a HostApiError whose
 // `code` is "permission_denied" and whose `fix` says which scope to declare.
 //
@@ -68,9 +69,11 @@ function createHost({ baseUrl, token, tenant, grant, socketPath }) {
   return {
     tenant,
     call,
+    getTenant: () => call('GET', '/tenant'),
     contacts: {
       list: () => call('GET', '/contacts'),
       get: (id) => call('GET', `/contacts/${key(id)}`),
+      search: (query) => call('GET', `/contacts/search?q=${key(query)}`),
     },
     messages: {
       list: () => call('GET', '/messages'),

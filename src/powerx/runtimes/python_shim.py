@@ -171,7 +171,7 @@ def _listening_socket() -> tuple[socket.socket, dict[str, Any]]:
         sock.bind(path)
         sock.listen(128)
         return sock, {"unix": path}
-    # IPPROTO_TCP so asyncio turns on TCP_NODELAY (see foreground/__init__.py: bind_socket).
+    # IPPROTO_TCP so asyncio turns on TCP_NODELAY (see cli/foreground: bind_socket).
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)

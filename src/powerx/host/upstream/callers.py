@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.host.upstream.tenancy import Tenant, TenantDirectory
 from powerx.host.upstream.tokens import TokenService
@@ -93,7 +94,7 @@ class Callers:
         if raw:
             if not raw.isdigit():
                 raise PowerXError(
-                    "invalid_argument",
+                    ErrorCode.INVALID_ARGUMENT,
                     f"{TENANT_METADATA} {raw[:50]!r} is not a tenant id (a number).",
                     "send PX_GRPC_UPSTREAM_TENANT_ID, or leave the metadata out.",
                     status=400,

@@ -20,6 +20,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 
 PROTO_ROOT = Path(__file__).resolve().parent / "protos"
@@ -75,7 +76,7 @@ def compile_descriptor_set(root: Path = PROTO_ROOT) -> bytes:
         )
         if code != 0 or not out.is_file():
             raise PowerXError(
-                "contracts_invalid",
+                ErrorCode.CONTRACTS_INVALID,
                 f"The host's gRPC contracts under {root} do not compile (protoc exit {code}).",
                 "reinstall the DevKit (`pip install -e .`); the .proto files ship with it.",
                 status=500,

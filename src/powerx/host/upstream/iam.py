@@ -19,6 +19,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.host.tenants import TenantData
 from powerx.host.upstream.contracts import MEMBER_SERVICE, TEAM_SERVICE, Contracts
@@ -38,12 +39,12 @@ __all__ = ["Iam"]
 
 
 def _invalid(message: str, fix: str) -> PowerXError:
-    return PowerXError("invalid_argument", message, fix, status=400)
+    return PowerXError(ErrorCode.INVALID_ARGUMENT, message, fix, status=400)
 
 
 def _not_found(what: str, tenant: Tenant) -> PowerXError:
     return PowerXError(
-        "not_found",
+        ErrorCode.NOT_FOUND,
         f"No {what} in tenant {tenant.id} ({tenant.name}).",
         "list them first (ListMembers, ListTeams) to get valid ids.",
         status=404,

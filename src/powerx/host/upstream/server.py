@@ -25,6 +25,7 @@ from google.protobuf.message import Message
 
 from powerx.auth import check_bearer
 from powerx.config import PermissionPolicy
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.host.gateway import Denial
 from powerx.host.supervisor import Supervisor
@@ -104,7 +105,7 @@ class UpstreamServer:
         except RuntimeError as error:  # e.g. a TMPDIR too long for a socket path
             shutil.rmtree(folder, ignore_errors=True)
             raise PowerXError(
-                "grpc_listen_failed",
+                ErrorCode.GRPC_LISTEN_FAILED,
                 f"The host's gRPC services could not listen on {socket}: {error}.",
                 "set TMPDIR to a short folder you can write to (a unix socket's path "
                 "must stay under ~100 characters), then start again.",
@@ -175,7 +176,7 @@ class UpstreamServer:
         rpc = self.image.rpc(method)
         if rpc is None:
             raise PowerXError(
-                "api_not_available",
+                ErrorCode.API_NOT_AVAILABLE,
                 f"Host API {self.image.api_version} ({self.image.name}) has no {method}.",
                 "run an image that has it (--image or 'image:' in host_simulator.yaml).",
                 status=501,
@@ -194,7 +195,7 @@ class UpstreamServer:
         if not enforced:
             return
         raise PowerXError(
-            "permission_denied",
+            ErrorCode.PERMISSION_DENIED,
             f"Plugin {caller.plugin} may not call {method}: {reason} ('{scope}').",
             f"add '{scope}' to permissions in plugin.yaml, then exchange a new token."
             if not declared
@@ -212,7 +213,7 @@ class UpstreamServer:
             reason = f"tenant {named} named; the credential is for tenant {caller.tenant.id}"
             self._deny(caller, method, "tenant", reason, True)
             raise PowerXError(
-                "tenant_not_granted",
+                ErrorCode.TENANT_NOT_GRANTED,
                 f"Plugin {caller.plugin} called {method} for tenant {named}, but its credential "
                 f"is for tenant {caller.tenant.id}.",
                 "call with the tenant of PX_GRPC_UPSTREAM_TENANT_ID (x-powerx-tenant-id and "
@@ -282,7 +283,7 @@ class UpstreamServer:
                 failed = error
             except Exception as error:  # a bug of ours: the plugin gets INTERNAL, not a hang
                 failed = PowerXError(
-                    "internal_error",
+                    ErrorCode.INTERNAL_ERROR,
                     f"The simulator failed to answer {method}: {error!r}.",
                     "report it with the simulator's output.",
                     status=500,
@@ -315,7 +316,7 @@ class UpstreamServer:
                 check_bearer(metadata.get("authorization"))
                 return None
         raise PowerXError(
-            "unauthenticated",
+            ErrorCode.UNAUTHENTICATED,
             "Reflection on the host's gRPC services needs a bearer token.",
             "send a plugin's token (PX_GRPC_UPSTREAM_TOKEN or one from the STS), or your "
             "developer credential (`powerx login`), as 'authorization: Bearer <token>'.",

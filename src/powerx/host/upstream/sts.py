@@ -19,6 +19,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.host.upstream.contracts import STS_SERVICE, Contracts
 from powerx.host.upstream.tenancy import TenantDirectory
@@ -76,13 +77,13 @@ class Sts:
         if not request.client_id or not request.client_secret:
             if request.subject_token:
                 raise PowerXError(
-                    "not_supported",
+                    ErrorCode.NOT_SUPPORTED,
                     "The simulator's STS exchanges client credentials, not subject tokens.",
                     "send client_id and client_secret (PX_STS_CLIENT_ID, PX_STS_CLIENT_SECRET).",
                     status=501,
                 )
             raise PowerXError(
-                "invalid_argument",
+                ErrorCode.INVALID_ARGUMENT,
                 "Exchange needs client_id and client_secret.",
                 "send PX_STS_CLIENT_ID and PX_STS_CLIENT_SECRET from the plugin's environment.",
                 status=400,
@@ -92,7 +93,7 @@ class Sts:
         granted = self.granted(client.plugin)
         if tenant is None or granted is None:
             raise PowerXError(
-                "invalid_client",
+                ErrorCode.INVALID_CLIENT,
                 f"client_id {client} names no running plugin and tenant of this simulator.",
                 "send the PX_STS_CLIENT_ID the simulator gave the plugin.",
                 status=401,
@@ -120,7 +121,7 @@ class Sts:
             self.on_refused_scopes(ScopeRefusal(plugin, missing, enforced))
             if enforced:
                 raise PowerXError(
-                    "permission_denied",
+                    ErrorCode.PERMISSION_DENIED,
                     f"Plugin {plugin} is not granted scope(s) {', '.join(missing)}.",
                     "add them to permissions in plugin.yaml (if the image offers them), or "
                     "ask for 'access' to get every scope the plugin holds.",

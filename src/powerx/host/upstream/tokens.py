@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import jwt
 
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 
 ISSUER = "powerx-sts"
@@ -43,7 +44,7 @@ class ClientId:
         plugin, _, tenant = text.rpartition(".")
         if not plugin or not tenant.isdigit() or int(tenant) <= 0:
             raise PowerXError(
-                "invalid_client_id",
+                ErrorCode.INVALID_CLIENT_ID,
                 f"client_id {text[:200]!r} is not '<plugin id>.<tenant id>'.",
                 "send the PX_STS_CLIENT_ID the simulator gave the plugin.",
                 status=400,
@@ -94,7 +95,7 @@ class TokenService:
         expected = self.client_secret(client).encode()
         if not secret or not hmac.compare_digest(secret.encode(), expected):
             raise PowerXError(
-                "invalid_client",
+                ErrorCode.INVALID_CLIENT,
                 f"The client secret is not the one for client_id {client}.",
                 "send the PX_STS_CLIENT_SECRET the simulator gave the plugin, with its "
                 "PX_STS_CLIENT_ID: each secret is for one plugin and tenant.",

@@ -19,14 +19,15 @@ from typing import Protocol
 
 import uvicorn
 
+from powerx import running
 from powerx.auth import require_credential
 from powerx.build import Artefact, build_artefact
+from powerx.cli.foreground import hotkeys
 from powerx.client.dev import SimulatorClient
 from powerx.config import SimulatorConfig
 from powerx.environments import find_declaration
+from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
-from powerx.foreground import hotkeys
-from powerx.host import running
 from powerx.host.app import create_app
 from powerx.host.generations import Generation, LogLine
 from powerx.host.header_timeout import with_header_timeout
@@ -84,13 +85,13 @@ def bind_socket(bind: str, port: int) -> socket.socket:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
             raise PowerXError(
-                "port_in_use",
+                ErrorCode.PORT_IN_USE,
                 f"Port {port} on {bind} is already in use.",
                 f"stop what holds it (`powerx host stop` if it is a simulator), or pick another "
                 f"port: `--port {port + 1}` or POWERX_HTTP_PORT={port + 1}.",
             ) from None
         raise PowerXError(
-            "bind_failed",
+            ErrorCode.BIND_FAILED,
             f"Cannot listen on {bind}:{port}: {exc.strerror}.",
             "use --bind 127.0.0.1 (the default) or an address of this machine.",
         ) from None
@@ -197,6 +198,7 @@ async def _watch_in_process(
         require_credential().token,
         local_pending=simulator.note_pending,
         local_watch=simulator.note_watch,
+        local_type_check=simulator.note_type_check,
     )
     try:
         await run_dev(
@@ -267,7 +269,7 @@ async def _serve(
         if serving.done():
             serving.result()
             raise PowerXError(
-                "host_start_failed",
+                ErrorCode.HOST_START_FAILED,
                 "The simulator's HTTP server did not start.",
                 "run again with POWERX_DEBUG=1 to see why.",
             )
