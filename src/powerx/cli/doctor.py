@@ -10,8 +10,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from powerx.cli.checks import diagnose
 from powerx.cli.render import console, err_console, problem_lines
-from powerx.doctor import diagnose
 
 _MARK = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]"}
 
