@@ -6,6 +6,8 @@ debugger (-gcflags=all=-N -l) once one is attached."""
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -176,3 +178,72 @@ def test_a_watched_go_plugin_is_rebuilt_for_the_debugger_once_one_is_attached(
     simulator.wait_generation(GO_ID, 4, timeout_s=120)
     assert DEBUG_GCFLAGS.removeprefix("-gcflags=") in build_flags()
     assert simulator.get(HELLO).json()["greeting"] == "second save"
+
+
+def loopback_listeners(pid: int) -> list[int]:
+    """The TCP ports process ``pid`` listens on at 127.0.0.1 (from /proc: its socket
+    inodes, matched in /proc/net/tcp in LISTEN state)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        target = os.readlink(fd) if fd.is_symlink() else ""
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    ports = []
+    for row in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = row.split()
+        local, state, inode = fields[1], fields[3], fields[9]
+        if state == "0A" and inode in inodes and local.startswith("0100007F:"):
+            ports.append(int(local.split(":")[1], 16))
+    return ports
+
+
+def speaks_dap(port: int) -> bool:
+    """Whether what listens on ``port`` answers a DAP ``initialize`` with success, asking
+    no secret: an attacker's first step towards running code in the plugin."""
+    request = json.dumps({"seq": 1, "type": "request", "command": "initialize", "arguments": {}})
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=3) as sock:
+            sock.sendall(f"Content-Length: {len(request)}\r\n\r\n{request}".encode())
+            received = b""
+            while b"\r\n\r\n" not in received:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    return False
+                received += chunk
+            head, _, body = received.partition(b"\r\n\r\n")
+            length = int(head.split(b":")[1])
+            while len(body) < length:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    return False
+                body += chunk
+    except (OSError, ValueError, IndexError):
+        return False
+    answer = json.loads(body[:length])
+    return bool(answer.get("command") == "initialize" and answer.get("success"))
+
+
+def test_a_sandboxed_go_generations_delve_is_not_on_any_loopback_port(
+    workspace: Workspace, start_simulator: Any, debug_session: tuple[Path, BuildSession]
+) -> None:
+    """Delve has no access token: in a sandbox the simulator reaches it over a unix socket
+    in the sandbox's private folder, so no port of this machine gives it away."""
+    workspace.env["POWERX_SANDBOX"] = "auto"
+    workspace.login()
+    plugin, session = debug_session
+    simulator: RunningSimulator = start_simulator([plugin])
+    debug = Debug(simulator, GO_ID)
+    attached = debug.call("POST", f"/internal/debug/sessions/{GO_ID}/attach")
+    assert attached.status_code == 200, attached.text
+    placed = debug.put({"file": MAIN_GO.as_posix(), "line": line_after_tenant(plugin)})
+    assert placed.status_code == 200, placed.text
+    reloaded = push(simulator, plugin, session)  # now under Delve, its breakpoint replayed
+    assert reloaded.status_code == 200, reloaded.text
+    assert reloaded.json()["debug"]["verified"] == 1
+    assert simulator.plugin_status(GO_ID)["contained"] is True
+    assert simulator.process is not None
+    ports = loopback_listeners(simulator.process.pid)
+    # The IDE port answers initialize too, but it wants the secret before anything else.
+    ide_port = simulator.ide_access(GO_ID)["port"]
+    assert ide_port in ports
+    assert [port for port in ports if port != ide_port and speaks_dap(port)] == [], ports

@@ -99,6 +99,15 @@ class DapConnection:
         )
         return cls(reader, writer, on_event)
 
+    @classmethod
+    async def connect_unix(
+        cls, path: str, on_event: Callable[[Message], None] | None = None, timeout: float = 5.0
+    ) -> DapConnection:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_unix_connection(path, limit=_MAX_MESSAGE), timeout
+        )
+        return cls(reader, writer, on_event)
+
     def _write(self, message: Message) -> None:
         if self.closed.is_set():
             raise DapError(str(message.get("command", message.get("event"))), "connection closed")

@@ -108,9 +108,8 @@ class Debugger:
             source_dir = (self._source_dir_of(plugin) or run_dir).resolve()
 
             async def open_link(on_event: Callable[[Message], None]) -> Link:
-                return await GoLink.open_delve(
-                    generation, source_dir, int(endpoint["port"]), on_event
-                )
+                address = str(endpoint["unix"]) if "unix" in endpoint else int(endpoint["port"])
+                return await GoLink.open_delve(generation, source_dir, address, on_event)
         elif "url" in endpoint:  # node: the inspector's WebSocket
             info = json.loads((run_dir / "artefact.json").read_text(encoding="utf-8"))
             bundle: Path | None = run_dir / str(info["runnable"])

@@ -63,18 +63,22 @@ class GoLink(PythonLink):
         cls,
         generation: int,
         source_dir: Path,
-        port: int,
+        address: int | str,
         on_event: Callable[[Message], None],
     ) -> GoLink:
-        """Connect to the generation's Delve and initialize the DAP session, retrying
-        while Delve starts listening. In a sandbox the port is a relay, which accepts at
-        once and closes the connection while nothing listens inside yet: a connection
-        closed before ``initialize`` is answered is retried too."""
+        """Connect to the generation's Delve (a loopback port, or in a sandbox its relay's
+        unix socket) and initialize the DAP session, retrying while Delve starts
+        listening. The relay accepts at once and closes the connection while nothing
+        listens inside yet: a connection closed before ``initialize`` is answered is
+        retried too."""
         deadline = time.monotonic() + HANDSHAKE_TIMEOUT_S
         while True:
             connection: DapConnection | None = None
             try:
-                connection = await DapConnection.connect("127.0.0.1", port, on_event)
+                if isinstance(address, str):  # in a sandbox: its relay's unix socket
+                    connection = await DapConnection.connect_unix(address, on_event)
+                else:
+                    connection = await DapConnection.connect("127.0.0.1", address, on_event)
                 capabilities = await connection.request(
                     "initialize", _INITIALIZE, HANDSHAKE_TIMEOUT_S
                 )

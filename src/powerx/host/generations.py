@@ -51,6 +51,7 @@ class Generation:
     swapped: asyncio.Event = field(default_factory=asyncio.Event)  # its pointer is on disk
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     exposed: list[int] = field(default_factory=list)  # ports brought out of its sandbox
+    relayed: list[int] = field(default_factory=list)  # its ports reached by unix socket
     settings: str = ""  # digest of the .dev.vars values it started with
     python: PythonRuntime | None = None  # a Python plugin's interpreter and environment
 

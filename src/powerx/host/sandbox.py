@@ -489,6 +489,18 @@ class Sandbox:
         self._exposed[inner] = (outer, server)
         return outer
 
+    async def inner_socket(self, inner: int) -> str:
+        """A unix socket (in this sandbox's private folder) that reaches ``inner`` inside
+        it, for a debugger with no access control of its own (Delve): unlike
+        :meth:`expose`, nothing on this machine's loopback reaches it. Ended by
+        :meth:`release_socket`."""
+        await self._request("expose", port=inner)
+        return str(self.sockets / f"in-{inner}.sock")
+
+    def release_socket(self, inner: int) -> None:
+        if self._control is not None:
+            self._spawn_task(self._quiet_release(inner))
+
     def inner_port(self, outer: int) -> int | None:
         """The port inside the sandbox that ``outer`` reaches (what the plugin thinks it
         listens on), or None."""

@@ -362,6 +362,11 @@ class Supervisor:
         if self.sandbox(gen.plugin_id) is None:
             return message
         message = dict(message, pid=gen.pid)  # it knows only its pid inside the sandbox
+        sandbox = self.sandbox(gen.plugin_id)
+        if message.get("delve") and sandbox is not None:  # no secret: never on loopback
+            message["unix"] = await sandbox.inner_socket(int(message["port"]))
+            gen.relayed.append(int(message["port"]))
+            return message
         if "port" in message:
             message["port"] = await self._reachable(gen, int(message["port"]))
         if "url" in message:
@@ -652,6 +657,8 @@ class Supervisor:
         if sandbox is not None:
             for port in gen.exposed:
                 sandbox.release(port)
+            for inner in gen.relayed:
+                sandbox.release_socket(inner)
         if gen.python is not None:
             self._release_runtimes()
         if self.on_stopped is not None:
