@@ -44,7 +44,7 @@ import httpx
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from powerx.build import BuildSession
+from powerx.bundling import BuildSession
 from powerx.debug.sourcemap import SourceMap
 from powerx.testing import LocalSimulator
 

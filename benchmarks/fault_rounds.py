@@ -29,7 +29,7 @@ from pathlib import Path
 
 import httpx
 
-from powerx.build import BuildSession
+from powerx.bundling import BuildSession
 from powerx.testing import LocalSimulator
 
 REPO = Path(__file__).resolve().parent.parent

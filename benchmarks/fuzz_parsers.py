@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from powerx.build.pack import pack
+from powerx.bundling.pack import pack
 from powerx.errors import PowerXError
 from powerx.host.artefacts import ArtefactStore, check_archive, read_member
 from powerx.manifest import MANIFEST_FILE, parse_manifest

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from powerx.build import BuildSession
+from powerx.bundling import BuildSession
 from tests.conftest import EXAMPLES, RunningSimulator, Workspace
 from tests.integration.test_backend_plugins import BACKEND_ID, set_greeting, set_node_greeting
 from tests.integration.test_debugging import Debug, request_in_background

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from powerx.build import BuildSession
+from powerx.bundling import BuildSession
 from tests.conftest import REPO, RunningSimulator, Workspace
 from tests.integration.test_debugging import (
     PLUGIN,

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from powerx.build import BuildSession
+from powerx.bundling import BuildSession
 from powerx.testing import wait_until
 from tests.conftest import RunningSimulator, Workspace, python_manifest, write_plugin
 from tests.integration.test_debugging import (

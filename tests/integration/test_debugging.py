@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from powerx.build import BuildSession
+from powerx.bundling import BuildSession
 from powerx.testing import wait_until
 from tests.conftest import HELLO_NODE, RunningSimulator, Workspace, python_manifest, write_plugin
 from tests.integration.test_hot_reload import copy_example, push, set_node_greeting

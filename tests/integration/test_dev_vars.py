@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from powerx.build.session import BuildSession
+from powerx.bundling.session import BuildSession
 from tests.conftest import RunningSimulator, Workspace, python_manifest, write_plugin
 from tests.integration.test_hot_reload import push
 

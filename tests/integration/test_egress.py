@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from powerx.build.toolchain import node_executable
+from powerx.bundling.toolchain import node_executable
 from powerx.runtimes import NODE_EGRESS_PRELOAD
 from powerx.testing import wait_until
 from tests.conftest import HELLO_NODE, RunningSimulator, Workspace, python_manifest, write_plugin

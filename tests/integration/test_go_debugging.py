@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from powerx.build import BuildSession
-from powerx.build.go import DEBUG_GCFLAGS
+from powerx.bundling import BuildSession
+from powerx.bundling.go import DEBUG_GCFLAGS
 from powerx.testing import wait_until
 from tests.conftest import RunningSimulator, Workspace
 from tests.integration.test_dap_debugclient import debug_client  # noqa: F401 - the fixture

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from powerx.build import BuildSession
+from powerx.bundling import BuildSession
 from powerx.config import ContextSigning, Identity
 from powerx.host.identity import ContextSigner
 from powerx.host.programs import free_port

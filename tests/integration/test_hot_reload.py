@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from powerx.build import BuildSession
+from powerx.bundling import BuildSession
 from powerx.paths import run_root
 from powerx.testing import wait_until
 from tests.conftest import (

@@ -17,7 +17,7 @@ import httpx
 import pytest
 import websockets
 
-from powerx.build import BuildSession
+from powerx.bundling import BuildSession
 from powerx.testing import wait_until
 from tests.conftest import HELLO_NODE, REPO, RunningSimulator, Workspace
 from tests.integration.test_debugging import (

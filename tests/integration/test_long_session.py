@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from powerx.build import BuildSession
+from powerx.bundling import BuildSession
 from powerx.client.dev import SimulatorClient
 from powerx.config import SimulatorConfig
 from powerx.host.simulator import Simulator

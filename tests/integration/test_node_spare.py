@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from powerx.build.toolchain import node_executable
+from powerx.bundling.toolchain import node_executable
 from powerx.host.launcher import LaunchSpec, SpareLauncher
 from powerx.host.supervisor import HEALTH_PATH
 from powerx.runtimes import CONTROL_PREFIX, NODE_SHIM

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from powerx.build.pack import digest, pack
-from powerx.build.session import BuildSession
+from powerx.bundling.pack import digest, pack
+from powerx.bundling.session import BuildSession
 from tests.conftest import HELLO_PYTHON, Workspace
 from tests.integration.test_hot_reload import (
     PY_ID,

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from powerx.build import BuildSession
+from powerx.bundling import BuildSession
 from powerx.testing import wait_until
 from tests.conftest import HELLO_PYTHON, RunningSimulator, Workspace
 from tests.integration.test_hot_reload import (

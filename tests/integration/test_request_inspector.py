@@ -18,7 +18,7 @@ import httpx
 import pytest
 import yaml
 
-from powerx.build import BuildSession
+from powerx.bundling import BuildSession
 from powerx.testing import wait_until
 from tests.conftest import (
     REPO,

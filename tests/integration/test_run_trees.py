@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from powerx.build import BuildSession
+from powerx.bundling import BuildSession
 from powerx.paths import RAM_DIR, run_root
 from powerx.testing import wait_until
 from tests.conftest import HELLO_NODE, RunningSimulator, Workspace

@@ -35,8 +35,8 @@ from typing import Any
 
 import httpx
 
-from powerx.build.pack import pack
-from powerx.build.session import BuildSession
+from powerx.bundling.pack import pack
+from powerx.bundling.session import BuildSession
 from powerx.paths import run_root
 from powerx.testing import LocalSimulator, wait_until
 from tests.security.containment import Case, Facts, proof

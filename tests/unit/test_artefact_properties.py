@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from powerx.build.pack import digest as sha256_of
-from powerx.build.pack import pack
+from powerx.bundling.pack import digest as sha256_of
+from powerx.bundling.pack import pack
 from powerx.config import SimulatorConfig
 from powerx.errors import PowerXError
 from powerx.host import artefacts

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from powerx.build.go import DEBUG_GCFLAGS, GoBuild, compile_error, go_build_for
+from powerx.bundling.go import DEBUG_GCFLAGS, GoBuild, compile_error, go_build_for
 from powerx.manifest import parse_manifest
 
 MANIFEST = """

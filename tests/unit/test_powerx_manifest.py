@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from powerx.build.session import BuildSession
+from powerx.bundling.session import BuildSession
 from powerx.images import check_compatible, get_image, unknown_permissions
 from powerx.manifest import ManifestError, find_manifest, json_schema, load_manifest
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from powerx import auth
-from powerx.build.go import go_build_for
-from powerx.build.toolchain import dlv_version, go_version, node_executable
+from powerx.bundling.go import go_build_for
+from powerx.bundling.toolchain import dlv_version, go_version, node_executable
 from powerx.config import OBSERVABILITY_FLAG, SIMULATOR_FLAG, SimulatorConfig, load_config
 from powerx.environments import EnvironmentStore, find_declaration, interpreter_for
 from powerx.errors import PowerXError, Problem

@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from powerx import auth
-from powerx.build.artefact import Artefact
+from powerx.bundling.artefact import Artefact
 from powerx.cli.dev import DevConsole, format_outcome
 from powerx.cli.foreground import read_host_info, run_foreground
 from powerx.cli.render import console, err_console, warn

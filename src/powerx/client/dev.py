@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 from httpx_sse import aconnect_sse
 
-from powerx.build import Artefact
+from powerx.bundling import Artefact
 from powerx.client.answers import decoded
 from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError

@@ -1,7 +1,7 @@
 """The simulator's DAP connection to one Go generation, run under Delve.
 
 A Go generation the simulator debugs runs as ``dlv exec --headless`` around the plugin's
-binary (built with ``-gcflags=all=-N -l``, see ``powerx.build.go``). Delve starts the
+binary (built with ``-gcflags=all=-N -l``, see ``powerx.bundling.go``). Delve starts the
 program halted and speaks DAP on its listening port (a "remote attach", as VS Code's Go
 extension does it): the simulator attaches, replays the plugin's breakpoints and sends
 ``configurationDone``; only then does the program run, so the generation answers its
@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from powerx.build.toolchain import dlv_executable
+from powerx.bundling.toolchain import dlv_executable
 from powerx.debug.breakpoints import Breakpoint
 from powerx.debug.dap import DapConnection, DapError, Message
 from powerx.debug.python_link import HANDSHAKE_TIMEOUT_S, PythonLink, ReplayResult

@@ -13,7 +13,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from powerx.build.artefact import ARTEFACT_INFO
+from powerx.bundling.artefact import ARTEFACT_INFO
 from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.host.artefacts import member_data

@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from powerx.build.pack import digest as sha256_of
+from powerx.bundling.pack import digest as sha256_of
 from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from powerx.build import BuildSession
+from powerx.bundling import BuildSession
 from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.observe import events

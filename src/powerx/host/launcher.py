@@ -24,7 +24,7 @@ from collections.abc import Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from powerx.build.toolchain import node_executable
+from powerx.bundling.toolchain import node_executable
 from powerx.host.python_runtime import PythonRuntime, devkit_runtime
 from powerx.runtimes import CONTROL_PREFIX, NODE_SHIM, WARM_ENV
 

@@ -9,8 +9,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from powerx.build.go import go_build_for
-from powerx.build.toolchain import go_executable, node_executable
+from powerx.bundling.go import go_build_for
+from powerx.bundling.toolchain import go_executable, node_executable
 from powerx.config import SimulatorConfig
 from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError, Problem

@@ -44,7 +44,7 @@ from typing import Any, Literal
 
 import powerx
 import powerx_plugin
-from powerx.build.toolchain import node_executable
+from powerx.bundling.toolchain import node_executable
 from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.host.launcher import ForkedProcess, pipe_reader

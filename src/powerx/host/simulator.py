@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from powerx.build.artefact import Artefact
-from powerx.build.go import go_build_for
+from powerx.bundling.artefact import Artefact
+from powerx.bundling.go import go_build_for
 from powerx.config import SimulatorConfig
 from powerx.debug.debugger import Debugger
 from powerx.error_codes import ErrorCode

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from powerx.build import Artefact, BuildSession
+from powerx.bundling import Artefact, BuildSession
 from powerx.client.dev import SimulatorClient
 from powerx.environments import DECLARATION_FILES
 from powerx.errors import PowerXError

@@ -22,7 +22,7 @@ from pathlib import Path
 from watchfiles import Change
 from watchfiles._rust_notify import RustNotify
 
-from powerx.build.pack import EXCLUDED_DIRS, EXCLUDED_SUFFIXES, is_scratch_file
+from powerx.bundling.pack import EXCLUDED_DIRS, EXCLUDED_SUFFIXES, is_scratch_file
 from powerx.file_events import polling_reason
 
 # watchfiles yields a batch once a step passes with no new change, so a save is seen 1-2

@@ -21,7 +21,7 @@ import uvicorn
 
 from powerx import running
 from powerx.auth import require_credential
-from powerx.build import Artefact, build_artefact
+from powerx.bundling import Artefact, build_artefact
 from powerx.cli.foreground import hotkeys
 from powerx.client.dev import SimulatorClient
 from powerx.config import SimulatorConfig

@@ -6,7 +6,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from powerx.build.esbuild import EsbuildWorker, esbuild_request
+from powerx.bundling.esbuild import EsbuildWorker, esbuild_request
 from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError, Problem
 from powerx.manifest import EsbuildSettings, Manifest
@@ -91,7 +91,7 @@ def node_members(
         outputs = _run_command(manifest, root)
     else:
         # Plain JavaScript entry: ship the sources as they are.
-        from powerx.build.pack import source_files
+        from powerx.bundling.pack import source_files
 
         files = source_files(root)
         return [

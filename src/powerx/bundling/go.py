@@ -26,7 +26,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from powerx.build.toolchain import go_executable
+from powerx.bundling.toolchain import go_executable
 from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError, Problem
 from powerx.manifest import Manifest

@@ -11,13 +11,13 @@ import json
 import time
 from pathlib import Path
 
-from powerx.build.artefact import ARTEFACT_INFO, Artefact
-from powerx.build.esbuild import EsbuildWorker
-from powerx.build.go import go_build_for
-from powerx.build.node import node_members
-from powerx.build.pack import digest, pack, source_files
-from powerx.build.program import program_members, run_build_command
-from powerx.build.python import compile_check
+from powerx.bundling.artefact import ARTEFACT_INFO, Artefact
+from powerx.bundling.esbuild import EsbuildWorker
+from powerx.bundling.go import go_build_for
+from powerx.bundling.node import node_members
+from powerx.bundling.pack import digest, pack, source_files
+from powerx.bundling.program import program_members, run_build_command
+from powerx.bundling.python import compile_check
 from powerx.manifest import Manifest, find_manifest, load_manifest
 
 

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from powerx.build.toolchain import node_executable
+from powerx.bundling.toolchain import node_executable
 from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.runtimes import NODE_BUILD

@@ -8,8 +8,8 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from powerx.build.go import go_build_for, run_go_build
-from powerx.build.pack import source_files
+from powerx.bundling.go import go_build_for, run_go_build
+from powerx.bundling.pack import source_files
 from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.manifest import Manifest
