@@ -100,7 +100,7 @@ class ContextSigning(BaseModel):
 
 
 class DevHotload(BaseModel):
-    """PowerX's dev hot-load protocol (``px-plugin dev --dev-api``, host/dev_routes.py)."""
+    """PowerX's dev hot-load protocol (``px-plugin dev --dev-api``, host/routes/dev.py)."""
 
     model_config = ConfigDict(extra="forbid")
 

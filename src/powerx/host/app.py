@@ -1,4 +1,6 @@
-"""The simulator's HTTP surface (Starlette): plugin routing, host API, internal debug API."""
+"""The simulator's HTTP surface (Starlette): the routes of ``host/routes/`` assembled into
+one app, with its error handlers, middleware, lifespan and the state the endpoints read
+(``app.state``: see ``host/routes/state.py``)."""
 
 from __future__ import annotations
 
@@ -8,24 +10,46 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute
 
-from powerx.auth import check_bearer
 from powerx.errors import PowerXError, storage_error
-from powerx.host.debug_routes import debug_routes
-from powerx.host.dev_routes import dev_routes
+from powerx.host.debug_connection import HeldConnection
 from powerx.host.dev_sessions import DevSessions
-from powerx.host.local_install_routes import local_install_routes
-from powerx.host.mock_data_routes import mock_data_routes
-from powerx.host.observe_routes import observability_routes, reader_check
 from powerx.host.plugin_proxy import PluginProxy
-from powerx.host.reload_routes import reload_routes
 from powerx.host.request_guard import RequestGuard
-from powerx.host.request_routes import request_routes
+from powerx.host.routes import (
+    dashboard,
+    debug,
+    dev,
+    local_install,
+    mock_data,
+    observe,
+    plugins,
+    reload,
+    requests,
+    streams,
+    tools,
+    type_checks,
+)
 from powerx.host.simulator import Simulator
-from powerx.host.tool_routes import tool_routes
-from powerx.host.type_check_routes import type_check_routes
+
+__all__ = ["ROUTES", "create_app", "error_response"]
+
+ROUTES: list[BaseRoute] = [
+    *plugins.routes,
+    *reload.routes,
+    *type_checks.routes,
+    *observe.routes,
+    *dashboard.routes,
+    *streams.routes,
+    *debug.routes,
+    *tools.routes,
+    *requests.routes,
+    *mock_data.routes,
+    *dev.routes,
+    *local_install.routes,
+]
 
 
 def error_response(error: PowerXError) -> JSONResponse:
@@ -50,31 +74,6 @@ def create_app(
     simulator: Simulator, on_shutdown: Callable[[], Awaitable[None]] | None = None
 ) -> Starlette:
     """The ASGI app; ``on_shutdown`` runs before the server exits (plugins stop there)."""
-    proxy = PluginProxy(simulator)
-
-    def require_debug(request: Request) -> None:
-        check_bearer(request.headers.get("authorization"))
-
-    require_reader = reader_check(simulator)
-
-    async def status(request: Request) -> Response:
-        require_reader(request)
-        return JSONResponse(simulator.status())
-
-    async def shutdown(request: Request) -> Response:
-        require_debug(request)
-        simulator.shutdown_requested.set()
-        return JSONResponse({"ok": True, "message": "The simulator is stopping."}, status_code=202)
-
-    async def healthz(request: Request) -> Response:
-        return JSONResponse({"ok": True, "image": simulator.image.name})
-
-    async def host_api(request: Request) -> Response:
-        return await simulator.gateway.handle(request)
-
-    async def root(request: Request) -> Response:
-        return RedirectResponse("/dashboard")
-
     dev_sessions = DevSessions(
         simulator.observer.bus.publish,
         simulator.config.dev_hotload.session_ttl_s,
@@ -90,33 +89,15 @@ def create_app(
             if on_shutdown is not None:
                 await on_shutdown()
 
-    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
     app = Starlette(
-        routes=[
-            Route("/", root),
-            Route("/healthz", healthz),
-            Route("/internal/debug/status", status),
-            Route("/internal/debug/shutdown", shutdown, methods=["POST"]),
-            *reload_routes(simulator),
-            Route("/host/api/{path:path}", host_api, methods=methods),
-            Route("/_p/{plugin_id}/api", proxy.handle, methods=methods),
-            Route("/_p/{plugin_id}/api/{path:path}", proxy.handle, methods=methods),
-            Route("/plugins/{plugin_id}", proxy.handle, methods=methods),
-            Route("/plugins/{plugin_id}/{path:path}", proxy.handle, methods=methods),
-            *observability_routes(simulator, require_debug),
-            *debug_routes(simulator),
-            *tool_routes(simulator),
-            *request_routes(simulator),
-            *mock_data_routes(simulator),
-            *dev_routes(),
-            *local_install_routes(),
-            *type_check_routes,
-        ],
+        routes=ROUTES,
         exception_handlers={PowerXError: _on_powerx_error, OSError: _on_os_error},
         middleware=[Middleware(RequestGuard, bind=simulator.config.bind)],
         lifespan=lifespan,
     )
-    # Read by the endpoints that follow starlette's way (module functions, state here).
     app.state.simulator = simulator
     app.state.dev_sessions = dev_sessions
+    app.state.plugin_proxy = PluginProxy(simulator)
+    app.state.held_connections = dict[str, HeldConnection]()  # console connections, by id
+    app.state.audit_verification = observe.CachedVerification(simulator.observer.audit_log)
     return app

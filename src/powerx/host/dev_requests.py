@@ -1,8 +1,8 @@
 """What requests of PowerX's dev protocol carry and who may send them (the endpoints are
-host/dev_routes.py): the bodies px-plugin and PowerX's local-install client send, read
-field by field before anything is touched, and the credentials each route takes: the
-developer credential (as a bearer or, from px-plugin, ``X-API-Key``) or a session's
-reload token.
+host/routes/dev.py and host/routes/local_install.py): the bodies px-plugin and PowerX's
+local-install client send, read field by field before anything is touched, and the
+credentials each route takes: the developer credential (as a bearer or, from px-plugin,
+``X-API-Key``) or a session's reload token. The simulator flag is ``routes/guards.py``'s.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 
 from powerx.auth import check_bearer
-from powerx.config import SIMULATOR_FLAG
 from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError, validation_problems
 from powerx.host.dev_sessions import DevSession, DevSessions
-from powerx.host.json_body import read_json
+from powerx.host.routes import state
+from powerx.host.routes.guards import read_json
 from powerx.host.simulator import Simulator
 
 _CREDENTIAL_FIX = (
@@ -60,7 +60,7 @@ class ReloadBody(_Body):
 
 def protocol_state(request: Request) -> tuple[Simulator, DevSessions]:
     """The simulator and its dev sessions (``create_app`` puts them in the app's state)."""
-    return request.app.state.simulator, request.app.state.dev_sessions
+    return state.simulator(request), state.dev_sessions(request)
 
 
 async def read_body(request: Request, model: type[Model]) -> Model:
@@ -129,16 +129,6 @@ def check_reload_token(request: Request, session: DevSession, in_body: str | Non
             f"That is not the reload token of session {session.id}.",
             "use the reloadToken that register answered for this session, or register again.",
             status=401,
-        )
-
-
-def require_flag(simulator: Simulator) -> None:
-    if not simulator.config.flag(SIMULATOR_FLAG):
-        raise PowerXError(
-            ErrorCode.SIMULATOR_DISABLED,
-            f"The flag {SIMULATOR_FLAG} is off.",
-            f"set {SIMULATOR_FLAG}=1 and restart the simulator.",
-            status=403,
         )
 
 

@@ -1,5 +1,5 @@
 """Sessions of PowerX's dev hot-load protocol: what ``px-plugin dev --dev-api`` registers,
-reloads and ends (its HTTP face is host/dev_routes.py).
+reloads and ends (its HTTP face is host/routes/dev.py).
 
 A session binds one plugin folder to a reload token until it expires (``session_ttl_s``,
 PowerX's 15 minutes by default) or is ended. Reloads are idempotent by ``X-Reload-Id``:

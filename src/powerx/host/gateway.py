@@ -40,8 +40,8 @@ from powerx.config import Identity, PermissionPolicy
 from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.host.generations import PluginSlot
-from powerx.host.json_body import read_json
 from powerx.host.rbac import Permission, RbacGate, has_permission
+from powerx.host.routes.guards import read_json
 from powerx.host.supervisor import Supervisor
 from powerx.host.tenants import TenantData
 from powerx.images import HostApi, HostImage

@@ -16,11 +16,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from powerx.auth import check_bearer
 from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError, validation_problems
-from powerx.host.json_body import read_json
-from powerx.host.simulator import Simulator
+from powerx.host.routes import state
+from powerx.host.routes.guards import read_json, require_debug
+
+__all__ = ["routes"]
 
 
 class TypeProblemNote(BaseModel):
@@ -48,8 +49,7 @@ class TypeCheckNote(BaseModel):
 
 
 async def type_checked(request: Request) -> Response:
-    check_bearer(request.headers.get("authorization"))
-    simulator: Simulator = request.app.state.simulator
+    require_debug(request)
     try:
         raw = await read_json(request)
         note = TypeCheckNote.model_validate(raw)
@@ -62,10 +62,10 @@ async def type_checked(request: Request) -> Response:
             "send the report the dev loop's type check made, as JSON.",
             problems=problems,
         ) from None
-    simulator.note_type_check(note.model_dump())
+    state.simulator(request).note_type_check(note.model_dump())
     return JSONResponse({"plugin": note.plugin, "state": note.state, "errors": len(note.problems)})
 
 
-type_check_routes = [
+routes = [
     Route("/internal/debug/hot-reload/type-check", type_checked, methods=["POST"]),
 ]

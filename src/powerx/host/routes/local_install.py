@@ -38,11 +38,13 @@ from powerx.host.dev_requests import (
     dev_url,
     protocol_state,
     read_body,
-    require_flag,
 )
 from powerx.host.dev_wire import protocol, rfc3339, success
+from powerx.host.routes.guards import require_simulator_flag
 from powerx.manifest import load_manifest
 from powerx.observe.observer import new_reload_id, reload_record
+
+__all__ = ["routes"]
 
 BASE = "/internal/plugins/local"
 PREFIXES = ("", "/api", "/api/v1")
@@ -75,7 +77,7 @@ def _artifact_folder(uri: str) -> Path:
 async def install(request: Request) -> Response:
     simulator, sessions = protocol_state(request)
     check_developer(request)
-    require_flag(simulator)
+    require_simulator_flag(simulator)
     body = await read_body(request, LocalInstallBody)
     folder = _artifact_folder(body.artifact_uri)
     manifest = load_manifest(folder)  # a missing or invalid manifest: its own code
@@ -163,11 +165,14 @@ async def record_reload(request: Request) -> Response:
     return success({"result": "ok"}, status=202)
 
 
-def local_install_routes() -> list[Route]:
-    routes = []
+def _routes() -> list[Route]:
+    found = []
     for prefix in PREFIXES:
-        routes += [
+        found += [
             Route(f"{prefix}{BASE}/install", install, methods=["POST"]),
             Route(f"{prefix}{BASE}/reload", record_reload, methods=["POST"]),
         ]
-    return routes
+    return found
+
+
+routes = _routes()

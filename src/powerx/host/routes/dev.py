@@ -19,7 +19,8 @@ it (PowerXPlugin ``tools/cli/internal/devapi``; PowerX's own handlers are
 
 Mounted at the root and under ``/api`` and ``/api/v1``: px-plugin adds ``/api/v1`` to a
 ``--dev-api`` URL without a path. Errors are problem+json with a stable code and a fix
-(host/dev_wire.py). Endpoints reach the simulator through ``request.app.state``.
+(host/dev_wire.py). Endpoints reach the simulator through ``request.app.state``;
+the simulator flag gates register and reload.
 """
 
 from __future__ import annotations
@@ -46,7 +47,6 @@ from powerx.host.dev_requests import (
     dev_url,
     protocol_state,
     read_body,
-    require_flag,
 )
 from powerx.host.dev_sessions import ReloadAnswer, check_reload_id
 from powerx.host.dev_wire import (
@@ -59,14 +59,16 @@ from powerx.host.dev_wire import (
     session_view,
     success,
 )
+from powerx.host.routes.guards import require_simulator_flag
+from powerx.host.routes.streams import HEARTBEAT_S, SSE_HEADERS
 from powerx.host.simulator import Simulator
 from powerx.manifest import load_manifest
 from powerx.observe.events import DEV_SESSION, Event
 
+__all__ = ["routes"]
+
 BASE = "/internal/dev/plugins"
 PREFIXES = ("", "/api", "/api/v1")
-HEARTBEAT_S = 15.0
-_SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 _STATUSES = frozenset({"active", "terminated", "expired"})
 
 
@@ -97,7 +99,7 @@ def _plugin_folder(simulator: Simulator, body: RegisterBody) -> Path:
 async def register(request: Request) -> Response:
     simulator, sessions = protocol_state(request)
     check_developer(request)
-    require_flag(simulator)
+    require_simulator_flag(simulator)
     body = await read_body(request, RegisterBody)
     folder = _plugin_folder(simulator, body)
     manifest = load_manifest(folder)  # a missing or invalid manifest: its own code
@@ -160,7 +162,7 @@ async def reload(request: Request) -> Response:
     reload_id = check_reload_id(request.headers.get("x-reload-id"))
     session = sessions.get(body.session_id)
     check_reload_token(request, session, body.reload_token)
-    require_flag(simulator)
+    require_simulator_flag(simulator)
 
     async def run() -> ReloadAnswer:
         try:
@@ -302,15 +304,15 @@ async def stream(request: Request) -> Response:
             elif event.type == DEV_SESSION and wanted in {None, event.data["sessionId"]}:
                 yield _frame(event)
 
-    return StreamingResponse(frames(), media_type="text/event-stream", headers=_SSE_HEADERS)
+    return StreamingResponse(frames(), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
-def dev_routes() -> list[Route]:
+def _routes() -> list[Route]:
     """The protocol's routes under each prefix PowerX serves it at."""
-    routes = []
+    found = []
     for prefix in PREFIXES:
         base = prefix + BASE
-        routes += [
+        found += [
             Route(f"{base}/register", register, methods=["POST"]),
             Route(f"{base}/register/{{session_id}}", unregister, methods=["DELETE"]),
             Route(f"{base}/reload", reload, methods=["POST"]),
@@ -320,4 +322,7 @@ def dev_routes() -> list[Route]:
             Route(f"{base}/sessions/{{session_id}}", unregister, methods=["DELETE"]),
             Route(f"{base}/{{session_id}}", session_status, methods=["GET"]),
         ]
-    return routes
+    return found
+
+
+routes = _routes()
