@@ -8,9 +8,11 @@ clearing the artefact cache.
 - ``POST /internal/debug/hot-reload/watch`` ``{"plugin", "armed", "folders"?, "mode"?}``.
 - ``POST /internal/debug/rollback`` ``{"plugin", "digest"?}``.
 - ``POST /internal/debug/cache/clear``.
+- ``POST /internal/debug/plugins/{plugin}/restart``: the same artefact again in a fresh
+  process.
 
-All take the developer credential; all but rollback and cache clearing need the
-simulator flag.
+All take the developer credential; the upload and the two notes need the simulator
+flag.
 """
 
 from __future__ import annotations
@@ -182,10 +184,30 @@ async def cache_clear(request: Request) -> Response:
     return JSONResponse(await state.simulator(request).clear_cache())
 
 
+async def restart(request: Request) -> Response:
+    """``POST /internal/debug/plugins/{plugin}/restart``: serve the same artefact again in a
+    fresh process (the `r` hotkey of `powerx dev`; `host start` calls it in process)."""
+    require_debug(request)
+    simulator = state.simulator(request)
+    plugin = str(request.path_params["plugin"])
+    slot = simulator.supervisor.slots.get(plugin)
+    if slot is None or slot.active is None:
+        raise PowerXError(
+            ErrorCode.PLUGIN_NOT_FOUND,
+            f"No plugin '{plugin}' is serving here.",
+            "check the id with `powerx host status`.",
+            status=404,
+        )
+    await simulator.restart_generation(plugin)
+    active = simulator.supervisor.slots[plugin].active
+    return JSONResponse({"plugin": plugin, "generation": active.number if active else None})
+
+
 routes = [
     Route("/internal/debug/hot-reload", hot_reload, methods=["POST"]),
     Route("/internal/debug/hot-reload/pending", reload_pending, methods=["POST"]),
     Route("/internal/debug/hot-reload/watch", watch_armed, methods=["POST"]),
     Route("/internal/debug/rollback", rollback, methods=["POST"]),
     Route("/internal/debug/cache/clear", cache_clear, methods=["POST"]),
+    Route("/internal/debug/plugins/{plugin}/restart", restart, methods=["POST"]),
 ]
