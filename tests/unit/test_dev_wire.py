@@ -1,11 +1,11 @@
-"""The dev protocol's answers in PowerX's shapes (host/dev_wire.py)."""
+"""The dev protocol's answers in PowerX's shapes (host/routes/dev_wire.py)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from powerx.errors import PowerXError, Problem
-from powerx.host.dev_wire import envelope, problem, rfc3339
+from powerx.host.routes.dev_wire import envelope, problem, rfc3339
 
 
 def test_the_envelope_carries_the_payload_in_data_and_at_the_top_level() -> None:

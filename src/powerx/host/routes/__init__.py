@@ -14,7 +14,8 @@ bodies, query parameters) are in ``guards.py``.
 - ``dashboard``: the dashboard page and its one-time link.
 - ``tools``, ``requests``, ``mock_data``: the manifests' tools, the request inspector, the
   editable mock data.
-- ``dev``, ``local_install``: PowerX's dev hot-load protocol and local-install endpoints.
+- ``dev``, ``local_install``: PowerX's dev hot-load protocol and local-install endpoints
+  (their request bodies and credentials: ``dev_requests``; their answers: ``dev_wire``).
 
 Nothing is imported here: the host modules the endpoints call import ``guards`` (the
 JSON body reader), so importing every route module from this package would be a cycle.

@@ -19,7 +19,7 @@ it (PowerXPlugin ``tools/cli/internal/devapi``; PowerX's own handlers are
 
 Mounted at the root and under ``/api`` and ``/api/v1``: px-plugin adds ``/api/v1`` to a
 ``--dev-api`` URL without a path. Errors are problem+json with a stable code and a fix
-(host/dev_wire.py). Endpoints reach the simulator through ``request.app.state``;
+(host/routes/dev_wire.py). Endpoints reach the simulator through ``request.app.state``;
 the simulator flag gates register and reload.
 """
 
@@ -37,7 +37,8 @@ from starlette.routing import Route
 from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.host.dev_reload import reload_from_source
-from powerx.host.dev_requests import (
+from powerx.host.dev_sessions import ReloadAnswer, check_reload_id
+from powerx.host.routes.dev_requests import (
     RegisterBody,
     ReloadBody,
     bearer,
@@ -48,8 +49,7 @@ from powerx.host.dev_requests import (
     protocol_state,
     read_body,
 )
-from powerx.host.dev_sessions import ReloadAnswer, check_reload_id
-from powerx.host.dev_wire import (
+from powerx.host.routes.dev_wire import (
     PROBLEM_JSON,
     JSONAnswer,
     envelope,

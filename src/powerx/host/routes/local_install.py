@@ -31,7 +31,7 @@ from starlette.routing import Route
 from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.host.dev_reload import reload_from_source
-from powerx.host.dev_requests import (
+from powerx.host.routes.dev_requests import (
     LocalInstallBody,
     LocalReloadBody,
     check_developer,
@@ -39,7 +39,7 @@ from powerx.host.dev_requests import (
     protocol_state,
     read_body,
 )
-from powerx.host.dev_wire import protocol, rfc3339, success
+from powerx.host.routes.dev_wire import protocol, rfc3339, success
 from powerx.host.routes.guards import require_simulator_flag
 from powerx.manifest import load_manifest
 from powerx.observe.observer import new_reload_id, reload_record
