@@ -45,11 +45,12 @@ def wait_for_text(
         response = get(path)
         return response if response.status_code == 200 and text in response.text else None
 
-    return wait_until(answered, timeout_s)
+    return wait_until(answered, timeout_s, what=f"{path} to say {text!r}")
 
 
 def wait_for_output(sim: SimulatorProcess, text: str, timeout_s: float = 5) -> bool:
-    return wait_until(lambda: text in sim.output(), timeout_s)
+    wait_until(sim.output, timeout_s, accept=lambda output: text in output, what=repr(text))
+    return True
 
 
 def reload_lines(output: str) -> list[str]:
@@ -124,7 +125,7 @@ def test_powerx_dev_reloads_each_save(
         replace_line(source, "GREETING =", "GREETING = (")
         # The dev loop reports the failed build (nothing was uploaded): that is the end of
         # this save, so what serves now is what keeps serving.
-        assert wait_until(lambda: build_failures(simulator) == 1), build_failures(simulator)
+        wait_until(lambda: build_failures(simulator), accept=lambda n: n == 1, what="1 failure")
         assert simulator.get(f"/plugins/{PY_ID}/").json()["greeting"] == "save two B"
     # Stopped, `powerx dev` tells the simulator it no longer watches.
     assert not simulator.plugin_status(PY_ID)["watch"]["armed"]
@@ -241,7 +242,7 @@ def test_a_save_that_lands_during_a_build_drops_that_build(tmp_path: Path) -> No
         assert sim.get(f"/plugins/{TWO_FILES_ID}/").text == "a0+b0"
         plugin.hold_builds()
         (plugin.root / "src/a.js").write_text('"a1"\n')
-        assert wait_until(lambda: plugin.builds_read()[-1:] == ["a1+b0"]), plugin.builds_read()
+        wait_until(plugin.builds_read, accept=lambda b: b[-1:] == ["a1+b0"], what="build a1+b0")
         (plugin.root / "src/b.js").write_text('"b1"\n')
         # The dev loop has seen the second save while the first build waits.
         sim.wait_pending(TWO_FILES_ID, ["src/a.js", "src/b.js"])
@@ -324,13 +325,16 @@ def test_repeated_mismatches_print_an_alert_line_that_later_clears(tmp_path: Pat
     ) as sim:
         for number in range(2):
             manifest.write_text(good.replace('">=2.3 <3"', f'">=3.{number}"'))
-            assert wait_until(
-                lambda n=number: sim.output().count("version_mismatch") > n, timeout_s=15
-            ), sim.output()
+            wait_until(
+                sim.output,
+                timeout_s=15,
+                accept=lambda output, n=number: output.count("version_mismatch") > n,
+                what=f"version_mismatch {number + 1} time(s)",
+            )
         assert wait_for_output(sim, "⚠ alert", timeout_s=15), sim.output()
         assert "2 version mismatches" in sim.output()
         # The alert clears once the 3 s window has passed; the next reload tells the developer.
-        assert wait_until(lambda: not alerts(sim), timeout_s=15), alerts(sim)
+        wait_until(lambda: alerts(sim), timeout_s=15, accept=lambda a: not a, what="no alert")
         manifest.write_text(good)
         replace_line(plugin / "app.py", "GREETING =", 'GREETING = "back in range"')
         assert wait_for_text(sim.get, f"/plugins/{PY_ID}/", "back in range")
@@ -422,9 +426,11 @@ def test_host_start_watch_serves_the_others_and_mounts_a_failed_plugin_once_fixe
         assert "com.test.bad is not serving: it never started" in listed.stdout, listed.stderr
 
         (bad / "app.py").write_text(PYTHON_APP)  # the watchers were armed before `with`
-        assert wait_until(
-            lambda: sim.get("/plugins/com.test.bad/").status_code == 200, timeout_s=30
-        ), sim.output()
+        wait_until(
+            lambda: sim.get("/plugins/com.test.bad/").status_code == 200,
+            timeout_s=30,
+            what="com.test.bad to serve",
+        )
         assert sim.get("/plugins/com.test.bad/").json() == {"ok": True}
         assert sim.plugin_status("com.test.bad")["state"] == "running"
         assert sim.plugin_status(PY_ID)["state"] == "running"
