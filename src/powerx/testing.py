@@ -78,7 +78,8 @@ def wait_until(
     After ``timeout_s`` it raises :class:`WaitTimeout` (an ``AssertionError``) naming
     ``what`` was awaited (default: ``check``'s name, or a lambda's source line) and the
     last answer, so a failure says what the test waited for and what it saw instead.
-    ``assert wait_until(...)`` reads well and keeps working."""
+    ``assert wait_until(...)`` keeps working, but a message after it never shows: have
+    ``check`` return what you want to see (and ``accept`` judge it), or say it in ``what``."""
     deadline = time.monotonic() + timeout_s
     while True:
         value = check()

@@ -48,9 +48,8 @@ def wait_for_text(
     return wait_until(answered, timeout_s, what=f"{path} to say {text!r}")
 
 
-def wait_for_output(sim: SimulatorProcess, text: str, timeout_s: float = 5) -> bool:
+def wait_for_output(sim: SimulatorProcess, text: str, timeout_s: float = 5) -> None:
     wait_until(sim.output, timeout_s, accept=lambda output: text in output, what=repr(text))
-    return True
 
 
 def reload_lines(output: str) -> list[str]:
@@ -63,7 +62,7 @@ def line_of(sim: SimulatorProcess, response: httpx.Response | None) -> str:
     returns, which may be just after the generation's first answer)."""
     assert response is not None, sim.output()
     marker = f"  gen {response.headers['x-powerx-generation']}  "
-    assert wait_for_output(sim, marker), sim.output()
+    wait_for_output(sim, marker)
     return next(line for line in reload_lines(sim.output()) if marker in line)
 
 
@@ -163,7 +162,7 @@ def test_host_start_watch_reloads_typescript(tmp_path: Path) -> None:
         replace_line(plugin / "src/index.ts", "const GREETING", 'const GREETING = "watched";')
         assert wait_for_text(sim.get, f"/plugins/{NODE_ID}/", "watched")
         # The line is printed when the push returns, just after the flip; a request can win.
-        assert wait_for_output(sim, "gen 2"), sim.output()
+        wait_for_output(sim, "gen 2")
 
 
 def test_a_burst_of_saves_coalesces_and_the_last_edit_wins(tmp_path: Path) -> None:
@@ -301,7 +300,7 @@ def test_a_failed_build_lets_held_requests_go_at_once(tmp_path: Path) -> None:
     shutil.copytree(HELLO_PYTHON, plugin)
     with LocalSimulator([plugin], watch=True, workdir=tmp_path / "sim") as sim:
         replace_line(plugin / "app.py", "GREETING =", "GREETING = (")
-        assert wait_for_output(sim, "build_failed", timeout_s=10), sim.output()
+        wait_for_output(sim, "build_failed", timeout_s=10)
         started = time.monotonic()
         response = sim.get(f"/plugins/{PY_ID}/")
         waited_s = time.monotonic() - started
@@ -331,14 +330,14 @@ def test_repeated_mismatches_print_an_alert_line_that_later_clears(tmp_path: Pat
                 accept=lambda output, n=number: output.count("version_mismatch") > n,
                 what=f"version_mismatch {number + 1} time(s)",
             )
-        assert wait_for_output(sim, "⚠ alert", timeout_s=15), sim.output()
+        wait_for_output(sim, "⚠ alert", timeout_s=15)
         assert "2 version mismatches" in sim.output()
         # The alert clears once the 3 s window has passed; the next reload tells the developer.
         wait_until(lambda: alerts(sim), timeout_s=15, accept=lambda a: not a, what="no alert")
         manifest.write_text(good)
         replace_line(plugin / "app.py", "GREETING =", 'GREETING = "back in range"')
         assert wait_for_text(sim.get, f"/plugins/{PY_ID}/", "back in range")
-        assert wait_for_output(sim, "alert cleared", timeout_s=15), sim.output()
+        wait_for_output(sim, "alert cleared", timeout_s=15)
 
 
 def alerts(sim: SimulatorProcess) -> list[dict[str, Any]]:
@@ -366,7 +365,7 @@ def test_a_python_subfolder_created_while_watching_is_watched(tmp_path: Path, po
                 "from lib.mathx import WORD\n\nGREETING = WORD",
             )
         )
-        assert wait_for_text(sim.get, f"/plugins/{PY_ID}/", "from lib one"), sim.output()
+        assert wait_for_text(sim.get, f"/plugins/{PY_ID}/", "from lib one")
         sim.wait_armed(PY_ID, folder="lib")
         (plugin / "lib/mathx.py").write_text('WORD = "from lib two"\n')
         served = wait_for_text(sim.get, f"/plugins/{PY_ID}/", "from lib two")

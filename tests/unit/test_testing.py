@@ -1,5 +1,5 @@
-"""`powerx.testing`'s one way to wait: poll a real condition, and on a timeout say what
-was awaited and what was seen last."""
+"""`powerx.testing` on its own: its one way to wait (poll a real condition; on a timeout
+say what was awaited and what was seen last) and the environment its simulators run in."""
 
 from __future__ import annotations
 
