@@ -29,12 +29,8 @@ DEFAULT_INNER_PORT = 8080
 # Between two health polls of a starting program: a refused connection costs ~0.1 ms, and
 # this bounds how late a program that just began listening is seen (the reload's latency).
 POLL_INTERVAL_S = 0.01
-PROBE_TIMEOUT_S = 1.0  # PowerX's per-probe timeout
-# PowerX's supervisor: a program that crashed restarts after 1 s, doubling to 10 s; one
-# asked to stop gets SIGTERM, then SIGKILL 5 s later. (Handlers restart and stop faster.)
-PROGRAM_BACKOFF_FIRST_S = 1.0
-PROGRAM_BACKOFF_MAX_S = 10.0
-PROGRAM_STOP_GRACE_S = 5.0
+# Its probe timeout, restart backoff and stop grace are PowerX's supervisor's: see
+# ``powerx.config.Tuning`` (``probe_timeout_s``, ``program_backoff_*``, ...).
 # A leading `python` is the plugin's environment's interpreter when it declares its
 # dependencies, else the DevKit's: the one with the server stack the developer installed
 # beside powerx (a system python may have none).

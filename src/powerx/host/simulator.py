@@ -14,18 +14,17 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from powerx.bundling.artefact import Artefact
-from powerx.bundling.go import go_build_for
 from powerx.config import SimulatorConfig
 from powerx.debug.debugger import Debugger
 from powerx.error_codes import ErrorCode
-from powerx.errors import PowerXError, Problem
-from powerx.host.artefact_info import check_artefact_info
-from powerx.host.artefacts import ArtefactStore, check_archive, member_data
+from powerx.errors import PowerXError
+from powerx.host.activation import Activation
+from powerx.host.admission import admit_archive
+from powerx.host.artefacts import ArtefactStore
 from powerx.host.dev_loops import DevLoops
 from powerx.host.egress_proxy import EgressProxy
 from powerx.host.gateway import Denial, Gateway
@@ -37,52 +36,22 @@ from powerx.host.plugin_environments import PluginEnvironments
 from powerx.host.rbac import RbacDenial, RbacGate
 from powerx.host.reload_failures import ReloadFailure, ReloadFailures
 from powerx.host.reload_gate import ReloadGate
+from powerx.host.reload_records import failed_record, failure_context, served_record
+from powerx.host.run_trees import RunTrees
 from powerx.host.sandbox import containment
+from powerx.host.served_plugins import ServedPluginsView
 from powerx.host.status_view import simulator_status
 from powerx.host.supervisor import Supervisor
 from powerx.host.upstream import CallRecord, TenantDirectory, UpstreamServer
 from powerx.host.upstream.sts import EXCHANGE
-from powerx.images import HostImage, check_compatible, get_image, unknown_permissions
-from powerx.manifest import MANIFEST_FILE, MANIFEST_FILES, PLUGIN_YAML, Manifest, parse_manifest
+from powerx.images import HostImage, get_image
+from powerx.manifest import Manifest
 from powerx.observe import events
-from powerx.observe.logs import PluginContext
 from powerx.observe.masking import mask_line
 from powerx.observe.observer import Observer, new_reload_id, reload_record
 from powerx.paths import RAM_DIR, environments_dir, run_root
-from powerx.runtimes.egress_guard import reaches_production
 
-
-@dataclass
-class Activation:
-    """What a reload, mount or rollback did, with the time of each phase (ms)."""
-
-    plugin: str
-    generation: int
-    digest: str
-    status: str  # "ok" | "unchanged"
-    timings: dict[str, float] = field(default_factory=dict)
-    previous_digest: str | None = None
-    reload_id: str | None = None
-    debug: dict[str, float] | None = None  # breakpoints replayed into the generation
-    # How long the reload stood aside while the new generation answered the request held
-    # for it; not part of the reload's own time.
-    deferred_ms: float = 0.0
-
-    def finish(self, since: float) -> None:
-        """Record the total time from ``since`` (``perf_counter``), less ``deferred_ms``."""
-        self.timings["total_ms"] = (time.perf_counter() - since) * 1000 - self.deferred_ms
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "plugin": self.plugin,
-            "generation": self.generation,
-            "digest": self.digest,
-            "status": self.status,
-            "previous_digest": self.previous_digest,
-            "reload_id": self.reload_id,
-            "timings": {k: round(v, 2) for k, v in self.timings.items()},
-            "debug": self.debug,
-        }
+__all__ = ["Activation", "Simulator"]
 
 
 class Simulator:
@@ -109,16 +78,12 @@ class Simulator:
                 self.containment.fix or "set `sandbox: auto` to run them uncontained.",
             )
         self._run_tree_in_ram = self.store.unpacked.is_relative_to(RAM_DIR)
-        self._starting: Counter[str] = Counter()  # digests unpacked, not yet serving
         self.observer = Observer(config, state_dir, config.tenant)
+        bus = self.observer.bus  # the reload's steps: see powerx.observe.events
         self._print_log = on_log
+        slots: dict[str, PluginSlot] = {}
         self.debugger = Debugger(
-            state_dir,
-            self.observer,
-            self.restart_generation,
-            self._code_root,
-            self._runtime_of,
-            self._source_dir_of,
+            state_dir, self.observer, ServedPluginsView(slots, self.restart_generation)
         )
         self.signer = ContextSigner(config.identities, config.identity, config.context_signing)
         self.supervisor = Supervisor(
@@ -130,11 +95,14 @@ class Simulator:
             production_hosts=config.production_hosts,
             on_egress_blocked=self._on_egress_blocked,
             debug=self.debugger,
-            on_stopped=self._drop_run_tree,
+            bus=bus,
+            tuning=config.tuning,
+            slots=slots,
             run_folder=self.store.run_folder if self.containment.contained else None,
             plugin_env=self._plugin_environment,
             identity=config.identity,
         )
+        self.run_trees = RunTrees(self.store, self.supervisor.live, slots, bus)
         self.environments = PluginEnvironments(
             environments_dir(state_dir),
             self._dependency_progress,
@@ -143,8 +111,10 @@ class Simulator:
         )
         if self.supervisor.contained:
             self.supervisor.sandbox_mounts = self.environments.sandbox_mounts()
-        self.gate = ReloadGate()
-        self.dev_loops = DevLoops(self.observer.bus.publish)
+        self.gate = ReloadGate(config.tuning.reload_max_hold_s)
+        self.gate.follow(bus)
+        self.dev_loops = DevLoops(bus.publish)
+        self.dev_loops.follow(bus)
         self.reload_failures = ReloadFailures()
         self.denials: list[Denial] = []
         self.counters: Counter[str] = Counter()
@@ -162,7 +132,7 @@ class Simulator:
         )
         self._print_mock_data = on_mock_data
         self.mock_data = MockDataFiles(
-            state_dir / MOCK_DATA_FOLDER, self.gateway.data, self._on_mock_data
+            state_dir / MOCK_DATA_FOLDER, self.gateway.data, self._on_mock_data, config.tuning
         )
         self.tenant_ids = TenantDirectory(config)
         # The host's gRPC services, over the same per-tenant mock data as the host API.
@@ -263,28 +233,6 @@ class Simulator:
             )
         )
 
-    # -- the debugger's view ---------------------------------------------------------------
-
-    def _runtime_of(self, plugin_id: str) -> str | None:
-        """What the plugin runs on, as the debugger tells runtimes apart: a backend
-        program built with go is "go" (Delve debugs it), any other keeps its runtime."""
-        slot = self.supervisor.slots.get(plugin_id)
-        if slot is None:
-            return None
-        if slot.manifest.is_backend and go_build_for(slot.manifest, slot.source_dir):
-            return "go"
-        return slot.manifest.debug_runtime
-
-    def _source_dir_of(self, plugin_id: str) -> Path | None:
-        slot = self.supervisor.slots.get(plugin_id)
-        return slot.source_dir if slot else None
-
-    def _code_root(self, plugin_id: str) -> Path | None:
-        slot = self.supervisor.slots.get(plugin_id)
-        if slot is None or slot.active is None:
-            return None
-        return slot.active.run_dir / "src"
-
     async def restart_generation(self, plugin_id: str) -> None:
         """Serve the same artefact again in a fresh process: once a debugger is wanted (it
         loads at start-up), or when the developer asks (the `r` hotkey)."""
@@ -298,65 +246,14 @@ class Simulator:
     def admit(
         self, data: bytes, declared_digest: str | None, announced: str | None = None
     ) -> Manifest:
-        """Archive safety, manifest (of the plugin ``announced`` with the upload, if any),
-        what it runs, version range, egress, permissions: in that order, before any state
-        is touched. A version mismatch is counted."""
-        members = check_archive(data)
-        # The artefact carries the plugin's own file; plugin.yaml wins, as in a folder.
-        found = [(n, member_data(data, members, n)) for n in MANIFEST_FILES]
-        name, raw = next(((n, r) for n, r in found if r is not None), (MANIFEST_FILE, None))
-        if raw is None:
-            raise PowerXError(
-                ErrorCode.MANIFEST_MISSING,
-                f"The archive holds no {PLUGIN_YAML} (or {MANIFEST_FILE}).",
-                "push archives built by `powerx dev`.",
-                status=422,
-            )
-        manifest = parse_manifest(raw.decode("utf-8", errors="replace"), name)
-        if announced is not None and announced != manifest.id:
-            # One plugin's upload must not replace another's.
-            raise PowerXError(
-                ErrorCode.PLUGIN_MISMATCH,
-                f"The upload is announced as plugin '{announced[:100]}', but its manifest "
-                f"is {manifest.id}'s.",
-                "push each plugin from its own folder (`powerx dev` names it for you).",
-                status=409,
-                details={"plugin": announced[:100], "manifest_plugin": manifest.id},
-            )
-        check_artefact_info(data, members, manifest)
+        """The checks of host/admission.py (of the plugin ``announced`` with the upload,
+        if any), before any state is touched. A version mismatch is counted."""
         try:
-            check_compatible(manifest, self.image)
+            return admit_archive(data, self.image, self.config.production_hosts, announced)
         except PowerXError as error:
-            self.counters["version_mismatch"] += 1
-            error.details.setdefault("plugin", manifest.id)
-            error.details.setdefault("version", manifest.version)
+            if error.code == ErrorCode.VERSION_MISMATCH:
+                self.counters["version_mismatch"] += 1
             raise
-        production = [
-            host
-            for host in manifest.egress
-            if reaches_production(host, self.config.production_hosts)
-        ]
-        if production:
-            raise PowerXError(
-                ErrorCode.EGRESS_PRODUCTION,
-                f"{manifest.id} lists production PowerX host(s) {', '.join(production)} in "
-                "egress; the simulator never lets a plugin reach production.",
-                "remove them from egress; call the mock host API through POWERX_HOST_URL.",
-                status=422,
-                problems=[Problem("egress", f"production host '{h}'") for h in production],
-                details={"plugin": manifest.id},
-            )
-        unknown = unknown_permissions(manifest, self.image)
-        if unknown:
-            raise PowerXError(
-                ErrorCode.UNKNOWN_PERMISSION,
-                f"{manifest.id} asks for scope(s) {', '.join(unknown)} that {self.image.name} "
-                "does not offer.",
-                "remove them from permissions, or use an image that has them.",
-                status=422,
-                problems=[Problem("permissions", f"unknown scope '{s}'") for s in unknown],
-            )
-        return manifest
 
     # -- changes of what serves -----------------------------------------------------------
 
@@ -401,42 +298,29 @@ class Simulator:
             ):
                 return Activation(manifest.id, current.number, digest, "unchanged", timings, digest)
             slot.manifest, slot.source_dir = manifest, source_dir
-            self.observer.logs.contexts[manifest.id] = PluginContext(
-                manifest.version, self.config.tenant
+            self.observer.bus.publish(
+                events.GENERATION_STARTING,
+                {"plugin": manifest.id, "version": manifest.version, "digest": digest},
             )
             started = time.perf_counter()
-            self._starting[digest] += 1
             try:
-                run_dir = self.store.unpack(digest, data, manifest.id)
-                if current is not None and current.digest != digest:
-                    moved = self.debugger.follow_edit(manifest.id, current.run_dir, run_dir)
-                    for note in moved:
-                        line = LogLine(time.time(), manifest.id, current.number, "system", note)
-                        self._on_log(line)
-                python = await self.environments.runtime_for(manifest, run_dir / "src", timings)
-                generation = await self.supervisor.start_generation(slot, digest, run_dir, python)
-                if stored is not None:
-                    try:
-                        await stored
-                    except BaseException:
-                        await self.supervisor.stop_generation(generation)
-                        raise
+                with self.run_trees.starting(digest, manifest.id):  # kept if N+1 runs from it
+                    generation = await self._start(slot, manifest, digest, data, current, timings)
+                    if stored is not None:
+                        try:
+                            await stored
+                        except BaseException:
+                            await self.supervisor.stop_generation(generation)
+                            raise
             except PowerXError:
                 self.counters["reload_failed"] += 1
                 raise
-            finally:
-                self._starting[digest] -= 1
-                if not self._starting[digest]:
-                    del self._starting[digest]  # a Counter keeps its zeros: one per reload
-                self._drop_unused_run_tree(
-                    digest, manifest.id
-                )  # kept if the new generation runs from it
             timings["start_ms"] = (time.perf_counter() - started) * 1000
             timings["start_ms"] -= timings.get("install_ms", 0.0)  # a phase of its own
             flipped = time.perf_counter()
-            previous = self.supervisor.flip(slot, generation)
+            previous = self.supervisor.flip(slot, generation)  # the gate lets requests go
             deferred_ms = 0.0
-            if self.gate.flipped(manifest.id) and not self.debugger.debugging(manifest.id):
+            if self.gate.held(manifest.id) and not self.debugger.debugging(manifest.id):
                 # Requests were held for this code: the first is answered before the rest of
                 # the reload (the pointer's fsync, the records, the reply to the dev loop)
                 # competes with it for the CPU, which cost it ~2 ms of its ~5.
@@ -464,22 +348,24 @@ class Simulator:
                 deferred_ms=deferred_ms,
             )
 
-    def _drop_run_tree(self, gen: Generation) -> None:
-        """A stopped generation's run tree goes, unless another runs or is about to run
-        from it (run trees in RAM must not pile up over a day of saves)."""
-        self._drop_unused_run_tree(gen.digest, gen.plugin_id)
-
-    def _drop_unused_run_tree(self, digest: str, plugin: str) -> None:
-        in_use = (
-            self._starting[digest] > 0
-            or any(gen.digest == digest for gen in self.supervisor.live)
-            or any(
-                slot.active is not None and slot.active.digest == digest
-                for slot in self.supervisor.slots.values()
-            )
-        )
-        if not in_use:
-            self.store.remove_run_tree(digest, plugin)
+    async def _start(
+        self,
+        slot: PluginSlot,
+        manifest: Manifest,
+        digest: str,
+        data: bytes | None,
+        current: Generation | None,
+        timings: dict[str, float],
+    ) -> Generation:
+        """Unpack ``digest``, carry the breakpoints over the edit, start N+1 (ready and
+        healthy); traffic is not moved."""
+        run_dir = self.store.unpack(digest, data, manifest.id)
+        if current is not None and current.digest != digest:
+            moved = self.debugger.follow_edit(manifest.id, current.run_dir, run_dir)
+            for note in moved:
+                self._on_log(LogLine(time.time(), manifest.id, current.number, "system", note))
+        python = await self.environments.runtime_for(manifest, run_dir / "src", timings)
+        return await self.supervisor.start_generation(slot, digest, run_dir, python)
 
     async def mount(self, artefact: Artefact) -> Generation:
         """Mount a plugin built at start-up (same path as a hot reload, minus the upload)."""
@@ -504,11 +390,7 @@ class Simulator:
         (``pending``): hold its requests for the upload; or the build failed: stop
         holding. A plugin that is not mounted is refused (404 ``plugin_not_found``)."""
         self.serving(plugin)
-        if pending:
-            self.gate.expect(plugin)
-        else:
-            self.gate.settle(plugin)
-        self.dev_loops.announced(plugin, pending, changed)
+        self.dev_loops.announced(plugin, pending, changed)  # the gate follows the event
 
     def note_watch(self, plugin: str, armed: bool, folders: Sequence[str], mode: str) -> None:
         """The dev loop's watcher for ``plugin`` is armed (or stopped); kept even before
@@ -572,10 +454,20 @@ class Simulator:
                     manifest, digest, source, timings, data=data, stored=stored
                 )
                 self.reload_failures.clear(manifest.id)  # it serves what was saved
-            finally:
+            except BaseException as error:
                 await asyncio.gather(stored, return_exceptions=True)  # never left running
-                self.gate.settle(manifest.id)  # held requests go now, before the bookkeeping
-                self.dev_loops.settled(manifest.id)
+                code = error.code if isinstance(error, PowerXError) else ErrorCode.INTERNAL_ERROR
+                self._publish_settled(events.RELOAD_FAILED, manifest.id, reload_id, code=code)
+                raise
+            await asyncio.gather(stored, return_exceptions=True)
+            # Held requests go now (the gate follows this), before the bookkeeping.
+            self._publish_settled(
+                events.RELOAD_FINISHED,
+                manifest.id,
+                reload_id,
+                status=activation.status,
+                generation=activation.generation,
+            )
         except PowerXError as error:
             named = error.details.get("plugin")
             plugin = manifest.id if manifest else str(named or plugin_hint or "unknown")
@@ -585,41 +477,31 @@ class Simulator:
             if manifest is not None or named or plugin_hint:
                 self.reload_failed(plugin, error.code, error.message, error.fix)
             await self.observer.reload_finished(
-                reload_record(
+                failed_record(
                     reload_id,
                     plugin,
-                    "failed" if manifest is not None else "blocked",
+                    manifest,
+                    error,
+                    declared_digest,
+                    serving.number if serving else None,
                     received,
-                    version=manifest.version if manifest else error.details.get("version"),
-                    digest=declared_digest,
-                    generation=serving.number if serving else None,
-                    reason=error.code,
-                    phases=timings,
+                    timings,
                 ),
                 error.message,
-                {
-                    k: v
-                    for k, v in error.details.items()
-                    if k in {"plugin_range", "host_api", "image", "file", "line", "kind"}
-                },
+                failure_context(error),
             )
             raise
         activation.finish(received)
         activation.reload_id = reload_id
         await self.observer.reload_finished(
-            reload_record(
-                reload_id,
-                manifest.id,
-                activation.status,
-                received,
-                version=manifest.version,
-                digest=activation.digest,
-                generation=activation.generation,
-                phases={k: v for k, v in activation.timings.items() if k != "total_ms"},
-                duration_ms=activation.timings["total_ms"],
-            )
+            served_record(reload_id, manifest, activation, received)
         )
         return activation
+
+    def _publish_settled(self, step: str, plugin: str, reload_id: str, **data: object) -> None:
+        """The reload's outcome is known (``reload_finished`` or ``reload_failed``): the
+        gate stops holding the plugin's requests, the dev loop's announcement is done."""
+        self.observer.bus.publish(step, {"plugin": plugin, "reload_id": reload_id, **data})
 
     async def reload_rejected(
         self, error: PowerXError, plugin_hint: str | None, received: float

@@ -25,6 +25,7 @@ from typing import Any, Literal, Protocol
 
 import httpx
 
+from powerx.config import Tuning
 from powerx.debug.go_link import delve_command
 from powerx.errors import PowerXError
 from powerx.host.dev_vars import read_dev_vars, settings_digest
@@ -39,10 +40,6 @@ from powerx.host.launcher import (
 )
 from powerx.host.liveness import watch_liveness
 from powerx.host.programs import (
-    PROBE_TIMEOUT_S,
-    PROGRAM_BACKOFF_FIRST_S,
-    PROGRAM_BACKOFF_MAX_S,
-    PROGRAM_STOP_GRACE_S,
     backend_environment,
     backend_start_failed,
     free_port,
@@ -55,6 +52,8 @@ from powerx.host.sandbox import Sandbox
 from powerx.host.socket_routes import SocketRoutes, base_url
 from powerx.host.start_errors import start_error
 from powerx.manifest import Manifest
+from powerx.observe import events
+from powerx.observe.events import EventBus
 from powerx.runtimes import (
     CONTROL_PREFIX,
     DEBUG_PROGRAM_ENV,
@@ -69,15 +68,6 @@ LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 # The only variables of the developer's environment a plugin process inherits.
 _PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SYSTEMROOT")
 HEALTH_PATH = "/__powerx/health"
-# After a flip, the work that can wait (the rest of a reload, the next warm spare, stopping
-# the previous generation) waits for the new generation's first answer, or this long when
-# none comes; a reload before then starts a spare itself.
-AFTER_FLIP_WAIT_S = 0.2
-STOP_GRACE_S = 3.0
-DRAIN_TIMEOUT_S = 10.0
-CRASH_WINDOW_S = 60.0
-BACKOFF_FIRST_S = 0.1
-BACKOFF_MAX_S = 5.0
 # In a sandbox, Delve listens this far above the program's port (8080: 18080).
 DELVE_PORT_OFFSET = 10000
 # What Node's inspector writes to stderr of a generation the simulator debugs.
@@ -90,14 +80,13 @@ _INSPECTOR_CHATTER = (
 
 
 class DebugHooks(Protocol):
-    """What the supervisor tells the debugger (``powerx.debug.debugger.Debugger``)."""
+    """What the supervisor asks of the debugger (``powerx.debug.debugger.Debugger``) while
+    a generation starts; flips and stops reach it as events on the bus."""
 
     def wants_debug(self, plugin: str, runtime: str) -> bool: ...
     async def generation_listening(
         self, plugin: str, generation: int, run_dir: Path, endpoint: dict[str, Any]
     ) -> None: ...
-    async def generation_flipped(self, plugin: str, previous: int | None, current: int) -> None: ...
-    async def generation_stopped(self, plugin: str, generation: int) -> None: ...
 
 
 class Supervisor:
@@ -111,7 +100,9 @@ class Supervisor:
         production_hosts: Sequence[str] = (),
         on_egress_blocked: Callable[[PluginSlot, Generation, dict[str, Any]], None] | None = None,
         debug: DebugHooks | None = None,
-        on_stopped: Callable[[Generation], None] | None = None,
+        bus: EventBus | None = None,
+        tuning: Tuning | None = None,
+        slots: dict[str, PluginSlot] | None = None,
         run_folder: Callable[[str], Path] | None = None,
         plugin_env: Callable[[str, str], Mapping[str, str]] | None = None,
         identity: str | None = None,
@@ -129,7 +120,9 @@ class Supervisor:
         self.host_socket: Path | None = None  # the host API on a unix socket, for sandboxes
         self.grpc_socket: Path | None = None  # the host's gRPC services (always a socket)
         self.debug = debug
-        self.on_stopped = on_stopped
+        # The generations' lifecycle (started, flipped, stopped) is published here.
+        self.bus = bus or EventBus()
+        self.tuning = tuning or Tuning()
         self.egress_proxy: EgressProxy | None = None  # set once the simulator started it
         self.production_hosts = tuple(production_hosts)
         self.on_egress_blocked = on_egress_blocked
@@ -137,7 +130,7 @@ class Supervisor:
         self.start_timeout_s = start_timeout_s
         self.work_dir = work_dir
         self.on_log = on_log
-        self.slots: dict[str, PluginSlot] = {}
+        self.slots: dict[str, PluginSlot] = {} if slots is None else slots
         self.tokens: dict[str, tuple[str, int]] = {}  # token -> (plugin id, generation)
         self.launchers: dict[tuple[str, str], Launcher] = {}  # (runtime, plugin or "")
         # One client for health probes and for proxied requests: the probe's keep-alive
@@ -483,9 +476,24 @@ class Supervisor:
                     gen.start_ms = (time.perf_counter() - started) * 1000
                     if health is not None:
                         hung = functools.partial(self._hung, slot, gen)
-                        gen.tasks.append(asyncio.create_task(watch_liveness(health, hung)))
+                        liveness = watch_liveness(
+                            health,
+                            hung,
+                            self.tuning.liveness_interval_s,
+                            self.tuning.liveness_failures,
+                        )
+                        gen.tasks.append(asyncio.create_task(liveness))
                     self._spawn_background(
                         self._warm_next_after_first_request(gen, manifest.runtime)
+                    )
+                    self.bus.publish(
+                        events.GENERATION_STARTED,
+                        {
+                            "plugin": manifest.id,
+                            "generation": gen.number,
+                            "digest": digest,
+                            "start_ms": round(gen.start_ms, 2),
+                        },
                     )
                     return gen
                 message = {"event": "unhealthy"}
@@ -542,7 +550,7 @@ class Supervisor:
 
         async def probe() -> bool:
             try:
-                response = await self.http.get(health, timeout=PROBE_TIMEOUT_S)
+                response = await self.http.get(health, timeout=self.tuning.probe_timeout_s)
             except httpx.HTTPError:
                 return False
             return response.status_code == 200
@@ -562,20 +570,18 @@ class Supervisor:
         )
         gen.process.kill()
 
-    @staticmethod
-    async def first_request(gen: Generation) -> None:
-        """Until ``gen`` has answered its first request, or AFTER_FLIP_WAIT_S: work done
-        sooner competes for the CPU with the very request the developer saved for."""
+    async def first_request(self, gen: Generation) -> None:
+        """Until ``gen`` has answered its first request, or ``after_flip_wait_s``: work
+        done sooner competes for the CPU with the very request the developer saved for."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(gen.served.wait(), AFTER_FLIP_WAIT_S)
+            await asyncio.wait_for(gen.served.wait(), self.tuning.after_flip_wait_s)
 
-    @staticmethod
-    async def _settled(gen: Generation) -> None:
+    async def _settled(self, gen: Generation) -> None:
         """Until ``gen`` has answered its first request and its swap is on disk, or
-        AFTER_FLIP_WAIT_S: work done sooner competes for the CPU with the request the
+        ``after_flip_wait_s``: work done sooner competes for the CPU with the request the
         developer saved for, then with the rest of the reload."""
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(AFTER_FLIP_WAIT_S):
+            async with asyncio.timeout(self.tuning.after_flip_wait_s):
                 await gen.served.wait()
                 await gen.swapped.wait()
 
@@ -627,12 +633,12 @@ class Supervisor:
             gen.state = "draining"
         if drain and gen.inflight:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(gen.idle.wait(), DRAIN_TIMEOUT_S)
+                await asyncio.wait_for(gen.idle.wait(), self.tuning.drain_timeout_s)
         self.tokens.pop(gen.token, None)
         if gen.process.returncode is None:
             slot = self.slots.get(gen.plugin_id)
             program = slot is not None and slot.manifest.is_backend
-            grace = PROGRAM_STOP_GRACE_S if program else STOP_GRACE_S
+            grace = self.tuning.program_stop_grace_s if program else self.tuning.stop_grace_s
             gen.process.close_stdin()
             gen.process.terminate()
             try:
@@ -661,10 +667,10 @@ class Supervisor:
                 sandbox.release_socket(inner)
         if gen.python is not None:
             self._release_runtimes()
-        if self.on_stopped is not None:
-            self.on_stopped(gen)
-        if self.debug is not None:
-            await self.debug.generation_stopped(gen.plugin_id, gen.number)
+        self.bus.publish(
+            events.GENERATION_STOPPED,
+            {"plugin": gen.plugin_id, "generation": gen.number, "digest": gen.digest},
+        )
 
     def _release_runtimes(self) -> None:
         """Zygotes of Python runtimes (environments) no generation runs in any more, nor
@@ -679,12 +685,27 @@ class Supervisor:
         """Route new requests to ``gen``; the previous generation drains in the background."""
         previous, slot.active = slot.active, gen
         slot.crash_loop = False
-        if self.debug is not None:
-            number = previous.number if previous is not None else None
-            self._spawn_background(self.debug.generation_flipped(gen.plugin_id, number, gen.number))
+        self._publish_flip(gen, previous, after_crash=False)
         if previous is not None and previous is not gen:
             self._spawn_background(self._retire_after_first_request(previous, gen))
         return previous
+
+    def _publish_flip(
+        self, gen: Generation, previous: Generation | None, after_crash: bool
+    ) -> None:
+        """Traffic moved to ``gen``: the reload gate lets held requests go (unless it was
+        a restart after a crash: those wait for the reload they were held for), the
+        debugger's session follows."""
+        self.bus.publish(
+            events.GENERATION_FLIPPED,
+            {
+                "plugin": gen.plugin_id,
+                "generation": gen.number,
+                "previous": previous.number if previous is not None else None,
+                "digest": gen.digest,
+                "after_crash": after_crash,
+            },
+        )
 
     async def _retire_after_first_request(self, previous: Generation, gen: Generation) -> None:
         """Stop the previous generation (it gets no new requests) after ``gen``'s first
@@ -701,20 +722,21 @@ class Supervisor:
     async def _restart_after_crash(self, slot: PluginSlot, crashed: Generation) -> None:
         now = time.monotonic()
         slot.crashes.append(now)
-        recent = [t for t in slot.crashes if now - t <= CRASH_WINDOW_S]
+        window = self.tuning.crash_window_s
+        recent = [t for t in slot.crashes if now - t <= window]
         if len(recent) >= CRASH_LOOP_AFTER:
             slot.crash_loop = True
             self._log(
                 slot,
                 crashed.number,
                 "system",
-                f"crash loop: {len(recent)} crashes in {CRASH_WINDOW_S:g} s; not restarting. "
+                f"crash loop: {len(recent)} crashes in {window:g} s; not restarting. "
                 "Fix the plugin and save (or reload) to start it again.",
             )
             return
-        first, most = (BACKOFF_FIRST_S, BACKOFF_MAX_S)
+        first, most = (self.tuning.crash_backoff_first_s, self.tuning.crash_backoff_max_s)
         if slot.manifest.is_backend:
-            first, most = (PROGRAM_BACKOFF_FIRST_S, PROGRAM_BACKOFF_MAX_S)
+            first, most = (self.tuning.program_backoff_first_s, self.tuning.program_backoff_max_s)
         delay = min(most, first * 2 ** (len(recent) - 1))
         self._log(slot, crashed.number, "system", f"restarting in {delay:.1f} s")
         await asyncio.sleep(delay)
@@ -732,8 +754,7 @@ class Supervisor:
             slot.restarts += 1
             slot.active = gen
             gen.swapped.set()  # the pointer already names its artefact
-            if self.debug is not None:
-                await self.debug.generation_flipped(slot.manifest.id, crashed.number, gen.number)
+            self._publish_flip(gen, crashed, after_crash=True)
             self._log(
                 slot, gen.number, "system", f"restarted as generation {gen.number} after a crash"
             )
