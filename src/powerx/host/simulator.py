@@ -26,28 +26,28 @@ from powerx.host.activation import Activation
 from powerx.host.admission import admit_archive
 from powerx.host.artefacts import ArtefactStore
 from powerx.host.dev_loops import DevLoops
-from powerx.host.egress_proxy import EgressProxy
-from powerx.host.gateway import Denial, Gateway
+from powerx.host.gateway import Gateway
 from powerx.host.generations import Generation, LogLine, PluginSlot
 from powerx.host.identity import ContextSigner
 from powerx.host.mock_data import FOLDER as MOCK_DATA_FOLDER
 from powerx.host.mock_data import MockDataChange, MockDataFiles
 from powerx.host.plugin_environments import PluginEnvironments
-from powerx.host.rbac import RbacDenial, RbacGate
+from powerx.host.rbac import RbacGate
 from powerx.host.reload_failures import ReloadFailure, ReloadFailures
 from powerx.host.reload_gate import ReloadGate
 from powerx.host.reload_records import failed_record, failure_context, served_record
+from powerx.host.reports import HostReports
+from powerx.host.rollback_targets import stored_target
 from powerx.host.run_trees import RunTrees
 from powerx.host.sandbox import containment
 from powerx.host.served_plugins import ServedPluginsView
+from powerx.host.serving import serving_generation
 from powerx.host.status_view import simulator_status
 from powerx.host.supervisor import Supervisor
-from powerx.host.upstream import CallRecord, TenantDirectory, UpstreamServer
-from powerx.host.upstream.sts import EXCHANGE
+from powerx.host.upstream import TenantDirectory, UpstreamServer
 from powerx.images import HostImage, get_image
 from powerx.manifest import Manifest
 from powerx.observe import events
-from powerx.observe.masking import mask_line
 from powerx.observe.observer import Observer, new_reload_id, reload_record
 from powerx.paths import RAM_DIR, environments_dir, run_root
 
@@ -80,8 +80,11 @@ class Simulator:
         self._run_tree_in_ram = self.store.unpacked.is_relative_to(RAM_DIR)
         self.observer = Observer(config, state_dir, config.tenant)
         bus = self.observer.bus  # the reload's steps: see powerx.observe.events
-        self._print_log = on_log
         slots: dict[str, PluginSlot] = {}
+        self.tenant_ids = TenantDirectory(config)
+        self.reports = HostReports(
+            config, self.observer, slots, self.tenant_ids, on_log, on_mock_data
+        )
         self.debugger = Debugger(
             state_dir, self.observer, ServedPluginsView(slots, self.restart_generation)
         )
@@ -91,9 +94,9 @@ class Simulator:
             config.tenant,
             config.plugin_start_timeout_s,
             state_dir,
-            self._on_log,
+            self.reports.log,
             production_hosts=config.production_hosts,
-            on_egress_blocked=self._on_egress_blocked,
+            on_egress_blocked=self.reports.egress_blocked,
             debug=self.debugger,
             bus=bus,
             tuning=config.tuning,
@@ -105,36 +108,33 @@ class Simulator:
         self.run_trees = RunTrees(self.store, self.supervisor.live, slots, bus)
         self.environments = PluginEnvironments(
             environments_dir(state_dir),
-            self._dependency_progress,
+            self.reports.dependency_progress,
             self.supervisor.contained,
             shared=environments_dir(state_dir) != state_dir / "envs",
         )
         if self.supervisor.contained:
-            self.supervisor.sandbox_mounts = self.environments.sandbox_mounts()
+            self.supervisor.network.sandbox_mounts = self.environments.sandbox_mounts()
         self.gate = ReloadGate(config.tuning.reload_max_hold_s)
         self.gate.follow(bus)
         self.dev_loops = DevLoops(bus.publish)
         self.dev_loops.follow(bus)
         self.reload_failures = ReloadFailures()
-        self.denials: list[Denial] = []
         self.counters: Counter[str] = Counter()
-        self.rbac = RbacGate(config.identities, on_denied=self._on_rbac_denied)
+        self.rbac = RbacGate(config.identities, on_denied=self.reports.rbac_denied)
         self.gateway = Gateway(
             self.image,
             config.permission_policy,
             self.supervisor,
             config.tenant,
-            on_denied=self._on_denied,
+            on_denied=self.reports.denied,
             identities=config.identities,
             default_identity=config.identity,
             rbac=self.rbac,
             inspector=self.observer.requests,
         )
-        self._print_mock_data = on_mock_data
         self.mock_data = MockDataFiles(
-            state_dir / MOCK_DATA_FOLDER, self.gateway.data, self._on_mock_data, config.tuning
+            state_dir / MOCK_DATA_FOLDER, self.gateway.data, self.reports.mock_data, config.tuning
         )
-        self.tenant_ids = TenantDirectory(config)
         # The host's gRPC services, over the same per-tenant mock data as the host API.
         self.upstream = UpstreamServer(
             self.image,
@@ -142,45 +142,11 @@ class Simulator:
             self.supervisor,
             self.tenant_ids,
             self.gateway.data,
-            self._on_grpc_call,
-            self._on_denied,
+            self.reports.grpc_call,
+            self.reports.denied,
         )
         self.shutdown_requested = asyncio.Event()
         self.dashboard_key = secrets.token_urlsafe(24)
-
-    def _on_log(self, line: LogLine) -> None:
-        """Every plugin line is masked before it is kept, streamed or printed."""
-        record = self.observer.logs.record(line.plugin, line.generation, line.stream, line.line)
-        if self._print_log is not None:
-            self._print_log(
-                LogLine(line.ts, line.plugin, line.generation, line.stream, mask_line(line.line))
-                if record["message"] != line.line
-                else line
-            )
-
-    def _dependency_progress(self, plugin: str, line: str) -> None:
-        """A step of installing a plugin's dependencies: in its log and on the event bus."""
-        slot = self.supervisor.slots.get(plugin)
-        number = slot.last_number if slot else 0
-        self._on_log(LogLine(time.time(), plugin, number, "system", f"dependencies: {line}"))
-        self.observer.bus.publish(events.DEPENDENCIES, {"plugin": plugin, "message": line})
-
-    def _on_mock_data(self, change: MockDataChange) -> None:
-        self.observer.bus.publish(events.MOCK_DATA, change.to_dict())
-        if self._print_mock_data is not None:
-            self._print_mock_data(change)
-
-    def _on_egress_blocked(
-        self, slot: PluginSlot, generation: Generation, message: dict[str, Any]
-    ) -> None:
-        self.observer.egress_blocked(
-            slot.manifest.id,
-            generation.number,
-            str(message.get("host")),
-            message.get("port") if isinstance(message.get("port"), int) else None,
-            str(message.get("route")),
-            str(message.get("reason")),
-        )
 
     def _plugin_environment(self, plugin_id: str, token: str) -> dict[str, str]:
         """What a generation is handed beyond the basics: how requests to it are signed,
@@ -189,49 +155,6 @@ class Simulator:
             **self.signer.plugin_environment(plugin_id),
             **self.upstream.plugin_environment(plugin_id, token),
         }
-
-    def _on_grpc_call(self, call: CallRecord) -> None:
-        slot = self.supervisor.slots.get(call.plugin) if call.plugin else None
-        tenant = self.tenant_ids.get(call.tenant_id) if call.tenant_id else None
-        audit = None
-        if call.method == EXCHANGE:  # credentials traded for a token: a security event
-            audit = "sts.exchange" if call.error is None else "sts.refused"
-        self.observer.host_call(
-            call.plugin or "unknown",
-            slot.active.number if slot is not None and slot.active is not None else None,
-            call.method,
-            call.code,
-            call.latency_ms,
-            tenant=tenant.name if tenant else None,
-            message=call.error.message if call.error else "",
-            request=call.request,
-            audit=audit,
-        )
-
-    def _on_denied(self, denial: Denial) -> None:
-        self.denials.append(denial)
-        enforced = (
-            denial.enforced
-            or self.config.permission_policy.mode == "enforce"
-            or "policy" in denial.reason
-        )
-        self.observer.permission_denied(
-            denial.plugin, denial.scope, denial.api, enforced, denial.identity
-        )
-
-    def _on_rbac_denied(self, denial: RbacDenial) -> None:
-        """An identity lacked a permission (a tool's, or a host API's scope): refused
-        whatever the permission policy's mode, counted and audited like other denials."""
-        self._on_denied(
-            Denial(
-                denial.plugin,
-                denial.what,
-                str(denial.permission),
-                f"identity '{denial.identity}' lacks the permission",
-                enforced=True,
-                identity=denial.identity,
-            )
-        )
 
     async def restart_generation(self, plugin_id: str) -> None:
         """Serve the same artefact again in a fresh process: once a debugger is wanted (it
@@ -363,7 +286,7 @@ class Simulator:
         if current is not None and current.digest != digest:
             moved = self.debugger.follow_edit(manifest.id, current.run_dir, run_dir)
             for note in moved:
-                self._on_log(LogLine(time.time(), manifest.id, current.number, "system", note))
+                self.reports.log(LogLine(time.time(), manifest.id, current.number, "system", note))
         python = await self.environments.runtime_for(manifest, run_dir / "src", timings)
         return await self.supervisor.start_generation(slot, digest, run_dir, python)
 
@@ -529,44 +452,24 @@ class Simulator:
                 "check the id with `powerx host status`.",
                 status=404,
             )
-        target = digest
-        if target is None:
-            target = record.previous if record else None
-            if target is None:
-                raise PowerXError(
-                    ErrorCode.NOTHING_TO_ROLL_BACK,
-                    f"{plugin_id} has no earlier artefact to go back to.",
-                    "roll back after at least one reload, or name one with --to "
-                    f"(`powerx host artefacts {plugin_id}` lists them).",
-                    status=409,
-                )
-        matches = [d for d in self.store.stored() if d.startswith(target)]
-        if len(matches) != 1:
-            raise PowerXError(
-                ErrorCode.ARTEFACT_NOT_FOUND,
-                f"No single stored artefact matches '{target[:16]}' ({len(matches)} match).",
-                f"list the artefacts it accepts with `powerx host artefacts {plugin_id}`, or "
-                "give more digits.",
-                status=404,
-            )
-        data = self.store.read(matches[0])
-        manifest = self.admit(data, matches[0])
+        target = stored_target(self.store, plugin_id, digest)
+        manifest = self.admit(self.store.read(target), target)
         if manifest.id != plugin_id:
             raise PowerXError(
                 ErrorCode.ARTEFACT_MISMATCH,
-                f"Artefact {matches[0][:12]} belongs to {manifest.id}, not {plugin_id}.",
+                f"Artefact {target[:12]} belongs to {manifest.id}, not {plugin_id}.",
                 "name an artefact of this plugin.",
                 status=409,
             )
-        source = slot.source_dir if slot else self.store.unpack(matches[0], plugin=plugin_id)
-        activation = await self.activate(manifest, matches[0], source, force=True)
+        source = slot.source_dir if slot else self.store.unpack(target, plugin=plugin_id)
+        activation = await self.activate(manifest, target, source, force=True)
         self.reload_failures.clear(plugin_id)  # it serves what the developer asked for
         self.counters["rollbacks"] += 1
         await self.observer.audit(
             "rollback",
             plugin_id,
             {
-                "digest": matches[0],
+                "digest": target,
                 "from": activation.previous_digest,
                 "generation": activation.generation,
                 "named": digest is not None,
@@ -574,7 +477,7 @@ class Simulator:
         )
         self.observer.bus.publish(
             events.ROLLBACK,
-            {"plugin": plugin_id, "digest": matches[0], "generation": activation.generation},
+            {"plugin": plugin_id, "digest": target, "generation": activation.generation},
         )
         return activation
 
@@ -597,35 +500,8 @@ class Simulator:
     # -- reading -------------------------------------------------------------------------
 
     def serving(self, plugin_id: str) -> Generation:
-        slot = self.supervisor.slots.get(plugin_id)
-        if slot is None or slot.active is None:
-            failure = self.reload_failures.last.get(plugin_id)
-            if failure is not None:
-                raise PowerXError(
-                    ErrorCode.PLUGIN_UNAVAILABLE,
-                    f"Plugin '{plugin_id}' is not serving: it never started "
-                    f"([{failure.code}] {failure.message}).",
-                    failure.fix or "fix the error and save to reload.",
-                    status=503,
-                )
-        if slot is None:
-            raise PowerXError(
-                ErrorCode.PLUGIN_NOT_FOUND,
-                f"No plugin '{plugin_id}' is mounted.",
-                f"mounted: {', '.join(self.supervisor.slots) or 'none'}; "
-                "mount it with `powerx host start --mock PATH`.",
-                status=404,
-            )
-        gen = slot.active
-        if gen is None or gen.state != "running" or not gen.url:
-            state = "crash loop" if slot.crash_loop else (gen.state if gen else "not started")
-            raise PowerXError(
-                ErrorCode.PLUGIN_UNAVAILABLE,
-                f"Plugin '{plugin_id}' is not serving ({state}).",
-                "see the simulator's output for the plugin's error, fix it and save to reload.",
-                status=503,
-            )
-        return gen
+        """The generation that serves ``plugin_id``; raises why none does."""
+        return serving_generation(self.supervisor.slots, self.reload_failures, plugin_id)
 
     def status(self) -> dict[str, Any]:
         """What `host status`, the dashboard and `/internal/debug/status` show."""
@@ -653,21 +529,14 @@ class Simulator:
         the host's gRPC services."""
         if self._run_tree_in_ram:  # left by a simulator that was killed: nothing runs there
             shutil.rmtree(self.store.unpacked, ignore_errors=True)
-        proxy = EgressProxy(self.supervisor.egress_policy, self._on_proxy_blocked)
-        await proxy.start()
-        self.supervisor.egress_proxy = proxy
+        await self.supervisor.open_egress_proxy(self.reports.proxy_blocked)
         await self.upstream.start()
-        self.supervisor.grpc_socket = self.upstream.socket
+        self.supervisor.network.grpc_socket = self.upstream.socket
         # The run's tenants: the config's and each identity's.
         tenants = {self.config.tenant} | {
             i.tenant for i in self.config.identities.values() if i.tenant
         }
         self.mock_data.start(sorted(tenants))
-
-    def _on_proxy_blocked(self, plugin: str, host: str, port: int, reason: str) -> None:
-        slot = self.supervisor.slots.get(plugin)
-        generation = slot.active.number if slot and slot.active else 0
-        self.observer.egress_blocked(plugin, generation, host, port, "proxy", reason)
 
     async def stop(self) -> None:
         await self.supervisor.stop_all()
@@ -676,7 +545,7 @@ class Simulator:
             shutil.rmtree(self.store.unpacked, ignore_errors=True)
         await self.debugger.close()
         await self.upstream.stop()
-        if self.supervisor.egress_proxy is not None:
-            await self.supervisor.egress_proxy.close()
+        if self.supervisor.network.egress_proxy is not None:
+            await self.supervisor.network.egress_proxy.close()
         await self.observer.audit("host.stop", None, {"url": self.url, "pid": os.getpid()})
         await self.observer.close()

@@ -13,11 +13,8 @@ import asyncio
 import contextlib
 import functools
 import json
-import os
 import secrets
-import shutil
 import socket
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -29,16 +26,16 @@ from powerx.config import Tuning
 from powerx.debug.go_link import delve_command
 from powerx.errors import PowerXError
 from powerx.host.dev_vars import read_dev_vars, settings_digest
-from powerx.host.egress_proxy import EgressProxy
+from powerx.host.generation_env import generation_environment, shim_argv
 from powerx.host.generations import CRASH_LOOP_AFTER, Generation, LogLine, PluginSlot
 from powerx.host.launcher import (
     Launcher,
     LaunchSpec,
     PluginProcess,
-    ZygoteLauncher,
-    choose_launcher,
 )
+from powerx.host.launcher_pool import LauncherPool
 from powerx.host.liveness import watch_liveness
+from powerx.host.plugin_network import PluginNetwork, loopback_ports
 from powerx.host.programs import (
     backend_environment,
     backend_start_failed,
@@ -48,26 +45,15 @@ from powerx.host.programs import (
     wait_healthy,
 )
 from powerx.host.python_runtime import PythonRuntime
-from powerx.host.sandbox import Sandbox
-from powerx.host.socket_routes import SocketRoutes, base_url
 from powerx.host.start_errors import start_error
 from powerx.manifest import Manifest
 from powerx.observe import events
 from powerx.observe.events import EventBus
 from powerx.runtimes import (
     CONTROL_PREFIX,
-    DEBUG_PROGRAM_ENV,
-    LISTEN_DIR_ENV,
-    NODE_EGRESS_PRELOAD,
-    PYTHON_CHILD_PATH,
 )
-from powerx.runtimes.egress_guard import POLICY_ENV as EGRESS_POLICY_ENV
 from powerx.runtimes.egress_guard import EgressPolicy
 
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-# The only variables of the developer's environment a plugin process inherits.
-_PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SYSTEMROOT")
-HEALTH_PATH = "/__powerx/health"
 # In a sandbox, Delve listens this far above the program's port (8080: 18080).
 DELVE_PORT_OFFSET = 10000
 # What Node's inspector writes to stderr of a generation the simulator debugs.
@@ -112,18 +98,12 @@ class Supervisor:
         # More environment per plugin and generation token: the context-signing settings
         # (host/identity.py), the host's gRPC services (host/upstream).
         self.plugin_env = plugin_env
-        # Set: each plugin runs in its own sandbox (host/sandbox.py), in this folder.
-        self.run_folder = run_folder
-        self.sandboxes: dict[str, Sandbox] = {}
-        # More folders every sandbox sees, read-only: (folder, where inside).
-        self.sandbox_mounts: list[tuple[Path, Path]] = []
-        self.host_socket: Path | None = None  # the host API on a unix socket, for sandboxes
-        self.grpc_socket: Path | None = None  # the host's gRPC services (always a socket)
+        self.network = PluginNetwork(host_url, run_folder)
+        self.http = self.network.http
         self.debug = debug
         # The generations' lifecycle (started, flipped, stopped) is published here.
         self.bus = bus or EventBus()
         self.tuning = tuning or Tuning()
-        self.egress_proxy: EgressProxy | None = None  # set once the simulator started it
         self.production_hosts = tuple(production_hosts)
         self.on_egress_blocked = on_egress_blocked
         self.tenant = tenant
@@ -132,175 +112,52 @@ class Supervisor:
         self.on_log = on_log
         self.slots: dict[str, PluginSlot] = {} if slots is None else slots
         self.tokens: dict[str, tuple[str, int]] = {}  # token -> (plugin id, generation)
-        self.launchers: dict[tuple[str, str], Launcher] = {}  # (runtime, plugin or "")
-        # One client for health probes and for proxied requests: the probe's keep-alive
-        # connection is then already open when traffic flips to a new generation.
-        self.routes = SocketRoutes(httpx.Limits(max_connections=200, max_keepalive_connections=50))
-        self.http = httpx.AsyncClient(
-            transport=self.routes, timeout=httpx.Timeout(60.0, connect=5.0), trust_env=False
-        )
-        self._unix_urls: dict[str, str] = {}  # socket path -> its base URL
+        self.launchers = LauncherPool(self.network, work_dir)
         self._background: set[asyncio.Task[None]] = set()
         self.live: set[Generation] = set()  # every generation whose process may still run
         self.closing = False
 
-    # -- processes ---------------------------------------------------------------------
-
-    def _base_env(self, plugin: str = "") -> dict[str, str]:
-        env = {name: os.environ[name] for name in _PASSED_ENV if name in os.environ}
-        env.update({"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"})
-        sandbox = self.sandbox(plugin) if plugin else None
-        if sandbox is not None:  # the developer's home is not in the sandbox
-            env.update({"HOME": "/tmp", "TMPDIR": "/tmp", LISTEN_DIR_ENV: str(sandbox.sockets)})
-            if self.host_socket is not None:
-                env["POWERX_HOST_SOCKET"] = str(self.host_socket)
-        return env
-
     @property
     def contained(self) -> bool:
-        return self.run_folder is not None
-
-    def sandbox(self, plugin: str) -> Sandbox | None:
-        """The plugin's sandbox (made on first use; it starts with its first process)."""
-        if self.run_folder is None:
-            return None
-        if plugin not in self.sandboxes:
-            self.sandboxes[plugin] = Sandbox(
-                plugin,
-                self.run_folder(plugin),
-                self._base_env(),
-                self._simulator_ports(),
-                self.host_socket,
-                self.grpc_socket,
-                self.sandbox_mounts,
-            )
-        return self.sandboxes[plugin]
+        return self.network.contained
 
     def open_host_socket(self) -> socket.socket:
-        """A unix socket for the simulator's HTTP server, bound into every sandbox: the
-        host API without a relay between namespaces (the loopback port, forwarded into
-        the sandbox, stays for clients that cannot use it)."""
-        folder = Path(tempfile.mkdtemp(prefix="pxh-"))
-        self.host_socket = folder / "host.sock"
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        listener.bind(str(self.host_socket))
-        listener.listen(512)
-        return listener
+        return self.network.open_host_socket()
 
-    def _simulator_ports(self) -> set[int]:
-        """What a plugin reaches of the simulator: its host API and egress proxy."""
-        ports = {httpx.URL(self.host_url).port or 80}
-        if self.egress_proxy is not None and self.egress_proxy.port is not None:
-            ports.add(self.egress_proxy.port)
-        return ports
+    def private_ports(self, plugin_id: str, port: int | None) -> set[int]:
+        return self.network.private_ports(plugin_id, port)
+
+    async def open_egress_proxy(self, on_blocked: Callable[[str, str, int, str], None]) -> None:
+        """The egress proxy (host/plugin_network.py), applying each generation's policy."""
+        await self.network.open_egress_proxy(self.egress_policy, on_blocked)
 
     def launcher(self, runtime: str, plugin: str) -> Launcher:
-        sandbox = self.sandbox(plugin)
-        key = (runtime, plugin if sandbox is not None else "")
-        if key not in self.launchers:
-            cwd = sandbox.run_folder if sandbox is not None else self.work_dir
-            self.launchers[key] = choose_launcher(
-                runtime,
-                self._base_env(plugin),
-                str(cwd),
-                self._healthy_once_loaded,
-                self.reach,
-                sandbox,
-            )
-        return self.launchers[key]
-
-    def reach(self, listening: dict[str, Any]) -> str:
-        """The base URL of a listener a plugin process reported (``port`` or ``unix``)."""
-        path = listening.get("unix")
-        if not path:
-            return base_url(int(listening["port"]))
-        if path not in self._unix_urls:
-            self._unix_urls[path] = self.routes.add(str(path))
-        return self._unix_urls[path]
-
-    async def _forget(self, gen: Generation) -> None:
-        for path, url in list(self._unix_urls.items()):
-            if url == gen.url:
-                del self._unix_urls[path]
-                await self.routes.remove(url)
-
-    async def _reachable(self, gen: Generation, port: int) -> int:
-        """The loopback port the simulator reaches ``port`` of ``gen`` on (its debugger):
-        the same one, or, in a sandbox, one brought out of it."""
-        sandbox = self.sandbox(gen.plugin_id)
-        if sandbox is None:
-            return port
-        outer = await sandbox.expose(port)
-        gen.exposed.append(outer)
-        return outer
+        return self.launchers.launcher(runtime, plugin)
 
     def settings_changed(self, slot: PluginSlot) -> bool:
         """The plugin's .dev.vars differ from what its serving generation started with."""
         serving = slot.active.settings if slot.active is not None else ""
         return settings_digest(read_dev_vars(slot.source_dir, self.run_identity)) != serving
 
-    def private_ports(self, plugin_id: str, port: int | None) -> set[int]:
-        """The ports a generation reached at ``port`` may call its own: that one and, in a
-        sandbox, the one it listens on inside (a redirect it builds names that one)."""
-        if port is None:
-            return set()
-        sandbox = self.sandboxes.get(plugin_id)
-        inner = sandbox.inner_port(port) if sandbox is not None else None
-        return {port} if inner is None else {port, inner}
-
     def _environment(
         self, manifest: Manifest, token: str, python: PythonRuntime | None = None
     ) -> dict[str, str]:
-        env = self._base_env(manifest.id)
-        if python is not None:  # a backend program needs only its PATH
-            path = env.get("PATH", "")
-            env.update(python.path_env(path) if manifest.is_backend else python.plugin_env(path))
-        env.update(
-            {
-                "POWERX_HOST_URL": self.host_url,
-                "POWERX_PLUGIN_TOKEN": token,
-                "POWERX_PLUGIN_ID": manifest.id,
-                "POWERX_PLUGIN_VERSION": manifest.version,
-                "POWERX_TENANT": self.tenant,
-                EGRESS_POLICY_ENV: json.dumps(
-                    {
-                        "allow": list(manifest.egress),
-                        "deny": list(self.production_hosts),
-                        "simulator": httpx.URL(self.host_url).netloc.decode(),
-                        "proxy": f"127.0.0.1:{self.egress_proxy.port}" if self.egress_proxy else "",
-                    }
-                ),
-            }
+        extra = self.plugin_env(manifest.id, token) if self.plugin_env is not None else {}
+        debugged = self.debug is not None and self.debug.wants_debug(
+            manifest.id, manifest.debug_runtime
         )
-        if self.plugin_env is not None:
-            env.update(self.plugin_env(manifest.id, token))
-        if self.egress_proxy is not None:
-            # Tools the plugin starts (curl, pip ...) go through the proxy, which applies the
-            # same policy; the simulator itself is reached directly.
-            proxy_url = self.egress_proxy.url_for(manifest.id, token)
-            for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
-                env[name] = proxy_url
-            env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost,::1"
-        if not manifest.runtime.startswith("python"):  # a backend program may be either
-            # Node ignores HTTP(S)_PROXY, so a `node` the plugin starts loads the guard too.
-            env["NODE_OPTIONS"] = f"--require {json.dumps(str(NODE_EGRESS_PRELOAD))}"
-        if not manifest.runtime.startswith("node"):
-            # And a `python` it starts runs python_child/sitecustomize.py, which does the same.
-            env["PYTHONPATH"] = str(PYTHON_CHILD_PATH)
-        if self.debug is not None and self.debug.wants_debug(manifest.id, manifest.debug_runtime):
-            # A program's Python loads the debugger in sitecustomize, under its own name so
-            # that the shim (whose start-up runs sitecustomize too) does not load it twice.
-            env[DEBUG_PROGRAM_ENV if manifest.is_backend else "POWERX_DEBUGGER"] = "1"
-        return env
-
-    @staticmethod
-    def _shim_argv(manifest: Manifest, run_dir: Path, source_dir: Path) -> list[str]:
-        info = json.loads((run_dir / "artefact.json").read_text(encoding="utf-8"))
-        runnable = str(info["runnable"])
-        if manifest.runtime == "python3.11":
-            entry_file = str(Path(runnable).relative_to("src"))
-            return [str(run_dir / "src"), entry_file, str(info["entry_attribute"])]
-        return [str(run_dir), runnable, str(source_dir)]
+        return generation_environment(
+            self.network.process_env(manifest.id),
+            manifest,
+            token,
+            python,
+            host_url=self.host_url,
+            tenant=self.tenant,
+            production_hosts=self.production_hosts,
+            egress_proxy=self.network.egress_proxy,
+            extra=extra,
+            debugged=debugged,
+        )
 
     def _log(
         self,
@@ -340,34 +197,13 @@ class Supervisor:
         if self.debug is None:
             return
         try:
-            message = await self._debug_endpoint_reachable(gen, message)
+            message = await self.network.debug_endpoint(gen, message)
             await self.debug.generation_listening(
                 slot.manifest.id, gen.number, gen.run_dir, message
             )
         except Exception as error:
             self._log(slot, gen.number, "system", f"debugger attach failed: {error!r}")
             gen.process.kill()
-
-    async def _debug_endpoint_reachable(
-        self, gen: Generation, message: dict[str, Any]
-    ) -> dict[str, Any]:
-        """debugpy's port or the inspector's WebSocket URL, as the simulator reaches it."""
-        if self.sandbox(gen.plugin_id) is None:
-            return message
-        message = dict(message, pid=gen.pid)  # it knows only its pid inside the sandbox
-        sandbox = self.sandbox(gen.plugin_id)
-        if message.get("delve") and sandbox is not None:  # no secret: never on loopback
-            message["unix"] = await sandbox.inner_socket(int(message["port"]))
-            gen.relayed.append(int(message["port"]))
-            return message
-        if "port" in message:
-            message["port"] = await self._reachable(gen, int(message["port"]))
-        if "url" in message:
-            url = httpx.URL(str(message["url"]))
-            if url.port is not None:
-                outer = await self._reachable(gen, url.port)
-                message["url"] = str(url.copy_with(port=outer))
-        return message
 
     async def _read_stderr(self, slot: PluginSlot, gen: Generation) -> None:
         async for raw in gen.process.stderr:
@@ -416,12 +252,12 @@ class Supervisor:
         settings = read_dev_vars(slot.source_dir, self.run_identity)
         # The simulator's own names win: its contract with the plugin is not the file's.
         env = {**settings.values, **self._environment(manifest, token, python)}
-        sandbox = self.sandbox(manifest.id)
+        sandbox = self.network.sandbox(manifest.id)
         program_port = self._program_port(manifest) if manifest.is_backend else None
         if program_port is None:
             spec = LaunchSpec(
                 manifest.runtime,
-                self._shim_argv(manifest, run_dir, slot.source_dir),
+                shim_argv(manifest, run_dir, slot.source_dir),
                 env,
                 str(run_dir),
                 python,
@@ -436,7 +272,7 @@ class Supervisor:
                 argv = delve_command(argv, delve_port)
             spec = LaunchSpec(manifest.runtime, argv, env, str(cwd))
         if sandbox is not None:  # the host API, the egress proxy, local services it names
-            for port in {*self._simulator_ports(), *loopback_ports(manifest.egress)}:
+            for port in {*self.network.simulator_ports(), *loopback_ports(manifest.egress)}:
                 await sandbox.forward(port)
         process = await self._launch(manifest, spec)
         slot.last_number += 1
@@ -469,7 +305,7 @@ class Supervisor:
             message = {"event": "timeout"}
         try:
             if message.get("event") == "ready":
-                gen.url = self.reach(message)
+                gen.url = self.network.reach(message)
                 gen.port = message.get("port") if isinstance(message.get("port"), int) else None
                 if await self._passes_probe(gen.url, early_probe):
                     gen.state = "running"
@@ -514,12 +350,14 @@ class Supervisor:
         info = json.loads((run_dir / "artefact.json").read_text(encoding="utf-8"))
         if info.get("debugger") != "dlv":
             return None
-        return program_port + DELVE_PORT_OFFSET if self.sandbox(manifest.id) else free_port()
+        return (
+            program_port + DELVE_PORT_OFFSET if self.network.sandbox(manifest.id) else free_port()
+        )
 
     def _program_port(self, manifest: Manifest) -> int:
         """Where a backend program of ``manifest`` listens: in its sandbox, the port it
         prefers unless a live generation holds it; outside, a free loopback port."""
-        sandbox = self.sandbox(manifest.id)
+        sandbox = self.network.sandbox(manifest.id)
         if sandbox is None:
             return free_port()
         taken = {
@@ -545,8 +383,8 @@ class Supervisor:
         """The probe of the program's health path, where the simulator reaches ``port``
         (which becomes ``gen.port``): its readiness, then its liveness."""
         assert manifest.backend is not None
-        gen.port = await self._reachable(gen, port)
-        health = f"{self.reach({'port': gen.port})}{manifest.backend.health}"
+        gen.port = await self.network.reachable(gen, port)
+        health = f"{self.network.reach({'port': gen.port})}{manifest.backend.health}"
 
         async def probe() -> bool:
             try:
@@ -592,40 +430,22 @@ class Supervisor:
         if gen.python is None or not isinstance(names, list):
             return
         await self._settled(gen)
-        learn = getattr(self.launcher("python3.11", gen.plugin_id), "learn", None)
-        if learn is not None and not self.closing:
-            learn(gen.python, [str(name) for name in names])
+        if not self.closing:
+            self.launchers.learn(gen, [str(name) for name in names])
 
     async def _warm_next_after_first_request(self, gen: Generation, runtime: str) -> None:
         """Start the next warm spare (a Node start-up costs ~0.1 s of CPU) after
         ``gen``'s first request and swap."""
         await self._settled(gen)
-        if self.closing:
-            return
-        launcher = self.launcher(runtime, gen.plugin_id)
-        if isinstance(launcher, ZygoteLauncher) and gen.python is not None:
-            launcher.prepare(gen.python)  # that plugin's zygote, where launchers are shared
-        else:
-            self.prepare_launchers({(runtime, gen.plugin_id)})
+        if not self.closing:
+            self.launchers.warm_next(gen, runtime)
 
     async def _passes_probe(self, url: str, early: asyncio.Task[bool] | None) -> bool:
         """The health probe. One sent early (to a spare, on the port it serves from,
         before its order) counts if it passed; else the generation is asked again."""
         if early is not None and await early:
             return True
-        return await self._healthy(url)
-
-    async def _healthy(self, url: str, timeout_s: float | None = 5.0) -> bool:
-        try:
-            response = await self.http.get(f"{url}{HEALTH_PATH}", timeout=timeout_s)
-        except httpx.HTTPError:
-            return False
-        return response.status_code == 200
-
-    async def _healthy_once_loaded(self, url: str) -> bool:
-        """The probe a warm spare holds until it is given a plugin (maybe minutes later);
-        a spare that never loads one is stopped, which ends it."""
-        return await self._healthy(url, timeout_s=None)
+        return await self.network.healthy(url)
 
     async def stop_generation(self, gen: Generation, drain: bool = False) -> None:
         """Stop a generation; with ``drain`` its in-flight requests finish first."""
@@ -658,13 +478,7 @@ class Supervisor:
             *(t for t in gen.tasks if t is not asyncio.current_task()), return_exceptions=True
         )
         self.live.discard(gen)
-        await self._forget(gen)
-        sandbox = self.sandbox(gen.plugin_id)
-        if sandbox is not None:
-            for port in gen.exposed:
-                sandbox.release(port)
-            for inner in gen.relayed:
-                sandbox.release_socket(inner)
+        await self.network.forget(gen)
         if gen.python is not None:
             self._release_runtimes()
         self.bus.publish(
@@ -677,9 +491,7 @@ class Supervisor:
         the one a plugin serves from, are retired."""
         in_use = {g.python.key for g in self.live if g.python is not None}
         in_use |= {s.active.python.key for s in self.slots.values() if s.active and s.active.python}
-        for launcher in self.launchers.values():
-            if isinstance(launcher, ZygoteLauncher):
-                launcher.release(in_use)
+        self.launchers.release(in_use)
 
     def flip(self, slot: PluginSlot, gen: Generation) -> Generation | None:
         """Route new requests to ``gen``; the previous generation drains in the background."""
@@ -760,13 +572,8 @@ class Supervisor:
             )
 
     def prepare_launchers(self, plugins: set[tuple[str, str]]) -> None:
-        """Start warm parents/spares early so the first reload already finds them;
-        ``plugins``: (runtime, plugin id) pairs."""
-        for runtime, plugin in plugins:
-            launcher = self.launcher(runtime, plugin)
-            prepare = getattr(launcher, "prepare", None)
-            if prepare is not None:
-                prepare()
+        """Start warm parents/spares early: see LauncherPool.prepare."""
+        self.launchers.prepare(plugins)
 
     async def stop_all(self) -> None:
         self.closing = True
@@ -774,11 +581,8 @@ class Supervisor:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await asyncio.gather(*(self.stop_generation(gen) for gen in list(self.live)))
-        await asyncio.gather(*(launcher.close() for launcher in self.launchers.values()))
-        await asyncio.gather(*(sandbox.close() for sandbox in self.sandboxes.values()))
-        if self.host_socket is not None:
-            shutil.rmtree(self.host_socket.parent, ignore_errors=True)
-        await self.http.aclose()
+        await self.launchers.close()
+        await self.network.close()
 
     def egress_policy(self, token: str) -> tuple[str, EgressPolicy] | None:
         """The egress policy of the live generation a proxy token belongs to."""
@@ -793,13 +597,3 @@ class Supervisor:
         """The plugin a per-process token belongs to (only while that generation lives)."""
         entry = self.tokens.get(token)
         return self.slots.get(entry[0]) if entry else None
-
-
-def loopback_ports(egress: Sequence[str]) -> set[int]:
-    """Ports of this machine the manifest's ``egress`` names (``localhost:8080``)."""
-    ports: set[int] = set()
-    for entry in egress:
-        host, _, port = entry.rpartition(":")
-        if host.strip("[]").lower() in LOOPBACK_HOSTS and port.isdigit():
-            ports.add(int(port))
-    return ports
