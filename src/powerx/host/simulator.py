@@ -28,6 +28,7 @@ from powerx.host.artefacts import ArtefactStore
 from powerx.host.dev_loops import DevLoops
 from powerx.host.gateway import Gateway
 from powerx.host.generations import Generation, LogLine, PluginSlot
+from powerx.host.hot_reloads import hot_reload, reload_rejected
 from powerx.host.identity import ContextSigner
 from powerx.host.mock_data import FOLDER as MOCK_DATA_FOLDER
 from powerx.host.mock_data import MockDataChange, MockDataFiles
@@ -35,7 +36,6 @@ from powerx.host.plugin_environments import PluginEnvironments
 from powerx.host.rbac import RbacGate
 from powerx.host.reload_failures import ReloadFailure, ReloadFailures
 from powerx.host.reload_gate import ReloadGate
-from powerx.host.reload_records import failed_record, failure_context, served_record
 from powerx.host.reports import HostReports
 from powerx.host.rollback_targets import stored_target
 from powerx.host.run_trees import RunTrees
@@ -48,7 +48,7 @@ from powerx.host.upstream import TenantDirectory, UpstreamServer
 from powerx.images import HostImage, get_image
 from powerx.manifest import Manifest
 from powerx.observe import events
-from powerx.observe.observer import Observer, new_reload_id, reload_record
+from powerx.observe.observer import Observer
 from powerx.paths import RAM_DIR, environments_dir, run_root
 
 __all__ = ["Activation", "Simulator"]
@@ -358,88 +358,17 @@ class Simulator:
         received: float,
         plugin_hint: str | None = None,
     ) -> Activation:
-        """Admit, store and activate an uploaded artefact; the outcome (served, unchanged,
-        blocked at admission, failed to start) is recorded under one reload id."""
-        reload_id = new_reload_id()
-        manifest: Manifest | None = None
-        try:
-            manifest = self.admit(data, declared_digest, plugin_hint)
-            digest = self.store.digest_of(data, declared_digest)
-            # Written (and fsynced) to disk while the new generation starts; it must be
-            # stored before traffic flips to it.
-            stored = asyncio.create_task(asyncio.to_thread(self.store.put, data, digest))
-            slot = self.supervisor.slots.get(manifest.id)
-            source = source_dir or (
-                slot.source_dir if slot else self.store.unpack(digest, data, manifest.id)
-            )
-            try:
-                activation = await self.activate(
-                    manifest, digest, source, timings, data=data, stored=stored
-                )
-                self.reload_failures.clear(manifest.id)  # it serves what was saved
-            except BaseException as error:
-                await asyncio.gather(stored, return_exceptions=True)  # never left running
-                code = error.code if isinstance(error, PowerXError) else ErrorCode.INTERNAL_ERROR
-                self._publish_settled(events.RELOAD_FAILED, manifest.id, reload_id, code=code)
-                raise
-            await asyncio.gather(stored, return_exceptions=True)
-            # Held requests go now (the gate follows this), before the bookkeeping.
-            self._publish_settled(
-                events.RELOAD_FINISHED,
-                manifest.id,
-                reload_id,
-                status=activation.status,
-                generation=activation.generation,
-            )
-        except PowerXError as error:
-            named = error.details.get("plugin")
-            plugin = manifest.id if manifest else str(named or plugin_hint or "unknown")
-            slot = self.supervisor.slots.get(plugin)
-            serving = slot.active if slot else None
-            error.details.setdefault("reload_id", reload_id)
-            if manifest is not None or named or plugin_hint:
-                self.reload_failed(plugin, error.code, error.message, error.fix)
-            await self.observer.reload_finished(
-                failed_record(
-                    reload_id,
-                    plugin,
-                    manifest,
-                    error,
-                    declared_digest,
-                    serving.number if serving else None,
-                    received,
-                    timings,
-                ),
-                error.message,
-                failure_context(error),
-            )
-            raise
-        activation.finish(received)
-        activation.reload_id = reload_id
-        await self.observer.reload_finished(
-            served_record(reload_id, manifest, activation, received)
+        """Admit, store and activate an uploaded artefact, recorded under one reload id
+        (host/hot_reloads.py)."""
+        return await hot_reload(
+            self, data, declared_digest, source_dir, timings, received, plugin_hint
         )
-        return activation
-
-    def _publish_settled(self, step: str, plugin: str, reload_id: str, **data: object) -> None:
-        """The reload's outcome is known (``reload_finished`` or ``reload_failed``): the
-        gate stops holding the plugin's requests, the dev loop's announcement is done."""
-        self.observer.bus.publish(step, {"plugin": plugin, "reload_id": reload_id, **data})
 
     async def reload_rejected(
         self, error: PowerXError, plugin_hint: str | None, received: float
     ) -> None:
         """An upload refused before its archive could be read (too large, empty)."""
-        reload_id = new_reload_id()
-        error.details.setdefault("reload_id", reload_id)
-        if plugin_hint:
-            self.reload_failed(plugin_hint, error.code, error.message, error.fix)
-        await self.observer.reload_finished(
-            reload_record(
-                reload_id, plugin_hint or "unknown", "blocked", received, reason=error.code
-            ),
-            error.message,
-        )
+        await reload_rejected(self, error, plugin_hint, received)
 
     async def rollback(self, plugin_id: str, digest: str | None) -> Activation:
         """Serve the previous artefact (or a named one) again."""

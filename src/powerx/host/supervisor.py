@@ -25,6 +25,7 @@ import httpx
 from powerx.config import Tuning
 from powerx.debug.go_link import delve_command
 from powerx.errors import PowerXError
+from powerx.host import programs
 from powerx.host.dev_vars import read_dev_vars, settings_digest
 from powerx.host.generation_env import generation_environment, shim_argv
 from powerx.host.generations import CRASH_LOOP_AFTER, Generation, LogLine, PluginSlot
@@ -39,8 +40,7 @@ from powerx.host.plugin_network import PluginNetwork, loopback_ports
 from powerx.host.programs import (
     backend_environment,
     backend_start_failed,
-    free_port,
-    inner_port,
+    delve_port,
     program_argv,
     wait_healthy,
 )
@@ -54,8 +54,6 @@ from powerx.runtimes import (
 )
 from powerx.runtimes.egress_guard import EgressPolicy
 
-# In a sandbox, Delve listens this far above the program's port (8080: 18080).
-DELVE_PORT_OFFSET = 10000
 # What Node's inspector writes to stderr of a generation the simulator debugs.
 _INSPECTOR_CHATTER = (
     "Debugger listening on ws://",
@@ -253,7 +251,9 @@ class Supervisor:
         # The simulator's own names win: its contract with the plugin is not the file's.
         env = {**settings.values, **self._environment(manifest, token, python)}
         sandbox = self.network.sandbox(manifest.id)
-        program_port = self._program_port(manifest) if manifest.is_backend else None
+        program_port = (
+            programs.program_port(manifest, sandbox, self.live) if manifest.is_backend else None
+        )
         if program_port is None:
             spec = LaunchSpec(
                 manifest.runtime,
@@ -342,31 +342,9 @@ class Supervisor:
         raise start_error(slot, gen, message, self.start_timeout_s)
 
     def _delve_port(self, manifest: Manifest, run_dir: Path, program_port: int) -> int | None:
-        """Where Delve listens for a Go generation the debugger wants (None: no Delve):
-        in a sandbox, beside the program's own port (each live generation has its own);
-        outside, a free loopback port."""
         if self.debug is None or not self.debug.wants_debug(manifest.id, manifest.runtime):
             return None
-        info = json.loads((run_dir / "artefact.json").read_text(encoding="utf-8"))
-        if info.get("debugger") != "dlv":
-            return None
-        return (
-            program_port + DELVE_PORT_OFFSET if self.network.sandbox(manifest.id) else free_port()
-        )
-
-    def _program_port(self, manifest: Manifest) -> int:
-        """Where a backend program of ``manifest`` listens: in its sandbox, the port it
-        prefers unless a live generation holds it; outside, a free loopback port."""
-        sandbox = self.network.sandbox(manifest.id)
-        if sandbox is None:
-            return free_port()
-        taken = {
-            sandbox.inner_port(g.port)
-            for g in self.live
-            if g.plugin_id == manifest.id and g.port is not None
-        }
-        assert manifest.backend is not None
-        return inner_port(manifest.backend.port, {p for p in taken if p is not None})
+        return delve_port(run_dir, program_port, self.network.sandbox(manifest.id) is not None)
 
     async def _launch(self, manifest: Manifest, spec: LaunchSpec) -> PluginProcess:
         try:
