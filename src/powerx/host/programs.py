@@ -46,8 +46,8 @@ __all__ = [
     "backend_unhealthy",
     "free_port",
     "inner_port",
+    "listen_port",
     "program_argv",
-    "program_port",
     "wait_healthy",
 ]
 # In a sandbox, Delve listens this far above the program's port (8080: 18080).
@@ -70,7 +70,7 @@ def inner_port(preferred: int | None, taken: Collection[int]) -> int:
     return port
 
 
-def program_port(manifest: Manifest, sandbox: Sandbox | None, live: Iterable[Generation]) -> int:
+def listen_port(manifest: Manifest, sandbox: Sandbox | None, live: Iterable[Generation]) -> int:
     """Where a backend program of ``manifest`` listens: in its ``sandbox``, the port it
     prefers unless a ``live`` generation holds it; outside, a free loopback port."""
     if sandbox is None:

@@ -25,7 +25,6 @@ import httpx
 from powerx.config import Tuning
 from powerx.debug.go_link import delve_command
 from powerx.errors import PowerXError
-from powerx.host import programs
 from powerx.host.dev_vars import read_dev_vars, settings_digest
 from powerx.host.generation_env import generation_environment, shim_argv
 from powerx.host.generations import CRASH_LOOP_AFTER, Generation, LogLine, PluginSlot
@@ -41,6 +40,7 @@ from powerx.host.programs import (
     backend_environment,
     backend_start_failed,
     delve_port,
+    listen_port,
     program_argv,
     wait_healthy,
 )
@@ -251,9 +251,7 @@ class Supervisor:
         # The simulator's own names win: its contract with the plugin is not the file's.
         env = {**settings.values, **self._environment(manifest, token, python)}
         sandbox = self.network.sandbox(manifest.id)
-        program_port = (
-            programs.program_port(manifest, sandbox, self.live) if manifest.is_backend else None
-        )
+        program_port = listen_port(manifest, sandbox, self.live) if manifest.is_backend else None
         if program_port is None:
             spec = LaunchSpec(
                 manifest.runtime,
