@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from powerx.environments import find_declaration
+from powerx.environments.imports import ImportWorld, explain_missing_module
 from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.host.generations import Generation, PluginSlot
 from powerx.host.programs import backend_unhealthy
-from powerx.plugin_imports import ImportWorld, explain_missing_module
 
 
 def start_error(
