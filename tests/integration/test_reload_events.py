@@ -10,9 +10,10 @@ from typing import Any
 import yaml
 
 from powerx.bundling import BuildSession
+from powerx.testing import wait_until
 from tests.conftest import HELLO_PYTHON, REPO, RunningSimulator, Workspace
 from tests.integration.test_hot_reload import PY_ID, push_bytes, set_python_greeting, start_example
-from tests.integration.test_observability import EventCollector, wait_for
+from tests.integration.test_observability import EventCollector
 from tests.integration.test_reload_gate import pending, request_in_background
 
 STEPS = {
@@ -53,8 +54,9 @@ def test_a_good_reload_publishes_its_steps_in_order(
     pushed = push_folder(simulator, plugin, tmp_path / "build")
     assert pushed.status_code == 200, pushed.text
     assert simulator.get(f"/plugins/{PY_ID}/").json()["greeting"] == "saved"
-    wait_for(
+    wait_until(
         lambda: ("plugin.debug.generation_stopped", 1) in steps(collector),
+        20,
         what="generation 1 stopped",
     )
     collector.stop()
@@ -91,7 +93,7 @@ def test_a_failed_reload_publishes_failed_and_never_flips(
     app.write_text("raise RuntimeError('broken at import')\n" + app.read_text())
     pushed = push_folder(simulator, plugin, tmp_path / "build")
     assert pushed.status_code == 422 and pushed.json()["error"] == "plugin_start_failed"
-    wait_for(lambda: collector.of_type("plugin.debug.hot_reload"), what="the reload's record")
+    wait_until(lambda: collector.of_type("plugin.debug.hot_reload"), 20, what="the reload's record")
     collector.stop()
 
     assert steps(collector) == [
