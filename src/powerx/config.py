@@ -108,6 +108,96 @@ class DevHotload(BaseModel):
     session_ttl_s: float = Field(default=900.0, gt=0)
 
 
+class Tuning(BaseModel):
+    """How long the simulator's lifecycle waits, retries and probes. The defaults are what
+    a developer wants (and, where PowerX's own host has a value, PowerX's); a test or a
+    slow machine sets shorter or longer ones in the config file's ``tuning:`` section."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    after_flip_wait_s: float = Field(
+        default=0.2,
+        gt=0,
+        description="After a flip, the work that can wait (the rest of the reload, the next "
+        "warm spare, stopping the previous generation) waits for the new generation's first "
+        "answer, or this long when none comes.",
+    )
+    stop_grace_s: float = Field(
+        default=3.0,
+        gt=0,
+        description="A handler generation asked to stop gets SIGTERM, then SIGKILL this "
+        "much later.",
+    )
+    program_stop_grace_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="The same for a backend program (PowerX's supervisor: 5 s).",
+    )
+    drain_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long a replaced generation may finish its in-flight requests.",
+    )
+    crash_window_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Five crashes within this window make a crash loop: no more restarts.",
+    )
+    crash_backoff_first_s: float = Field(
+        default=0.1,
+        ge=0,
+        description="A crashed handler generation restarts after this, doubling per crash.",
+    )
+    crash_backoff_max_s: float = Field(
+        default=5.0, ge=0, description="The longest wait before a handler's restart."
+    )
+    program_backoff_first_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="A crashed backend program restarts after this, doubling per crash "
+        "(PowerX's supervisor: 1 s).",
+    )
+    program_backoff_max_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="The longest wait before a program's restart (PowerX's: 10 s).",
+    )
+    probe_timeout_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="One health probe of a backend program (PowerX's per-probe timeout).",
+    )
+    liveness_interval_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="A running backend program's health path is probed this often (PowerX's: 2 s).",
+    )
+    liveness_failures: int = Field(
+        default=5,
+        ge=1,
+        description="This many failed probes in a row and the program is taken for hung "
+        "and restarted (PowerX's: 5).",
+    )
+    reload_max_hold_s: float = Field(
+        default=3.0,
+        gt=0,
+        description="The longest a request waits at the reload gate for a reload of its "
+        "plugin: long enough for a normal start (heavy imports take ~1 s), short enough "
+        "that a stuck one is noticed; the previous generation then answers.",
+    )
+    mock_data_step_ms: int = Field(
+        default=20,
+        ge=1,
+        description="How often the mock data watcher looks for the end of an edit.",
+    )
+    mock_data_debounce_ms: int = Field(
+        default=200,
+        ge=1,
+        description="How long the mock data files must stay unchanged before an edit is "
+        "applied (edits are not latency-critical: a person saves, then makes a request).",
+    )
+
+
 class SimulatorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -135,6 +225,7 @@ class SimulatorConfig(BaseModel):
     header_timeout_s: float = Field(default=10.0, gt=0)
     observability: Observability = Field(default_factory=Observability)
     dev_hotload: DevHotload = Field(default_factory=DevHotload)
+    tuning: Tuning = Field(default_factory=Tuning)
 
     @field_validator("image")
     @classmethod

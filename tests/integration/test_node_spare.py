@@ -15,7 +15,7 @@ import pytest
 
 from powerx.bundling.toolchain import node_executable
 from powerx.host.launcher import LaunchSpec, SpareLauncher
-from powerx.host.supervisor import HEALTH_PATH
+from powerx.host.plugin_network import HEALTH_PATH
 from powerx.runtimes import CONTROL_PREFIX, NODE_SHIM
 
 HELLO = "module.exports = { fetch: async () => new Response('plugin says hello') };\n"

@@ -75,3 +75,21 @@ def test_a_reader_that_falls_behind_is_cut_off_not_buffered_forever() -> None:
         return 1 + len(rest)
 
     assert asyncio.run(scenario()) <= 4
+
+
+def test_a_subscriber_runs_inside_publish_in_subscription_order() -> None:
+    """The reload's steps reach the gate and the debugger where they happen: the
+    publisher's next line runs after every handler of that type, and only of that type."""
+    bus = EventBus()
+    seen: list[tuple[str, str, int]] = []
+    bus.subscribe("step", lambda event: seen.append(("first", event.type, event.data["n"])))
+    bus.subscribe("step", lambda event: seen.append(("second", event.type, event.data["n"])))
+    bus.subscribe("other", lambda event: seen.append(("other", event.type, event.data["n"])))
+
+    bus.publish("step", {"n": 1})
+    after_first = list(seen)
+    bus.publish("unrelated", {"n": 2})
+    bus.publish("other", {"n": 3})
+
+    assert after_first == [("first", "step", 1), ("second", "step", 1)]
+    assert seen == [*after_first, ("other", "other", 3)]

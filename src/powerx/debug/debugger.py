@@ -1,5 +1,7 @@
 """The simulator's debugger: one :class:`DebugSession` per plugin, the supervisor's hooks,
-and the checks a breakpoint passes before it is stored.
+and the checks a breakpoint passes before it is stored. It follows the reload's steps on
+the event bus (a generation flipped or stopped) and reads the served plugins through one
+:class:`ServedPlugins` view.
 
 A plugin's generations start with the debugger only while its session wants one (a
 breakpoint exists or a client is attached); the first breakpoint or client therefore
@@ -11,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from powerx.debug.breakpoints import Breakpoint, BreakpointSet, BreakpointSpec
 from powerx.debug.cdp_proxy import InspectorProxy
@@ -26,6 +28,8 @@ from powerx.debug.python_link import PythonLink
 from powerx.debug.session import DebugSession, Link
 from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError, Problem
+from powerx.observe import events
+from powerx.observe.events import Event
 from powerx.observe.observer import Observer
 
 # "go": a Go backend program (a program runtime built with go), run under Delve.
@@ -38,27 +42,45 @@ _SOURCE_SUFFIXES = {
 }
 
 
+class ServedPlugins(Protocol):
+    """What the debugger reads of the plugins the simulator serves, and the one thing it
+    asks of it (host/served_plugins.py implements it over the supervisor's slots)."""
+
+    def runtime_of(self, plugin: str) -> str | None:
+        """What the plugin runs on, as the debugger tells runtimes apart (None: unknown)."""
+        ...
+
+    def source_dir_of(self, plugin: str) -> Path | None:
+        """The developer's folder of the plugin."""
+        ...
+
+    def code_root(self, plugin: str) -> Path | None:
+        """Where the serving generation's code is (its artefact's ``src/``)."""
+        ...
+
+    async def restart(self, plugin: str) -> None:
+        """Serve the same artefact again in a fresh generation (which loads the debugger)."""
+        ...
+
+
 class Debugger:
     def __init__(
         self,
         state_dir: Path,
         observer: Observer,
-        restart: Callable[[str], Awaitable[None]],
-        code_root: Callable[[str], Path | None],
-        runtime_of: Callable[[str], str | None],
-        source_dir_of: Callable[[str], Path | None],
+        plugins: ServedPlugins,
         bind: str = "127.0.0.1",
     ) -> None:
         self.dir = state_dir / "debug"
         self.observer = observer
-        self._restart = restart
-        self._code_root = code_root
-        self._runtime_of = runtime_of
-        self._source_dir_of = source_dir_of
+        self.plugins = plugins
         self.bind = bind
         self.sessions: dict[str, DebugSession] = {}
         self.proxies: dict[str, DapProxy | InspectorProxy] = {}
         self.ports = PortBook(self.dir / "ports.json")
+        self._tasks: set[asyncio.Task[None]] = set()
+        observer.bus.subscribe(events.GENERATION_FLIPPED, self._on_flipped)
+        observer.bus.subscribe(events.GENERATION_STOPPED, self._on_stopped)
 
     def session(self, plugin: str) -> DebugSession:
         session = self.sessions.get(plugin)
@@ -97,7 +119,7 @@ class Debugger:
 
     def wants_debug(self, plugin: str, runtime: str) -> bool:
         # A program's own runtime says no more than "program"; the plugin's says "go".
-        runtime = self._runtime_of(plugin) or runtime
+        runtime = self.plugins.runtime_of(plugin) or runtime
         return runtime in DEBUGGABLE_RUNTIMES and self.session(plugin).wanted()
 
     async def generation_listening(
@@ -105,7 +127,7 @@ class Debugger:
     ) -> None:
         """A starting generation waits for its breakpoints: connect and replay them."""
         if endpoint.get("delve"):  # go: Delve's DAP port, the program halted until replayed
-            source_dir = (self._source_dir_of(plugin) or run_dir).resolve()
+            source_dir = (self.plugins.source_dir_of(plugin) or run_dir).resolve()
 
             async def open_link(on_event: Callable[[Message], None]) -> Link:
                 address = str(endpoint["unix"]) if "unix" in endpoint else int(endpoint["port"])
@@ -113,7 +135,7 @@ class Debugger:
         elif "url" in endpoint:  # node: the inspector's WebSocket
             info = json.loads((run_dir / "artefact.json").read_text(encoding="utf-8"))
             bundle: Path | None = run_dir / str(info["runnable"])
-            source_dir = self._source_dir_of(plugin) or run_dir
+            source_dir = self.plugins.source_dir_of(plugin) or run_dir
             if info.get("runtime") == "program":  # its scripts run as they are, from src/
                 bundle, source_dir = None, run_dir / "src"
 
@@ -146,19 +168,29 @@ class Debugger:
             },
         )
 
-    async def generation_flipped(self, plugin: str, previous: int | None, current: int) -> None:
-        await self.session(plugin).generation_flipped(previous, current)
+    def _on_flipped(self, event: Event) -> None:
+        """Traffic moved to a new generation: the session follows (a paused client is told,
+        the previous generation's link goes), beside the rest of the reload."""
+        data = event.data
+        session = self.session(str(data["plugin"]))
+        self._spawn(session.generation_flipped(data["previous"], int(data["generation"])))
 
-    async def generation_stopped(self, plugin: str, generation: int) -> None:
-        if plugin in self.sessions:
-            await self.sessions[plugin].generation_stopped(generation)
+    def _on_stopped(self, event: Event) -> None:
+        session = self.sessions.get(str(event.data["plugin"]))
+        if session is not None:
+            self._spawn(session.generation_stopped(int(event.data["generation"])))
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # -- breakpoints ---------------------------------------------------------------------
 
     def check(self, plugin: str, specs: list[BreakpointSpec]) -> None:
         """Each breakpoint must name a file of the serving artefact, a line inside it, and
         (Python) a condition that compiles; all problems at once, before any change."""
-        runtime = self._runtime_of(plugin)
+        runtime = self.plugins.runtime_of(plugin)
         if runtime is None:
             raise PowerXError(
                 ErrorCode.PLUGIN_NOT_FOUND,
@@ -176,7 +208,11 @@ class Debugger:
                 status=422,
             )
         # Python: the files the serving artefact holds; Node: the TypeScript sources.
-        root = self._code_root(plugin) if runtime == "python3.11" else self._source_dir_of(plugin)
+        root = (
+            self.plugins.code_root(plugin)
+            if runtime == "python3.11"
+            else self.plugins.source_dir_of(plugin)
+        )
         problems: list[Problem] = []
         for index, spec in enumerate(specs):
             where = f"breakpoints[{index}]"
@@ -299,7 +335,7 @@ class Debugger:
     async def ensure_proxy(self, plugin: str) -> int | None:
         """Listen for IDEs on the plugin's stable port (once per plugin): a DAP server
         for Python plugins, an inspector endpoint for Node plugins."""
-        runtime = self._runtime_of(plugin)
+        runtime = self.plugins.runtime_of(plugin)
         if runtime not in DEBUGGABLE_RUNTIMES:
             return None
         proxy = self.proxies.get(plugin)
@@ -319,7 +355,7 @@ class Debugger:
         elif proxy is None:
 
             def source_dir() -> Path:
-                return self._source_dir_of(plugin) or Path.cwd()
+                return self.plugins.source_dir_of(plugin) or Path.cwd()
 
             async def set_file(file: str, specs: list[BreakpointSpec]) -> list[Any]:
                 return await self.replace_file(plugin, file, specs, "ide")
@@ -346,10 +382,10 @@ class Debugger:
         await self.ensure_proxy(plugin)  # open since the plugin first served; this is cheap
         proxy = self.proxies[plugin]
         assert proxy.port is not None  # set when it started listening
-        source = self._source_dir_of(plugin)
+        source = self.plugins.source_dir_of(plugin)
         return IdeAccess(
             plugin,
-            str(self._runtime_of(plugin)),
+            str(self.plugins.runtime_of(plugin)),
             self.bind,
             proxy.port,
             proxy.secret,
@@ -358,7 +394,7 @@ class Debugger:
 
     async def _apply(self, plugin: str, session: DebugSession, cleared: list[str]) -> None:
         if session.active_link is None and session.wanted():
-            await self._restart(plugin)  # the new generation gets the whole set replayed
+            await self.plugins.restart(plugin)  # the new generation gets the whole set replayed
         else:
             await session.push_breakpoints(cleared)
 
@@ -370,8 +406,8 @@ class Debugger:
         if session is None or not session.breakpoints.items:
             return []
         notes = []
-        node = self._runtime_of(plugin) == "node18"
-        source_dir = self._source_dir_of(plugin)
+        node = self.plugins.runtime_of(plugin) == "node18"
+        source_dir = self.plugins.source_dir_of(plugin)
         for file in session.breakpoints.files():
             if node and source_dir is not None:
                 new_text = _read(source_dir / file)
@@ -385,8 +421,8 @@ class Debugger:
 
     def remember_texts(self, plugin: str, files: list[str]) -> None:
         """Node: the TypeScript as the breakpoints were placed (see :meth:`follow_edit`)."""
-        source_dir = self._source_dir_of(plugin)
-        if self._runtime_of(plugin) != "node18" or source_dir is None:
+        source_dir = self.plugins.source_dir_of(plugin)
+        if self.plugins.runtime_of(plugin) != "node18" or source_dir is None:
             return
         for file in files:
             self.session(plugin).texts[file] = _read(source_dir / file)
@@ -398,7 +434,7 @@ class Debugger:
         session = self.session(plugin)
         session.clients += 1
         if session.active_link is None:
-            await self._restart(plugin)
+            await self.plugins.restart(plugin)
         await self.observer.audit("debug.attach", plugin, {"client": kind})
         return session.state()
 
@@ -412,6 +448,7 @@ class Debugger:
         await self.observer.audit("debug.detach", plugin, {"client": kind})
 
     async def close(self) -> None:
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.gather(*(p.close() for p in self.proxies.values()), return_exceptions=True)
         await asyncio.gather(*(s.close() for s in self.sessions.values()), return_exceptions=True)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from powerx.observe import events
+from powerx.observe.events import Event, EventBus
 
 Publish = Callable[[str, dict[str, Any]], object]
 # A check can list thousands of errors; status and the dashboard carry the first ones.
@@ -33,6 +34,14 @@ class DevLoops:
     def __init__(self, publish: Publish) -> None:
         self._publish = publish
         self._states: dict[str, DevLoopState] = {}
+
+    def follow(self, bus: EventBus) -> None:
+        """An announced reload is done once one of the plugin's reloads settled."""
+        bus.subscribe(events.RELOAD_FINISHED, self._on_settled)
+        bus.subscribe(events.RELOAD_FAILED, self._on_settled)
+
+    def _on_settled(self, event: Event) -> None:
+        self.settled(str(event.data["plugin"]))
 
     def _state(self, plugin: str) -> DevLoopState:
         return self._states.setdefault(plugin, DevLoopState())

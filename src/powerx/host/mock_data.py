@@ -27,6 +27,7 @@ from typing import Any
 
 from watchfiles._rust_notify import RustNotify
 
+from powerx.config import Tuning
 from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.file_events import polling_reason
@@ -36,10 +37,7 @@ from powerx.host.tenants import TenantData, seed
 __all__ = ["MockDataChange", "MockDataFiles", "MockDataState"]
 
 FOLDER = "mock-data"
-# Edits are not latency-critical (a person saves, then makes a request): a short step
-# still applies one well within a second, and the idle notifier wakes up rarely.
-_STEP_MS = 20
-_DEBOUNCE_MS = 200
+# How often the idle notifier wakes up (its step and debounce: ``powerx.config.Tuning``).
 _TIMEOUT_MS = 5_000
 _POLL_MS = 100
 
@@ -93,9 +91,14 @@ class _Notifier:
     and the thread that waits on it and hands each batch to ``deliver``."""
 
     def __init__(
-        self, folder: Path, deliver: Callable[[set[tuple[int, str]]], None], polling: bool
+        self,
+        folder: Path,
+        deliver: Callable[[set[tuple[int, str]]], None],
+        polling: bool,
+        tuning: Tuning,
     ) -> None:
         self._halted = threading.Event()
+        self._debounce_ms, self._step_ms = tuning.mock_data_debounce_ms, tuning.mock_data_step_ms
         self._notify = RustNotify([str(folder)], False, polling, _POLL_MS, False, False)
         self._deliver = deliver
         threading.Thread(target=self._run, name="powerx-mock-data", daemon=True).start()
@@ -103,7 +106,9 @@ class _Notifier:
     def _run(self) -> None:
         try:
             while not self._halted.is_set():
-                raw = self._notify.watch(_DEBOUNCE_MS, _STEP_MS, _TIMEOUT_MS, self._halted)
+                raw = self._notify.watch(
+                    self._debounce_ms, self._step_ms, _TIMEOUT_MS, self._halted
+                )
                 if isinstance(raw, set):
                     self._deliver(raw)
         finally:
@@ -129,9 +134,14 @@ class MockDataFiles:
     """The mock data folder of one simulator, kept in step with ``data``."""
 
     def __init__(
-        self, folder: Path, data: TenantData, on_change: Callable[[MockDataChange], None]
+        self,
+        folder: Path,
+        data: TenantData,
+        on_change: Callable[[MockDataChange], None],
+        tuning: Tuning | None = None,
     ) -> None:
         self.folder = folder
+        self.tuning = tuning or Tuning()
         self.data = data
         self.on_change = on_change
         self.states: dict[str, MockDataState] = {}
@@ -162,7 +172,7 @@ class MockDataFiles:
                 loop.call_soon_threadsafe(self._changed.put_nowait, paths)
 
         polling = polling_reason(self.folder, False) is not None
-        self._notifier = _Notifier(self.folder, deliver, polling)
+        self._notifier = _Notifier(self.folder, deliver, polling, self.tuning)
         self._consumer = loop.create_task(self._apply_changes())
 
     async def close(self) -> None:

@@ -10,17 +10,20 @@ exits or the start timeout ends.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shlex
 import socket
 import string
 import sys
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
+from powerx.host.generations import Generation
+from powerx.host.sandbox import Sandbox
 from powerx.manifest import Manifest
 
 # Inside a sandbox the plugin has its own network namespace, so the port it prefers is
@@ -29,26 +32,26 @@ DEFAULT_INNER_PORT = 8080
 # Between two health polls of a starting program: a refused connection costs ~0.1 ms, and
 # this bounds how late a program that just began listening is seen (the reload's latency).
 POLL_INTERVAL_S = 0.01
-PROBE_TIMEOUT_S = 1.0  # PowerX's per-probe timeout
-# PowerX's supervisor: a program that crashed restarts after 1 s, doubling to 10 s; one
-# asked to stop gets SIGTERM, then SIGKILL 5 s later. (Handlers restart and stop faster.)
-PROGRAM_BACKOFF_FIRST_S = 1.0
-PROGRAM_BACKOFF_MAX_S = 10.0
-PROGRAM_STOP_GRACE_S = 5.0
+# Its probe timeout, restart backoff and stop grace are PowerX's supervisor's: see
+# ``powerx.config.Tuning`` (``probe_timeout_s``, ``program_backoff_*``, ...).
 # A leading `python` is the plugin's environment's interpreter when it declares its
 # dependencies, else the DevKit's: the one with the server stack the developer installed
 # beside powerx (a system python may have none).
 _PYTHON_NAMES = frozenset({"python", "python3"})
 
 __all__ = [
+    "DELVE_PORT_OFFSET",
     "backend_environment",
     "backend_start_failed",
     "backend_unhealthy",
     "free_port",
     "inner_port",
+    "listen_port",
     "program_argv",
     "wait_healthy",
 ]
+# In a sandbox, Delve listens this far above the program's port (8080: 18080).
+DELVE_PORT_OFFSET = 10000
 
 
 def free_port() -> int:
@@ -65,6 +68,30 @@ def inner_port(preferred: int | None, taken: Collection[int]) -> int:
     while port in taken:
         port = port + 1 if port < 65535 else 1024
     return port
+
+
+def listen_port(manifest: Manifest, sandbox: Sandbox | None, live: Iterable[Generation]) -> int:
+    """Where a backend program of ``manifest`` listens: in its ``sandbox``, the port it
+    prefers unless a ``live`` generation holds it; outside, a free loopback port."""
+    if sandbox is None:
+        return free_port()
+    taken = {
+        sandbox.inner_port(g.port)
+        for g in live
+        if g.plugin_id == manifest.id and g.port is not None
+    }
+    assert manifest.backend is not None
+    return inner_port(manifest.backend.port, {p for p in taken if p is not None})
+
+
+def delve_port(run_dir: Path, program_port: int, sandboxed: bool) -> int | None:
+    """Where Delve listens for a Go generation the debugger wants (None: the artefact
+    has no Delve): in a sandbox, beside the program's own port (each live generation has
+    its own); outside, a free loopback port."""
+    info = json.loads((run_dir / "artefact.json").read_text(encoding="utf-8"))
+    if info.get("debugger") != "dlv":
+        return None
+    return program_port + DELVE_PORT_OFFSET if sandboxed else free_port()
 
 
 def backend_environment(port: int) -> dict[str, str]:

@@ -7,9 +7,13 @@ generation serves, or the reload failed and the old one keeps serving), a reques
 plugin waits at the gate and then goes to whatever serves. `wrangler dev` does the same:
 its proxy buffers requests from the start of a rebuild until the worker has reloaded.
 
-A wait is bounded by ``MAX_HOLD_S``: a start that hangs (a blocking import, a debugger
-pause) must not hang the developer's browser too; after that the previous generation
-answers.
+A wait is bounded by ``max_hold_s`` (``tuning.reload_max_hold_s`` in the config): a start
+that hangs (a blocking import, a debugger pause) must not hang the developer's browser
+too; after that the previous generation answers.
+
+The gate follows the reload's steps on the event bus (:meth:`ReloadGate.follow`): a
+reload pending holds, a flip lets the held requests go, a reload finished or failed ends
+the hold.
 """
 
 from __future__ import annotations
@@ -19,18 +23,40 @@ import contextlib
 import time
 from collections.abc import Iterator
 
-# Long enough for a normal start (a Python plugin with heavy imports takes ~1 s), short
-# enough that a stuck one is noticed: the request is then served by the old generation.
-MAX_HOLD_S = 3.0
+from powerx.config import Tuning
+from powerx.observe import events
+from powerx.observe.events import Event, EventBus
 
 
 class ReloadGate:
-    def __init__(self, max_hold_s: float = MAX_HOLD_S) -> None:
+    def __init__(self, max_hold_s: float = Tuning().reload_max_hold_s) -> None:
         self.max_hold_s = max_hold_s
         self._reloads: dict[str, int] = {}
         self._settled: dict[str, asyncio.Event] = {}
         self._expected: dict[str, asyncio.TimerHandle] = {}
         self._waiting: dict[str, int] = {}  # requests held at the gate, per plugin
+
+    def follow(self, bus: EventBus) -> None:
+        """Hold and release as the reload's steps are published on ``bus``."""
+        bus.subscribe(events.RELOAD_PENDING, self._on_pending)
+        bus.subscribe(events.GENERATION_FLIPPED, self._on_flipped)
+        bus.subscribe(events.RELOAD_FINISHED, self._on_settled)
+        bus.subscribe(events.RELOAD_FAILED, self._on_settled)
+
+    def _on_pending(self, event: Event) -> None:
+        plugin = str(event.data["plugin"])
+        if event.data["pending"]:
+            self.expect(plugin)
+        else:
+            self.settle(plugin)
+
+    def _on_flipped(self, event: Event) -> None:
+        # A restart after a crash is not the reload the requests wait for.
+        if not event.data.get("after_crash"):
+            self.flipped(str(event.data["plugin"]))
+
+    def _on_settled(self, event: Event) -> None:
+        self.settle(str(event.data["plugin"]))
 
     def _hold(self, plugin: str) -> None:
         self._reloads[plugin] = self._reloads.get(plugin, 0) + 1

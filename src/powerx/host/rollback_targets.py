@@ -80,3 +80,30 @@ def rollback_targets(state: Path, plugin_id: str) -> list[RollbackTarget]:
         if digest in kept
     ]
     return sorted(targets, key=lambda t: (t.serving, t.served_at or 0.0), reverse=True)
+
+
+def stored_target(store: ArtefactStore, plugin_id: str, digest: str | None) -> str:
+    """The one stored artefact ``host rollback`` goes to: the one ``digest`` (a prefix)
+    names, else the one that served before the active one."""
+    record = store.active(plugin_id)
+    target = digest
+    if target is None:
+        target = record.previous if record else None
+        if target is None:
+            raise PowerXError(
+                ErrorCode.NOTHING_TO_ROLL_BACK,
+                f"{plugin_id} has no earlier artefact to go back to.",
+                "roll back after at least one reload, or name one with --to "
+                f"(`powerx host artefacts {plugin_id}` lists them).",
+                status=409,
+            )
+    matches = [d for d in store.stored() if d.startswith(target)]
+    if len(matches) != 1:
+        raise PowerXError(
+            ErrorCode.ARTEFACT_NOT_FOUND,
+            f"No single stored artefact matches '{target[:16]}' ({len(matches)} match).",
+            f"list the artefacts it accepts with `powerx host artefacts {plugin_id}`, or "
+            "give more digits.",
+            status=404,
+        )
+    return matches[0]

@@ -14,75 +14,44 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from powerx.bundling.artefact import Artefact
-from powerx.bundling.go import go_build_for
 from powerx.config import SimulatorConfig
 from powerx.debug.debugger import Debugger
 from powerx.error_codes import ErrorCode
-from powerx.errors import PowerXError, Problem
-from powerx.host.artefact_info import check_artefact_info
-from powerx.host.artefacts import ArtefactStore, check_archive, member_data
+from powerx.errors import PowerXError
+from powerx.host.activation import Activation
+from powerx.host.admission import admit_archive
+from powerx.host.artefacts import ArtefactStore
 from powerx.host.dev_loops import DevLoops
-from powerx.host.egress_proxy import EgressProxy
-from powerx.host.gateway import Denial, Gateway
+from powerx.host.gateway import Gateway
 from powerx.host.generations import Generation, LogLine, PluginSlot
+from powerx.host.hot_reloads import hot_reload, reload_rejected
 from powerx.host.identity import ContextSigner
 from powerx.host.mock_data import FOLDER as MOCK_DATA_FOLDER
 from powerx.host.mock_data import MockDataChange, MockDataFiles
 from powerx.host.plugin_environments import PluginEnvironments
-from powerx.host.rbac import RbacDenial, RbacGate
+from powerx.host.rbac import RbacGate
 from powerx.host.reload_failures import ReloadFailure, ReloadFailures
 from powerx.host.reload_gate import ReloadGate
+from powerx.host.reports import HostReports
+from powerx.host.rollback_targets import stored_target
+from powerx.host.run_trees import RunTrees
 from powerx.host.sandbox import containment
+from powerx.host.served_plugins import ServedPluginsView
+from powerx.host.serving import serving_generation
 from powerx.host.status_view import simulator_status
 from powerx.host.supervisor import Supervisor
-from powerx.host.upstream import CallRecord, TenantDirectory, UpstreamServer
-from powerx.host.upstream.sts import EXCHANGE
-from powerx.images import HostImage, check_compatible, get_image, unknown_permissions
-from powerx.manifest import MANIFEST_FILE, MANIFEST_FILES, PLUGIN_YAML, Manifest, parse_manifest
+from powerx.host.upstream import TenantDirectory, UpstreamServer
+from powerx.images import HostImage, get_image
+from powerx.manifest import Manifest
 from powerx.observe import events
-from powerx.observe.logs import PluginContext
-from powerx.observe.masking import mask_line
-from powerx.observe.observer import Observer, new_reload_id, reload_record
+from powerx.observe.observer import Observer
 from powerx.paths import RAM_DIR, environments_dir, run_root
-from powerx.runtimes.egress_guard import reaches_production
 
-
-@dataclass
-class Activation:
-    """What a reload, mount or rollback did, with the time of each phase (ms)."""
-
-    plugin: str
-    generation: int
-    digest: str
-    status: str  # "ok" | "unchanged"
-    timings: dict[str, float] = field(default_factory=dict)
-    previous_digest: str | None = None
-    reload_id: str | None = None
-    debug: dict[str, float] | None = None  # breakpoints replayed into the generation
-    # How long the reload stood aside while the new generation answered the request held
-    # for it; not part of the reload's own time.
-    deferred_ms: float = 0.0
-
-    def finish(self, since: float) -> None:
-        """Record the total time from ``since`` (``perf_counter``), less ``deferred_ms``."""
-        self.timings["total_ms"] = (time.perf_counter() - since) * 1000 - self.deferred_ms
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "plugin": self.plugin,
-            "generation": self.generation,
-            "digest": self.digest,
-            "status": self.status,
-            "previous_digest": self.previous_digest,
-            "reload_id": self.reload_id,
-            "timings": {k: round(v, 2) for k, v in self.timings.items()},
-            "debug": self.debug,
-        }
+__all__ = ["Activation", "Simulator"]
 
 
 class Simulator:
@@ -109,16 +78,15 @@ class Simulator:
                 self.containment.fix or "set `sandbox: auto` to run them uncontained.",
             )
         self._run_tree_in_ram = self.store.unpacked.is_relative_to(RAM_DIR)
-        self._starting: Counter[str] = Counter()  # digests unpacked, not yet serving
         self.observer = Observer(config, state_dir, config.tenant)
-        self._print_log = on_log
+        bus = self.observer.bus  # the reload's steps: see powerx.observe.events
+        slots: dict[str, PluginSlot] = {}
+        self.tenant_ids = TenantDirectory(config)
+        self.reports = HostReports(
+            config, self.observer, slots, self.tenant_ids, on_log, on_mock_data
+        )
         self.debugger = Debugger(
-            state_dir,
-            self.observer,
-            self.restart_generation,
-            self._code_root,
-            self._runtime_of,
-            self._source_dir_of,
+            state_dir, self.observer, ServedPluginsView(slots, self.restart_generation)
         )
         self.signer = ContextSigner(config.identities, config.identity, config.context_signing)
         self.supervisor = Supervisor(
@@ -126,45 +94,47 @@ class Simulator:
             config.tenant,
             config.plugin_start_timeout_s,
             state_dir,
-            self._on_log,
+            self.reports.log,
             production_hosts=config.production_hosts,
-            on_egress_blocked=self._on_egress_blocked,
+            on_egress_blocked=self.reports.egress_blocked,
             debug=self.debugger,
-            on_stopped=self._drop_run_tree,
+            bus=bus,
+            tuning=config.tuning,
+            slots=slots,
             run_folder=self.store.run_folder if self.containment.contained else None,
             plugin_env=self._plugin_environment,
             identity=config.identity,
         )
+        self.run_trees = RunTrees(self.store, self.supervisor.live, slots, bus)
         self.environments = PluginEnvironments(
             environments_dir(state_dir),
-            self._dependency_progress,
+            self.reports.dependency_progress,
             self.supervisor.contained,
             shared=environments_dir(state_dir) != state_dir / "envs",
         )
         if self.supervisor.contained:
-            self.supervisor.sandbox_mounts = self.environments.sandbox_mounts()
-        self.gate = ReloadGate()
-        self.dev_loops = DevLoops(self.observer.bus.publish)
+            self.supervisor.network.sandbox_mounts = self.environments.sandbox_mounts()
+        self.gate = ReloadGate(config.tuning.reload_max_hold_s)
+        self.gate.follow(bus)
+        self.dev_loops = DevLoops(bus.publish)
+        self.dev_loops.follow(bus)
         self.reload_failures = ReloadFailures()
-        self.denials: list[Denial] = []
         self.counters: Counter[str] = Counter()
-        self.rbac = RbacGate(config.identities, on_denied=self._on_rbac_denied)
+        self.rbac = RbacGate(config.identities, on_denied=self.reports.rbac_denied)
         self.gateway = Gateway(
             self.image,
             config.permission_policy,
             self.supervisor,
             config.tenant,
-            on_denied=self._on_denied,
+            on_denied=self.reports.denied,
             identities=config.identities,
             default_identity=config.identity,
             rbac=self.rbac,
             inspector=self.observer.requests,
         )
-        self._print_mock_data = on_mock_data
         self.mock_data = MockDataFiles(
-            state_dir / MOCK_DATA_FOLDER, self.gateway.data, self._on_mock_data
+            state_dir / MOCK_DATA_FOLDER, self.gateway.data, self.reports.mock_data, config.tuning
         )
-        self.tenant_ids = TenantDirectory(config)
         # The host's gRPC services, over the same per-tenant mock data as the host API.
         self.upstream = UpstreamServer(
             self.image,
@@ -172,45 +142,11 @@ class Simulator:
             self.supervisor,
             self.tenant_ids,
             self.gateway.data,
-            self._on_grpc_call,
-            self._on_denied,
+            self.reports.grpc_call,
+            self.reports.denied,
         )
         self.shutdown_requested = asyncio.Event()
         self.dashboard_key = secrets.token_urlsafe(24)
-
-    def _on_log(self, line: LogLine) -> None:
-        """Every plugin line is masked before it is kept, streamed or printed."""
-        record = self.observer.logs.record(line.plugin, line.generation, line.stream, line.line)
-        if self._print_log is not None:
-            self._print_log(
-                LogLine(line.ts, line.plugin, line.generation, line.stream, mask_line(line.line))
-                if record["message"] != line.line
-                else line
-            )
-
-    def _dependency_progress(self, plugin: str, line: str) -> None:
-        """A step of installing a plugin's dependencies: in its log and on the event bus."""
-        slot = self.supervisor.slots.get(plugin)
-        number = slot.last_number if slot else 0
-        self._on_log(LogLine(time.time(), plugin, number, "system", f"dependencies: {line}"))
-        self.observer.bus.publish(events.DEPENDENCIES, {"plugin": plugin, "message": line})
-
-    def _on_mock_data(self, change: MockDataChange) -> None:
-        self.observer.bus.publish(events.MOCK_DATA, change.to_dict())
-        if self._print_mock_data is not None:
-            self._print_mock_data(change)
-
-    def _on_egress_blocked(
-        self, slot: PluginSlot, generation: Generation, message: dict[str, Any]
-    ) -> None:
-        self.observer.egress_blocked(
-            slot.manifest.id,
-            generation.number,
-            str(message.get("host")),
-            message.get("port") if isinstance(message.get("port"), int) else None,
-            str(message.get("route")),
-            str(message.get("reason")),
-        )
 
     def _plugin_environment(self, plugin_id: str, token: str) -> dict[str, str]:
         """What a generation is handed beyond the basics: how requests to it are signed,
@@ -219,71 +155,6 @@ class Simulator:
             **self.signer.plugin_environment(plugin_id),
             **self.upstream.plugin_environment(plugin_id, token),
         }
-
-    def _on_grpc_call(self, call: CallRecord) -> None:
-        slot = self.supervisor.slots.get(call.plugin) if call.plugin else None
-        tenant = self.tenant_ids.get(call.tenant_id) if call.tenant_id else None
-        audit = None
-        if call.method == EXCHANGE:  # credentials traded for a token: a security event
-            audit = "sts.exchange" if call.error is None else "sts.refused"
-        self.observer.host_call(
-            call.plugin or "unknown",
-            slot.active.number if slot is not None and slot.active is not None else None,
-            call.method,
-            call.code,
-            call.latency_ms,
-            tenant=tenant.name if tenant else None,
-            message=call.error.message if call.error else "",
-            request=call.request,
-            audit=audit,
-        )
-
-    def _on_denied(self, denial: Denial) -> None:
-        self.denials.append(denial)
-        enforced = (
-            denial.enforced
-            or self.config.permission_policy.mode == "enforce"
-            or "policy" in denial.reason
-        )
-        self.observer.permission_denied(
-            denial.plugin, denial.scope, denial.api, enforced, denial.identity
-        )
-
-    def _on_rbac_denied(self, denial: RbacDenial) -> None:
-        """An identity lacked a permission (a tool's, or a host API's scope): refused
-        whatever the permission policy's mode, counted and audited like other denials."""
-        self._on_denied(
-            Denial(
-                denial.plugin,
-                denial.what,
-                str(denial.permission),
-                f"identity '{denial.identity}' lacks the permission",
-                enforced=True,
-                identity=denial.identity,
-            )
-        )
-
-    # -- the debugger's view ---------------------------------------------------------------
-
-    def _runtime_of(self, plugin_id: str) -> str | None:
-        """What the plugin runs on, as the debugger tells runtimes apart: a backend
-        program built with go is "go" (Delve debugs it), any other keeps its runtime."""
-        slot = self.supervisor.slots.get(plugin_id)
-        if slot is None:
-            return None
-        if slot.manifest.is_backend and go_build_for(slot.manifest, slot.source_dir):
-            return "go"
-        return slot.manifest.debug_runtime
-
-    def _source_dir_of(self, plugin_id: str) -> Path | None:
-        slot = self.supervisor.slots.get(plugin_id)
-        return slot.source_dir if slot else None
-
-    def _code_root(self, plugin_id: str) -> Path | None:
-        slot = self.supervisor.slots.get(plugin_id)
-        if slot is None or slot.active is None:
-            return None
-        return slot.active.run_dir / "src"
 
     async def restart_generation(self, plugin_id: str) -> None:
         """Serve the same artefact again in a fresh process: once a debugger is wanted (it
@@ -298,65 +169,14 @@ class Simulator:
     def admit(
         self, data: bytes, declared_digest: str | None, announced: str | None = None
     ) -> Manifest:
-        """Archive safety, manifest (of the plugin ``announced`` with the upload, if any),
-        what it runs, version range, egress, permissions: in that order, before any state
-        is touched. A version mismatch is counted."""
-        members = check_archive(data)
-        # The artefact carries the plugin's own file; plugin.yaml wins, as in a folder.
-        found = [(n, member_data(data, members, n)) for n in MANIFEST_FILES]
-        name, raw = next(((n, r) for n, r in found if r is not None), (MANIFEST_FILE, None))
-        if raw is None:
-            raise PowerXError(
-                ErrorCode.MANIFEST_MISSING,
-                f"The archive holds no {PLUGIN_YAML} (or {MANIFEST_FILE}).",
-                "push archives built by `powerx dev`.",
-                status=422,
-            )
-        manifest = parse_manifest(raw.decode("utf-8", errors="replace"), name)
-        if announced is not None and announced != manifest.id:
-            # One plugin's upload must not replace another's.
-            raise PowerXError(
-                ErrorCode.PLUGIN_MISMATCH,
-                f"The upload is announced as plugin '{announced[:100]}', but its manifest "
-                f"is {manifest.id}'s.",
-                "push each plugin from its own folder (`powerx dev` names it for you).",
-                status=409,
-                details={"plugin": announced[:100], "manifest_plugin": manifest.id},
-            )
-        check_artefact_info(data, members, manifest)
+        """The checks of host/admission.py (of the plugin ``announced`` with the upload,
+        if any), before any state is touched. A version mismatch is counted."""
         try:
-            check_compatible(manifest, self.image)
+            return admit_archive(data, self.image, self.config.production_hosts, announced)
         except PowerXError as error:
-            self.counters["version_mismatch"] += 1
-            error.details.setdefault("plugin", manifest.id)
-            error.details.setdefault("version", manifest.version)
+            if error.code == ErrorCode.VERSION_MISMATCH:
+                self.counters["version_mismatch"] += 1
             raise
-        production = [
-            host
-            for host in manifest.egress
-            if reaches_production(host, self.config.production_hosts)
-        ]
-        if production:
-            raise PowerXError(
-                ErrorCode.EGRESS_PRODUCTION,
-                f"{manifest.id} lists production PowerX host(s) {', '.join(production)} in "
-                "egress; the simulator never lets a plugin reach production.",
-                "remove them from egress; call the mock host API through POWERX_HOST_URL.",
-                status=422,
-                problems=[Problem("egress", f"production host '{h}'") for h in production],
-                details={"plugin": manifest.id},
-            )
-        unknown = unknown_permissions(manifest, self.image)
-        if unknown:
-            raise PowerXError(
-                ErrorCode.UNKNOWN_PERMISSION,
-                f"{manifest.id} asks for scope(s) {', '.join(unknown)} that {self.image.name} "
-                "does not offer.",
-                "remove them from permissions, or use an image that has them.",
-                status=422,
-                problems=[Problem("permissions", f"unknown scope '{s}'") for s in unknown],
-            )
-        return manifest
 
     # -- changes of what serves -----------------------------------------------------------
 
@@ -401,42 +221,29 @@ class Simulator:
             ):
                 return Activation(manifest.id, current.number, digest, "unchanged", timings, digest)
             slot.manifest, slot.source_dir = manifest, source_dir
-            self.observer.logs.contexts[manifest.id] = PluginContext(
-                manifest.version, self.config.tenant
+            self.observer.bus.publish(
+                events.GENERATION_STARTING,
+                {"plugin": manifest.id, "version": manifest.version, "digest": digest},
             )
             started = time.perf_counter()
-            self._starting[digest] += 1
             try:
-                run_dir = self.store.unpack(digest, data, manifest.id)
-                if current is not None and current.digest != digest:
-                    moved = self.debugger.follow_edit(manifest.id, current.run_dir, run_dir)
-                    for note in moved:
-                        line = LogLine(time.time(), manifest.id, current.number, "system", note)
-                        self._on_log(line)
-                python = await self.environments.runtime_for(manifest, run_dir / "src", timings)
-                generation = await self.supervisor.start_generation(slot, digest, run_dir, python)
-                if stored is not None:
-                    try:
-                        await stored
-                    except BaseException:
-                        await self.supervisor.stop_generation(generation)
-                        raise
+                with self.run_trees.starting(digest, manifest.id):  # kept if N+1 runs from it
+                    generation = await self._start(slot, manifest, digest, data, current, timings)
+                    if stored is not None:
+                        try:
+                            await stored
+                        except BaseException:
+                            await self.supervisor.stop_generation(generation)
+                            raise
             except PowerXError:
                 self.counters["reload_failed"] += 1
                 raise
-            finally:
-                self._starting[digest] -= 1
-                if not self._starting[digest]:
-                    del self._starting[digest]  # a Counter keeps its zeros: one per reload
-                self._drop_unused_run_tree(
-                    digest, manifest.id
-                )  # kept if the new generation runs from it
             timings["start_ms"] = (time.perf_counter() - started) * 1000
             timings["start_ms"] -= timings.get("install_ms", 0.0)  # a phase of its own
             flipped = time.perf_counter()
-            previous = self.supervisor.flip(slot, generation)
+            previous = self.supervisor.flip(slot, generation)  # the gate lets requests go
             deferred_ms = 0.0
-            if self.gate.flipped(manifest.id) and not self.debugger.debugging(manifest.id):
+            if self.gate.held(manifest.id) and not self.debugger.debugging(manifest.id):
                 # Requests were held for this code: the first is answered before the rest of
                 # the reload (the pointer's fsync, the records, the reply to the dev loop)
                 # competes with it for the CPU, which cost it ~2 ms of its ~5.
@@ -464,22 +271,24 @@ class Simulator:
                 deferred_ms=deferred_ms,
             )
 
-    def _drop_run_tree(self, gen: Generation) -> None:
-        """A stopped generation's run tree goes, unless another runs or is about to run
-        from it (run trees in RAM must not pile up over a day of saves)."""
-        self._drop_unused_run_tree(gen.digest, gen.plugin_id)
-
-    def _drop_unused_run_tree(self, digest: str, plugin: str) -> None:
-        in_use = (
-            self._starting[digest] > 0
-            or any(gen.digest == digest for gen in self.supervisor.live)
-            or any(
-                slot.active is not None and slot.active.digest == digest
-                for slot in self.supervisor.slots.values()
-            )
-        )
-        if not in_use:
-            self.store.remove_run_tree(digest, plugin)
+    async def _start(
+        self,
+        slot: PluginSlot,
+        manifest: Manifest,
+        digest: str,
+        data: bytes | None,
+        current: Generation | None,
+        timings: dict[str, float],
+    ) -> Generation:
+        """Unpack ``digest``, carry the breakpoints over the edit, start N+1 (ready and
+        healthy); traffic is not moved."""
+        run_dir = self.store.unpack(digest, data, manifest.id)
+        if current is not None and current.digest != digest:
+            moved = self.debugger.follow_edit(manifest.id, current.run_dir, run_dir)
+            for note in moved:
+                self.reports.log(LogLine(time.time(), manifest.id, current.number, "system", note))
+        python = await self.environments.runtime_for(manifest, run_dir / "src", timings)
+        return await self.supervisor.start_generation(slot, digest, run_dir, python)
 
     async def mount(self, artefact: Artefact) -> Generation:
         """Mount a plugin built at start-up (same path as a hot reload, minus the upload)."""
@@ -504,11 +313,7 @@ class Simulator:
         (``pending``): hold its requests for the upload; or the build failed: stop
         holding. A plugin that is not mounted is refused (404 ``plugin_not_found``)."""
         self.serving(plugin)
-        if pending:
-            self.gate.expect(plugin)
-        else:
-            self.gate.settle(plugin)
-        self.dev_loops.announced(plugin, pending, changed)
+        self.dev_loops.announced(plugin, pending, changed)  # the gate follows the event
 
     def note_watch(self, plugin: str, armed: bool, folders: Sequence[str], mode: str) -> None:
         """The dev loop's watcher for ``plugin`` is armed (or stopped); kept even before
@@ -553,88 +358,17 @@ class Simulator:
         received: float,
         plugin_hint: str | None = None,
     ) -> Activation:
-        """Admit, store and activate an uploaded artefact; the outcome (served, unchanged,
-        blocked at admission, failed to start) is recorded under one reload id."""
-        reload_id = new_reload_id()
-        manifest: Manifest | None = None
-        try:
-            manifest = self.admit(data, declared_digest, plugin_hint)
-            digest = self.store.digest_of(data, declared_digest)
-            # Written (and fsynced) to disk while the new generation starts; it must be
-            # stored before traffic flips to it.
-            stored = asyncio.create_task(asyncio.to_thread(self.store.put, data, digest))
-            slot = self.supervisor.slots.get(manifest.id)
-            source = source_dir or (
-                slot.source_dir if slot else self.store.unpack(digest, data, manifest.id)
-            )
-            try:
-                activation = await self.activate(
-                    manifest, digest, source, timings, data=data, stored=stored
-                )
-                self.reload_failures.clear(manifest.id)  # it serves what was saved
-            finally:
-                await asyncio.gather(stored, return_exceptions=True)  # never left running
-                self.gate.settle(manifest.id)  # held requests go now, before the bookkeeping
-                self.dev_loops.settled(manifest.id)
-        except PowerXError as error:
-            named = error.details.get("plugin")
-            plugin = manifest.id if manifest else str(named or plugin_hint or "unknown")
-            slot = self.supervisor.slots.get(plugin)
-            serving = slot.active if slot else None
-            error.details.setdefault("reload_id", reload_id)
-            if manifest is not None or named or plugin_hint:
-                self.reload_failed(plugin, error.code, error.message, error.fix)
-            await self.observer.reload_finished(
-                reload_record(
-                    reload_id,
-                    plugin,
-                    "failed" if manifest is not None else "blocked",
-                    received,
-                    version=manifest.version if manifest else error.details.get("version"),
-                    digest=declared_digest,
-                    generation=serving.number if serving else None,
-                    reason=error.code,
-                    phases=timings,
-                ),
-                error.message,
-                {
-                    k: v
-                    for k, v in error.details.items()
-                    if k in {"plugin_range", "host_api", "image", "file", "line", "kind"}
-                },
-            )
-            raise
-        activation.finish(received)
-        activation.reload_id = reload_id
-        await self.observer.reload_finished(
-            reload_record(
-                reload_id,
-                manifest.id,
-                activation.status,
-                received,
-                version=manifest.version,
-                digest=activation.digest,
-                generation=activation.generation,
-                phases={k: v for k, v in activation.timings.items() if k != "total_ms"},
-                duration_ms=activation.timings["total_ms"],
-            )
+        """Admit, store and activate an uploaded artefact, recorded under one reload id
+        (host/hot_reloads.py)."""
+        return await hot_reload(
+            self, data, declared_digest, source_dir, timings, received, plugin_hint
         )
-        return activation
 
     async def reload_rejected(
         self, error: PowerXError, plugin_hint: str | None, received: float
     ) -> None:
         """An upload refused before its archive could be read (too large, empty)."""
-        reload_id = new_reload_id()
-        error.details.setdefault("reload_id", reload_id)
-        if plugin_hint:
-            self.reload_failed(plugin_hint, error.code, error.message, error.fix)
-        await self.observer.reload_finished(
-            reload_record(
-                reload_id, plugin_hint or "unknown", "blocked", received, reason=error.code
-            ),
-            error.message,
-        )
+        await reload_rejected(self, error, plugin_hint, received)
 
     async def rollback(self, plugin_id: str, digest: str | None) -> Activation:
         """Serve the previous artefact (or a named one) again."""
@@ -647,44 +381,24 @@ class Simulator:
                 "check the id with `powerx host status`.",
                 status=404,
             )
-        target = digest
-        if target is None:
-            target = record.previous if record else None
-            if target is None:
-                raise PowerXError(
-                    ErrorCode.NOTHING_TO_ROLL_BACK,
-                    f"{plugin_id} has no earlier artefact to go back to.",
-                    "roll back after at least one reload, or name one with --to "
-                    f"(`powerx host artefacts {plugin_id}` lists them).",
-                    status=409,
-                )
-        matches = [d for d in self.store.stored() if d.startswith(target)]
-        if len(matches) != 1:
-            raise PowerXError(
-                ErrorCode.ARTEFACT_NOT_FOUND,
-                f"No single stored artefact matches '{target[:16]}' ({len(matches)} match).",
-                f"list the artefacts it accepts with `powerx host artefacts {plugin_id}`, or "
-                "give more digits.",
-                status=404,
-            )
-        data = self.store.read(matches[0])
-        manifest = self.admit(data, matches[0])
+        target = stored_target(self.store, plugin_id, digest)
+        manifest = self.admit(self.store.read(target), target)
         if manifest.id != plugin_id:
             raise PowerXError(
                 ErrorCode.ARTEFACT_MISMATCH,
-                f"Artefact {matches[0][:12]} belongs to {manifest.id}, not {plugin_id}.",
+                f"Artefact {target[:12]} belongs to {manifest.id}, not {plugin_id}.",
                 "name an artefact of this plugin.",
                 status=409,
             )
-        source = slot.source_dir if slot else self.store.unpack(matches[0], plugin=plugin_id)
-        activation = await self.activate(manifest, matches[0], source, force=True)
+        source = slot.source_dir if slot else self.store.unpack(target, plugin=plugin_id)
+        activation = await self.activate(manifest, target, source, force=True)
         self.reload_failures.clear(plugin_id)  # it serves what the developer asked for
         self.counters["rollbacks"] += 1
         await self.observer.audit(
             "rollback",
             plugin_id,
             {
-                "digest": matches[0],
+                "digest": target,
                 "from": activation.previous_digest,
                 "generation": activation.generation,
                 "named": digest is not None,
@@ -692,7 +406,7 @@ class Simulator:
         )
         self.observer.bus.publish(
             events.ROLLBACK,
-            {"plugin": plugin_id, "digest": matches[0], "generation": activation.generation},
+            {"plugin": plugin_id, "digest": target, "generation": activation.generation},
         )
         return activation
 
@@ -715,35 +429,8 @@ class Simulator:
     # -- reading -------------------------------------------------------------------------
 
     def serving(self, plugin_id: str) -> Generation:
-        slot = self.supervisor.slots.get(plugin_id)
-        if slot is None or slot.active is None:
-            failure = self.reload_failures.last.get(plugin_id)
-            if failure is not None:
-                raise PowerXError(
-                    ErrorCode.PLUGIN_UNAVAILABLE,
-                    f"Plugin '{plugin_id}' is not serving: it never started "
-                    f"([{failure.code}] {failure.message}).",
-                    failure.fix or "fix the error and save to reload.",
-                    status=503,
-                )
-        if slot is None:
-            raise PowerXError(
-                ErrorCode.PLUGIN_NOT_FOUND,
-                f"No plugin '{plugin_id}' is mounted.",
-                f"mounted: {', '.join(self.supervisor.slots) or 'none'}; "
-                "mount it with `powerx host start --mock PATH`.",
-                status=404,
-            )
-        gen = slot.active
-        if gen is None or gen.state != "running" or not gen.url:
-            state = "crash loop" if slot.crash_loop else (gen.state if gen else "not started")
-            raise PowerXError(
-                ErrorCode.PLUGIN_UNAVAILABLE,
-                f"Plugin '{plugin_id}' is not serving ({state}).",
-                "see the simulator's output for the plugin's error, fix it and save to reload.",
-                status=503,
-            )
-        return gen
+        """The generation that serves ``plugin_id``; raises why none does."""
+        return serving_generation(self.supervisor.slots, self.reload_failures, plugin_id)
 
     def status(self) -> dict[str, Any]:
         """What `host status`, the dashboard and `/internal/debug/status` show."""
@@ -771,21 +458,14 @@ class Simulator:
         the host's gRPC services."""
         if self._run_tree_in_ram:  # left by a simulator that was killed: nothing runs there
             shutil.rmtree(self.store.unpacked, ignore_errors=True)
-        proxy = EgressProxy(self.supervisor.egress_policy, self._on_proxy_blocked)
-        await proxy.start()
-        self.supervisor.egress_proxy = proxy
+        await self.supervisor.open_egress_proxy(self.reports.proxy_blocked)
         await self.upstream.start()
-        self.supervisor.grpc_socket = self.upstream.socket
+        self.supervisor.network.grpc_socket = self.upstream.socket
         # The run's tenants: the config's and each identity's.
         tenants = {self.config.tenant} | {
             i.tenant for i in self.config.identities.values() if i.tenant
         }
         self.mock_data.start(sorted(tenants))
-
-    def _on_proxy_blocked(self, plugin: str, host: str, port: int, reason: str) -> None:
-        slot = self.supervisor.slots.get(plugin)
-        generation = slot.active.number if slot and slot.active else 0
-        self.observer.egress_blocked(plugin, generation, host, port, "proxy", reason)
 
     async def stop(self) -> None:
         await self.supervisor.stop_all()
@@ -794,7 +474,7 @@ class Simulator:
             shutil.rmtree(self.store.unpacked, ignore_errors=True)
         await self.debugger.close()
         await self.upstream.stop()
-        if self.supervisor.egress_proxy is not None:
-            await self.supervisor.egress_proxy.close()
+        if self.supervisor.network.egress_proxy is not None:
+            await self.supervisor.network.egress_proxy.close()
         await self.observer.audit("host.stop", None, {"url": self.url, "pid": os.getpid()})
         await self.observer.close()

@@ -26,7 +26,17 @@ AUDIT = "plugin.debug.audit"
 TELEMETRY = "plugin.debug.telemetry"
 EGRESS_BLOCKED = "plugin.debug.egress_blocked"
 WATCH = "plugin.debug.watch"  # a dev loop's watcher armed, re-planned or stopped
+# The reload's named steps, in order. Published synchronously where they happen, so a
+# subscriber (the reload gate, the debugger, the run-tree cleanup) acts at that very point
+# of the reload, as a callback would, with no queue or await in between.
 RELOAD_PENDING = "plugin.debug.reload_pending"  # a dev loop builds a reload (or gave up)
+GENERATION_STARTING = "plugin.debug.generation_starting"  # N+1 is about to start
+GENERATION_STARTED = "plugin.debug.generation_started"  # N+1 is ready and healthy
+GENERATION_FLIPPED = "plugin.debug.generation_flipped"  # traffic moved to N+1
+RELOAD_FINISHED = "plugin.debug.reload_finished"  # N+1 serves (or nothing changed)
+RELOAD_FAILED = "plugin.debug.reload_failed"  # N keeps serving; the reason is in the data
+# Then ``plugin.debug.hot_reload`` carries the reload's whole record (phases, status).
+GENERATION_STOPPED = "plugin.debug.generation_stopped"  # a generation's process ended
 DEPENDENCIES = "plugin.debug.dependencies"  # a step of installing a plugin's dependencies
 TYPE_CHECK = "plugin.debug.type_check"  # a dev loop's type check of a plugin ran
 # A tenant's mock data file was applied, refused, reset or seeded (host/mock_data.py)
@@ -68,6 +78,7 @@ class EventBus:
         self._ids = itertools.count(1)
         self._subscribers: set[Subscription] = set()
         self._sinks: list[Callable[[Event], None]] = []
+        self._handlers: dict[str, list[Callable[[Event], None]]] = {}
         self._subscriber_capacity = subscriber_capacity
         self.closed = False
 
@@ -79,9 +90,17 @@ class EventBus:
         """A synchronous callback for every event (it must not block)."""
         self._sinks.append(sink)
 
+    def subscribe(self, type: str, handler: Callable[[Event], None]) -> None:
+        """Call ``handler`` for every event of ``type``, synchronously inside
+        :meth:`publish` and in the order of subscription: the publisher's next line runs
+        after it. It must not block; work that waits belongs in a task it starts."""
+        self._handlers.setdefault(type, []).append(handler)
+
     def publish(self, type: str, data: dict[str, Any]) -> Event:
         event = Event(next(self._ids), type, time.time(), mask_known_value(data))
         self._ring.append(event)
+        for handler in self._handlers.get(type, ()):
+            handler(event)
         for subscription in list(self._subscribers):
             subscription.offer(event)
         for sink in self._sinks:

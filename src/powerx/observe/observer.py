@@ -22,8 +22,8 @@ from powerx.config import SimulatorConfig
 from powerx.observe import events
 from powerx.observe.alerts import AlertChange, AlertMonitor
 from powerx.observe.audit import AuditLog, AuditRecord
-from powerx.observe.events import EventBus
-from powerx.observe.logs import LogHub
+from powerx.observe.events import Event, EventBus
+from powerx.observe.logs import LogHub, PluginContext
 from powerx.observe.metrics import Metrics
 from powerx.observe.otlp import OtlpExporter, otlp_endpoint
 from powerx.observe.requests import RequestInspector
@@ -57,6 +57,12 @@ class Observer:
             self.bus.add_sink(self.webhook)
         self._ticker: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[object]] = set()
+        self.bus.subscribe(events.GENERATION_STARTING, self._on_generation_starting)
+
+    def _on_generation_starting(self, event: Event) -> None:
+        """A plugin's lines from now on carry the version that is starting."""
+        plugin, version = str(event.data["plugin"]), str(event.data["version"])
+        self.logs.contexts[plugin] = PluginContext(version, self.tenant)
 
     def start(self) -> None:
         """Begin the periodic work (log flushes, alert windows); needs a running loop."""

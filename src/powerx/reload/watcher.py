@@ -25,10 +25,8 @@ from watchfiles._rust_notify import RustNotify
 from powerx.bundling.pack import EXCLUDED_DIRS, EXCLUDED_SUFFIXES, is_scratch_file
 from powerx.file_events import polling_reason
 
-# watchfiles yields a batch once a step passes with no new change, so a save is seen 1-2
-# steps after it lands: short steps for a fast reload, at the price of idle wake-ups (the
-# trade-off is measured by benchmarks/watcher_latency.py). A "Save All" split over two
-# batches still reloads once (reload/executor.py drops the first build).
+# A save is seen 1-2 steps after it lands: short steps buy a fast reload with idle wake-ups
+# (benchmarks/watcher_latency.py measures the trade-off).
 STEP_MS = 2
 DEBOUNCE_MS = 60
 # How long one wait in the notifier's thread lasts when nothing changes (watchfiles' own
