@@ -26,12 +26,32 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from powerx.bundling.toolchain import node_executable
 from powerx.host.python_runtime import PythonRuntime, devkit_runtime
-from powerx.runtimes import CONTROL_PREFIX, NODE_SHIM, WARM_ENV
+from powerx.runtimes import CONTROL_PREFIX, NODE_PRELOAD_ENV, NODE_SHIM, WARM_ENV
 
 if TYPE_CHECKING:
     from powerx.host.sandbox import Sandbox
 
 _STREAM_LIMIT = 1 << 20
+
+
+@dataclass(frozen=True)
+class NodePreload:
+    """A Node plugin's installed dependencies (``node_modules``, as installed from the
+    declaration hashed in ``installed``) and the packages its bundle ``require()``s: a
+    spare loads them before it is given the generation, which finds them in require's
+    cache. Another install is another set: a spare that loaded the old one is of no use."""
+
+    node_modules: str
+    installed: str
+    modules: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.node_modules, self.installed)
+
+    def spare_env(self) -> dict[str, str]:
+        loads = {"node_path": self.node_modules, "modules": list(self.modules)}
+        return {NODE_PRELOAD_ENV: json.dumps(loads)}
 
 
 @dataclass(frozen=True)
@@ -42,6 +62,8 @@ class LaunchSpec:
     cwd: str
     # A Python plugin's interpreter and what it sees (None: the DevKit's, the toolkit).
     python: PythonRuntime | None = None
+    # A Node plugin's dependencies, for its spare to load ahead.
+    node: NodePreload | None = None
 
 
 # The health probe, to a base URL (True: it answered 200).
@@ -220,10 +242,14 @@ class SpareLauncher:
         self._next: asyncio.Task[ChildProcess | ForkedProcess] | None = None
         # What the next spare runs on (a Python spare: the DevKit's until told otherwise).
         self.python = devkit_runtime() if runtime == "python3.11" else None
+        # What the next Node spare loads ahead: the last generation's dependencies.
+        self.node: NodePreload | None = None
 
     async def _warm(self) -> ChildProcess | ForkedProcess:
         command = shim_command(self.runtime, ["--spare"], self.python)
         env = {**self.base_env, **(self.python.process_env() if self.python else {})}
+        if self.node is not None:
+            env.update(self.node.spare_env())
         spare = await _spawn(command, env, self.cwd, self.sandbox)
         line = await spare.stdout.readline()
         if not line.startswith(CONTROL_PREFIX.encode()):
@@ -247,6 +273,14 @@ class SpareLauncher:
         if spec.python is not None and spec.python != self.python:
             await self.close()  # a spare of the previous environment is of no use
             self.python = spec.python
+        if spec.runtime != "python3.11" and spec.node != self.node:
+            previous, self.node = self.node, spec.node
+            if (previous.key if previous else None) != (spec.node.key if spec.node else None):
+                # Loaded from another install (or another plugin's): stale modules would
+                # be what the generation finds in require's cache.
+                await self.close()
+            # Same install, other packages (an import added): this spare serves, it
+            # loads them itself; the next spare loads them ahead.
         self.prepare()
         assert self._next is not None
         task, self._next = self._next, None

@@ -27,6 +27,7 @@ import httpx
 
 from powerx.debug.go_link import delve_command
 from powerx.errors import PowerXError
+from powerx.host.artefact_info import node_preload
 from powerx.host.dev_vars import read_dev_vars, settings_digest
 from powerx.host.egress_proxy import EgressProxy
 from powerx.host.generations import CRASH_LOOP_AFTER, Generation, LogLine, PluginSlot
@@ -179,9 +180,19 @@ class Supervisor:
                 self._simulator_ports(),
                 self.host_socket,
                 self.grpc_socket,
-                self.sandbox_mounts,
+                [*self.sandbox_mounts, *self._plugin_mounts(plugin)],
             )
         return self.sandboxes[plugin]
+
+    def _plugin_mounts(self, plugin: str) -> list[tuple[Path, Path]]:
+        """A Node plugin's node_modules, read-only where it is: its bundle require()s its
+        dependencies from there. (npm ci empties the folder, it does not replace it, so
+        the view stays that of the folder through reinstalls.)"""
+        slot = self.slots.get(plugin)
+        if slot is None or slot.manifest.is_backend or slot.manifest.runtime == "python3.11":
+            return []
+        node_modules = (slot.source_dir / "node_modules").resolve()
+        return [(node_modules, node_modules)] if node_modules.is_dir() else []
 
     def open_host_socket(self) -> socket.socket:
         """A unix socket for the simulator's HTTP server, bound into every sandbox: the
@@ -426,12 +437,16 @@ class Supervisor:
         sandbox = self.sandbox(manifest.id)
         program_port = self._program_port(manifest) if manifest.is_backend else None
         if program_port is None:
+            node = node_preload(run_dir, slot.source_dir)
+            if node is not None:  # its bundle require()s packages from there
+                env["NODE_PATH"] = node.node_modules
             spec = LaunchSpec(
                 manifest.runtime,
                 self._shim_argv(manifest, run_dir, slot.source_dir),
                 env,
                 str(run_dir),
                 python,
+                node,
             )
         else:
             env.update(backend_environment(program_port))
