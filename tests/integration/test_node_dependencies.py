@@ -19,7 +19,7 @@ import pytest
 
 from powerx.environments.node_packages import STAMP
 from powerx.testing import wait_until
-from tests.conftest import RunningSimulator, Workspace
+from tests.conftest import HELLO_NODE, RunningSimulator, Workspace
 from tests.integration.test_hot_reload import push
 from tests.integration.test_plugin_dependencies import requests_meanwhile
 
@@ -270,3 +270,33 @@ def test_a_plugin_error_maps_to_its_typescript_line_beside_an_external_dependenc
     body = response.json()
     assert body["error"] == "plugin_start_failed"
     assert (body["file"], body["line"]) == ("src/index.ts", 4)
+
+
+def test_doctor_names_each_package_the_plugin_imports_but_package_json_does_not_give(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    workspace.login()
+    plugin = node_plugin(tmp_path)  # powerx-counted: declared, not installed yet
+    index = (
+        'import type { Handler } from "typed-only";\n'  # erased by the build: not checked
+        'import leftPad from "left-pad/index";\n' + INDEX
+    )
+    (plugin / "src" / "index.ts").write_text(index)
+    result = workspace.powerx("doctor", "--json", str(plugin))
+    assert result.returncode == 1, result.stdout
+    checks = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    check = next(c for c in checks if c["name"] == f"plugin {plugin}")
+    assert check["status"] == "fail"
+    problems = {p["where"]: p for p in check["problems"]}
+    assert set(problems) == {"src/index.ts:2", "src/index.ts:3"}, problems
+    assert problems["src/index.ts:2"]["message"] == (
+        "src/index.ts:2 imports 'left-pad', which is not in package.json"
+    )
+    assert "add left-pad to package.json dependencies" in problems["src/index.ts:2"]["fix"]
+    assert "in package.json, but not installed" in problems["src/index.ts:3"]["message"]
+    assert "npm install" in problems["src/index.ts:3"]["fix"]
+    # The example: its only import (@powerx/plugin, types) is declared and installed.
+    example = workspace.powerx("doctor", "--json", str(HELLO_NODE)).stdout
+    found = [json.loads(line) for line in example.splitlines() if line.startswith("{")]
+    check = next(c for c in found if c["name"] == f"plugin {HELLO_NODE}")
+    assert check["status"] in ("ok", "warn") and not check.get("problems"), check

@@ -21,6 +21,7 @@ from powerx.host.preflight import check_plugin, check_runtime
 from powerx.host.sandbox import containment
 from powerx.images import get_image
 from powerx.manifest import MANIFEST_FILES, Manifest, ManifestError, find_manifest, load_manifest
+from powerx.node_imports import undeclared_imports
 from powerx.paths import environments_dir, state_dir
 from powerx.plugin_imports import ImportWorld, missing_imports, toolkit_imports
 from powerx.running import simulator_on_port
@@ -211,6 +212,20 @@ def _plugins(paths: list[Path], config: SimulatorConfig, progress: Progress) -> 
             )
             continue
         manifest = plan.manifest
+        if not manifest.is_backend and manifest.runtime != "python3.11":
+            undeclared = undeclared_imports(path)
+            if undeclared:
+                checks.append(
+                    Check(
+                        f"plugin {path}",
+                        "fail",
+                        f"{manifest.id} imports {len(undeclared)} package(s) its package.json "
+                        "does not give it; it would fail to build or start.",
+                        "fix each import listed below.",
+                        undeclared,
+                    )
+                )
+                continue
         if manifest.needs_esbuild:
             try:
                 import subprocess
