@@ -599,7 +599,11 @@ def bench_powerx_backend(
 def heavy_backend_app(folder: Path) -> Path:
     """The heavy FastAPI app as a backend plugin: uvicorn is one of its requirements."""
     folder.mkdir()
-    (folder / "app.py").write_text(HEAVY_APP)
+    # PowerX routes /_p/<id>/api/v1/* to the program with the path as it is.
+    routes = '@app.get("/", response_model=Greeting)\n'
+    (folder / "app.py").write_text(
+        HEAVY_APP.replace(routes, routes + '@app.get("/api/v1/", response_model=Greeting)\n')
+    )
     (folder / "requirements.txt").write_text(HEAVY_REQUIREMENTS + "uvicorn\n")
     (folder / "plugin.yaml").write_text(HEAVY_BACKEND_MANIFEST)
     return folder
