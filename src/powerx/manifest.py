@@ -250,6 +250,12 @@ class Manifest(BaseModel):
         return self.backend is not None and self.entry is None
 
     @property
+    def serving_path(self) -> str:
+        """Where the simulator serves the plugin: PowerX's ``/_p/<id>/api/v1/`` for a
+        program, the simulator's ``/plugins/<id>/`` for a handler."""
+        return f"/_p/{self.id}/api/v1/" if self.is_backend else f"/plugins/{self.id}/"
+
+    @property
     def debug_runtime(self) -> str:
         """The runtime whose debugger fits this plugin's code: a handler's own; for a
         program, ``python3.11`` when ``backend.entry`` starts a Python and ``node18`` when it

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import pexpect
 
 from powerx.testing import wait_until
-from tests.conftest import HELLO_PYTHON, Workspace
+from tests.conftest import EXAMPLES, HELLO_PYTHON, Workspace
 from tests.integration.test_hot_reload import copy_example
 
 PY_ID = "com.example.hello-python"
+BACKEND_ID = "com.example.hello-backend-python"
 
 
 def test_each_hotkey_does_what_the_line_says(workspace: Workspace, tmp_path: Path) -> None:
@@ -78,3 +80,69 @@ def test_no_hotkeys_when_output_is_piped(workspace: Workspace, tmp_path: Path) -
     finally:
         child.close(force=True)
     assert "[b] open plugin" not in output and "quitting" not in output
+
+
+def test_powerx_dev_has_the_same_hotkeys_over_http(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    """`powerx dev` in its own terminal acts on the running simulator: b opens the plugin
+    where it is served (a backend's /_p/<id>/api/v1/), r restarts it there, q stops
+    watching (and only that: the simulator keeps serving)."""
+    workspace.login()
+    python = copy_example(HELLO_PYTHON, tmp_path / "hello")
+    backend = copy_example(EXAMPLES / "hello-backend-python", tmp_path / "backend")
+    simulator = start_simulator([python, backend], "--mock")
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "browser.sh"
+    browser.write_text(f'#!/bin/sh\necho "$1" >> {opened}\n')
+    browser.chmod(0o755)
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "powerx.cli.main", "dev", str(python), str(backend)],
+        cwd=str(workspace.root),
+        env={**workspace.env, "TERM": "dumb", "BROWSER": str(browser)},
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(50, 250),
+    )
+    try:
+        child.expect(r"\[b\] open plugin  \[d\] dashboard  \[x\] debug  \[r\] restart plugins")
+        child.expect("watching")  # armed: the initial push is done
+        child.send("b")
+        child.expect(r"opening (http://\S+)")
+        assert wait_until(lambda: opened.is_file() and len(opened.read_text().split()) == 2, 20)
+        assert sorted(opened.read_text().split()) == sorted(
+            [
+                f"{simulator.url}/_p/{BACKEND_ID}/api/v1/",
+                f"{simulator.url}/plugins/{PY_ID}/",
+            ]
+        )
+        child.send("d")
+        child.expect(r"opening http://127\.0\.0\.1:\d+/dashboard\?key=")
+        child.send("x")
+        child.expect(f"powerx debug attach {BACKEND_ID}")
+        before = simulator.get("/internal/debug/status", headers=simulator.debug_headers()).json()
+        generation = {p["id"]: p["generation"] for p in before["plugins"]}
+        child.send("r")
+        child.expect(f"restarted {PY_ID}: generation {generation[PY_ID] + 1}")
+        child.expect(f"restarted {BACKEND_ID}: generation {generation[BACKEND_ID] + 1}")
+        child.send("q")
+        child.expect("quitting")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0, child.before
+    served = simulator.get(f"/plugins/{PY_ID}/")
+    assert served.status_code == 200, served.text
+
+
+def test_restarting_a_plugin_that_is_not_serving_says_so(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    workspace.login()
+    simulator = start_simulator([copy_example(HELLO_PYTHON, tmp_path / "hello")], "--mock")
+    url = "/internal/debug/plugins/com.example.nothing/restart"
+    refused = simulator.post(url, headers=simulator.debug_headers())
+    assert refused.status_code == 404
+    assert refused.json()["error"] == "plugin_not_found"
+    assert simulator.post(url).status_code == 401  # no credential, no restart

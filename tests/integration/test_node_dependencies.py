@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from powerx.environments.node_packages import STAMP
+from powerx.bundling.node_packages import STAMP
 from powerx.testing import wait_until
 from tests.conftest import HELLO_NODE, RunningSimulator, Workspace
 from tests.integration.test_hot_reload import push

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from powerx.plugin_imports import explain_missing_module, missing_imports
+from powerx.environments.imports import explain_missing_module, missing_imports
 
 
 def plugin(root: Path, files: dict[str, str]) -> Path:

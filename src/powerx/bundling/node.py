@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from powerx.bundling.esbuild import EsbuildWorker, esbuild_request
-from powerx.environments import package_name, undeclared_package
+from powerx.bundling.node_packages import package_name, undeclared_package
 from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError, Problem
 from powerx.manifest import EsbuildSettings, Manifest

@@ -16,10 +16,10 @@ from powerx.bundling.artefact import ARTEFACT_INFO, Artefact
 from powerx.bundling.esbuild import EsbuildWorker
 from powerx.bundling.go import go_build_for
 from powerx.bundling.node import node_members
+from powerx.bundling.node_packages import ensure_node_modules, find_node_declaration
 from powerx.bundling.pack import digest, pack, source_files
 from powerx.bundling.program import program_members, run_build_command
 from powerx.bundling.python import compile_check
-from powerx.environments import ensure_node_modules, find_node_declaration
 from powerx.manifest import Manifest, find_manifest, load_manifest
 
 # A step of installing a plugin's dependencies ("installing 3 packages ...").

@@ -12,18 +12,18 @@ from typing import Any, Literal
 
 from powerx import auth
 from powerx.bundling.go import go_build_for
+from powerx.bundling.node_imports import undeclared_imports
 from powerx.bundling.toolchain import dlv_version, go_version, node_executable
 from powerx.config import OBSERVABILITY_FLAG, SIMULATOR_FLAG, SimulatorConfig, load_config
 from powerx.environments import EnvironmentStore, find_declaration, interpreter_for
+from powerx.environments.imports import ImportWorld, missing_imports, toolkit_imports
 from powerx.errors import PowerXError, Problem
 from powerx.host.dev_vars import read_dev_vars
 from powerx.host.preflight import check_plugin, check_runtime
 from powerx.host.sandbox import containment
 from powerx.images import get_image
 from powerx.manifest import MANIFEST_FILES, Manifest, ManifestError, find_manifest, load_manifest
-from powerx.node_imports import undeclared_imports
 from powerx.paths import environments_dir, state_dir
-from powerx.plugin_imports import ImportWorld, missing_imports, toolkit_imports
 from powerx.running import simulator_on_port
 
 Status = Literal["ok", "warn", "fail"]

@@ -12,9 +12,11 @@ import typer
 from rich.markup import escape
 
 from powerx.auth import require_credential
+from powerx.cli import hotkeys
 from powerx.cli.render import console, err_console, problem_lines
 from powerx.client.dev import SimulatorClient
 from powerx.client.sync import running_url
+from powerx.errors import PowerXError
 from powerx.manifest import load_manifest
 from powerx.paths import state_dir
 from powerx.reload.executor import ReloadOutcome, run_dev
@@ -135,6 +137,40 @@ class DevConsole:
             console.print(f"[green]✓ alert cleared[/] [dim]{message}[/]")
 
 
+class DevActions:
+    """The hotkeys of `powerx dev` (``cli/hotkeys.py``), acting over HTTP on the running
+    simulator for the plugins this command watches."""
+
+    def __init__(self, client: SimulatorClient, plugins: list[str], stop: asyncio.Event) -> None:
+        self.client = client
+        self.plugins = plugins
+        self.stop = stop
+
+    def plugin_ids(self) -> list[str]:
+        return list(self.plugins)
+
+    async def plugin_urls(self) -> list[str]:
+        status = await self.client.status()
+        return [str(p["url"]) for p in status["plugins"] if p["id"] in self.plugins and p["url"]]
+
+    async def dashboard_url(self) -> str:
+        return await self.client.dashboard_url()
+
+    async def restart(self, plugin: str) -> str:
+        try:
+            answer = await self.client.restart(plugin)
+        except PowerXError as error:
+            return f"restart of {plugin} failed: {error.message} ({error.code}); {error.fix}"
+        return f"restarted {plugin}: generation {answer['generation']}"
+
+    def quit(self) -> None:
+        self.stop.set()
+
+
+def _say(text: str) -> None:
+    console.print(f"[dim]{escape(text)}[/]", soft_wrap=True)
+
+
 def dev(
     paths: Annotated[list[Path], typer.Argument(help="Plugin folders to watch.")],
     poll: Annotated[
@@ -159,8 +195,7 @@ def dev(
 
       powerx dev ./plugin-a ./plugin-b --poll   # several plugins; polling watcher
     """
-    for path in paths:
-        load_manifest(path)  # refuse a bad folder before watching anything
+    plugin_ids = [load_manifest(path).id for path in paths]  # refuse a bad folder first
     url = running_url()
     credential = require_credential()
 
@@ -171,9 +206,14 @@ def dev(
             loop.add_signal_handler(sig, stop.set)
         client = SimulatorClient(url, credential.token)
         try:
-            await run_dev(
-                paths, client, state_dir() / "build", DevConsole(), stop, force_polling=poll
-            )
+            with contextlib.ExitStack() as keys:
+                if hotkeys.wanted():
+                    _say(hotkeys.legend())
+                    actions = DevActions(client, plugin_ids, stop)
+                    keys.enter_context(hotkeys.listening(hotkeys.Hotkeys(actions, _say)))
+                await run_dev(
+                    paths, client, state_dir() / "build", DevConsole(), stop, force_polling=poll
+                )
         finally:
             await client.close()
 

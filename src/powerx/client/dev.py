@@ -173,5 +173,16 @@ class SimulatorClient:
         result: dict[str, Any] = await self._send("GET", "/internal/debug/status")
         return result
 
+    async def dashboard_url(self) -> str:
+        result: dict[str, Any] = await self._send("GET", "/internal/debug/dashboard-link")
+        return str(result["url"])
+
+    async def restart(self, plugin: str) -> dict[str, Any]:
+        """A new generation of the serving code (same artefact), as `host start`'s ``r``."""
+        result: dict[str, Any] = await self._send(
+            "POST", f"/internal/debug/plugins/{plugin}/restart"
+        )
+        return result
+
     async def close(self) -> None:
         await self._client.aclose()

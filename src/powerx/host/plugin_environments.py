@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from powerx.environments import EnvironmentStore, find_declaration, interpreter_for
+from powerx.environments.imports import third_party_imports, toolkit_imports
 from powerx.host.launcher import Launcher
 from powerx.host.python_runtime import (
     ENVIRONMENTS_INSIDE,
@@ -21,7 +22,6 @@ from powerx.host.python_runtime import (
     environment_runtime,
 )
 from powerx.manifest import Manifest
-from powerx.plugin_imports import third_party_imports, toolkit_imports
 
 __all__ = ["PluginEnvironments", "dependencies_status"]
 

@@ -25,6 +25,25 @@ SOURCE_HEADER = "x-powerx-source"
 PLUGIN_HEADER = "x-powerx-plugin"
 
 
+async def restart(request: Request) -> Response:
+    """``POST /internal/debug/plugins/{plugin}/restart``: serve the same artefact again in a
+    fresh process (the `r` hotkey of `powerx dev`; `host start` calls it in process)."""
+    check_bearer(request.headers.get("authorization"))
+    simulator: Simulator = request.app.state.simulator
+    plugin = str(request.path_params["plugin"])
+    slot = simulator.supervisor.slots.get(plugin)
+    if slot is None or slot.active is None:
+        raise PowerXError(
+            ErrorCode.PLUGIN_NOT_FOUND,
+            f"No plugin '{plugin}' is serving here.",
+            "check the id with `powerx host status`.",
+            status=404,
+        )
+    await simulator.restart_generation(plugin)
+    active = simulator.supervisor.slots[plugin].active
+    return JSONResponse({"plugin": plugin, "generation": active.number if active else None})
+
+
 def reload_routes(simulator: Simulator) -> list[Route]:
     def require_debug(request: Request) -> None:
         check_bearer(request.headers.get("authorization"))
@@ -173,4 +192,5 @@ def reload_routes(simulator: Simulator) -> list[Route]:
         Route("/internal/debug/hot-reload/watch", watch_armed, methods=["POST"]),
         Route("/internal/debug/rollback", rollback, methods=["POST"]),
         Route("/internal/debug/cache/clear", cache_clear, methods=["POST"]),
+        Route("/internal/debug/plugins/{plugin}/restart", restart, methods=["POST"]),
     ]

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from powerx.environments import find_declaration, undeclared_package
+from powerx.bundling.node_packages import undeclared_package
+from powerx.environments import find_declaration
+from powerx.environments.imports import ImportWorld, explain_missing_module
 from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.host.generations import Generation, PluginSlot
 from powerx.host.programs import backend_unhealthy
-from powerx.plugin_imports import ImportWorld, explain_missing_module
 
 
 def start_error(

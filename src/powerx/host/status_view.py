@@ -49,7 +49,7 @@ def simulator_status(simulator: Simulator) -> dict[str, Any]:
                     slot.manifest.runtime, plugin_id
                 ).warm(),
                 "permissions": slot.manifest.permissions,
-                "url": f"{simulator.url}/plugins/{plugin_id}/",
+                "url": simulator.url + slot.manifest.serving_path,
                 "debug_port": simulator.debugger.debug_port(plugin_id),
                 "debugging": simulator.debugger.debugging(plugin_id),
                 "watch": simulator.dev_loops.status(

@@ -22,7 +22,8 @@ import uvicorn
 from powerx import running
 from powerx.auth import require_credential
 from powerx.bundling import Artefact, build_artefact
-from powerx.cli.foreground import hotkeys
+from powerx.cli import hotkeys
+from powerx.cli.foreground.actions import SimulatorActions
 from powerx.client.dev import SimulatorClient
 from powerx.config import SimulatorConfig
 from powerx.environments import find_declaration
@@ -305,7 +306,8 @@ async def _serve(
     with contextlib.ExitStack() as keys:
         if hotkeys.wanted():
             reporter.say(hotkeys.legend())
-            keys.enter_context(hotkeys.listening(hotkeys.Hotkeys(simulator, reporter.say)))
+            actions = SimulatorActions(simulator)
+            keys.enter_context(hotkeys.listening(hotkeys.Hotkeys(actions, reporter.say)))
         await asyncio.wait({serving, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
     stop_watching.set()
     if watcher is not None:

@@ -21,7 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from powerx.environments import SDK, TOOLKIT, Declaration
+from powerx.environments.declaration import Declaration
+from powerx.environments.devkit import SDK, TOOLKIT
 from powerx.errors import Problem
 
 __all__ = [

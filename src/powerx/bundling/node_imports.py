@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from powerx.environments import NodeDeclaration, find_node_declaration, package_name
+from powerx.bundling.node_packages import NodeDeclaration, find_node_declaration, package_name
 from powerx.errors import Problem
 
 __all__ = ["undeclared_imports"]

@@ -1,10 +1,14 @@
-"""Single-key commands while `powerx host start` runs in a terminal, as `wrangler dev` has
-them: open the plugin or the dashboard in the browser, show how to debug, restart the
-plugins, clear the screen, quit. Listed on one line at start; off when stdin or stdout is
-not a terminal (piped output stays clean, and a script's stdin is not read).
+"""Single-key commands while `powerx host start` or `powerx dev` runs in a terminal, as
+`wrangler dev` has them: open the plugin or the dashboard in the browser, show how to
+debug, restart the plugins, clear the screen, quit. Listed on one line at start; off when
+stdin or stdout is not a terminal (piped output stays clean, and a script's stdin is not
+read).
+
+What a key does is the command's (:class:`Actions`): `host start` acts on the simulator in
+its own process (``cli/foreground/``), `powerx dev` over HTTP on the running one.
 
 The terminal is put in cbreak mode (keys arrive one by one, unechoed; Ctrl-C still
-interrupts) and restored however the simulator stops.
+interrupts) and restored however the command stops.
 """
 
 from __future__ import annotations
@@ -17,9 +21,7 @@ import termios
 import tty
 import webbrowser
 from collections.abc import Callable, Coroutine, Iterator
-from typing import Any
-
-from powerx.host.simulator import Simulator
+from typing import Any, Protocol
 
 KEYS = (
     ("b", "open plugin"),
@@ -31,6 +33,22 @@ KEYS = (
 )
 
 
+class Actions(Protocol):
+    """What the keys act on."""
+
+    def plugin_ids(self) -> list[str]: ...
+
+    async def plugin_urls(self) -> list[str]: ...
+
+    async def dashboard_url(self) -> str: ...
+
+    async def restart(self, plugin: str) -> str:
+        """Start a new generation of the plugin's serving code; say which."""
+        ...
+
+    def quit(self) -> None: ...
+
+
 def legend() -> str:
     return "  ".join(f"[{key}] {what}" for key, what in KEYS)
 
@@ -40,38 +58,24 @@ def wanted() -> bool:
 
 
 class Hotkeys:
-    def __init__(self, simulator: Simulator, say: Callable[[str], None]) -> None:
-        self.simulator = simulator
+    def __init__(self, actions: Actions, say: Callable[[str], None]) -> None:
+        self.actions = actions
         self.say = say
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def plugin_urls(self) -> list[str]:
-        urls = []
-        for plugin in self.simulator.status()["plugins"]:
-            slot = self.simulator.supervisor.slots.get(plugin["id"])
-            backend = slot is not None and slot.manifest.is_backend
-            path = f"/_p/{plugin['id']}/api/v1/" if backend else f"/plugins/{plugin['id']}/"
-            urls.append(self.simulator.url + path)
-        return urls
-
     def on_key(self, key: str) -> None:
         if key == "b":
-            urls = self.plugin_urls()
-            for url in urls:
-                webbrowser.open(url)
-            self.say("opening " + (", ".join(urls) or "nothing: no plugin is mounted"))
+            self._spawn(self._open_plugins())
         elif key == "d":
-            url = f"{self.simulator.url}/dashboard?key={self.simulator.dashboard_key}"
-            webbrowser.open(url)
-            self.say(f"opening {url}")
+            self._spawn(self._open_dashboard())
         elif key == "x":
-            for plugin in self.simulator.supervisor.slots:
+            for plugin in self.actions.plugin_ids():
                 self.say(
                     f"debug {plugin}: powerx debug attach {plugin}   (VS Code: "
                     f"powerx debug vscode {plugin} --write)"
                 )
         elif key == "r":
-            for plugin in list(self.simulator.supervisor.slots):
+            for plugin in self.actions.plugin_ids():
                 self._spawn(self._restart(plugin))
         elif key == "c":
             sys.stdout.write("\x1b[2J\x1b[H")  # clear, cursor home
@@ -79,22 +83,32 @@ class Hotkeys:
             self.say(legend())
         elif key == "q":
             self.say("quitting ...")
-            self.simulator.shutdown_requested.set()
+            self.actions.quit()
+
+    async def _open_plugins(self) -> None:
+        urls = await self.actions.plugin_urls()
+        for url in urls:
+            webbrowser.open(url)
+        self.say("opening " + (", ".join(urls) or "nothing: no plugin is mounted"))
+
+    async def _open_dashboard(self) -> None:
+        url = await self.actions.dashboard_url()
+        webbrowser.open(url)
+        self.say(f"opening {url}")
 
     async def _restart(self, plugin: str) -> None:
-        try:
-            await self.simulator.restart_generation(plugin)
-        except Exception as error:  # shown, never a traceback in the terminal
-            self.say(f"restart of {plugin} failed: {error}")
-            return
-        slot = self.simulator.supervisor.slots.get(plugin)
-        number = slot.active.number if slot is not None and slot.active is not None else "?"
-        self.say(f"restarted {plugin}: generation {number}")
+        self.say(await self.actions.restart(plugin))
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(coroutine)
+        task = asyncio.ensure_future(self._said(coroutine))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _said(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        try:
+            await coroutine
+        except Exception as error:  # shown, never a traceback in the terminal
+            self.say(f"that did not work: {error}")
 
 
 @contextlib.contextmanager
