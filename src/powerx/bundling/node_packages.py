@@ -159,6 +159,21 @@ def _installed_by_hand(declaration: NodeDeclaration) -> bool:
     return installed >= max(declared)
 
 
+def _installed_count(root: Path) -> int:
+    """The packages in node_modules now (each ``@scope/name`` counts one); the lockfile
+    lists other platforms' optional ones too."""
+    count = 0
+    with contextlib.suppress(OSError):
+        for entry in (root / "node_modules").iterdir():
+            if entry.name.startswith("."):
+                continue
+            if entry.name.startswith("@") and entry.is_dir():
+                count += sum(1 for child in entry.iterdir() if not child.name.startswith("."))
+            else:
+                count += 1
+    return count
+
+
 def _packages(count: int) -> str:
     return f"{count} package" if count == 1 else f"{count} packages"
 
@@ -204,7 +219,7 @@ def ensure_node_modules(declaration: NodeDeclaration, progress: Progress) -> Nod
         raise _failed(what, failure)
     installed = _stamp(declaration)
     took = time.perf_counter() - started
-    progress(f"installed {_packages(installed.packages)} in {took:.1f} s")
+    progress(f"installed {_packages(_installed_count(declaration.root))} in {took:.1f} s")
     return NodeInstall(installed, True, took * 1000)
 
 
