@@ -58,7 +58,6 @@ class NodeDeclaration:
     root: Path
     locked: bool
     dependencies: dict[str, str]
-    packages: int  # how many npm installs (the lockfile's count, else the declared ones)
     digest: str
     manifest_digest: str  # package.json's alone: edited by hand, the lockfile is behind
 
@@ -125,15 +124,8 @@ def find_node_declaration(root: Path) -> NodeDeclaration | None:
         lock = (root / PACKAGE_LOCK).read_bytes()
     except OSError:
         lock = None
-    packages = len(dependencies)
-    if lock is not None:
-        with contextlib.suppress(ValueError, AttributeError):
-            listed = json.loads(lock).get("packages") or {}
-            packages = sum(1 for name in listed if name)  # "" is the plugin itself
     digest = _digest(manifest, lock if lock is not None else b"no lockfile")
-    return NodeDeclaration(
-        root, lock is not None, dependencies, packages, digest, _digest(manifest)
-    )
+    return NodeDeclaration(root, lock is not None, dependencies, digest, _digest(manifest))
 
 
 def installed_from(root: Path) -> dict[str, str]:
@@ -172,6 +164,16 @@ def _installed_count(root: Path) -> int:
             else:
                 count += 1
     return count
+
+
+def _locked_count(declaration: NodeDeclaration) -> int:
+    """How many packages the install will bring: the lockfile's, else the declared ones.
+    Read only for the progress line (a lockfile can be megabytes: not on every build)."""
+    if declaration.locked:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            lock = json.loads((declaration.root / PACKAGE_LOCK).read_bytes())
+            return sum(1 for name in lock.get("packages") or {} if name)  # "": the plugin
+    return len(declaration.dependencies)
 
 
 def _packages(count: int) -> str:
@@ -213,7 +215,8 @@ def ensure_node_modules(declaration: NodeDeclaration, progress: Progress) -> Nod
     edited = bool(current) and current.get("package_json") != declaration.manifest_digest
     verb = "ci" if declaration.locked and not edited else "install"
     what = "package-lock.json" if verb == "ci" else "package.json"
-    progress(f"installing {_packages(declaration.packages)} from {what} (npm {verb}) ...")
+    count = _locked_count(declaration) if verb == "ci" else len(declaration.dependencies)
+    progress(f"installing {_packages(count)} from {what} (npm {verb}) ...")
     failure = _npm(declaration.root, verb)
     if failure is not None:
         raise _failed(what, failure)

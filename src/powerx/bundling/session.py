@@ -16,7 +16,12 @@ from powerx.bundling.artefact import ARTEFACT_INFO, Artefact
 from powerx.bundling.esbuild import EsbuildWorker
 from powerx.bundling.go import go_build_for
 from powerx.bundling.node import node_members
-from powerx.bundling.node_packages import ensure_node_modules, find_node_declaration
+from powerx.bundling.node_packages import (
+    NODE_DECLARATION_FILES,
+    STAMP,
+    ensure_node_modules,
+    find_node_declaration,
+)
 from powerx.bundling.pack import digest, pack, source_files
 from powerx.bundling.program import program_members, run_build_command
 from powerx.bundling.python import compile_check
@@ -24,6 +29,15 @@ from powerx.manifest import Manifest, find_manifest, load_manifest
 
 # A step of installing a plugin's dependencies ("installing 3 packages ...").
 Progress = Callable[[str], None]
+STAMP_PATH = f"node_modules/{STAMP}"
+
+
+def _stat(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_mtime_ns, stat.st_size)
 
 
 class BuildSession:
@@ -39,6 +53,8 @@ class BuildSession:
         self.debug = False
         self._compiled: dict[Path, tuple[int, int]] = {}
         self._esbuild: EsbuildWorker | None = None
+        # (what package.json, its lockfile and the stamp were, the installed digest then)
+        self._node_checked: tuple[tuple[tuple[int, int] | None, ...], str | None] | None = None
         # Files a backend plugin's build command wrote (relative): not saves of the developer.
         self.build_outputs: set[str] = set()
 
@@ -61,10 +77,20 @@ class BuildSession:
     def _node_dependencies(self) -> str | None:
         """Install the Node plugin's package.json into its node_modules unless current
         (a read of two small files and the stamp); the hash it was installed from."""
+        # Unchanged files since the last build: nothing to read or hash (a lockfile can
+        # be megabytes, and this runs on every reload).
+        seen = tuple(_stat(self.root / name) for name in (*NODE_DECLARATION_FILES, STAMP_PATH))
+        if self._node_checked is not None and self._node_checked[0] == seen:
+            return self._node_checked[1]
         declaration = find_node_declaration(self.root)
-        if declaration is None:
-            return None
-        return ensure_node_modules(declaration, self.progress).declaration.digest
+        digest = (
+            None
+            if declaration is None
+            else ensure_node_modules(declaration, self.progress).declaration.digest
+        )
+        seen = tuple(_stat(self.root / name) for name in (*NODE_DECLARATION_FILES, STAMP_PATH))
+        self._node_checked = (seen, digest)
+        return digest
 
     def build(self, manifest: Manifest | None = None) -> Artefact:
         """Build and pack the current state of the folder; ``build_failed`` names file:line."""
