@@ -437,7 +437,9 @@ class Supervisor:
         sandbox = self.sandbox(manifest.id)
         program_port = self._program_port(manifest) if manifest.is_backend else None
         if program_port is None:
-            node = node_preload(run_dir, slot.source_dir)
+            node = (
+                None if manifest.runtime == "python3.11" else node_preload(run_dir, slot.source_dir)
+            )
             if node is not None:  # its bundle require()s packages from there
                 env["NODE_PATH"] = node.node_modules
             spec = LaunchSpec(
