@@ -89,4 +89,5 @@ def node_preload(run_dir: Path, source_dir: Path) -> NodePreload | None:
     if not isinstance(installed, str) or not isinstance(externals, list):
         return None
     modules = tuple(str(name) for name in externals if isinstance(name, str))
-    return NodePreload(str(source_dir.resolve() / "node_modules"), installed, modules)
+    # Resolved: the sandbox shows the folder a link named node_modules points to.
+    return NodePreload(str((source_dir / "node_modules").resolve()), installed, modules)
