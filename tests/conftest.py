@@ -1,15 +1,15 @@
 """Fixtures that run the real `powerx` CLI and a real simulator with real plugin processes.
 
 Every test gets its own credential and state folders, so nothing touches the developer's
-own login or project state, and each simulator listens on a free loopback port.
+own login or project state, and each simulator listens on a free loopback port. The
+simulator is started, awaited and stopped by `powerx.testing` (what plugin authors use):
+these fixtures only give it a workspace.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from powerx.testing import SimulatorProcess
+from powerx.testing import SimulatorProcess, isolated_env, run_powerx
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
@@ -43,15 +43,7 @@ class Workspace:
         timeout: float = 60,
         env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "powerx.cli.main", *args],
-            cwd=self.root,
-            env=env or self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        return run_powerx(*args, env=env or self.env, cwd=self.root, timeout=timeout)
 
     def login(self, *scopes: str) -> None:
         args = ["login", "--mock"] + [f"--scope={s}" for s in scopes]
@@ -64,16 +56,8 @@ class Workspace:
 
 
 def make_workspace(tmp_path: Path) -> Workspace:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("POWERX_", "PX_"))}
-    env.update(
-        {
-            "POWERX_CONFIG_HOME": str(tmp_path / "config-home"),
-            "POWERX_STATE_DIR": str(tmp_path / "state"),
-            "POWERX_CONFIG": str(REPO / "config/plugins/debug/host_simulator.yaml"),
-            "COLUMNS": "200",
-            "NO_COLOR": "1",
-        }
-    )
+    env = isolated_env(tmp_path)
+    env["POWERX_CONFIG"] = str(REPO / "config/plugins/debug/host_simulator.yaml")
     root = tmp_path / "work"
     root.mkdir()
     return Workspace(root, env)
@@ -97,7 +81,11 @@ class RunningSimulator(SimulatorProcess):
             log_dir=Path(tempfile.mkdtemp(prefix="simulator-", dir=workspace.root.parent)),
             extra_args=extra,
         )
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
 
     def ide_access(self, plugin: str) -> dict[str, Any]:
         """The plugin's IDE port and its secret, as `powerx debug vscode` gets them."""

@@ -53,16 +53,14 @@ def test_piped_logs_keep_each_plugin_line_whole_and_as_written(
     plugin = write_plugin(tmp_path / "notes", python_manifest(), {"app.py": LOGGING_APP})
     simulator = start_simulator([plugin])
     assert simulator.get("/plugins/com.test.plugin/").status_code == 200
-    output: list[str] = []
-
-    def logged() -> bool:
-        result = workspace.powerx("logs", "com.test.plugin", "--tail", "50")
-        output[:] = [result.stdout]
-        return "word035" in result.stdout
-
-    assert wait_until(logged, timeout_s=20), output
-    lines = [line for line in output[0].splitlines() if "word035" in line]
-    assert len(lines) == 1, output[0]
+    output = wait_until(
+        lambda: workspace.powerx("logs", "com.test.plugin", "--tail", "50").stdout,
+        timeout_s=20,
+        accept=lambda text: "word035" in text,
+        what="word035 in the logs",
+    )
+    lines = [line for line in output.splitlines() if "word035" in line]
+    assert len(lines) == 1, output
     assert lines[0].endswith(LOG_LINE), lines[0]  # one line, no emoji, no markup eaten
     assert "\x1b[" not in output[0]  # piped: no colour codes
 

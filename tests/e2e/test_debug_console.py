@@ -211,7 +211,9 @@ def test_a_killed_console_detaches_at_once_and_requests_go_on(
         child.expect(rf"paused at app.py:{RETURN_LINE}")
         assert debug.state()["clients"] == 1
         child.kill(signal_number)
-        assert wait_until(lambda: debug.state()["clients"] == 0, 10), "still attached"
+        wait_until(
+            debug.state, 10, accept=lambda s: s["clients"] == 0, what="the console to detach"
+        )
         thread.join(10)  # the paused request went on: nobody could have resumed it
         assert result["response"].json()["message"] == "v0 held"
         started = time.monotonic()

@@ -42,10 +42,12 @@ class DevOutput:
 
     def wait_for(self, prefix: str, count: int, timeout_s: float = 30) -> None:
         """Until ``count`` lines of the output start with ``prefix``."""
-        found = wait_until(
-            lambda: sum(line.startswith(prefix) for line in self.lines()) >= count, timeout_s
+        wait_until(
+            self.out_path.read_text,
+            timeout_s,
+            accept=lambda out: sum(line.startswith(prefix) for line in out.splitlines()) >= count,
+            what=f"{count} line(s) starting with {prefix!r}",
         )
-        assert found, self.text()
 
 
 @contextlib.contextmanager

@@ -45,11 +45,11 @@ def wait_for_text(
         response = get(path)
         return response if response.status_code == 200 and text in response.text else None
 
-    return wait_until(answered, timeout_s)
+    return wait_until(answered, timeout_s, what=f"{path} to say {text!r}")
 
 
-def wait_for_output(sim: SimulatorProcess, text: str, timeout_s: float = 5) -> bool:
-    return wait_until(lambda: text in sim.output(), timeout_s)
+def wait_for_output(sim: SimulatorProcess, text: str, timeout_s: float = 5) -> None:
+    wait_until(sim.output, timeout_s, accept=lambda output: text in output, what=repr(text))
 
 
 def reload_lines(output: str) -> list[str]:
@@ -62,7 +62,7 @@ def line_of(sim: SimulatorProcess, response: httpx.Response | None) -> str:
     returns, which may be just after the generation's first answer)."""
     assert response is not None, sim.output()
     marker = f"  gen {response.headers['x-powerx-generation']}  "
-    assert wait_for_output(sim, marker), sim.output()
+    wait_for_output(sim, marker)
     return next(line for line in reload_lines(sim.output()) if marker in line)
 
 
@@ -124,7 +124,7 @@ def test_powerx_dev_reloads_each_save(
         replace_line(source, "GREETING =", "GREETING = (")
         # The dev loop reports the failed build (nothing was uploaded): that is the end of
         # this save, so what serves now is what keeps serving.
-        assert wait_until(lambda: build_failures(simulator) == 1), build_failures(simulator)
+        wait_until(lambda: build_failures(simulator), accept=lambda n: n == 1, what="1 failure")
         assert simulator.get(f"/plugins/{PY_ID}/").json()["greeting"] == "save two B"
     # Stopped, `powerx dev` tells the simulator it no longer watches.
     assert not simulator.plugin_status(PY_ID)["watch"]["armed"]
@@ -162,7 +162,7 @@ def test_host_start_watch_reloads_typescript(tmp_path: Path) -> None:
         replace_line(plugin / "src/index.ts", "const GREETING", 'const GREETING = "watched";')
         assert wait_for_text(sim.get, f"/plugins/{NODE_ID}/", "watched")
         # The line is printed when the push returns, just after the flip; a request can win.
-        assert wait_for_output(sim, "gen 2"), sim.output()
+        wait_for_output(sim, "gen 2")
 
 
 def test_a_burst_of_saves_coalesces_and_the_last_edit_wins(tmp_path: Path) -> None:
@@ -241,7 +241,7 @@ def test_a_save_that_lands_during_a_build_drops_that_build(tmp_path: Path) -> No
         assert sim.get(f"/plugins/{TWO_FILES_ID}/").text == "a0+b0"
         plugin.hold_builds()
         (plugin.root / "src/a.js").write_text('"a1"\n')
-        assert wait_until(lambda: plugin.builds_read()[-1:] == ["a1+b0"]), plugin.builds_read()
+        wait_until(plugin.builds_read, accept=lambda b: b[-1:] == ["a1+b0"], what="build a1+b0")
         (plugin.root / "src/b.js").write_text('"b1"\n')
         # The dev loop has seen the second save while the first build waits.
         sim.wait_pending(TWO_FILES_ID, ["src/a.js", "src/b.js"])
@@ -300,7 +300,7 @@ def test_a_failed_build_lets_held_requests_go_at_once(tmp_path: Path) -> None:
     shutil.copytree(HELLO_PYTHON, plugin)
     with LocalSimulator([plugin], watch=True, workdir=tmp_path / "sim") as sim:
         replace_line(plugin / "app.py", "GREETING =", "GREETING = (")
-        assert wait_for_output(sim, "build_failed", timeout_s=10), sim.output()
+        wait_for_output(sim, "build_failed", timeout_s=10)
         started = time.monotonic()
         response = sim.get(f"/plugins/{PY_ID}/")
         waited_s = time.monotonic() - started
@@ -324,17 +324,20 @@ def test_repeated_mismatches_print_an_alert_line_that_later_clears(tmp_path: Pat
     ) as sim:
         for number in range(2):
             manifest.write_text(good.replace('">=2.3 <3"', f'">=3.{number}"'))
-            assert wait_until(
-                lambda n=number: sim.output().count("version_mismatch") > n, timeout_s=15
-            ), sim.output()
-        assert wait_for_output(sim, "⚠ alert", timeout_s=15), sim.output()
+            wait_until(
+                sim.output,
+                timeout_s=15,
+                accept=lambda output, n=number: output.count("version_mismatch") > n,
+                what=f"version_mismatch {number + 1} time(s)",
+            )
+        wait_for_output(sim, "⚠ alert", timeout_s=15)
         assert "2 version mismatches" in sim.output()
         # The alert clears once the 3 s window has passed; the next reload tells the developer.
-        assert wait_until(lambda: not alerts(sim), timeout_s=15), alerts(sim)
+        wait_until(lambda: alerts(sim), timeout_s=15, accept=lambda a: not a, what="no alert")
         manifest.write_text(good)
         replace_line(plugin / "app.py", "GREETING =", 'GREETING = "back in range"')
         assert wait_for_text(sim.get, f"/plugins/{PY_ID}/", "back in range")
-        assert wait_for_output(sim, "alert cleared", timeout_s=15), sim.output()
+        wait_for_output(sim, "alert cleared", timeout_s=15)
 
 
 def alerts(sim: SimulatorProcess) -> list[dict[str, Any]]:
@@ -362,7 +365,7 @@ def test_a_python_subfolder_created_while_watching_is_watched(tmp_path: Path, po
                 "from lib.mathx import WORD\n\nGREETING = WORD",
             )
         )
-        assert wait_for_text(sim.get, f"/plugins/{PY_ID}/", "from lib one"), sim.output()
+        assert wait_for_text(sim.get, f"/plugins/{PY_ID}/", "from lib one")
         sim.wait_armed(PY_ID, folder="lib")
         (plugin / "lib/mathx.py").write_text('WORD = "from lib two"\n')
         served = wait_for_text(sim.get, f"/plugins/{PY_ID}/", "from lib two")
@@ -422,9 +425,11 @@ def test_host_start_watch_serves_the_others_and_mounts_a_failed_plugin_once_fixe
         assert "com.test.bad is not serving: it never started" in listed.stdout, listed.stderr
 
         (bad / "app.py").write_text(PYTHON_APP)  # the watchers were armed before `with`
-        assert wait_until(
-            lambda: sim.get("/plugins/com.test.bad/").status_code == 200, timeout_s=30
-        ), sim.output()
+        wait_until(
+            lambda: sim.get("/plugins/com.test.bad/").status_code == 200,
+            timeout_s=30,
+            what="com.test.bad to serve",
+        )
         assert sim.get("/plugins/com.test.bad/").json() == {"ok": True}
         assert sim.plugin_status("com.test.bad")["state"] == "running"
         assert sim.plugin_status(PY_ID)["state"] == "running"

@@ -81,15 +81,13 @@ def test_the_watch_loop_lists_each_bad_manifest_field_with_its_fix(
         dev = start_dev(workspace, plugin, output)
     try:
         # The first push (of the code already serving) before the manifest breaks.
-        assert wait_until(lambda: f"{PY_ID}  " in dev_output.read_text(), timeout_s=30), (
-            dev_output.read_text()
-        )
+        wait_until(dev_output.read_text, 30, accept=lambda t: f"{PY_ID}  " in t, what=PY_ID)
         simulator.wait_armed(PY_ID)
         manifest.write_text(broken)
-        assert wait_until(lambda: "manifest_invalid" in dev_output.read_text(), timeout_s=30), (
-            dev_output.read_text()
+        wait_until(
+            dev_output.read_text, 30, accept=lambda t: "manifest_invalid" in t, what="the error"
         )
-        assert wait_until(lambda: VERSION_FIX in dev_output.read_text()), dev_output.read_text()
+        wait_until(dev_output.read_text, accept=lambda t: VERSION_FIX in t, what="the fix")
     finally:
         dev.terminate()
         dev.wait(timeout=20)

@@ -7,13 +7,12 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from powerx.testing import wait_until, wait_until_up
+from powerx.testing import SimulatorProcess, run_powerx, wait_until
 from tests.conftest import (
     HELLO_PYTHON,
     PYTHON_APP,
@@ -26,15 +25,7 @@ PY_ID = "com.example.hello-python"
 
 
 def powerx_in(folder: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "powerx.cli.main", *args],
-        cwd=folder,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_powerx(*args, env=env, cwd=folder)
 
 
 def test_status_and_stop_find_the_simulator_from_a_plugin_folder(
@@ -51,26 +42,12 @@ def test_status_and_stop_find_the_simulator_from_a_plugin_folder(
     (outside / "app.py").write_text(PYTHON_APP)
     unrelated = tmp_path / "unrelated"
     unrelated.mkdir()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "powerx.cli.main",
-            "host",
-            "start",
-            "--mock",
-            "--port",
-            "0",
-            *map(str, (inside, outside)),
-        ],
-        cwd=project,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    simulator = SimulatorProcess(
+        [inside, outside], env=env, cwd=project, log_dir=tmp_path / "simulator"
     )
     try:
-        wait_until_up(process, project / ".powerx", 60, lambda: "")
+        simulator.start()
+        assert simulator.state_dir == project / ".powerx"
         for folder in (inside / "src", outside):  # a parent's .powerx; the list of simulators
             result = powerx_in(folder, env, "host", "status")
             assert result.returncode == 0, (folder, result.stderr)
@@ -79,11 +56,10 @@ def test_status_and_stop_find_the_simulator_from_a_plugin_folder(
         assert lost.returncode == 1 and "host_not_running" in lost.stderr
         stopped = powerx_in(outside, env, "host", "stop")
         assert stopped.returncode == 0, stopped.stderr
-        assert process.wait(timeout=30) == 0
+        assert simulator.process is not None
+        assert simulator.process.wait(timeout=30) == 0, simulator.output()
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        simulator.stop()
     registry = Path(env["POWERX_CONFIG_HOME"]) / "simulators"
     assert list(registry.glob("*.json")) == []  # a stopped simulator leaves the list
 

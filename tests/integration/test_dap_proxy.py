@@ -291,7 +291,7 @@ def test_a_dropped_ide_socket_detaches_it_and_a_paused_request_goes_on(
     # The IDE went away without a disconnect request (its process died).
     ide.sock.shutdown(socket.SHUT_RDWR)
     ide.sock.close()
-    assert wait_until(lambda: debug.state()["clients"] == 0, 10), debug.state()
+    wait_until(debug.state, 10, accept=lambda s: s["clients"] == 0, what="no client attached")
     thread.join(10)
     assert result["response"].json()["message"] == "v0 dropped"
     started = time.monotonic()

@@ -89,9 +89,8 @@ class Debug:
         raise AssertionError(f"no {kind} event")
 
     def wait_paused(self, timeout_s: float = 15.0) -> dict[str, Any]:
-        paused = wait_until(lambda: self.state()["paused"], timeout_s)
-        assert paused, "the plugin never paused"
-        return dict(paused)
+        paused = wait_until(self.state, timeout_s, accept=lambda s: s["paused"], what="a pause")
+        return dict(paused["paused"])
 
 
 def request_in_background(
@@ -112,8 +111,10 @@ def pauses(simulator: RunningSimulator, debug: Debug, paths: list[str]) -> list[
     paused: list[bool] = []
     for path in paths:
         thread, result = request_in_background(simulator, path)
-        assert wait_until(lambda r=result: "response" in r or debug.state()["paused"], 15), (
-            f"{path} neither answered nor paused"
+        wait_until(
+            lambda r=result: "response" in r or debug.state()["paused"],
+            15,
+            what=f"{path} to answer or pause",
         )
         paused.append("response" not in result)
         if paused[-1]:
@@ -214,9 +215,8 @@ def test_a_breakpoint_follows_its_line_and_is_reported_unverified_when_the_line_
 
 
 def _wait_for_snapshot(debug: Debug, timeout_s: float = 10.0) -> dict[str, Any]:
-    snapshots = wait_until(lambda: debug.state()["snapshots"], timeout_s)
-    assert snapshots, "no snapshot was taken"
-    return dict(snapshots[-1])
+    state = wait_until(debug.state, timeout_s, accept=lambda s: s["snapshots"], what="a snapshot")
+    return dict(state["snapshots"][-1])
 
 
 def test_snapshots_do_not_halt_and_mask_secrets(debugged: tuple[RunningSimulator, Path]) -> None:
@@ -419,12 +419,16 @@ def test_node_breakpoint_in_typescript_hits_after_each_of_ten_reloads(
     assert placed.status_code == 200, placed.text
     assert simulator.get(f"/plugins/{NODE_PLUGIN}/").status_code == 200
     assert debug.state()["paused"] is None
-    deadline, logs = time.monotonic() + 10, ""
-    while "7 contacts" not in logs and time.monotonic() < deadline:
-        logs = simulator.get(
-            f"/internal/debug/logs?plugin={NODE_PLUGIN}&follow=0&tail=200", headers=debug.headers
-        ).text
-    assert "7 contacts" in logs
+    logs = wait_until(
+        lambda: (
+            simulator.get(
+                f"/internal/debug/logs?plugin={NODE_PLUGIN}&follow=0&tail=200",
+                headers=debug.headers,
+            ).text
+        ),
+        accept=lambda text: "7 contacts" in text,
+        what="the log point's line",
+    )
     assert "Debugger listening" not in logs  # the inspector's own chatter is kept out
 
 
@@ -477,7 +481,7 @@ def test_a_log_point_writes_to_the_plugin_log_without_halting(
         path = f"/internal/debug/logs?plugin={PLUGIN}&follow=0&tail=50"
         return simulator.get(path, headers=debug.headers).text
 
-    assert wait_until(lambda: "said v0 logpoint" in logs(), 10), logs()
+    wait_until(logs, 10, accept=lambda text: "said v0 logpoint" in text, what="the log line")
 
 
 def test_the_stack_shows_no_simulator_frames_and_out_finishes_the_request(
@@ -571,7 +575,7 @@ def test_node_log_points_count_hits_and_a_comment_line_is_not_verified(
         path = f"/internal/debug/logs?plugin={NODE_PLUGIN}&follow=0&tail=50"
         return simulator.get(path, headers=debug.headers).text
 
-    assert wait_until(lambda: logs().count("7 of") == 3, 10), logs()
+    wait_until(logs, 10, accept=lambda text: text.count("7 of") == 3, what="3 log lines")
 
 
 def test_a_breakpoint_follows_its_function_not_a_renamed_copy_above_it(

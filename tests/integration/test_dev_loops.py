@@ -46,7 +46,7 @@ def test_host_start_watch_says_when_it_is_armed_and_what_it_builds(
     assert "watching" in simulator.stderr()
     stream = EventCollector(simulator, last_event_id=0)
     set_greeting(plugin / "app.py", "seen")
-    assert wait_until(lambda: stream.of_type("plugin.debug.hot_reload")), stream.events
+    wait_until(lambda: stream.of_type("plugin.debug.hot_reload"), what="a hot_reload event")
     stream.stop()
     armed = stream.of_type("plugin.debug.watch")
     assert [e["data"] for e in armed] == [

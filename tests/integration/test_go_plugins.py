@@ -164,7 +164,7 @@ def test_go_save_reloads_with_no_failed_request_while_a_client_loops(
         lines = simulator.output().splitlines()
         return [line for line in lines if GO_ID in line and "gen " in line]
 
-    reloads = wait_until(lambda: len(reload_lines()) >= 3 and reload_lines())  # printed after
+    reloads = wait_until(reload_lines, accept=lambda found: len(found) >= 3)  # printed after
     assert reloads and len(reloads) == 3 and all(line.startswith("✓") for line in reloads)
 
 

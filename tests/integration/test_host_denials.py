@@ -86,16 +86,17 @@ def test_an_uncaught_denial_is_the_same_json_403_from_python_and_node(
 
 def wait_until_logged(workspace: Workspace, plugin: str, text: str) -> list[dict[str, Any]]:
     """The plugin's log records that mention ``text``, once there is one."""
-    found: list[dict[str, Any]] = []
 
-    def logged() -> bool:
+    def records() -> list[dict[str, Any]]:
         result = workspace.powerx("logs", plugin, "--json")
-        records = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
-        found[:] = [r for r in records if text in r["message"]]
-        return bool(found)
+        return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
-    assert wait_until(logged), workspace.powerx("logs", plugin).stdout
-    return found
+    logged = wait_until(
+        records,
+        accept=lambda all_records: any(text in r["message"] for r in all_records),
+        what=f"a log record of {plugin} mentioning {text!r}",
+    )
+    return [r for r in logged if text in r["message"]]
 
 
 def test_the_request_after_a_plugins_exception_gets_the_plugins_answer(

@@ -247,14 +247,13 @@ def test_the_example_lists_its_tenants_members_over_grpc_and_is_refused_another_
     assert wait_until(lambda: audit_rows(simulator, EXAMPLE_ID, "sts.exchange"))
 
     # Every call is in the plugin's log; the Exchange's secret only masked.
-    def logged() -> list[dict[str, Any]]:
-        records = grpc_logs(simulator, EXAMPLE_ID)
+    def both_calls(records: list[dict[str, Any]]) -> bool:
         codes = {(r["fields"]["method"], r["fields"]["code"]) for r in records}
-        wanted = {(MEMBERS, "OK"), (MEMBERS, "PERMISSION_DENIED")}
-        return records if wanted <= codes else []
+        return {(MEMBERS, "OK"), (MEMBERS, "PERMISSION_DENIED")} <= codes
 
-    records = wait_until(logged)
-    assert records, grpc_logs(simulator, EXAMPLE_ID)
+    records = wait_until(
+        lambda: grpc_logs(simulator, EXAMPLE_ID), accept=both_calls, what="both ListMembers calls"
+    )
     exchanges = [r for r in records if r["fields"]["method"].endswith("/Exchange")]
     assert exchanges and exchanges[0]["fields"]["request"]["client_secret"] == "***"
     assert exchanges[0]["fields"]["request"]["client_id"] == f"{EXAMPLE_ID}.1"
@@ -397,7 +396,6 @@ def test_the_grpc_calls_a_request_made_are_in_its_inspector_record(
         ).json()
         return [line["message"] for line in record.get("logs", []) if "gRPC" in line["message"]]
 
-    lines = wait_until(lambda: len(grpc_lines()) >= 2 and grpc_lines())
-    assert lines, grpc_lines()
+    lines = wait_until(grpc_lines, accept=lambda found: len(found) >= 2, what="2 gRPC lines")
     assert any("STSService/Exchange OK" in line for line in lines), lines
     assert any("MemberService/ListMembers OK" in line for line in lines), lines

@@ -148,7 +148,7 @@ def process_gone(pid: int, timeout_s: float = 10) -> bool:
             return True
         return False
 
-    return wait_until(gone, timeout_s)
+    return wait_until(gone, timeout_s, what=f"process {pid} to exit")
 
 
 def start_example(
@@ -485,7 +485,7 @@ def test_kill_9_during_a_swap_leaves_a_consistent_pointer(
 
     thread = threading.Thread(target=storm)
     thread.start()
-    assert wait_until(lambda: len(pushes) >= 3, 30), "no reload happened before the kill"
+    wait_until(lambda: len(pushes), 30, accept=lambda n: n >= 3, what="3 reloads before the kill")
     os.kill(simulator.process.pid, signal.SIGKILL)
     thread.join()
     session.close()

@@ -157,8 +157,11 @@ def test_an_ide_breakpoint_halts_the_first_request_after_each_of_twenty_reloads(
             reloaded = push(simulator, plugin, session)
             assert reloaded.status_code == 200, reloaded.text
             thread, result = request_in_background(simulator, f"/plugins/{NODE_PLUGIN}/")
-            paused = wait_until(lambda r=result: "response" in r or debug.state()["paused"], 15)
-            assert paused, "the request neither answered nor halted"
+            paused = wait_until(
+                lambda r=result: "response" in r or debug.state()["paused"],
+                15,
+                what="the request to answer or halt",
+            )
             if "response" not in result and paused["generation"] == reloaded.json()["generation"]:
                 assert (paused["file"], paused["line"]) == ("src/index.ts", NODE_RETURN_LINE)
                 halted += 1

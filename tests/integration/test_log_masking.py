@@ -149,7 +149,9 @@ def test_logs_follow_stops_cleanly_when_the_simulator_stops(
         )
     assert simulator.get(f"/plugins/{PLUGIN_ID}/").status_code == 200
     # It streams the recent records, then new ones: the request's lines arrive either way.
-    assert wait_until(lambda: "user login" in followed.read_text(), 20), followed.read_text()
+    wait_until(
+        followed.read_text, 20, accept=lambda text: "user login" in text, what="the log line"
+    )
     started = time.monotonic()
     simulator.stop()
     _, err = follower.communicate(timeout=20)

@@ -15,6 +15,7 @@ from powerx.config import SimulatorConfig
 from powerx.host.simulator import Simulator
 from powerx.reload.executor import PluginLoop, ReloadOutcome
 from powerx.reload.watcher import WatchPlan
+from powerx.testing import WaitTimeout, wait_until_async
 from tests.conftest import HELLO_PYTHON, Workspace
 from tests.integration.test_hot_reload import copy_example, set_python_greeting
 
@@ -40,10 +41,11 @@ def outcomes_alive() -> int:
 async def outcomes_settle_to(limit: int, timeout_s: float = 10.0) -> int:
     """The outcomes alive once the reloads' background reports (telemetry, alerts),
     which hold theirs for a moment, are done; or at the timeout."""
-    deadline = time.monotonic() + timeout_s
-    while (alive := outcomes_alive()) > limit and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
-    return alive
+    try:
+        return await wait_until_async(outcomes_alive, timeout_s, accept=lambda n: n <= limit)
+    except WaitTimeout as timeout:
+        assert isinstance(timeout.last, int)
+        return timeout.last
 
 
 def test_the_dev_loop_keeps_no_record_of_each_reload(

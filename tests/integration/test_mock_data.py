@@ -34,20 +34,20 @@ def _state(simulator: RunningSimulator, tenant: str = "acme") -> dict[str, Any]:
 def _applied(simulator: RunningSimulator, text: str, tenant: str = "acme") -> dict[str, Any]:
     """Until the simulator serves ``text`` (the file's new content) for ``tenant``."""
     digest = hashlib.sha256(text.encode()).hexdigest()
-    state: dict[str, Any] = {}
-
-    def serving() -> bool:
-        nonlocal state
-        state = _state(simulator, tenant)
-        return state["digest"] == digest and state["problem"] is None
-
-    assert wait_until(serving), state
-    return state
+    return wait_until(
+        lambda: _state(simulator, tenant),
+        accept=lambda state: state["digest"] == digest and state["problem"] is None,
+        what=f"{tenant}'s mock data {digest[:12]} to be served",
+    )
 
 
 def _refused(simulator: RunningSimulator, tenant: str = "acme") -> dict[str, Any]:
-    problem: dict[str, Any] = wait_until(lambda: _state(simulator, tenant)["problem"])
-    assert problem, _state(simulator, tenant)
+    state = wait_until(
+        lambda: _state(simulator, tenant),
+        accept=lambda state: state["problem"],
+        what=f"{tenant}'s mock data to be refused",
+    )
+    problem: dict[str, Any] = state["problem"]
     return problem
 
 
@@ -111,7 +111,7 @@ def test_a_bad_edit_is_refused_with_file_and_line_and_the_old_data_stays(
     listed = workspace.powerx("data", "list")
     assert listed.returncode == 0, listed.stderr
     assert f"acme.yaml:{broken + 1}" in listed.stdout and "fix:" in listed.stdout
-    assert wait_until(lambda: "mock data refused" in simulator.stderr()), simulator.stderr()
+    wait_until(simulator.stderr, accept=lambda err: "mock data refused" in err, what="the refusal")
 
     path.write_text("contacts: [\n")  # not even YAML
     assert wait_until(
@@ -151,7 +151,7 @@ def test_a_tenant_first_named_by_a_request_gets_a_file_that_edits_apply_to(
     path = _file(workspace, "newco")
     headers = {"x-powerx-tenant": "newco"}
     assert _home(simulator, headers=headers)["tenant"] == "newco"
-    assert wait_until(path.exists), "no file for the new tenant"
+    wait_until(path.exists, what=f"{path} for the new tenant")
 
     _applied(simulator, _edit_contacts(path, ["New Co Person"]), "newco")
     assert _home(simulator, headers=headers)["first_contact"] == "New Co Person"

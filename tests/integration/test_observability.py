@@ -8,7 +8,6 @@ import os
 import shutil
 import sqlite3
 import threading
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -70,12 +69,6 @@ class EventCollector:
 
     def stop(self) -> None:
         self._stop.set()
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:
-    value = wait_until(condition, timeout)
-    assert value, f"timed out waiting for {what}"
-    return value
 
 
 def summary(simulator: RunningSimulator) -> dict[str, Any]:
@@ -141,9 +134,11 @@ def test_twenty_reloads_are_counted_streamed_audited_and_reconciled(
         expected[outcome] += 1
         if reason:
             reasons[reason] = reasons.get(reason, 0) + 1
-        wait_for(
-            lambda: all(summary(simulator)[k] == v for k, v in expected.items()),
-            what=f"reload {number} ({outcome}) to be recorded: {summary(simulator)}",
+        wait_until(
+            lambda: summary(simulator),
+            20,
+            accept=lambda found: all(found[k] == v for k, v in expected.items()),
+            what=f"reload {number} ({outcome}) to be recorded",
         )
         # One save per reload: a reload is recorded once it has ended (its upload handled,
         # or its build failed), so the next save starts a reload of its own.
@@ -170,7 +165,7 @@ def test_twenty_reloads_are_counted_streamed_audited_and_reconciled(
     assert total_histogram == 20
 
     # The SSE stream delivered every reload event exactly once, in order.
-    wait_for(lambda: len(stream.of_type("plugin.debug.hot_reload")) >= 20, what="20 events")
+    wait_until(lambda: len(stream.of_type("plugin.debug.hot_reload")) >= 20, 20, what="20 events")
     reload_events = stream.of_type("plugin.debug.hot_reload")
     assert len(reload_events) == 20
     assert len({e["data"]["id"] for e in reload_events}) == 20
@@ -228,13 +223,13 @@ def test_event_stream_resumes_after_last_event_id(
     first = EventCollector(simulator, last_event_id=0)
     for number in range(3):
         set_greeting(plugin / "app.py", f"resume {number}")
-        wait_for(lambda n=number: summary(simulator)["ok"] == n + 1, what="reload")
-    wait_for(lambda: len(first.of_type("plugin.debug.hot_reload")) == 3, what="3 events")
+        wait_until(lambda n=number: summary(simulator)["ok"] == n + 1, 20, what="reload")
+    wait_until(lambda: len(first.of_type("plugin.debug.hot_reload")) == 3, 20, what="3 events")
     first.stop()
     seen = first.ids
     resume_after = first.of_type("plugin.debug.hot_reload")[0]["id"]
     second = EventCollector(simulator, last_event_id=resume_after)
-    wait_for(lambda: second.ids and second.ids[-1] >= seen[-1], what="the replay")
+    wait_until(lambda: second.ids and second.ids[-1] >= seen[-1], 20, what="the replay")
     second.stop()
     assert second.ids[: len([i for i in seen if i > resume_after])] == [
         i for i in seen if i > resume_after
@@ -266,16 +261,15 @@ def test_repeated_mismatches_raise_an_alert_that_clears(
     assert [a["name"] for a in alerts["alerts"]] == ["repeated_version_mismatch"]
     assert "com.test.plugin" in alerts["alerts"][0]["message"]
     # The window is 2 s: with no new mismatch the alert clears on its own.
-    wait_for(
-        lambda: (
-            not simulator.get("/internal/debug/alerts", headers=simulator.debug_headers()).json()[
-                "alerts"
-            ]
-        ),
-        timeout=10,
+    wait_until(
+        lambda: simulator.get("/internal/debug/alerts", headers=simulator.debug_headers()).json(),
+        10,
+        accept=lambda found: not found["alerts"],
         what="the alert to clear",
     )
-    wait_for(lambda: len(stream.of_type("plugin.debug.alert")) == 2, what="raise + clear events")
+    wait_until(
+        lambda: len(stream.of_type("plugin.debug.alert")) == 2, 20, what="raise + clear events"
+    )
     stream.stop()
     assert [e["data"]["state"] for e in stream.of_type("plugin.debug.alert")] == [
         "raised",
@@ -314,8 +308,9 @@ def test_events_reach_a_webhook_despite_a_failing_first_attempt(
         shutil.copytree(HELLO_PYTHON, plugin)
         start_simulator([plugin], "--watch", "--config", str(config))
         set_greeting(plugin / "app.py", "to the webhook")
-        wait_for(
+        wait_until(
             lambda: any(e["type"] == "plugin.debug.hot_reload" for e in received),
+            20,
             what="the reload event at the webhook",
         )
         ids = [e["id"] for e in received]

@@ -221,10 +221,6 @@ def test_a_good_reload_right_after_a_failed_build_is_not_shown_stale(
         ).json()["reloads"]
         return any(r["reason"] == "build_failed" for r in reloads)
 
-    async def until_failure_recorded() -> None:
-        while not await asyncio.to_thread(failure_recorded):
-            await asyncio.sleep(0.02)
-
     async def fail_then_reload() -> tuple[ReloadOutcome, ReloadOutcome]:
         client = SimulatorClient(simulator.url, workspace.token())
         loop = PluginLoop(plugin, client, tmp_path / "build", Silent())
@@ -232,7 +228,8 @@ def test_a_good_reload_right_after_a_failed_build_is_not_shown_stale(
             error = PowerXError("build_failed", "Syntax error in app.py:10", "fix it.")
             failed = await loop.reload_once(["app.py"], time.perf_counter(), error)
             good = await loop.reload_once(["app.py"], time.perf_counter())
-            await asyncio.wait_for(until_failure_recorded(), 10)  # the loop runs until then
+            # In a thread: the loop runs (the report goes out from it) while this polls.
+            await asyncio.to_thread(wait_until, failure_recorded, 10, what="a build_failed")
         finally:
             loop.close()
             await client.close()

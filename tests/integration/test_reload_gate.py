@@ -45,7 +45,7 @@ class ImportGate:
 
     def wait_importing(self, timeout_s: float = 30) -> None:
         flag = self.outside / self.name
-        assert wait_until(flag.exists, timeout_s), f"{flag} never appeared"
+        wait_until(flag.exists, timeout_s, what=f"{flag} to appear")
 
     def release(self) -> None:
         (self.outside / f"{self.name}.release").touch()

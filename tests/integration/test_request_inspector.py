@@ -105,15 +105,16 @@ def _listed(simulator: RunningSimulator, *args: str) -> list[dict[str, Any]]:
 
 def _record(simulator: RunningSimulator, request_id: str, *wanted: str) -> dict[str, Any]:
     """The listed request ``request_id``, once its log lines include each of ``wanted``."""
-    found: dict[str, Any] = {}
 
-    def listed() -> bool:
-        nonlocal found
-        found = next((r for r in _listed(simulator) if r["id"] == request_id), {})
+    def has_all(found: dict[str, Any]) -> bool:
         messages = [line["message"] for line in found.get("logs", [])]
         return all(any(w in m for m in messages) for w in wanted)
 
-    assert wait_until(listed), found
+    found: dict[str, Any] = wait_until(
+        lambda: next((r for r in _listed(simulator) if r["id"] == request_id), {}),
+        accept=has_all,
+        what=f"request {request_id} listed with log lines {wanted}",
+    )
     return found
 
 

@@ -49,7 +49,7 @@ def test_only_running_generations_keep_a_run_tree(
         session.close()
     active = plugin_status(simulator, NODE_ID)["digest"]
     # The generation before the last stops after its successor's first request.
-    assert wait_until(lambda: trees(root) == {active}), (trees(root), active)
+    wait_until(lambda: trees(root), accept=lambda found: found == {active}, what=f"only {active}")
 
     simulator.stop()
     if root.is_relative_to(RAM_DIR):

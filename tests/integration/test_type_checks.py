@@ -15,7 +15,7 @@ from typing import Any
 
 from powerx.reload.type_checkers import TypeChecker, parse_mypy
 from powerx.reload.type_checks import TypeCheckReport, TypeChecks
-from powerx.testing import wait_until
+from powerx.testing import wait_until, wait_until_async
 from tests.conftest import HELLO_NODE, REPO, RunningSimulator, Workspace, write_plugin
 
 NODE_ID = "com.example.hello-node"
@@ -63,12 +63,12 @@ def wait_type_check(
 ) -> dict[str, Any]:
     """The plugin's type check once one made after ``after`` is in ``state``."""
 
-    def reached() -> dict[str, Any]:
-        check = type_check(simulator, plugin)
-        return check if check.get("state") == state and check["at"] > after else {}
-
-    found = wait_until(reached, timeout_s=90)
-    assert found, (type_check(simulator, plugin), simulator.output())
+    found = wait_until(
+        lambda: type_check(simulator, plugin),
+        timeout_s=90,
+        accept=lambda check: check.get("state") == state and check["at"] > after,
+        what=f"{plugin}'s type check {state} after {after}",
+    )
     return found
 
 
@@ -160,9 +160,11 @@ def test_a_save_stops_the_check_it_made_stale(tmp_path: Path) -> None:
         command = (sys.executable, str(tmp_path / "slow_checker.py"), str(pid_file))
         checks.checkers = [TypeChecker("slow", "slow.ini", command, parse_mypy)]
         checks.start()
-        while not pid_file.is_file() or not pid_file.read_text():
-            await asyncio.sleep(0.01)
-        pid = int(pid_file.read_text())
+        pid = int(
+            await wait_until_async(
+                lambda: pid_file.is_file() and pid_file.read_text(), 30, what="the checker's pid"
+            )
+        )
         # It yields the CPU to the loop: nice 19, and so is its session's autogroup (the
         # kernel shares CPU time between sessions first).
         assert os.getpriority(os.PRIO_PROCESS, pid) == 19

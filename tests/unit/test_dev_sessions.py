@@ -18,6 +18,7 @@ from powerx.host.dev_sessions import (
     ReloadAnswer,
     check_reload_id,
 )
+from powerx.testing import wait_until_async
 
 Published = list[tuple[str, dict[str, Any]]]
 
@@ -155,9 +156,9 @@ def test_the_expiry_timer_ends_a_session_and_says_so(tmp_path: Path) -> None:
         published: Published = []
         registry = sessions(tmp_path, published, ttl_s=0.01)
         session = register(registry, tmp_path)
-        async with asyncio.timeout(5):
-            while session.status == "active":
-                await asyncio.sleep(0.005)
+        await wait_until_async(
+            lambda: session.status, 5, 0.005, accept=lambda s: s != "active", what="the expiry"
+        )
         await registry.close()
         return [data["type"] for _, data in published]
 

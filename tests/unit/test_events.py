@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from powerx.observe.events import GAP, Event, EventBus
+from powerx.testing import wait_until_async
 
 
 async def _collect(bus: EventBus, last_id: int | None, count: int) -> list[Event]:
@@ -51,9 +52,8 @@ def test_heartbeat_yields_none_when_idle_and_close_ends_streams() -> None:
                 seen.append(event)
 
         reader = asyncio.create_task(read())
-        async with asyncio.timeout(5):
-            while len(seen) < 2:  # heartbeats, 10 ms apart
-                await asyncio.sleep(0.001)
+        # Heartbeats, 10 ms apart.
+        await wait_until_async(lambda: len(seen), 5, 0.001, accept=lambda n: n >= 2)
         bus.close()
         await asyncio.wait_for(reader, 5)
         return seen

@@ -37,6 +37,8 @@ ALLOWED: dict[str, set[str]] = {
     "environments": {"core"},
     "observe": {"core"},
     "scaffold": {"core"},
+    # For plugin authors' tests: drives the simulator as a process, over the CLI and HTTP.
+    "testing": {"core"},
     "runtimes": set(),
     "core": set(),
 }

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 
 from powerx.host.reload_gate import ReloadGate
+from powerx.testing import wait_until_async
 
 
 async def until_held(gate: ReloadGate, plugin: str, count: int) -> None:
     """Let the loop run until ``count`` requests to ``plugin`` wait at the gate."""
-    async with asyncio.timeout(5):
-        while gate.held(plugin) < count:
-            await asyncio.sleep(0)
+    await wait_until_async(
+        lambda: gate.held(plugin), 5, 0, accept=lambda n: n >= count, what=f"{count} held"
+    )
 
 
 def test_no_reload_no_wait() -> None:
@@ -73,9 +74,7 @@ def test_the_gate_opens_even_when_the_reload_fails() -> None:
                 raise RuntimeError("start failed")
 
         reload = asyncio.create_task(failing_reload())
-        async with asyncio.timeout(5):
-            while not gate.holding("p"):  # the reload has begun
-                await asyncio.sleep(0)
+        await wait_until_async(lambda: gate.holding("p"), 5, 0, what="the reload to begin")
         waited = await gate.passage("p")
         assert isinstance(reload.exception(), RuntimeError)
         return waited

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from powerx.host.launcher import _warm_list
+from powerx.host.launcher.zygote import _warm_list
 
 
 def test_a_huge_warm_list_is_cut_to_fit_keeping_packages_before_their_submodules() -> None:

@@ -1,17 +1,5 @@
-"""Run a real simulator from a test or a script, isolated from your own login and state.
-
-    from powerx.testing import LocalSimulator
-
-    with LocalSimulator(["./my-plugin"], watch=True) as sim:  # returns once it watches
-        assert sim.get("/plugins/com.example.my-plugin/").status_code == 200
-        edit_and_save()
-        sim.wait_generation("com.example.my-plugin", 2)
-
-The simulator is the real ``powerx host start --mock`` process on a free loopback port,
-with a throwaway mock credential and state folder (unless you pass your own). Nothing here
-sleeps for a guessed time: each ``wait_*`` polls a state the simulator reports (a watcher
-armed, a reload pending, a generation serving, a request held).
-"""
+"""The simulator as a process: ``powerx host start --mock`` started over some plugin
+folders, awaited until it serves, its output kept, its state read over HTTP, stopped."""
 
 from __future__ import annotations
 
@@ -20,53 +8,80 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
-T = TypeVar("T")
-
-
-def wait_until(check: Callable[[], T], timeout_s: float = 10.0, interval_s: float = 0.02) -> T:
-    """Call ``check`` until it returns something true, and return that; after
-    ``timeout_s``, return its last (false) answer. Made for ``assert wait_until(...)``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval_s)
+from powerx.testing.waits import WaitTimeout, wait_until
 
 
 def wait_until_up(
     process: subprocess.Popen[str], state_dir: Path, timeout_s: float, output: Callable[[], str]
 ) -> str:
-    """Wait for a starting simulator to write its host file; return its URL."""
+    """Wait for a starting simulator to write its host file; return its URL. A simulator
+    that exits or does not come up in ``timeout_s`` raises RuntimeError with its output."""
     info = state_dir / "host.json"
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+
+    def url() -> str:
         if process.poll() is not None:
             raise RuntimeError(f"the simulator exited with {process.returncode}:\n{output()}")
-        if info.is_file():
-            try:
-                return str(json.loads(info.read_text())["url"])
-            except ValueError:
-                pass  # being written
-        time.sleep(0.02)
-    process.kill()
-    raise RuntimeError(f"the simulator did not come up within {timeout_s:g} s:\n{output()}")
+        try:
+            return str(json.loads(info.read_text())["url"])
+        except (OSError, ValueError):
+            return ""  # not written yet, or being written
+
+    try:
+        return wait_until(url, timeout_s, what=f"{info} to name the simulator's URL")
+    except WaitTimeout:
+        process.kill()
+        raise RuntimeError(
+            f"the simulator did not come up within {timeout_s:g} s:\n{output()}"
+        ) from None
+
+
+def isolated_env(workdir: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``base`` (default: this process's environment) without its ``POWERX_*`` and
+    ``PX_*`` settings (your login, your state), with a credential folder
+    (``workdir/config-home``) and a state folder (``workdir/state``) of its own, and
+    plain, wide output."""
+    env = {k: v for k, v in (base or os.environ).items() if not k.startswith(("POWERX_", "PX_"))}
+    env.update(
+        {
+            "POWERX_CONFIG_HOME": str(workdir / "config-home"),
+            "POWERX_STATE_DIR": str(workdir / "state"),
+            "NO_COLOR": "1",
+            "COLUMNS": "200",
+        }
+    )
+    return env
+
+
+def run_powerx(
+    *args: str, env: Mapping[str, str], cwd: Path, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run ``powerx ARGS`` (this interpreter's) to its end; its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "powerx.cli.main", *args],
+        env=dict(env),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 class SimulatorProcess:
     """A ``powerx host start --mock`` process over some plugin folders, its output kept in
     files (readable while it runs), an HTTP client for it, and waits on what it reports.
 
-    ``env`` must name the credential and state folders (``POWERX_CONFIG_HOME``,
-    ``POWERX_STATE_DIR``); someone must have logged in there (``powerx login --mock``)."""
+    ``env`` names the credential folder (``POWERX_CONFIG_HOME``), where someone has logged
+    in (``powerx login --mock``), and the state folder (``POWERX_STATE_DIR``; without it,
+    ``.powerx`` in ``cwd``, as a developer's own run keeps it). :func:`isolated_env` makes
+    such an environment."""
 
     def __init__(
         self,
@@ -111,10 +126,14 @@ class SimulatorProcess:
             self.process = subprocess.Popen(
                 command, env=self.env, cwd=self.cwd, stdout=out, stderr=err, text=True
             )
-        state_dir = Path(self.env["POWERX_STATE_DIR"])
-        self.url = wait_until_up(self.process, state_dir, self.start_timeout_s, self.output)
+        self.url = wait_until_up(self.process, self.state_dir, self.start_timeout_s, self.output)
         if self.watch:
             self.wait_armed(timeout_s=self.start_timeout_s)
+
+    @property
+    def state_dir(self) -> Path:
+        """Where it keeps its state and writes ``host.json`` once it serves."""
+        return Path(self.env.get("POWERX_STATE_DIR") or self.cwd / ".powerx")
 
     @property
     def _out_path(self) -> Path:
@@ -145,6 +164,10 @@ class SimulatorProcess:
                 self.process.wait()
         self.client.close()
         return self.stdout(), self.stderr()
+
+    def powerx(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run a ``powerx`` command against this simulator's credential and state."""
+        return run_powerx(*args, env=self.env, cwd=self.cwd, timeout=timeout)
 
     # HTTP
 
@@ -192,29 +215,33 @@ class SimulatorProcess:
     ) -> httpx.Response | None:
         """Poll ``path`` until ``accept(response)``; None on timeout."""
 
-        def accepted() -> httpx.Response | None:
+        def answer() -> httpx.Response | None:
             try:
-                response = self.get(path)
+                return self.get(path)
             except httpx.HTTPError:
                 return None
-            return response if accept(response) else None
 
-        return wait_until(accepted, timeout_s, interval_s=0.002)
+        try:
+            return wait_until(
+                answer,
+                timeout_s,
+                interval_s=0.002,
+                accept=lambda response: response is not None and accept(response),
+            )
+        except WaitTimeout:
+            return None
 
     def wait_plugin(
         self, plugin: str, accept: Callable[[dict[str, Any]], object], what: str, timeout_s: float
     ) -> dict[str, Any]:
-        """Poll ``plugin``'s status until ``accept(status)``; return it (fail on timeout)."""
-        last: dict[str, Any] = {}
-
-        def accepted() -> bool:
-            nonlocal last
-            last = self.plugin_status(plugin)
-            return bool(last) and bool(accept(last))
-
-        if not wait_until(accepted, timeout_s):
-            raise AssertionError(f"{plugin}: timed out after {timeout_s:g} s waiting for {what}")
-        return last
+        """Poll ``plugin``'s status until ``accept(status)``; return it. On timeout, a
+        :class:`WaitTimeout` shows the last status seen."""
+        return wait_until(
+            lambda: self.plugin_status(plugin),
+            timeout_s,
+            accept=lambda status: bool(status) and accept(status),
+            what=f"{plugin}: {what}",
+        )
 
     def wait_armed(
         self, plugin: str | None = None, folder: str | None = None, timeout_s: float = 30.0
@@ -284,17 +311,7 @@ class LocalSimulator(SimulatorProcess):
             self._tmp = tempfile.TemporaryDirectory(prefix="powerx-sim-")
             workdir = Path(self._tmp.name)
         self.workdir = workdir
-        own_env = {
-            k: v for k, v in (env or os.environ).items() if not k.startswith(("POWERX_", "PX_"))
-        }
-        own_env.update(
-            {
-                "POWERX_CONFIG_HOME": str(workdir / "config-home"),
-                "POWERX_STATE_DIR": str(workdir / "state"),
-                "NO_COLOR": "1",
-                "COLUMNS": "200",
-            }
-        )
+        own_env = isolated_env(workdir, env)
         super().__init__(
             plugins,
             env=own_env,
@@ -303,18 +320,6 @@ class LocalSimulator(SimulatorProcess):
             watch=watch,
             extra_args=extra_args,
             start_timeout_s=start_timeout_s,
-        )
-
-    def powerx(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        """Run a ``powerx`` command against this simulator's credential and state."""
-        return subprocess.run(
-            [sys.executable, "-m", "powerx.cli.main", *args],
-            env=self.env,
-            cwd=self.workdir,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
         )
 
     def __enter__(self) -> LocalSimulator:
