@@ -14,6 +14,17 @@ a second of imports) twice: as a handler plugin that declares those in requireme
 (powerx installs them with uv into the plugin's environment and its zygote imports them
 once), and under `uvicorn --reload` in a virtualenv with the same packages (each save
 restarts the process, which imports them again).
+The heavy backend rows serve the same app as a backend plugin: a program on PORT
+(`python -m uvicorn` from the plugin's environment, which powerx restarts beside the
+serving one on each save), next to `uvicorn --reload` on the same files.
+
+The heavy Node rows serve a TypeScript plugin importing express, lodash and TypeScript's
+compiler (about 0.4 s of evaluation; from npm's cache, filled by `make bench`): powerx
+installs its package.json into its node_modules, leaves the packages out of each reload's
+bundle and has its warm spare load them before the swap; nodemon restarts a server with
+the same imports on each save.
+    python benchmarks/reload_latency.py --edits 30 --only powerx-heavy-node --only nodemon-heavy
+
     python benchmarks/reload_latency.py --edits 50 --only powerx-go --only go-restart
 
 Two Go rows: the Go example (examples/hello-go) under powerx, which runs `go build` on each
@@ -66,10 +77,14 @@ TOOLS = (
     "uvicorn",
     "powerx-heavy",
     "uvicorn-heavy",
+    "powerx-heavy-backend",
+    "uvicorn-heavy-backend",
     "powerx-node",
     "nodemon",
     "nodemon-ts",
     "nodemon-host",
+    "powerx-heavy-node",
+    "nodemon-heavy",
     "powerx-backend-python",
     "uvicorn-backend",
     "powerx-backend-node",
@@ -148,6 +163,68 @@ async def home() -> Greeting:
     with Session(engine) as session:
         notes = session.scalar(select(func.count()).select_from(Note)) or 0
     return Greeting(greeting=GREETING, notes=notes, httpx=httpx.__version__)
+"""
+
+# The heavy app as a backend program: the same FastAPI app, run by uvicorn on PORT.
+HEAVY_BACKEND_ID = "com.example.heavy-backend"
+HEAVY_BACKEND_MANIFEST = f"""id: {HEAVY_BACKEND_ID}
+name: Heavy Python backend
+version: 1.0.0
+backend:
+  entry: python -m uvicorn app:app --host 127.0.0.1 --port $PORT --log-level warning
+  health: /
+routes:
+  basePath: /api/v1
+permissions: []
+"""
+
+# What the heavy Node plugin imports: benchmarks/package.json installs the same versions
+# (so npm's cache has them), for the plugin and for nodemon's server.
+HEAVY_NODE_PACKAGES = ("express", "lodash", "typescript")
+HEAVY_NODE_ID = "com.example.heavy-node"
+HEAVY_NODE_MANIFEST = f"""id: {HEAVY_NODE_ID}
+name: Heavy Node
+version: 1.0.0
+runtime: node18
+entry: src/index.ts
+host:
+  api: "^2.3"
+"""
+HEAVY_NODE_PLUGIN = """import express from "express";
+import _ from "lodash";
+import ts from "typescript";
+
+const GREETING = "start";
+const router = express.Router();
+
+export default {
+  async fetch(request: Request): Promise<Response> {
+    return Response.json({
+      greeting: GREETING,
+      typescript: ts.version,
+      words: _.words("a heavy node plugin").length,
+      router: typeof router,
+    });
+  },
+};
+"""
+HEAVY_NODE_SERVER = """const http = require('node:http');
+const express = require('express');
+const _ = require('lodash');
+const ts = require('typescript');
+
+const GREETING = "start";
+const router = express.Router();
+
+http.createServer((req, res) => {
+  res.setHeader('content-type', 'application/json');
+  res.end(JSON.stringify({
+    greeting: GREETING,
+    typescript: ts.version,
+    words: _.words('a heavy node plugin').length,
+    router: typeof router,
+  }));
+}).listen(Number(process.env.PORT), '127.0.0.1');
 """
 
 NODE_APP = """const http = require('node:http');
@@ -305,13 +382,48 @@ def heavy_app(folder: Path) -> Path:
     return folder
 
 
+def heavy_node_versions() -> dict[str, str]:
+    """The heavy Node packages at the versions benchmarks/package.json pins."""
+    pinned = json.loads((REPO / "benchmarks" / "package.json").read_text())["devDependencies"]
+    if not (REPO / "benchmarks" / "node_modules" / "typescript").is_dir():
+        raise SystemExit(
+            "benchmark packages missing: run `make bench` (or `npm ci` in benchmarks/)"
+        )
+    return {name: pinned[name] for name in HEAVY_NODE_PACKAGES}
+
+
+def heavy_node_plugin(folder: Path) -> Path:
+    """The heavy Node plugin: its package.json names the packages, installed by powerx at
+    its first start (from npm's cache)."""
+    (folder / "src").mkdir(parents=True)
+    (folder / "plugin.yaml").write_text(HEAVY_NODE_MANIFEST)
+    (folder / "src" / "index.ts").write_text(HEAVY_NODE_PLUGIN)
+    pinned = json.loads((REPO / "benchmarks" / "package.json").read_text())["devDependencies"]
+    package = {
+        "name": "heavy-node",
+        "private": True,
+        "version": "1.0.0",
+        "dependencies": heavy_node_versions(),
+        "devDependencies": {"esbuild": pinned["esbuild"]},
+    }
+    (folder / "package.json").write_text(json.dumps(package, indent=2) + "\n")
+    return folder
+
+
 def bench_powerx(
     runtime: str, edits: int, gap_s: float, timeout_s: float, work: Path, broken_every: int = 0
 ) -> Result:
-    name = {"python": "hello-python", "node": "hello-node", "heavy": "heavy-python"}[runtime]
+    name = {
+        "python": "hello-python",
+        "node": "hello-node",
+        "heavy": "heavy-python",
+        "heavy node": "heavy-node",
+    }[runtime]
     plugin = work / name
     if runtime == "heavy":
         heavy_app(plugin)
+    elif runtime == "heavy node":
+        heavy_node_plugin(plugin)
     else:
         shutil.copytree(REPO / "examples" / name, plugin, symlinks=True)
     if runtime in ("python", "heavy"):
@@ -327,7 +439,7 @@ def bench_powerx(
         source, prefix, plugin_id = (
             plugin / "src/index.ts",
             "const GREETING",
-            "com.example.hello-node",
+            HEAVY_NODE_ID if runtime == "heavy node" else "com.example.hello-node",
         )
 
         def edit(marker: str) -> None:
@@ -338,7 +450,7 @@ def bench_powerx(
 
     result = Result(f"powerx ({runtime})")
     with (
-        LocalSimulator([plugin], watch=True, workdir=work / f"sim-{runtime}") as sim,
+        LocalSimulator([plugin], watch=True, workdir=work / f"sim-{name}") as sim,
         httpx.Client(trust_env=False, timeout=10) as client,
     ):
         url = f"{sim.url}/plugins/{plugin_id}/"
@@ -484,6 +596,61 @@ def bench_powerx_backend(
     return result
 
 
+def heavy_backend_app(folder: Path) -> Path:
+    """The heavy FastAPI app as a backend plugin: uvicorn is one of its requirements."""
+    folder.mkdir()
+    # PowerX routes /_p/<id>/api/v1/* to the program with the path as it is.
+    routes = '@app.get("/", response_model=Greeting)\n'
+    (folder / "app.py").write_text(
+        HEAVY_APP.replace(routes, routes + '@app.get("/api/v1/", response_model=Greeting)\n')
+    )
+    (folder / "requirements.txt").write_text(HEAVY_REQUIREMENTS + "uvicorn\n")
+    (folder / "plugin.yaml").write_text(HEAVY_BACKEND_MANIFEST)
+    return folder
+
+
+def bench_powerx_heavy_backend(edits: int, gap_s: float, timeout_s: float, work: Path) -> Result:
+    plugin = heavy_backend_app(work / "powerx-heavy-backend")
+    source = plugin / "app.py"
+    result = Result("powerx backend (heavy)")
+    with (
+        LocalSimulator([plugin], watch=True, workdir=work / "sim-heavy-backend") as sim,
+        httpx.Client(trust_env=False, timeout=10) as client,
+    ):
+        url = f"{sim.url}/_p/{HEAVY_BACKEND_ID}/api/v1/"
+        wait_up(url, client, timeout_s=300)  # its first start installs from uv's cache
+        measure(
+            result,
+            url,
+            lambda m: set_constant(source, "GREETING =", f'GREETING = "{m}"'),
+            edits,
+            gap_s,
+            timeout_s,
+            client,
+        )
+    return result
+
+
+def bench_uvicorn_heavy_backend(edits: int, gap_s: float, timeout_s: float, work: Path) -> Result:
+    """The heavy backend's files under `uvicorn --reload`, in a virtualenv of the same
+    packages."""
+    folder = heavy_backend_app(work / "uvicorn-heavy-backend")
+    python = heavy_virtualenv(work / "uvicorn-heavy-backend-venv")
+    port = free_port()
+    command = [str(python), "-m", "uvicorn", "app:app", "--reload", "--port", str(port)]
+    return bench_restarting_tool(
+        "uvicorn --reload (heavy backend)",
+        [*command, "--log-level", "warning"],
+        folder,
+        {"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"},
+        port,
+        lambda m: set_constant(folder / "app.py", "GREETING =", f'GREETING = "{m}"'),
+        edits,
+        gap_s,
+        timeout_s,
+    )
+
+
 def bench_backend_restarting(
     language: str, edits: int, gap_s: float, timeout_s: float, work: Path
 ) -> Result:
@@ -618,8 +785,9 @@ def bench_uvicorn(
 def bench_nodemon(
     edits: int, gap_s: float, timeout_s: float, work: Path, app: str = "js"
 ) -> Result:
-    """``app``: "js" (plain JavaScript), "ts" (TypeScript + esbuild) or "host" (TypeScript +
-    esbuild, one call to a stand-in host API per request)."""
+    """``app``: "js" (plain JavaScript), "ts" (TypeScript + esbuild), "host" (TypeScript +
+    esbuild, one call to a stand-in host API per request) or "heavy" (plain JavaScript
+    importing the heavy Node packages)."""
     missing = [tool.name for tool in (NODEMON, ESBUILD) if not tool.exists()]
     if missing:
         raise SystemExit(
@@ -635,6 +803,13 @@ def bench_nodemon(
         source.write_text(NODE_APP)
         command = [str(NODEMON), "--quiet", "server.js"]
         tool, line = "nodemon", 'const GREETING = "{}";'
+    elif app == "heavy":
+        heavy_node_versions()  # installed in benchmarks/node_modules, where it resolves them
+        source = folder / "server.js"
+        source.write_text(HEAVY_NODE_SERVER)
+        (folder / "node_modules").symlink_to(REPO / "benchmarks" / "node_modules")
+        command = [str(NODEMON), "--quiet", "server.js"]
+        tool, line = "nodemon (heavy)", 'const GREETING = "{}";'
     else:
         source = folder / "src" / "server.ts"
         source.parent.mkdir()
@@ -696,6 +871,8 @@ def table(results: list[Result]) -> str:
     for ours, theirs in (
         ("powerx (python)", "uvicorn --reload"),
         ("powerx (heavy)", "uvicorn --reload (heavy)"),
+        ("powerx backend (heavy)", "uvicorn --reload (heavy backend)"),
+        ("powerx (heavy node)", "nodemon (heavy)"),
         ("powerx (node)", "nodemon"),
         ("powerx (node)", "nodemon + esbuild (TypeScript)"),
         ("powerx (node)", "nodemon + esbuild (TypeScript, host API call)"),
@@ -757,6 +934,18 @@ def main() -> int:
             "nodemon": lambda: bench_nodemon(args.edits, gap_s, args.timeout_s, work),
             "nodemon-ts": lambda: bench_nodemon(args.edits, gap_s, args.timeout_s, work, "ts"),
             "nodemon-host": lambda: bench_nodemon(args.edits, gap_s, args.timeout_s, work, "host"),
+            "powerx-heavy-node": lambda: bench_powerx(
+                "heavy node", args.edits, gap_s, args.timeout_s, work, args.broken_every
+            ),
+            "nodemon-heavy": lambda: bench_nodemon(
+                args.edits, gap_s, args.timeout_s, work, "heavy"
+            ),
+            "powerx-heavy-backend": lambda: bench_powerx_heavy_backend(
+                args.edits, gap_s, args.timeout_s, work
+            ),
+            "uvicorn-heavy-backend": lambda: bench_uvicorn_heavy_backend(
+                args.edits, gap_s, args.timeout_s, work
+            ),
             "powerx-go": lambda: bench_powerx_go(
                 args.edits, gap_s, args.timeout_s, work, args.broken_every
             ),

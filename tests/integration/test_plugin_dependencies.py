@@ -80,7 +80,7 @@ def set_greeting(plugin: Path, text: str) -> None:
 
 
 @contextmanager
-def requests_meanwhile(simulator: RunningSimulator) -> Iterator[list[str]]:
+def requests_meanwhile(simulator: RunningSimulator, plugin: str = PLUGIN) -> Iterator[list[str]]:
     """Requests the plugin without pause while the block runs; yields the failures."""
     failures: list[str] = []
     done = threading.Event()
@@ -89,7 +89,7 @@ def requests_meanwhile(simulator: RunningSimulator) -> Iterator[list[str]]:
         with httpx.Client(trust_env=False, timeout=30) as client:
             while not done.is_set():
                 try:
-                    response = client.get(f"{simulator.url}/plugins/{PLUGIN}/")
+                    response = client.get(f"{simulator.url}/plugins/{plugin}/")
                 except httpx.HTTPError as error:
                     failures.append(repr(error))
                     continue

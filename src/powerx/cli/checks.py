@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from powerx import auth
 from powerx.bundling.go import go_build_for
+from powerx.bundling.node_imports import undeclared_imports
 from powerx.bundling.toolchain import dlv_version, go_version, node_executable
 from powerx.config import OBSERVABILITY_FLAG, SIMULATOR_FLAG, SimulatorConfig, load_config
 from powerx.environments import EnvironmentStore, find_declaration, interpreter_for
@@ -211,6 +212,20 @@ def _plugins(paths: list[Path], config: SimulatorConfig, progress: Progress) -> 
             )
             continue
         manifest = plan.manifest
+        if not manifest.is_backend and manifest.runtime != "python3.11":
+            undeclared = undeclared_imports(path)
+            if undeclared:
+                checks.append(
+                    Check(
+                        f"plugin {path}",
+                        "fail",
+                        f"{manifest.id} imports {len(undeclared)} package(s) its package.json "
+                        "does not give it; it would fail to build or start.",
+                        "fix each import listed below.",
+                        undeclared,
+                    )
+                )
+                continue
         if manifest.needs_esbuild:
             try:
                 import subprocess

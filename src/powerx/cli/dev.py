@@ -111,6 +111,10 @@ class DevConsole:
     def reloaded(self, outcome: ReloadOutcome) -> None:
         console.print(format_outcome(outcome))
 
+    def dependencies(self, plugin: str, line: str) -> None:
+        """A step of installing a Node plugin's package.json, as the build does it."""
+        console.print(f"[dim]… {escape(plugin)}  dependencies: {escape(line)}[/]")
+
     def declaration_changed(self, plugin: str, files: list[str]) -> None:
         """Said before the push: installing can take a while, the line comes after."""
         console.print(

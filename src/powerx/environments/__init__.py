@@ -1,5 +1,6 @@
 """Python plugins' own dependencies: where they are declared, the environment uv builds
-for them, and what of the DevKit a plugin process sees."""
+for them, and what of the DevKit a plugin process sees. (A Node plugin's are installed by
+its build: ``bundling/node_packages.py``.)"""
 
 from powerx.environments.declaration import DECLARATION_FILES, Declaration, find_declaration
 from powerx.environments.devkit import SDK, TOOLKIT, runtime_paths

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import tarfile
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from powerx.bundling.artefact import ARTEFACT_INFO
 from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.host.artefacts import member_data
+from powerx.host.launcher import NodePreload
 from powerx.manifest import Manifest
 
 _RUNNABLE_SUFFIXES = {"python3.11": (".py",), "node18": (".js", ".cjs", ".mjs")}
@@ -75,3 +76,18 @@ def check_artefact_info(
         if not isinstance(attribute, str) or not attribute.isidentifier():
             raise _invalid("has an 'entry_attribute' that is not a Python name")
     return ArtefactInfo(runnable, attribute if isinstance(attribute, str) else "app")
+
+
+def node_preload(run_dir: Path, source_dir: Path) -> NodePreload | None:
+    """A Node plugin's installed dependencies, as its build recorded them in the unpacked
+    artefact: None when it has no package.json (nothing is require()d from node_modules)."""
+    try:
+        info = json.loads((run_dir / ARTEFACT_INFO).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    installed, externals = info.get("node_dependencies"), info.get("node_externals", [])
+    if not isinstance(installed, str) or not isinstance(externals, list):
+        return None
+    modules = tuple(str(name) for name in externals if isinstance(name, str))
+    # Resolved: the sandbox shows the folder a link named node_modules points to.
+    return NodePreload(str((source_dir / "node_modules").resolve()), installed, modules)

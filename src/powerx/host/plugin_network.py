@@ -37,6 +37,7 @@ class PluginNetwork:
         self.sandboxes: dict[str, Sandbox] = {}
         # More folders every sandbox sees, read-only: (folder, where inside).
         self.sandbox_mounts: list[tuple[Path, Path]] = []
+        self.own_mounts: Callable[[str], list[tuple[Path, Path]]] = lambda plugin: []
         self.host_socket: Path | None = None  # the host API on a unix socket, for sandboxes
         self.grpc_socket: Path | None = None  # the host's gRPC services (always a socket)
         self.egress_proxy: EgressProxy | None = None  # see open_egress_proxy
@@ -64,7 +65,9 @@ class PluginNetwork:
         return env
 
     def sandbox(self, plugin: str) -> Sandbox | None:
-        """The plugin's sandbox (made on first use; it starts with its first process)."""
+        """The plugin's sandbox (made on first use; it starts with its first process),
+        with the read-only folders of this plugin only (``own_mounts``: a Node plugin's
+        node_modules) beside the shared ones."""
         if self.run_folder is None:
             return None
         if plugin not in self.sandboxes:
@@ -75,7 +78,7 @@ class PluginNetwork:
                 self.simulator_ports(),
                 self.host_socket,
                 self.grpc_socket,
-                self.sandbox_mounts,
+                [*self.sandbox_mounts, *self.own_mounts(plugin)],
             )
         return self.sandboxes[plugin]
 

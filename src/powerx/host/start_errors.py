@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from powerx.bundling.node_packages import undeclared_package
 from powerx.environments import find_declaration
 from powerx.environments.imports import ImportWorld, explain_missing_module
 from powerx.error_codes import ErrorCode
@@ -21,7 +23,8 @@ def start_error(
     event = message.get("event")
     tail = [r.line for r in slot.logs if r.generation == gen.number][-5:]
     if event == "error" and message.get("module"):
-        return module_not_found(plugin, gen, message)
+        node = not slot.manifest.is_backend and slot.manifest.runtime != "python3.11"
+        return module_not_found(plugin, gen, message, slot.source_dir, node)
     if event == "error":
         file, line = message.get("file"), message.get("line")
         where = f" at {file}:{line}" if file else ""
@@ -61,10 +64,25 @@ def start_error(
     )
 
 
-def module_not_found(plugin: str, gen: Generation, message: dict[str, Any]) -> PowerXError:
+def module_not_found(
+    plugin: str,
+    gen: Generation,
+    message: dict[str, Any],
+    source_dir: Path,
+    runtime_is_node: bool = False,
+) -> PowerXError:
     """An import of a module nothing provides: which one, and how to provide it (the
     generic "fix the error at that line" does not say to declare it)."""
     module, file, line = str(message["module"]), message.get("file"), message.get("line")
+    if runtime_is_node:
+        missing_package = undeclared_package(source_dir, module, file, line)
+        return PowerXError(
+            ErrorCode.MODULE_NOT_FOUND,
+            f"{plugin} failed to start: {missing_package.message}",
+            missing_package.fix,
+            status=422,
+            details={"plugin": plugin, **missing_package.details},
+        )
     root = gen.run_dir / "src"  # the plugin's root
     environment = gen.python.environment if gen.python is not None else None
     world = ImportWorld(

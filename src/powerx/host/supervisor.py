@@ -25,6 +25,7 @@ import httpx
 from powerx.config import Tuning
 from powerx.debug.go_link import delve_command
 from powerx.errors import PowerXError
+from powerx.host.artefact_info import node_preload
 from powerx.host.dev_vars import read_dev_vars, settings_digest
 from powerx.host.generation_env import generation_environment, shim_argv
 from powerx.host.generations import CRASH_LOOP_AFTER, Generation, LogLine, PluginSlot
@@ -97,6 +98,7 @@ class Supervisor:
         # (host/identity.py), the host's gRPC services (host/upstream).
         self.plugin_env = plugin_env
         self.network = PluginNetwork(host_url, run_folder)
+        self.network.own_mounts = self._plugin_mounts
         self.http = self.network.http
         self.debug = debug
         # The generations' lifecycle (started, flipped, stopped) is published here.
@@ -118,6 +120,16 @@ class Supervisor:
     @property
     def contained(self) -> bool:
         return self.network.contained
+
+    def _plugin_mounts(self, plugin: str) -> list[tuple[Path, Path]]:
+        """A Node plugin's node_modules, read-only where it is: its bundle require()s its
+        dependencies from there. (npm ci empties the folder, it does not replace it, so
+        the view stays that of the folder through reinstalls.)"""
+        slot = self.slots.get(plugin)
+        if slot is None or slot.manifest.is_backend or slot.manifest.runtime == "python3.11":
+            return []
+        node_modules = (slot.source_dir / "node_modules").resolve()
+        return [(node_modules, node_modules)] if node_modules.is_dir() else []
 
     def open_host_socket(self) -> socket.socket:
         return self.network.open_host_socket()
@@ -253,12 +265,18 @@ class Supervisor:
         sandbox = self.network.sandbox(manifest.id)
         program_port = listen_port(manifest, sandbox, self.live) if manifest.is_backend else None
         if program_port is None:
+            node = (
+                None if manifest.runtime == "python3.11" else node_preload(run_dir, slot.source_dir)
+            )
+            if node is not None:  # its bundle require()s packages from there
+                env["NODE_PATH"] = node.node_modules
             spec = LaunchSpec(
                 manifest.runtime,
                 shim_argv(manifest, run_dir, slot.source_dir),
                 env,
                 str(run_dir),
                 python,
+                node,
             )
         else:
             env.update(backend_environment(program_port))

@@ -68,7 +68,7 @@ class PluginLoop:
         force_polling: bool = False,
         alert_watch: AlertWatch | None = None,
     ) -> None:
-        self.session = BuildSession(path, build_dir)
+        self.session = BuildSession(path, build_dir, self._dependencies)
         self.alert_watch = alert_watch
         self._reporting: set[asyncio.Task[None]] = set()
         self.plan = plan_watch(path, force_polling)
@@ -86,6 +86,12 @@ class PluginLoop:
         # it, so the simulator never learns of a failure after the success that ended it.
         self._failure_report: asyncio.Task[None] | None = None
         self.type_checks: TypeChecks | None = None  # see check_types
+
+    def _dependencies(self, line: str) -> None:
+        """A step of a Node plugin's install, which its build runs (in a thread)."""
+        tell = getattr(self.reporter, "dependencies", None)
+        if tell is not None:
+            tell(self.plugin_id, line)
 
     def check_types(self) -> None:
         """From now on, run the type checkers the plugin's config asks for (tsc, mypy)

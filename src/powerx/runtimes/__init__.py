@@ -14,6 +14,8 @@ CONTROL_PREFIX = "@@powerx "
 LISTEN_DIR_ENV = "POWERX_LISTEN_DIR"
 # A zygote's first modules to import as the plugin would (JSON list of names).
 WARM_ENV = "POWERX_WARM"
+# A Node spare's: {"node_path": a plugin's node_modules, "modules": [what to require()]}.
+NODE_PRELOAD_ENV = "POWERX_NODE_PRELOAD"
 NODE_SHIM = Path(__file__).with_name("node_shim.js")
 NODE_BUILD = Path(__file__).with_name("node_build.js")
 # Preloaded (NODE_OPTIONS) by every Node process a Node plugin starts: the same guard.

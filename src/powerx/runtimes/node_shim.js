@@ -18,6 +18,7 @@ const CONTROL_PREFIX = '@@powerx ';
 const TENANT_HEADER = 'x-powerx-tenant';
 const GRANT_HEADER = 'x-powerx-grant';
 const HEALTH_PATH = '/__powerx/health';
+const PRELOAD_ENV = 'POWERX_NODE_PRELOAD';
 
 function control(event, fields) {
   process.stdout.write(CONTROL_PREFIX + JSON.stringify({ event, ...fields }) + '\n');
@@ -37,10 +38,20 @@ function whereInPlugin(error, root) {
   return { file: null, line: null };
 }
 
+function missingPackage(error) {
+  // "Cannot find module 'x'" for a bare name: a package the plugin does not have (the
+  // simulator says to add it to package.json), not the plugin's own file.
+  if (!error || error.code !== 'MODULE_NOT_FOUND') return {};
+  const match = String(error.message).match(/^Cannot find module '([^']+)'/);
+  if (!match || /^(\.|\/|node:)/.test(match[1])) return {};
+  const parts = match[1].split('/');
+  return { module: match[1].startsWith('@') ? parts.slice(0, 2).join('/') : parts[0] };
+}
+
 function fail(kind, error, root) {
   const where = whereInPlugin(error, root);
   control('error', {
-    kind, ...where,
+    kind, ...where, ...missingPackage(error),
     message: `${(error && error.name) || 'Error'}: ${(error && error.message) || error}`,
     traceback: String((error && error.stack) || error),
   });
@@ -193,6 +204,31 @@ async function warmUp() {
   }
 }
 
+function useNodePath() {
+  // NODE_PATH is read once, at start-up: a spare is given it (the plugin's node_modules)
+  // after, so its module paths are computed again.
+  require('node:module')._initPaths();
+}
+
+function preloadDependencies() {
+  // The plugin's packages (POWERX_NODE_PRELOAD: its node_modules and what its bundle
+  // require()s), evaluated here before the order, not by the generation: its bundle's
+  // require() finds them in the cache. A package that fails to load is left for the
+  // generation to load, and report.
+  const wanted = process.env[PRELOAD_ENV];
+  if (!wanted) return;
+  const { node_path: nodePath, modules } = JSON.parse(wanted);
+  process.env.NODE_PATH = nodePath;
+  useNodePath();
+  for (const name of modules) {
+    try {
+      require(require.resolve(name, { paths: [path.dirname(nodePath)] }));
+    } catch (error) {
+      // not loaded ahead: the generation's own require() says why, with its stack
+    }
+  }
+}
+
 function deferredListener() {
   // A listener for a server that is up before the plugin is loaded: each request waits
   // for serve(), which is given the plugin's own listener once it has loaded.
@@ -211,9 +247,13 @@ async function main() {
     server = http.createServer(deferred.listener);
     serve = deferred.serve;
     control('spare', { pid: process.pid, warmed, ...(await listen(server)) });
+    // After the line above: a package may print as it loads, and the simulator reads
+    // that line first. The order, if it comes meanwhile, waits in the pipe.
+    preloadDependencies();
     const order = JSON.parse(await firstLine());
     for (const name of Object.keys(process.env)) delete process.env[name];
     Object.assign(process.env, order.env);
+    useNodePath();
     args = order.argv;
   }
   const root = path.resolve(args[0]);

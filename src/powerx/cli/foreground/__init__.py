@@ -13,7 +13,7 @@ import json
 import os
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -133,6 +133,11 @@ def _remove_host_info() -> None:
         host_info_file().unlink(missing_ok=True)
 
 
+def _dependency_progress(reporter: StartReporter, plugin: str) -> Callable[[str], None]:
+    """Where a plugin's install (a Node plugin's build runs npm) tells its steps."""
+    return lambda line: reporter.say(f"{plugin}  dependencies: {line}")
+
+
 def build_all(
     plans: list[PluginPlan], state_dir: Path, reporter: StartReporter, keep_going: bool = False
 ) -> list[Artefact | PowerXError]:
@@ -143,7 +148,10 @@ def build_all(
         reporter.building(plan)
         try:
             artefact = build_artefact(
-                plan.manifest, plan.path, state_dir / "build" / plan.manifest.id
+                plan.manifest,
+                plan.path,
+                state_dir / "build" / plan.manifest.id,
+                _dependency_progress(reporter, plan.manifest.id),
             )
         except PowerXError as error:
             if not keep_going:
@@ -216,8 +224,10 @@ async def _watch_in_process(
 
 
 def _declares_dependencies(plugin_dir: Path) -> bool:
+    """Python's requirements (its zygote runs in their environment) or a Node plugin's
+    package.json (its spare loads the packages, its sandbox shows its node_modules)."""
     try:
-        return find_declaration(plugin_dir) is not None
+        return find_declaration(plugin_dir) is not None or (plugin_dir / "package.json").is_file()
     except PowerXError:
         return True  # unreadable: its reload says why
 
@@ -245,7 +255,7 @@ async def _serve(
     sockets = [sock]
     if simulator.supervisor.contained:  # plugins in sandboxes call the host API here
         sockets.append(simulator.supervisor.open_host_socket())
-    # A plugin with its own dependencies gets its zygote once its environment is ready.
+    # A plugin with its own dependencies gets its zygote (spare) once they are ready.
     simulator.supervisor.prepare_launchers(
         {(p.manifest.runtime, p.manifest.id) for p in plans if not _declares_dependencies(p.path)}
     )

@@ -19,12 +19,32 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from powerx.bundling.toolchain import node_executable
 from powerx.host.python_runtime import PythonRuntime, devkit_runtime
-from powerx.runtimes import NODE_SHIM
+from powerx.runtimes import NODE_PRELOAD_ENV, NODE_SHIM
 
 if TYPE_CHECKING:
     from powerx.host.sandbox import Sandbox
 
 _STREAM_LIMIT = 1 << 20
+
+
+@dataclass(frozen=True)
+class NodePreload:
+    """A Node plugin's installed dependencies (``node_modules``, as installed from the
+    declaration hashed in ``installed``) and the packages its bundle ``require()``s: a
+    spare loads them before it is given the generation, which finds them in require's
+    cache. Another install is another set: a spare that loaded the old one is of no use."""
+
+    node_modules: str
+    installed: str
+    modules: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.node_modules, self.installed)
+
+    def spare_env(self) -> dict[str, str]:
+        loads = {"node_path": self.node_modules, "modules": list(self.modules)}
+        return {NODE_PRELOAD_ENV: json.dumps(loads)}
 
 
 @dataclass(frozen=True)
@@ -35,6 +55,8 @@ class LaunchSpec:
     cwd: str
     # A Python plugin's interpreter and what it sees (None: the DevKit's, the toolkit).
     python: PythonRuntime | None = None
+    # A Node plugin's dependencies, for its spare to load ahead.
+    node: NodePreload | None = None
 
 
 # The health probe, to a base URL (True: it answered 200).

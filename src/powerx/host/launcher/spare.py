@@ -12,6 +12,7 @@ from powerx.host.launcher.process import (
     ChildProcess,
     ForkedProcess,
     LaunchSpec,
+    NodePreload,
     PluginProcess,
     Probe,
     Reach,
@@ -63,10 +64,14 @@ class SpareLauncher:
         self._next: asyncio.Task[ChildProcess | ForkedProcess] | None = None
         # What the next spare runs on (a Python spare: the DevKit's until told otherwise).
         self.python = devkit_runtime() if runtime == "python3.11" else None
+        # What the next Node spare loads ahead: the last generation's dependencies.
+        self.node: NodePreload | None = None
 
     async def _warm(self) -> ChildProcess | ForkedProcess:
         command = shim_command(self.runtime, ["--spare"], self.python)
         env = {**self.base_env, **(self.python.process_env() if self.python else {})}
+        if self.node is not None:
+            env.update(self.node.spare_env())
         spare = await spawn(command, env, self.cwd, self.sandbox)
         line = await spare.stdout.readline()
         if not line.startswith(CONTROL_PREFIX.encode()):
@@ -90,6 +95,14 @@ class SpareLauncher:
         if spec.python is not None and spec.python != self.python:
             await self.close()  # a spare of the previous environment is of no use
             self.python = spec.python
+        if spec.runtime != "python3.11" and spec.node != self.node:
+            previous, self.node = self.node, spec.node
+            if (previous.key if previous else None) != (spec.node.key if spec.node else None):
+                # Loaded from another install (or another plugin's): stale modules would
+                # be what the generation finds in require's cache.
+                await self.close()
+            # Same install, other packages (an import added): this spare serves, it
+            # loads them itself; the next spare loads them ahead.
         self.prepare()
         assert self._next is not None
         task, self._next = self._next, None
