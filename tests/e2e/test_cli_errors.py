@@ -165,6 +165,9 @@ def test_esbuild_missing_is_reported_with_npm_install(workspace: Workspace, tmp_
     workspace.login()
     copy = tmp_path / "node-no-modules"
     shutil.copytree(HELLO_NODE, copy, ignore=shutil.ignore_patterns("node_modules"))
+    # package.json declares nothing (a declared esbuild would be installed by the DevKit:
+    # tests/integration/test_node_dependencies.py); the install of nothing needs no network.
+    (copy / "package.json").write_text('{"name": "node-no-modules", "private": true}\n')
     result = start(workspace, copy)
     assert_clean_failure(result, "esbuild_missing")
     assert "npm install" in result.stderr

@@ -96,7 +96,7 @@ def test_the_simulator_keeps_no_record_of_each_started_artefact(tmp_path: Path) 
                     artefact.data, artefact.digest, plugin, {}, time.perf_counter()
                 )
                 assert activation.generation == number + 1
-            return dict(simulator._starting)
+            return simulator.run_trees.under_way()
         finally:
             build.close()
             await simulator.stop()

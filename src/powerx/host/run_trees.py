@@ -40,6 +40,10 @@ class RunTrees:
                 del self._starting[digest]  # a Counter keeps its zeros: one per reload
             self.drop_unused(digest, plugin)
 
+    def under_way(self) -> dict[str, int]:
+        """Starts under way per digest: empty between reloads (no key kept per artefact)."""
+        return dict(self._starting)
+
     def _on_stopped(self, event: Event) -> None:
         self.drop_unused(str(event.data["digest"]), str(event.data["plugin"]))
 
