@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pexpect
+import pytest
 
 from powerx.testing import wait_until
 from tests.conftest import EXAMPLES, HELLO_PYTHON, Workspace
@@ -18,18 +19,35 @@ PY_ID = "com.example.hello-python"
 BACKEND_ID = "com.example.hello-backend-python"
 
 
-def test_each_hotkey_does_what_the_line_says(workspace: Workspace, tmp_path: Path) -> None:
+class Browser(NamedTuple):
+    """A stand-in browser: ``command`` (for $BROWSER) writes each URL it opens to ``opened``."""
+
+    command: Path
+    opened: Path
+
+    def urls(self) -> list[str]:
+        return self.opened.read_text().split() if self.opened.is_file() else []
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Browser:
+    opened = tmp_path / "opened.txt"
+    command = tmp_path / "browser.sh"  # webbrowser runs $BROWSER with the URL
+    command.write_text(f'#!/bin/sh\necho "$1" >> {opened}\n')
+    command.chmod(0o755)
+    return Browser(command, opened)
+
+
+def test_each_hotkey_does_what_the_line_says(
+    workspace: Workspace, tmp_path: Path, browser: Browser
+) -> None:
     workspace.login()
     plugin = copy_example(HELLO_PYTHON, tmp_path / "hello")
-    opened = tmp_path / "opened.txt"
-    browser = tmp_path / "browser.sh"  # webbrowser runs $BROWSER with the URL
-    browser.write_text(f'#!/bin/sh\necho "$1" >> {opened}\n')
-    browser.chmod(0o755)
     child = pexpect.spawn(
         sys.executable,
         ["-m", "powerx.cli.main", "host", "start", "--mock", "--port", "0", str(plugin)],
         cwd=str(workspace.root),
-        env={**workspace.env, "TERM": "dumb", "BROWSER": str(browser)},
+        env={**workspace.env, "TERM": "dumb", "BROWSER": str(browser.command)},
         encoding="utf-8",
         timeout=60,
         dimensions=(50, 200),
@@ -39,10 +57,10 @@ def test_each_hotkey_does_what_the_line_says(workspace: Workspace, tmp_path: Pat
         child.send("b")
         child.expect(f"opening (http://127.0.0.1:\\d+)/plugins/{PY_ID}/")
         base = child.match.group(1)
-        assert wait_until(lambda: opened.is_file() and PY_ID in opened.read_text(), 20)
+        assert wait_until(lambda: any(PY_ID in url for url in browser.urls()), 20)
         child.send("d")
         child.expect(r"opening http://127\.0\.0\.1:\d+/dashboard\?key=")
-        assert wait_until(lambda: "/dashboard?key=" in opened.read_text(), 20)
+        assert wait_until(lambda: any("/dashboard?key=" in url for url in browser.urls()), 20)
         child.send("x")
         child.expect(f"powerx debug attach {PY_ID}")
         child.send("r")
@@ -83,7 +101,7 @@ def test_no_hotkeys_when_output_is_piped(workspace: Workspace, tmp_path: Path) -
 
 
 def test_powerx_dev_has_the_same_hotkeys_over_http(
-    workspace: Workspace, tmp_path: Path, start_simulator: Any
+    workspace: Workspace, tmp_path: Path, start_simulator: Any, browser: Browser
 ) -> None:
     """`powerx dev` in its own terminal acts on the running simulator: b opens the plugin
     where it is served (a backend's /_p/<id>/api/v1/), r restarts it there, q stops
@@ -92,15 +110,11 @@ def test_powerx_dev_has_the_same_hotkeys_over_http(
     python = copy_example(HELLO_PYTHON, tmp_path / "hello")
     backend = copy_example(EXAMPLES / "hello-backend-python", tmp_path / "backend")
     simulator = start_simulator([python, backend], "--mock")
-    opened = tmp_path / "opened.txt"
-    browser = tmp_path / "browser.sh"
-    browser.write_text(f'#!/bin/sh\necho "$1" >> {opened}\n')
-    browser.chmod(0o755)
     child = pexpect.spawn(
         sys.executable,
         ["-m", "powerx.cli.main", "dev", str(python), str(backend)],
         cwd=str(workspace.root),
-        env={**workspace.env, "TERM": "dumb", "BROWSER": str(browser)},
+        env={**workspace.env, "TERM": "dumb", "BROWSER": str(browser.command)},
         encoding="utf-8",
         timeout=60,
         dimensions=(50, 250),
@@ -110,8 +124,8 @@ def test_powerx_dev_has_the_same_hotkeys_over_http(
         child.expect("watching")  # armed: the initial push is done
         child.send("b")
         child.expect(r"opening (http://\S+)")
-        assert wait_until(lambda: opened.is_file() and len(opened.read_text().split()) == 2, 20)
-        assert sorted(opened.read_text().split()) == sorted(
+        assert wait_until(lambda: len(browser.urls()) == 2, 20)
+        assert sorted(browser.urls()) == sorted(
             [
                 f"{simulator.url}/_p/{BACKEND_ID}/api/v1/",
                 f"{simulator.url}/plugins/{PY_ID}/",

@@ -8,7 +8,7 @@ import contextlib
 import inspect
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -43,13 +43,11 @@ def wait_until(
     last answer, so a failure says what the test waited for and what it saw instead.
     ``assert wait_until(...)`` keeps working, but a message after it never shows: have
     ``check`` return what you want to see (and ``accept`` judge it), or say it in ``what``."""
-    deadline = time.monotonic() + timeout_s
+    poll = _Poll(check, timeout_s, accept, what)
     while True:
-        value = check()
-        if accept(value):
+        accepted, value = poll.once()
+        if accepted:
             return value
-        if time.monotonic() > deadline:
-            raise WaitTimeout(what or _described(check), timeout_s, value)
         time.sleep(interval_s)
 
 
@@ -65,14 +63,39 @@ async def wait_until_async(
     must not block) the loop runs; ``interval_s=0`` only lets the loop's ready tasks run.
     A check that blocks (an HTTP call, a subprocess) belongs in
     ``await asyncio.to_thread(wait_until, check, ...)`` instead."""
-    deadline = time.monotonic() + timeout_s
+    poll = _Poll(check, timeout_s, accept, what)
     while True:
-        value = check()
-        if accept(value):
+        accepted, value = poll.once()
+        if accepted:
             return value
-        if time.monotonic() > deadline:
-            raise WaitTimeout(what or _described(check), timeout_s, value)
         await asyncio.sleep(interval_s)
+
+
+class _Poll(Generic[T]):
+    """One wait's check, judge and deadline; the sync and async waits differ only in how
+    they pause between two calls."""
+
+    def __init__(
+        self,
+        check: Callable[[], T],
+        timeout_s: float,
+        accept: Callable[[T], object],
+        what: str | None,
+    ) -> None:
+        self._check = check
+        self._accept = accept
+        self._what = what
+        self._timeout_s = timeout_s
+        self._deadline = time.monotonic() + timeout_s
+
+    def once(self) -> tuple[bool, T]:
+        """Call the check: (accepted, its answer); past the deadline, raise WaitTimeout."""
+        value = self._check()
+        if self._accept(value):
+            return True, value
+        if time.monotonic() > self._deadline:
+            raise WaitTimeout(self._what or _described(self._check), self._timeout_s, value)
+        return False, value
 
 
 def _described(check: Callable[..., object]) -> str:
