@@ -81,9 +81,20 @@ export declare class LocalSimulator {
   stop(): Promise<void>;
 }
 
-/** Call `check` until it returns something truthy and return that; after `timeoutMs`, its last answer. */
+/** A wait that gave up: what it waited for, for how long, and the last answer it saw. */
+export declare class WaitTimeout extends Error {
+  readonly what: string;
+  readonly timeoutMs: number;
+  readonly last: unknown;
+}
+
+/**
+ * Call `check` until it returns something truthy and return that; after `timeoutMs`, throw
+ * a `WaitTimeout` naming `options.what` (default: the check's name) and the last answer.
+ */
 export declare function waitUntil<T>(
   check: () => T | Promise<T>,
   timeoutMs?: number,
   intervalMs?: number,
+  options?: { what?: string },
 ): Promise<T>;

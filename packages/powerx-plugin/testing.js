@@ -27,20 +27,46 @@ process.on('exit', () => {
   for (const sim of live) sim._kill('SIGTERM');
 });
 
+/** A wait that gave up: what it waited for, for how long, and the last answer it saw. */
+class WaitTimeout extends Error {
+  constructor(what, timeoutMs, last) {
+    super(`timed out after ${timeoutMs} ms waiting for ${what}; last value seen: ${shown(last)}`);
+    this.name = 'WaitTimeout';
+    this.what = what;
+    this.timeoutMs = timeoutMs;
+    this.last = last;
+  }
+}
+
+function shown(value) {
+  let text;
+  try {
+    text = value === undefined ? 'undefined' : JSON.stringify(value);
+  } catch {
+    text = String(value);
+  }
+  return text.length > 2000 ? `${text.slice(0, 1000)} ... ${text.slice(-1000)}` : text;
+}
+
 /**
  * Call `check` until it returns something truthy, and return that; after `timeoutMs`,
- * return its last (falsy) answer.
+ * throw a `WaitTimeout` naming `what` was awaited and the last answer (as Python's
+ * `powerx.testing.wait_until` raises), so a test that times out says what it saw.
  * @template T
  * @param {() => T | Promise<T>} check
  * @param {number} [timeoutMs]
  * @param {number} [intervalMs]
+ * @param {{ what?: string }} [options]
  * @returns {Promise<T>}
  */
-async function waitUntil(check, timeoutMs = 10000, intervalMs = POLL_MS) {
+async function waitUntil(check, timeoutMs = 10000, intervalMs = POLL_MS, options = {}) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
-    if (value || Date.now() > deadline) return value;
+    if (value) return value;
+    if (Date.now() > deadline) {
+      throw new WaitTimeout(options.what || check.name || String(check), timeoutMs, value);
+    }
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
@@ -156,7 +182,10 @@ class LocalSimulator {
       } catch {
         return ''; // not written yet, or being written
       }
-    }, timeoutMs);
+    }, timeoutMs).catch((error) => {
+      if (error instanceof WaitTimeout) return '';
+      throw error;
+    });
     if (failedToRun) {
       throw failedToRun.code === 'ENOENT' ? notInstalled(this.command) : failedToRun;
     }
@@ -217,21 +246,22 @@ class LocalSimulator {
 
   /** Until the dev loop's watcher of `plugin` (undefined: of every plugin) is armed. */
   async waitArmed(plugin, timeoutMs = 30000) {
-    const armed = await waitUntil(async () => {
+    const what = `an armed watcher of ${plugin || 'every plugin'}`;
+    await waitUntil(async () => {
       const plugins = (await this.status()).plugins.filter((p) => !plugin || p.id === plugin);
       return plugins.length > 0 && plugins.every((p) => p.watch && p.watch.armed);
-    }, timeoutMs);
-    if (!armed) throw new Error(`no armed watcher after ${timeoutMs} ms:\n${this.output()}`);
+    }, timeoutMs, POLL_MS, { what }).catch((error) => {
+      throw error instanceof WaitTimeout ? new Error(`${error.message}\n${this.output()}`) : error;
+    });
   }
 
   /** Until generation `generation` (or a later one) of `plugin` serves, no reload pending. */
   async waitGeneration(plugin, generation, timeoutMs = 30000) {
-    const found = await waitUntil(async () => {
+    const what = `${plugin}: generation ${generation} serving, no reload pending`;
+    return waitUntil(async () => {
       const p = await this.pluginStatus(plugin);
       return p && (p.generation || 0) >= generation && !p.watch.reload_pending ? p : undefined;
-    }, timeoutMs);
-    if (!found) throw new Error(`${plugin}: no generation ${generation} after ${timeoutMs} ms`);
-    return found;
+    }, timeoutMs, POLL_MS, { what });
   }
 
   /**
@@ -279,4 +309,4 @@ class LocalSimulator {
   }
 }
 
-module.exports = { LocalSimulator, waitUntil };
+module.exports = { LocalSimulator, waitUntil, WaitTimeout };

@@ -156,3 +156,27 @@ def test_a_test_that_forgets_to_stop_it_does_not_leave_it_running(tmp_path: Path
     )
     found = answer(result)
     assert wait_until(lambda: gone(found["pid"]), timeout_s=30)
+
+
+def test_wait_until_throws_what_it_waited_for_and_the_last_answer(tmp_path: Path) -> None:
+    """As Python's ``wait_until``: a wait that gives up throws (a ``WaitTimeout``) naming
+    what it waited for and what it saw, instead of handing back a falsy answer."""
+    result = answer(
+        run_node(
+            tmp_path,
+            """
+            let calls = 0;
+            const found = await waitUntil(() => (++calls >= 3 ? 'ready' : ''), 5000, 1);
+            try {
+              await waitUntil(() => 0, 50, 5, { what: 'a running plugin' });
+              return { found, thrown: null };
+            } catch (error) {
+              return { found, thrown: error.name, message: error.message };
+            }
+            """,
+        )
+    )
+    assert result["found"] == "ready"
+    assert result["thrown"] == "WaitTimeout"
+    assert "waiting for a running plugin" in result["message"]
+    assert "last value seen: 0" in result["message"]
