@@ -123,6 +123,11 @@ def test_old_artefacts_go_after_reloads_but_what_serves_and_rollback_need_stays(
         saved: list[str] = []
 
         async def save(greeting: str) -> None:
+            # What still runs stays, whatever its age: the generation before the last
+            # stops a moment after the flip. Saved once it has, the newest are what stay.
+            await wait_until_async(
+                lambda: len(simulator.supervisor.live) <= 1, 30, 0.01, what="one live generation"
+            )
             set_python_greeting(plugin, greeting)
             artefact = build.build()
             saved.append(artefact.digest)
