@@ -65,14 +65,12 @@ class ConsoleReporter:
             err_console.print(f"  [dim]fix: {escape(error.fix)}[/]")
         err_console.print("  [dim]watching it: the first save that starts cleanly mounts it[/]")
 
-    def ready(self, url: str, simulator: Simulator) -> None:
+    def ready(self, url: str, simulator: Simulator, dashboard_key: str) -> None:
         console.print(
             f"\n[bold green]PowerX host simulator[/] {simulator.image.name} "
             f"(host API {simulator.image.api_version}) is up"
         )
-        console.print(
-            f"  dashboard: [bold]{url}/dashboard?key={simulator.dashboard_key}[/]", soft_wrap=True
-        )
+        console.print(f"  dashboard: [bold]{url}/dashboard?key={dashboard_key}[/]", soft_wrap=True)
         plugins = simulator.status()["plugins"]
         for plugin in plugins:
             failed = " [red](failed: not serving until a clean save)[/]"

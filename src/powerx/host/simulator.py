@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import shutil
 import time
 from collections import Counter
@@ -150,8 +149,6 @@ class Simulator:
             self.reports.grpc_call,
             self.reports.denied,
         )
-        self.shutdown_requested = asyncio.Event()
-        self.dashboard_key = secrets.token_urlsafe(24)
 
     def _plugin_environment(self, plugin_id: str, token: str) -> dict[str, str]:
         """What a generation is handed beyond the basics: how requests to it are signed,

@@ -53,7 +53,7 @@ def require_debug(request: Request) -> None:
 
 def is_dashboard_key(request: Request, presented: str) -> bool:
     """Whether ``presented`` is this simulator's dashboard key (compared in constant time)."""
-    key = state.simulator(request).dashboard_key
+    key = state.controls(request).dashboard_key
     return bool(presented) and secrets.compare_digest(presented.encode(), key.encode())
 
 
