@@ -175,7 +175,9 @@ async def _mount_all(
     or start is recorded as failed, and the others serve: its next clean save mounts it."""
     for plan, artefact in zip(plans, built, strict=True):
         if isinstance(artefact, PowerXError):  # reported when its build failed
-            simulator.reload_failed(plan.manifest.id, artefact.code, artefact.message, artefact.fix)
+            simulator.reload_failures.failed(
+                plan.manifest.id, artefact.code, artefact.message, artefact.fix
+            )
             continue
         try:
             reporter.mounted(plan, await simulator.mount(artefact))
@@ -183,7 +185,7 @@ async def _mount_all(
             if not keep_going:
                 raise
             reporter.not_mounted(plan, error)
-            simulator.reload_failed(plan.manifest.id, error.code, error.message, error.fix)
+            simulator.reload_failures.failed(plan.manifest.id, error.code, error.message, error.fix)
 
 
 def url_for(bind: str, port: int) -> str:

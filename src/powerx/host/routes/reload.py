@@ -27,6 +27,7 @@ from starlette.routing import Route
 from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.host.artefacts import MAX_ARCHIVE_BYTES
+from powerx.host.cache_clearing import clear_cache
 from powerx.host.routes import state
 from powerx.host.routes.guards import (
     json_or_none,
@@ -181,7 +182,7 @@ async def rollback(request: Request) -> Response:
 
 async def cache_clear(request: Request) -> Response:
     require_debug(request)
-    return JSONResponse(await state.simulator(request).clear_cache())
+    return JSONResponse(await clear_cache(state.simulator(request)))
 
 
 async def restart(request: Request) -> Response:
