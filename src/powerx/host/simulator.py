@@ -25,6 +25,7 @@ from powerx.host.activation import Activation
 from powerx.host.admission import admit_archive
 from powerx.host.artefact_pruning import ArtefactPruner
 from powerx.host.artefacts import ArtefactStore
+from powerx.host.containment import required_containment
 from powerx.host.dev_loops import DevLoops
 from powerx.host.gateway import Gateway
 from powerx.host.generations import Generation, LogLine, PluginSlot
@@ -39,7 +40,6 @@ from powerx.host.reload_gate import ReloadGate
 from powerx.host.reports import HostReports
 from powerx.host.rollbacks import rollback
 from powerx.host.run_trees import RunTrees
-from powerx.host.sandbox import containment
 from powerx.host.served_plugins import ServedPluginsView
 from powerx.host.serving import serving_generation
 from powerx.host.status_view import simulator_status
@@ -70,13 +70,7 @@ class Simulator:
         self.url = host_url
         self.started_at = time.time()
         self.store = ArtefactStore(state_dir, run_root(state_dir))
-        self.containment = containment(config.sandbox)
-        if config.sandbox == "required" and not self.containment.contained:
-            raise PowerXError(
-                ErrorCode.SANDBOX_UNAVAILABLE,
-                f"Plugins must run contained (sandbox: required), but {self.containment.reason}.",
-                self.containment.fix or "set `sandbox: auto` to run them uncontained.",
-            )
+        self.containment = required_containment(config.sandbox)
         self._run_tree_in_ram = self.store.unpacked.is_relative_to(RAM_DIR)
         self.observer = Observer(config, state_dir, config.tenant)
         bus = self.observer.bus  # the reload's steps: see powerx.observe.events
