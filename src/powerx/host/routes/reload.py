@@ -83,7 +83,10 @@ async def hot_reload(request: Request) -> Response:
     try:
         return await _serve_upload(simulator, request, received, plugin_hint)
     finally:
-        if plugin_hint:  # refused before its manifest was read: the pending hold ends too
+        # Not a duplicate of the gate's and dev loop's bus subscriptions: an upload refused
+        # before its manifest is known (archive, admission) publishes no reload step, so the
+        # hold its header announced ends here; after the steps of a reload this is a no-op.
+        if plugin_hint:
             simulator.gate.settle(plugin_hint)
             simulator.dev_loops.settled(plugin_hint)
 
