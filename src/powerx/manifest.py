@@ -16,16 +16,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from powerx.error_codes import ErrorCode
-from powerx.errors import Problem
 from powerx.manifest_files import (
     MANIFEST_FILE,
     MANIFEST_FILES,
     MAX_MANIFEST_CHARS,
     PLUGIN_YAML,
+    check_files,
     find_manifest,
     load_yaml_mapping,
 )
-from powerx.manifest_problems import FIXES, PROGRAM, RUNTIMES, ManifestError, field_problem
+from powerx.manifest_problems import PROGRAM, RUNTIMES, ManifestError, field_problem
 from powerx.manifest_rules import (
     HOST_ONLY_KEYS,
     INTERNAL_FIELDS,
@@ -360,59 +360,6 @@ def load_manifest(plugin_dir: Path) -> Manifest:
             problems=problems,
         )
     return manifest
-
-
-def check_files(manifest: Manifest, plugin_dir: Path) -> list[Problem]:
-    """Problems the model cannot see: files that must exist inside the plugin folder."""
-    problems: list[Problem] = []
-    if manifest.entry is None:  # a backend program is often a build output: not checked here
-        return problems
-    entry = Path(manifest.entry_file)
-    root = plugin_dir.resolve()
-    target = (plugin_dir / entry).resolve()
-    if entry.is_absolute() or not target.is_relative_to(root):
-        problems.append(
-            Problem(
-                "entry",
-                f"entry: bad value {manifest.entry!r}: must stay inside the plugin folder",
-                "use a path relative to the plugin folder",
-            )
-        )
-    elif not target.is_file():
-        problems.append(
-            Problem(
-                "entry",
-                f"entry: bad value {manifest.entry!r}: file {entry} does not exist",
-                FIXES["entry"],
-            )
-        )
-    if manifest.runtime == "python3.11" and not manifest.entry_file.endswith(".py"):
-        problems.append(
-            Problem(
-                "entry",
-                f"entry: bad value {manifest.entry!r}: a python3.11 entry is a .py file",
-                "use e.g. 'app.py:app'",
-            )
-        )
-    if manifest.runtime == "node18" and not manifest.entry.endswith(
-        (".js", ".cjs", ".mjs", ".ts", ".tsx", ".mts")
-    ):
-        problems.append(
-            Problem(
-                "entry",
-                f"entry: bad value {manifest.entry!r}: a node18 entry is a .js or .ts file",
-                "use e.g. 'src/index.ts'",
-            )
-        )
-    if manifest.build and manifest.build.command and not manifest.build.output:
-        problems.append(
-            Problem(
-                "build.output",
-                "build.output is required with build.command",
-                "name the file the command writes, e.g. 'dist/index.js'",
-            )
-        )
-    return problems
 
 
 def json_schema() -> dict[str, Any]:

@@ -1,15 +1,20 @@
-"""Where a plugin's manifest is, and reading its YAML text safely."""
+"""Where a plugin's manifest is, reading its YAML text safely, and the files it names that
+must exist in the plugin folder."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from powerx.error_codes import ErrorCode
-from powerx.manifest_problems import ManifestError
+from powerx.errors import Problem
+from powerx.manifest_problems import FIXES, ManifestError
+
+if TYPE_CHECKING:
+    from powerx.manifest import Manifest
 
 PLUGIN_YAML = "plugin.yaml"  # PowerX's own manifest, first-class
 MANIFEST_FILE = "powerx.plugin.yaml"  # the simulator's older manifest, still read
@@ -89,3 +94,56 @@ def find_manifest(plugin_dir: Path) -> Path:
             f"using {PLUGIN_YAML} (delete {MANIFEST_FILE} to silence this)\n"
         )
     return found[0]
+
+
+def check_files(manifest: Manifest, plugin_dir: Path) -> list[Problem]:
+    """Problems the model cannot see: files that must exist inside the plugin folder."""
+    problems: list[Problem] = []
+    if manifest.entry is None:  # a backend program is often a build output: not checked here
+        return problems
+    entry = Path(manifest.entry_file)
+    root = plugin_dir.resolve()
+    target = (plugin_dir / entry).resolve()
+    if entry.is_absolute() or not target.is_relative_to(root):
+        problems.append(
+            Problem(
+                "entry",
+                f"entry: bad value {manifest.entry!r}: must stay inside the plugin folder",
+                "use a path relative to the plugin folder",
+            )
+        )
+    elif not target.is_file():
+        problems.append(
+            Problem(
+                "entry",
+                f"entry: bad value {manifest.entry!r}: file {entry} does not exist",
+                FIXES["entry"],
+            )
+        )
+    if manifest.runtime == "python3.11" and not manifest.entry_file.endswith(".py"):
+        problems.append(
+            Problem(
+                "entry",
+                f"entry: bad value {manifest.entry!r}: a python3.11 entry is a .py file",
+                "use e.g. 'app.py:app'",
+            )
+        )
+    if manifest.runtime == "node18" and not manifest.entry.endswith(
+        (".js", ".cjs", ".mjs", ".ts", ".tsx", ".mts")
+    ):
+        problems.append(
+            Problem(
+                "entry",
+                f"entry: bad value {manifest.entry!r}: a node18 entry is a .js or .ts file",
+                "use e.g. 'src/index.ts'",
+            )
+        )
+    if manifest.build and manifest.build.command and not manifest.build.output:
+        problems.append(
+            Problem(
+                "build.output",
+                "build.output is required with build.command",
+                "name the file the command writes, e.g. 'dist/index.js'",
+            )
+        )
+    return problems

@@ -220,3 +220,27 @@ def test_a_pending_reload_is_refused_for_bad_input(
     # None of these held anything.
     response = simulator.get(f"/plugins/{PY_ID}/")
     assert response.status_code == 200 and "x-powerx-held-ms" not in response.headers
+
+
+def test_an_upload_refused_before_activation_ends_the_pending_hold_at_once(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    """No reload step is published for an upload refused before its manifest is known (not
+    a tar here), so the route itself ends the hold its plugin header names: the held
+    request is answered by what serves, and the reload is no longer pending."""
+    simulator, _ = start_example(workspace, start_simulator, HELLO_PYTHON, tmp_path / "p")
+    assert pending(simulator, {"plugin": PY_ID}).status_code == 200
+    request, answers = request_in_background(simulator, f"/plugins/{PY_ID}/")
+    simulator.wait_held(PY_ID)
+
+    refused = push_bytes(
+        simulator,
+        b"not a tar archive",
+        headers={**simulator.debug_headers(), "x-powerx-plugin": PY_ID},
+    )
+    assert 400 <= refused.status_code < 500, refused.text
+    assert simulator.plugin_status(PY_ID)["watch"]["reload_pending"] is False
+    request.join(10)
+
+    assert answers and answers[0].status_code == 200
+    assert answers[0].json()["greeting"] == "hello from python"

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from powerx.host import sandbox
+from powerx.host import bwrap, containment
 from powerx.paths import run_root
 from tests.conftest import HELLO_NODE, HELLO_PYTHON, Workspace, python_manifest, write_plugin
 
@@ -33,7 +33,7 @@ def pids(simulator: Any) -> dict[str, int]:
 def test_this_machine_can_contain_plugins() -> None:
     """The rest of this file and tests/security rely on it: `make setup` installs
     bubblewrap; if this fails, see the reason."""
-    found = sandbox.containment("auto")
+    found = containment.containment("auto")
     assert found.contained, f"{found.reason} (fix: {found.fix})"
 
 
@@ -70,7 +70,7 @@ def test_a_plugin_sees_its_own_run_folder_and_none_of_the_developers_files(
     home = root / Path.home().relative_to("/")  # only what holds the DevKit's interpreter
     needed = {
         p.relative_to(Path.home()).parts[0]
-        for p in sandbox.devkit_paths()
+        for p in bwrap.devkit_paths()
         if p.is_relative_to(Path.home())
     }
     assert not home.exists() or set(os.listdir(home)) <= needed, os.listdir(home)

@@ -9,7 +9,8 @@ from pathlib import Path
 from powerx.error_codes import ErrorCode
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "powerx"
-RAISED_WITH_TEXT = re.compile(r'\b(PowerXError|ManifestError)\(\s*(code\s*=\s*)?"([a-z0-9_]+)"')
+# Also a code built in an f-string (f"invalid_{name}"): the registry would not list it.
+RAISED_WITH_TEXT = re.compile(r'\b(PowerXError|ManifestError)\(\s*(code\s*=\s*)?f?"([a-z0-9_{}]+)"')
 USED = re.compile(r"ErrorCode\.([A-Z0-9_]+)")
 
 

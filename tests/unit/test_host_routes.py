@@ -11,11 +11,15 @@ from pathlib import Path
 
 import pytest
 from starlette.applications import Starlette
+from starlette.requests import Request
 from starlette.routing import Route
 
 import powerx.host.routes
 from powerx.config import SimulatorConfig
+from powerx.error_codes import ErrorCode
+from powerx.errors import PowerXError
 from powerx.host.app import create_app
+from powerx.host.routes.guards import QueryNumber, int_param
 from powerx.host.simulator import Simulator
 
 
@@ -74,3 +78,25 @@ def test_every_route_module_is_mounted(app: Starlette) -> None:
         if id(route) not in mounted
     ]
     assert not missing, "routes no app serves:\n" + "\n".join(missing)
+
+
+@pytest.mark.parametrize(
+    ("name", "query", "code"),
+    [
+        ("limit", b"limit=0", ErrorCode.INVALID_LIMIT),
+        ("tail", b"tail=many", ErrorCode.INVALID_TAIL),
+    ],
+)
+def test_a_query_number_out_of_range_is_refused_with_its_registered_code(
+    name: QueryNumber, query: bytes, code: ErrorCode
+) -> None:
+    request = Request({"type": "http", "query_string": query, "headers": []})
+    with pytest.raises(PowerXError) as refused:
+        int_param(request, name, 10, 1, 100)
+    assert (refused.value.code, refused.value.status) == (code, 400)
+
+
+def test_a_query_number_in_range_or_absent_is_read() -> None:
+    request = Request({"type": "http", "query_string": b"limit=7", "headers": []})
+    assert int_param(request, "limit", 10, 1, 100) == 7
+    assert int_param(request, "tail", 3, 0, 100) == 3

@@ -18,9 +18,9 @@ from powerx.config import OBSERVABILITY_FLAG, SIMULATOR_FLAG, SimulatorConfig, l
 from powerx.environments import EnvironmentStore, find_declaration, interpreter_for
 from powerx.environments.imports import ImportWorld, missing_imports, toolkit_imports
 from powerx.errors import PowerXError, Problem
+from powerx.host.containment import containment
 from powerx.host.dev_vars import read_dev_vars
 from powerx.host.preflight import check_plugin, check_runtime
-from powerx.host.sandbox import containment
 from powerx.images import get_image
 from powerx.manifest import MANIFEST_FILES, Manifest, ManifestError, find_manifest, load_manifest
 from powerx.paths import environments_dir, state_dir

@@ -9,112 +9,30 @@ import shutil
 import signal
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import httpx
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from powerx import auth
-from powerx.bundling.artefact import Artefact
 from powerx.cli.dev import DevConsole, format_outcome
 from powerx.cli.foreground import read_host_info, run_foreground
+from powerx.cli.foreground.console import ConsoleReporter
+from powerx.cli.host_status import render_status
 from powerx.cli.render import console, err_console, warn
 from powerx.client import sync as client
 from powerx.config import SIMULATOR_FLAG, load_config
 from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
-from powerx.host.generations import Generation, LogLine
-from powerx.host.mock_data import MockDataChange
-from powerx.host.preflight import PluginPlan, plan_plugins
+from powerx.host.preflight import plan_plugins
 from powerx.host.rollback_targets import rollback_targets
-from powerx.host.simulator import Simulator
 from powerx.paths import state_dir
 from powerx.reload.executor import ReloadOutcome
 
 app = typer.Typer(help="Run the local host simulator.", no_args_is_help=True)
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="host_simulator.yaml to use.")]
-
-
-class ConsoleReporter:
-    """Progress and plugin output of a foreground simulator, for a person at a terminal."""
-
-    def building(self, plan: PluginPlan) -> None:
-        err_console.print(f"[dim]building[/] {plan.manifest.id} ({plan.manifest.runtime}) ...")
-
-    def built(self, artefact: Artefact) -> None:
-        err_console.print(
-            f"[dim]built[/] {artefact.manifest.id} in {artefact.build_ms:.0f} ms "
-            f"[dim]artefact {artefact.digest[:12]}[/]"
-        )
-
-    def mounted(self, plan: PluginPlan, generation: Generation) -> None:
-        err_console.print(
-            f"[green]✓[/] mounted {plan.manifest.id} generation {generation.number} "
-            f"(pid {generation.pid}, ready in {generation.start_ms:.0f} ms)"
-        )
-
-    def not_mounted(self, plan: PluginPlan, error: PowerXError) -> None:
-        err_console.print(
-            f"[red]✗[/] {plan.manifest.id} not mounted: [red]{error.code}[/] "
-            f"{escape(error.message)}"
-        )
-        if error.fix:
-            err_console.print(f"  [dim]fix: {escape(error.fix)}[/]")
-        err_console.print("  [dim]watching it: the first save that starts cleanly mounts it[/]")
-
-    def ready(self, url: str, simulator: Simulator) -> None:
-        console.print(
-            f"\n[bold green]PowerX host simulator[/] {simulator.image.name} "
-            f"(host API {simulator.image.api_version}) is up"
-        )
-        console.print(
-            f"  dashboard: [bold]{url}/dashboard?key={simulator.dashboard_key}[/]", soft_wrap=True
-        )
-        plugins = simulator.status()["plugins"]
-        for plugin in plugins:
-            failed = " [red](failed: not serving until a clean save)[/]"
-            console.print(
-                f"  plugin:    {url}/plugins/{plugin['id']}/"
-                + (failed if plugin["state"] == "failed" else "")
-            )
-        if not plugins:
-            console.print(
-                "  [yellow]no plugins yet:[/] run `powerx dev DIR` (in another terminal) to "
-                "mount the plugin in DIR and reload it on every save"
-            )
-        console.print("  [dim]stop with Ctrl-C or `powerx host stop`[/]\n")
-
-    def log(self, line: LogLine) -> None:
-        style = {"stderr": "yellow", "system": "red"}.get(line.stream, "dim")
-        err_console.print(
-            f"[{style}]{escape(line.plugin)}#{line.generation}[/] {escape(line.line)}"
-        )
-
-    def mock_data(self, change: MockDataChange) -> None:
-        state = change.state
-        where = escape(str(state.file)) if state.file else f"tenant {escape(change.tenant)}"
-        if change.status == "refused" and state.problem is not None:
-            err_console.print(f"[red]✗ mock data refused[/] {escape(state.problem.message)}")
-            if state.problem.fix:
-                err_console.print(f"  [bold]fix:[/] {escape(state.problem.fix)}")
-            err_console.print(f"  the last good data of tenant {escape(change.tenant)} stays")
-        elif change.status == "seeded":
-            err_console.print(f"[dim]mock data of tenant {escape(change.tenant)}: {where}[/]")
-        else:
-            what = "applied" if change.status == "applied" else "reset to its seed"
-            err_console.print(
-                f"[green]✓[/] mock data of tenant {escape(change.tenant)} {what} "
-                f"[dim]({where}, revision {state.revision})[/]"
-            )
-
-    def stopping(self) -> None:
-        err_console.print("[dim]stopping plugins ...[/]")
-
-    def say(self, text: str) -> None:
-        console.print(f"[dim]{escape(text)}[/]", soft_wrap=True)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -238,106 +156,6 @@ def start(
     err_console.print("[dim]simulator stopped[/]")
 
 
-def _debug_cell(plugin: dict[str, Any]) -> str:
-    """The stable port an IDE attaches to, and whether a debugger is in the generation."""
-    port = plugin.get("debug_port")
-    if not port:
-        return "-"
-    return f"[yellow]:{port} on[/]" if plugin.get("debugging") else f"[dim]:{port}[/]"
-
-
-# A state missing here is red: the plugin is not serving what was saved.
-STATE_COLORS = {"running": "green", "stale": "yellow", "starting": "yellow", "draining": "yellow"}
-
-
-def _render_status(data: dict[str, Any]) -> None:
-    host = data["host"]
-    console.print(
-        f"[bold]{host['url']}[/]  {host['image']} (host API {host['api_version']})  "
-        f"tenant {host['tenant']}"
-    )
-    console.print(_containment_line(host.get("containment")), soft_wrap=True)
-    grpc = host.get("grpc") or {}
-    if grpc.get("address"):  # for plugins (PX_GRPC_UPSTREAM_ADDRESS); grpcurl needs a token
-        services = ", ".join(name.rsplit(".", 1)[-1] for name in grpc.get("services", []))
-        console.print(f"gRPC for plugins: {escape(grpc['address'])}  ({services})", soft_wrap=True)
-    table = Table(show_edge=False, header_style="bold")
-    # Ids stay whole (they are copied into other commands); when the terminal is narrow
-    # the other columns fold instead of ending in an ellipsis.
-    table.add_column("plugin", no_wrap=True)
-    for column in ("runtime", "version", "state", "gen", "artefact", "pid", "debug"):
-        table.add_column(column, overflow="fold")
-    for plugin in data["plugins"]:
-        state = plugin["state"]
-        color = STATE_COLORS.get(state, "red")
-        table.add_row(
-            plugin["id"],
-            _cell(plugin["runtime"]),
-            _cell(plugin["version"]),
-            f"[{color}]{state}[/]",
-            _cell(plugin["generation"]),
-            (plugin["digest"] or "-")[:12],
-            _cell(plugin["pid"]),
-            _debug_cell(plugin),
-        )
-    console.print(table)
-    for plugin in data["plugins"]:
-        if plugin.get("dependencies"):
-            console.print(_dependencies_line(plugin), soft_wrap=True)
-    for plugin in data["plugins"]:
-        if plugin.get("failure"):
-            console.print(_failure_line(plugin), soft_wrap=True)
-
-
-def _dependencies_line(plugin: dict[str, Any]) -> str:
-    """A Python plugin's own environment: how many packages, from which file, where."""
-    found = plugin["dependencies"]
-    count = len(found["packages"])
-    line = (
-        f"{escape(plugin['id'])}: {count} package{'' if count == 1 else 's'} from "
-        f"{escape(found['declared_in'])} [dim]({escape(found['environment'])})[/]"
-    )
-    if found.get("note"):
-        line += f"\n  [yellow]{escape(found['note'])}[/]"
-    return line
-
-
-def _containment_line(found: dict[str, Any] | None) -> str:
-    """Whether the plugins run in an OS sandbox; "not contained" says why and what to do."""
-    if not found:
-        return "[dim]containment: unknown (an older simulator)[/]"
-    if found["contained"]:
-        return f"[green]contained[/] {escape(found['reason'])}"
-    line = f"[red]not contained:[/] {escape(found['reason'])}; in-process guards only"
-    if found.get("fix"):
-        line += f"\n  [dim]fix: {escape(found['fix'])}[/]"
-    return line
-
-
-def _cell(value: object) -> str:
-    return "-" if value is None else str(value)
-
-
-def _failure_line(plugin: dict[str, Any]) -> str:
-    """Why a plugin is stale or failed: the last reload's error, when, and what serves."""
-    failure = plugin["failure"]
-    when = time.strftime("%H:%M:%S", time.localtime(failure["at"]))
-    plugin_id, state = escape(plugin["id"]), plugin["state"]
-    if state == "stale":
-        head = (
-            f"[yellow]{plugin_id} is stale:[/] generation {plugin['generation']} serves code "
-            f"older than the last save; the reload at {when} failed"
-        )
-    elif state == "failed":
-        head = f"[red]{plugin_id} is not serving:[/] it never started; the try at {when} failed"
-    else:
-        head = f"[red]{plugin_id} ({state}):[/] the last reload, at {when}, failed"
-    line = f"{head}\n  [red]{escape(failure['code'])}[/] {escape(failure['message'])}"
-    if failure.get("fix"):
-        line += f"\n  [dim]fix: {escape(failure['fix'])}[/]"
-    return line
-
-
 @app.command()
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw status as JSON.")] = False,
@@ -357,7 +175,7 @@ def status(
     if as_json:
         print(json.dumps(data, indent=2))
     else:
-        _render_status(data)
+        render_status(data)
         if data.get("dashboard"):
             console.print(f"dashboard: [bold]{data['dashboard']}[/]", soft_wrap=True)
 

@@ -24,8 +24,7 @@ from powerx.debug.breakpoints import Breakpoint, BreakpointSet, read_log_mark
 from powerx.debug.dap import DapError, Message
 from powerx.debug.node_link import NodeLink
 from powerx.debug.python_link import PythonLink, ReplayResult
-from powerx.error_codes import ErrorCode
-from powerx.errors import PowerXError
+from powerx.debug.session_commands import run_command
 from powerx.observe.masking import mask_value
 
 PAUSED = "plugin.debug.paused"
@@ -322,115 +321,10 @@ class DebugSession:
             self._resumed(link)
         await link.resume(command, thread_id)
 
-    def _require_paused(self, command: str) -> Paused:
-        if self.paused is None:
-            raise PowerXError(
-                ErrorCode.DEBUG_NOT_PAUSED,
-                f"'{command}' needs the plugin to be paused at a breakpoint.",
-                "set a breakpoint with `break FILE:LINE` and send the plugin a request.",
-                status=409,
-            )
-        return self.paused
-
-    def _frame(self, paused: Paused, arguments: dict[str, Any]) -> dict[str, Any]:
-        """The frame a command names (``frame``: an index into the stack), by default the
-        innermost frame of the plugin's own code."""
-        index = arguments.get("frame", _first_plugin_frame(paused))
-        if not isinstance(index, int) or isinstance(index, bool):
-            raise PowerXError(
-                ErrorCode.DEBUG_FRAME_UNKNOWN,
-                f"The frame must be a number from `stack`, not {index!r}.",
-                "see the frames with `stack`.",
-                status=422,
-            )
-        if not 0 <= index < len(paused.stack):
-            raise PowerXError(
-                ErrorCode.DEBUG_FRAME_UNKNOWN,
-                f"There is no frame {index}; the stack has {len(paused.stack)}.",
-                "see the frames with `stack`.",
-                status=422,
-            )
-        return paused.stack[index]
-
     async def command(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        """continue | next | step | out | stack | locals | eval | set | catch."""
-        expression = str(arguments.get("expression", "")).strip()
-        resume = {"continue": "continue", "next": "next", "step": "stepIn", "out": "stepOut"}
-        try:
-            if name in resume:
-                paused = self._require_paused(name)
-                await self.resume(resume[name], paused.thread_id)
-                return {"ok": True}
-            if name == "stack":
-                return {"stack": self._require_paused(name).to_dict(self.plugin)["stack"]}
-            if name == "locals":
-                paused = self._require_paused(name)
-                frame = self._frame(paused, arguments)
-                return {
-                    "frame": frame["name"],
-                    "locals": await paused.link.locals(int(frame["id"])),
-                }
-            if name == "catch":
-                return await self._catch(str(arguments.get("mode", "")))
-            if name == "set":
-                return await self._set_variable(arguments)
-            if name == "eval":
-                paused = self._require_paused(name)
-                frame = self._frame(paused, arguments)
-                if not expression:
-                    raise PowerXError(
-                        ErrorCode.DEBUG_EVAL_EMPTY, "Nothing to evaluate.", "eval EXPR"
-                    )
-                return {"result": await paused.link.evaluate(expression, int(frame["id"]))}
-        except (DapError, TimeoutError) as error:
-            if isinstance(error, DapError) and name in {"eval", "set"} and self.paused:
-                # Still paused, so the expression failed, not the debugger.
-                shown = expression or f"{arguments.get('name')} = {arguments.get('value')}"
-                raise PowerXError(
-                    ErrorCode.DEBUG_EVAL_FAILED,
-                    f"{shown!r} failed: {_last_line(error.message)}",
-                    "use names of the paused frame (see `locals`; `stack` lists the frames).",
-                    status=422,
-                ) from None
-            raise PowerXError(
-                ErrorCode.DEBUG_COMMAND_FAILED,
-                f"The debugger refused '{name}': {error}",
-                "the generation may have been replaced; see `list` and try again.",
-                status=409,
-            ) from None
-        raise PowerXError(
-            ErrorCode.DEBUG_COMMAND_UNKNOWN,
-            f"Unknown debugger command {name!r}.",
-            "use continue, next, step, out, stack, locals, eval, set or catch.",
-        )
-
-    async def _catch(self, mode: str) -> dict[str, Any]:
-        """Exception breakpoints from the console: ``raised``, ``uncaught`` or ``off``."""
-        if mode not in _CATCH:
-            raise PowerXError(
-                ErrorCode.DEBUG_CATCH_INVALID,
-                f"{mode!r} is not an exception mode.",
-                "use catch raised (every raise), catch uncaught (what the plugin does not "
-                "handle) or catch off.",
-                status=422,
-            )
-        await self.set_exception_filters({"filters": _CATCH[mode]})
-        return {"catch": mode}
-
-    async def _set_variable(self, arguments: dict[str, Any]) -> dict[str, Any]:
-        """``set VAR VALUE``: assign in the paused frame; the new value, read back."""
-        paused = self._require_paused("set")
-        frame = self._frame(paused, arguments)
-        variable, value = str(arguments.get("name", "")), str(arguments.get("value", "")).strip()
-        if not variable.isidentifier() or not value:
-            raise PowerXError(
-                ErrorCode.DEBUG_SET_INVALID,
-                f"'set' needs a variable name and a value, not {variable!r} {value!r}.",
-                "write it as: set name 'ada' (the value is an expression).",
-                status=422,
-            )
-        await paused.link.evaluate(f"{variable} = {value}", int(frame["id"]))
-        return {"name": variable, "result": await paused.link.evaluate(variable, int(frame["id"]))}
+        """continue | next | step | out | stack | locals | eval | set | catch
+        (debug/session_commands.py)."""
+        return await run_command(self, name, arguments)
 
     async def set_exception_filters(self, arguments: Message) -> None:
         """Keep an IDE's exception settings and apply them to every live generation."""
@@ -478,13 +372,6 @@ class DebugSession:
             await self._drop(generation)
 
 
-# The console's exception modes, as debugpy's filters (NodeLink maps them to V8's).
-_CATCH: dict[str, list[str]] = {
-    "raised": ["raised"],
-    "uncaught": ["uncaught", "userUnhandled"],
-    "off": [],
-}
-
 # Events the session interprets itself before telling the IDE proxies (or never tells:
 # a generation's own lifecycle is hidden, the IDE sees one long-lived debuggee).
 _SESSION_EVENTS = frozenset(
@@ -500,13 +387,3 @@ def _code_around(link: Link, file: str | None, line: int | None) -> list[str]:
     lines = text.splitlines()
     shown = range(max(1, line - 2), min(len(lines), line + 2) + 1)
     return [f"{'->' if n == line else '  '} {n:>4}  {lines[n - 1]}" for n in shown]
-
-
-def _last_line(text: str) -> str:
-    """debugpy answers a failed evaluation with a traceback: its last line says what."""
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else text
-
-
-def _first_plugin_frame(paused: Paused) -> int:
-    return next((i for i, f in enumerate(paused.stack) if f["plugin_code"]), 0)

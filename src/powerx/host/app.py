@@ -32,9 +32,10 @@ from powerx.host.routes import (
     tools,
     type_checks,
 )
+from powerx.host.routes.state import AppControls
 from powerx.host.simulator import Simulator
 
-__all__ = ["ROUTES", "create_app", "error_response"]
+__all__ = ["ROUTES", "AppControls", "create_app", "error_response"]
 
 ROUTES: list[BaseRoute] = [
     *plugins.routes,
@@ -71,9 +72,12 @@ async def _on_os_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(
-    simulator: Simulator, on_shutdown: Callable[[], Awaitable[None]] | None = None
+    simulator: Simulator,
+    on_shutdown: Callable[[], Awaitable[None]] | None = None,
+    controls: AppControls | None = None,
 ) -> Starlette:
-    """The ASGI app; ``on_shutdown`` runs before the server exits (plugins stop there)."""
+    """The ASGI app; ``on_shutdown`` runs before the server exits (plugins stop there);
+    ``controls`` are the dashboard key and stop request the caller shares with it."""
     dev_sessions = DevSessions(
         simulator.observer.bus.publish,
         simulator.config.dev_hotload.session_ttl_s,
@@ -96,6 +100,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.simulator = simulator
+    app.state.controls = controls if controls is not None else AppControls()
     app.state.dev_sessions = dev_sessions
     app.state.plugin_proxy = PluginProxy(simulator)
     app.state.held_connections = dict[str, HeldConnection]()  # console connections, by id

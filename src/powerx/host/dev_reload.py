@@ -62,7 +62,7 @@ async def _build_failed(
     stale from now on, and the reload is in the telemetry, the audit trail and events."""
     reload_id = new_reload_id()
     error.details.setdefault("reload_id", reload_id)
-    failure = simulator.reload_failed(plugin, error.code, error.message, error.fix)
+    failure = simulator.reload_failures.failed(plugin, error.code, error.message, error.fix)
     await simulator.observer.reload_finished(
         reload_record(
             reload_id,

@@ -71,7 +71,7 @@ async def hot_reload(
         serving = slot.active if slot else None
         error.details.setdefault("reload_id", reload_id)
         if manifest is not None or named or plugin_hint:
-            simulator.reload_failed(plugin, error.code, error.message, error.fix)
+            simulator.reload_failures.failed(plugin, error.code, error.message, error.fix)
         await simulator.observer.reload_finished(
             failed_record(
                 reload_id,
@@ -110,7 +110,7 @@ async def reload_rejected(
     reload_id = new_reload_id()
     error.details.setdefault("reload_id", reload_id)
     if plugin_hint:
-        simulator.reload_failed(plugin_hint, error.code, error.message, error.fix)
+        simulator.reload_failures.failed(plugin_hint, error.code, error.message, error.fix)
     await simulator.observer.reload_finished(
         reload_record(reload_id, plugin_hint or "unknown", "blocked", received, reason=error.code),
         error.message,

@@ -19,7 +19,7 @@ import httpx
 from powerx.host.egress_proxy import EgressProxy
 from powerx.host.generations import Generation
 from powerx.host.sandbox import Sandbox
-from powerx.host.socket_routes import SocketRoutes, base_url
+from powerx.host.socket_transport import SocketTransport, base_url
 from powerx.runtimes import LISTEN_DIR_ENV
 from powerx.runtimes.egress_guard import EgressPolicy
 
@@ -43,9 +43,11 @@ class PluginNetwork:
         self.egress_proxy: EgressProxy | None = None  # see open_egress_proxy
         # One client for health probes and for proxied requests: the probe's keep-alive
         # connection is then already open when traffic flips to a new generation.
-        self.routes = SocketRoutes(httpx.Limits(max_connections=200, max_keepalive_connections=50))
+        self.transport = SocketTransport(
+            httpx.Limits(max_connections=200, max_keepalive_connections=50)
+        )
         self.http = httpx.AsyncClient(
-            transport=self.routes, timeout=httpx.Timeout(60.0, connect=5.0), trust_env=False
+            transport=self.transport, timeout=httpx.Timeout(60.0, connect=5.0), trust_env=False
         )
         self._unix_urls: dict[str, str] = {}  # socket path -> its base URL
 
@@ -117,7 +119,7 @@ class PluginNetwork:
         if not path:
             return base_url(int(listening["port"]))
         if path not in self._unix_urls:
-            self._unix_urls[path] = self.routes.add(str(path))
+            self._unix_urls[path] = self.transport.add(str(path))
         return self._unix_urls[path]
 
     async def healthy(self, url: str, timeout_s: float | None = 5.0) -> bool:
@@ -134,7 +136,7 @@ class PluginNetwork:
         for path, url in list(self._unix_urls.items()):
             if url == gen.url:
                 del self._unix_urls[path]
-                await self.routes.remove(url)
+                await self.transport.remove(url)
         sandbox = self.sandbox(gen.plugin_id)
         if sandbox is not None:
             for port in gen.exposed:

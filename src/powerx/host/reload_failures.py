@@ -15,8 +15,12 @@ the same artefact (after a crash, or to attach a debugger) is still stale.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from powerx.host.generations import PluginSlot
 
 # On a response from a plugin whose last reload failed: "<code>; serving generation <N>".
 STALE_HEADER = "x-powerx-stale"
@@ -70,8 +74,33 @@ def stale_header(code: str, generation: int | None) -> str:
 class ReloadFailures:
     """The last failed reload of each plugin, until a reload of that plugin succeeds."""
 
-    def __init__(self) -> None:
+    def __init__(self, slots: Mapping[str, PluginSlot]) -> None:
+        self.slots = slots  # what serves each plugin, when one of its reloads fails
         self.last: dict[str, ReloadFailure] = {}
+
+    def failed(
+        self,
+        plugin: str,
+        code: str,
+        message: str,
+        fix: str | None = None,
+        origin: Literal["server", "client"] = "server",
+    ) -> ReloadFailure:
+        """A reload of ``plugin`` failed (here, or in the dev loop before any upload): what
+        serves it now is stale, or, if nothing does, the plugin has failed."""
+        slot = self.slots.get(plugin)
+        serving = slot.active if slot else None
+        failure = ReloadFailure(
+            plugin,
+            code,
+            message,
+            fix,
+            origin,
+            serving.digest if serving else None,
+            serving.number if serving else None,
+        )
+        self.record(failure)
+        return failure
 
     def record(self, failure: ReloadFailure) -> None:
         self.last[failure.plugin] = failure

@@ -19,7 +19,7 @@ generation's listening ports are brought out on fresh loopback ports (``expose``
 rest of the simulator talks to ``127.0.0.1:PORT`` as it would without a sandbox.
 
 Where bubblewrap cannot run (not Linux, not installed, user namespaces disabled),
-:func:`containment` says why; the in-process guards still apply and ``doctor``,
+``host/containment.py`` says why; the in-process guards still apply and ``doctor``,
 ``host status`` and the dashboard say "not contained".
 """
 
@@ -27,201 +27,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import itertools
 import json
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import powerx
-import powerx_plugin
-from powerx.bundling.toolchain import node_executable
 from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
+from powerx.host.bwrap import bwrap_command, outer_pid
+from powerx.host.containment import INSTALL_HINT
 from powerx.host.launcher import ForkedProcess, pipe_reader
 from powerx.runtimes.sandbox_agent import relaying_to
 
-SandboxSetting = Literal["auto", "required", "off"]
-_SYSTEM = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc")
 _START_TIMEOUT_S = 20.0
 _REQUEST_TIMEOUT_S = 10.0
-INSTALL_HINT = "install bubblewrap (Debian/Ubuntu: `sudo apt-get install bubblewrap`)"
-
-
-@dataclass(frozen=True)
-class Containment:
-    """Whether plugins run contained, with what, or why not."""
-
-    contained: bool
-    tool: str | None  # e.g. "bubblewrap 0.8.0"
-    reason: str  # what contains them, or why nothing does
-    fix: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "contained": self.contained,
-            "tool": self.tool,
-            "reason": self.reason,
-            "fix": self.fix,
-        }
-
-
-def containment(setting: SandboxSetting = "auto") -> Containment:
-    """Probe (once per process) whether bubblewrap can contain plugins here."""
-    if setting == "off":
-        return Containment(
-            False,
-            None,
-            "turned off (sandbox: off in host_simulator.yaml or POWERX_SANDBOX=off)",
-            "remove `sandbox: off` / POWERX_SANDBOX to contain plugins",
-        )
-    return _probe()
-
-
-@functools.cache
-def _probe() -> Containment:
-    if not sys.platform.startswith("linux"):
-        return Containment(
-            False,
-            None,
-            f"OS containment needs Linux namespaces; this is {sys.platform}",
-            "only the in-process guards apply here; run untrusted plugins in a Linux VM",
-        )
-    bwrap = shutil.which("bwrap")
-    if bwrap is None:
-        return Containment(False, None, "bubblewrap (bwrap) is not installed", INSTALL_HINT)
-    version = _bwrap_version(bwrap)
-    command = [bwrap, *_namespaces(), *_system_binds(), "--proc", "/proc", "--dev", "/dev"]
-    try:
-        result = subprocess.run(
-            [*command, "true"], capture_output=True, text=True, timeout=10, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        return Containment(False, version, f"bubblewrap could not start: {error}", INSTALL_HINT)
-    if result.returncode != 0:
-        return Containment(
-            False,
-            version,
-            f"bubblewrap cannot create namespaces here: {result.stderr.strip()[:300]}",
-            "enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1 "
-            "or user.max_user_namespaces > 0), or run where they are allowed",
-        )
-    return Containment(
-        True, version, f"{version}: own network, mount and PID namespaces per plugin"
-    )
-
-
-def _bwrap_version(bwrap: str) -> str:
-    try:
-        out = subprocess.run(
-            [bwrap, "--version"], capture_output=True, text=True, timeout=5, check=False
-        ).stdout.split()
-    except (OSError, subprocess.TimeoutExpired):
-        out = []
-    return f"bubblewrap {out[-1]}" if out else "bubblewrap"
-
-
-def _namespaces() -> list[str]:
-    return ["--unshare-all", "--die-with-parent", "--new-session"]
-
-
-def _system_binds() -> list[str]:
-    args: list[str] = []
-    for name in _SYSTEM:
-        path = Path("/") / name
-        if path.is_symlink():
-            args += ["--symlink", os.readlink(path), str(path)]
-        elif path.is_dir():
-            args += ["--ro-bind", str(path), str(path)]
-    return args
-
-
-def devkit_paths() -> list[Path]:
-    """What a plugin process needs of the DevKit: the interpreter (and its venv), the
-    ``powerx`` and ``powerx_plugin`` packages, Node; outside the system folders."""
-    candidates = [
-        Path(sys.prefix),
-        Path(sys.base_prefix),
-        Path(sys.exec_prefix),
-        Path(sys.base_exec_prefix),
-        Path(sys.executable).resolve().parent.parent,
-        Path(powerx.__file__).resolve().parent.parent,
-        Path(powerx_plugin.__file__).resolve().parent.parent,
-    ]
-    with contextlib.suppress(PowerXError):
-        candidates.append(Path(node_executable()).resolve().parent.parent)
-    system = tuple(Path("/") / name for name in _SYSTEM)
-    chosen: list[Path] = []
-    for path in sorted({p.resolve() for p in candidates}, key=lambda p: len(p.parts)):
-        if path == Path("/") or any(path.is_relative_to(s) for s in system):
-            continue
-        if not any(path.is_relative_to(c) for c in chosen):
-            chosen.append(path)
-    return chosen
-
-
-def bwrap_command(
-    bwrap: str,
-    run_folder: Path,
-    sockets: Path,
-    host_socket: Path | None = None,
-    grpc_socket: Path | None = None,
-    mounts: Sequence[tuple[Path, Path]] = (),
-) -> list[str]:
-    """The sandbox: namespaces, then the mount view, built from nothing (order matters:
-    a bind below ``/tmp`` must come after the ``/tmp`` tmpfs). ``mounts``: more folders
-    it sees, read-only, as (folder, where inside); those that exist and that the view
-    does not hold already."""
-    args = [bwrap, *_namespaces(), *_system_binds()]
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-    devkit = devkit_paths()
-    for path in devkit:
-        args += ["--ro-bind", str(path), str(path)]
-    covered = (*devkit, *(Path("/") / name for name in _SYSTEM))
-    for path, inside in mounts:
-        if path.is_dir() and not (path == inside and any(path.is_relative_to(c) for c in covered)):
-            args += ["--ro-bind", str(path), str(inside)]
-    args += ["--ro-bind", str(run_folder), str(run_folder)]
-    args += ["--bind", str(sockets), str(sockets), "--chdir", str(run_folder)]
-    if host_socket is not None:  # the simulator's HTTP server, for the host API
-        args += ["--bind", str(host_socket), str(host_socket)]
-    if grpc_socket is not None:  # the host's gRPC services (host/upstream): this file only
-        args += ["--bind", str(grpc_socket), str(grpc_socket)]
-    return args
-
-
-def outer_pid(root: int, inner: int) -> int | None:
-    """The pid (as the simulator sees it) of the process that is ``inner`` inside the
-    sandbox whose outermost process is ``root``: a walk down ``/proc``'s children lists
-    comparing each process's innermost ``NSpid``."""
-    queue = deque([root])
-    seen: set[int] = set()
-    while queue:
-        pid = queue.popleft()
-        if pid in seen:
-            continue
-        seen.add(pid)
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        except OSError:
-            continue
-        for line in status.splitlines():
-            if line.startswith("NSpid:"):
-                ids = line.split()[1:]
-                if pid != root and len(ids) > 1 and int(ids[-1]) == inner:
-                    return pid
-        queue.extend(int(child) for child in children)
-    return None
 
 
 class Sandbox:

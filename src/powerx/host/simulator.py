@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import shutil
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from powerx.bundling.artefact import Artefact
 from powerx.config import SimulatorConfig
@@ -26,6 +25,7 @@ from powerx.host.activation import Activation
 from powerx.host.admission import admit_archive
 from powerx.host.artefact_pruning import ArtefactPruner
 from powerx.host.artefacts import ArtefactStore
+from powerx.host.containment import required_containment
 from powerx.host.dev_loops import DevLoops
 from powerx.host.gateway import Gateway
 from powerx.host.generations import Generation, LogLine, PluginSlot
@@ -35,12 +35,11 @@ from powerx.host.mock_data import FOLDER as MOCK_DATA_FOLDER
 from powerx.host.mock_data import MockDataChange, MockDataFiles
 from powerx.host.plugin_environments import PluginEnvironments
 from powerx.host.rbac import RbacGate
-from powerx.host.reload_failures import ReloadFailure, ReloadFailures
+from powerx.host.reload_failures import ReloadFailures
 from powerx.host.reload_gate import ReloadGate
 from powerx.host.reports import HostReports
-from powerx.host.rollback_targets import stored_target
+from powerx.host.rollbacks import rollback
 from powerx.host.run_trees import RunTrees
-from powerx.host.sandbox import containment
 from powerx.host.served_plugins import ServedPluginsView
 from powerx.host.serving import serving_generation
 from powerx.host.status_view import simulator_status
@@ -71,13 +70,7 @@ class Simulator:
         self.url = host_url
         self.started_at = time.time()
         self.store = ArtefactStore(state_dir, run_root(state_dir))
-        self.containment = containment(config.sandbox)
-        if config.sandbox == "required" and not self.containment.contained:
-            raise PowerXError(
-                ErrorCode.SANDBOX_UNAVAILABLE,
-                f"Plugins must run contained (sandbox: required), but {self.containment.reason}.",
-                self.containment.fix or "set `sandbox: auto` to run them uncontained.",
-            )
+        self.containment = required_containment(config.sandbox)
         self._run_tree_in_ram = self.store.unpacked.is_relative_to(RAM_DIR)
         self.observer = Observer(config, state_dir, config.tenant)
         bus = self.observer.bus  # the reload's steps: see powerx.observe.events
@@ -123,7 +116,7 @@ class Simulator:
         self.gate.follow(bus)
         self.dev_loops = DevLoops(bus.publish)
         self.dev_loops.follow(bus)
-        self.reload_failures = ReloadFailures()
+        self.reload_failures = ReloadFailures(slots)
         self.counters: Counter[str] = Counter()
         self.rbac = RbacGate(config.identities, on_denied=self.reports.rbac_denied)
         self.gateway = Gateway(
@@ -150,8 +143,6 @@ class Simulator:
             self.reports.grpc_call,
             self.reports.denied,
         )
-        self.shutdown_requested = asyncio.Event()
-        self.dashboard_key = secrets.token_urlsafe(24)
 
     def _plugin_environment(self, plugin_id: str, token: str) -> dict[str, str]:
         """What a generation is handed beyond the basics: how requests to it are signed,
@@ -330,30 +321,6 @@ class Simulator:
         dict): warnings with file:line in status and the dashboard until a clean run."""
         self.dev_loops.type_checked(report)
 
-    def reload_failed(
-        self,
-        plugin: str,
-        code: str,
-        message: str,
-        fix: str | None = None,
-        origin: Literal["server", "client"] = "server",
-    ) -> ReloadFailure:
-        """A reload of ``plugin`` failed (here, or in the dev loop before any upload): what
-        serves it now is stale, or, if nothing does, the plugin has failed."""
-        slot = self.supervisor.slots.get(plugin)
-        serving = slot.active if slot else None
-        failure = ReloadFailure(
-            plugin,
-            code,
-            message,
-            fix,
-            origin,
-            serving.digest if serving else None,
-            serving.number if serving else None,
-        )
-        self.reload_failures.record(failure)
-        return failure
-
     async def hot_reload(
         self,
         data: bytes,
@@ -376,60 +343,8 @@ class Simulator:
         await reload_rejected(self, error, plugin_hint, received)
 
     async def rollback(self, plugin_id: str, digest: str | None) -> Activation:
-        """Serve the previous artefact (or a named one) again."""
-        record = self.store.active(plugin_id)
-        slot = self.supervisor.slots.get(plugin_id)
-        if record is None and slot is None:
-            raise PowerXError(
-                ErrorCode.PLUGIN_NOT_FOUND,
-                f"No plugin '{plugin_id}' is known here.",
-                "check the id with `powerx host status`.",
-                status=404,
-            )
-        target = stored_target(self.store, plugin_id, digest)
-        manifest = self.admit(self.store.read(target), target)
-        if manifest.id != plugin_id:
-            raise PowerXError(
-                ErrorCode.ARTEFACT_MISMATCH,
-                f"Artefact {target[:12]} belongs to {manifest.id}, not {plugin_id}.",
-                "name an artefact of this plugin.",
-                status=409,
-            )
-        source = slot.source_dir if slot else self.store.unpack(target, plugin=plugin_id)
-        activation = await self.activate(manifest, target, source, force=True)
-        self.reload_failures.clear(plugin_id)  # it serves what the developer asked for
-        self.counters["rollbacks"] += 1
-        await self.observer.audit(
-            "rollback",
-            plugin_id,
-            {
-                "digest": target,
-                "from": activation.previous_digest,
-                "generation": activation.generation,
-                "named": digest is not None,
-            },
-        )
-        self.observer.bus.publish(
-            events.ROLLBACK,
-            {"plugin": plugin_id, "digest": target, "generation": activation.generation},
-        )
-        return activation
-
-    async def clear_cache(self) -> dict[str, int]:
-        """Drop stored artefacts nothing needs: keeps every active, previous and live one."""
-        keep: set[str] = {gen.digest for gen in self.supervisor.live}
-        for plugin_id in self.store.plugins():
-            record = self.store.active(plugin_id)
-            if record is not None:
-                keep.add(record.digest)
-                if record.previous:
-                    keep.add(record.previous)
-        removed, freed = self.store.clear(keep)
-        in_use = {g.python.key for g in self.supervisor.live if g.python and g.python.key}
-        environments, env_bytes = self.environments.clear(in_use)
-        details = {"removed": removed, "freed_bytes": freed + env_bytes}
-        await self.observer.audit("cache.clear", None, {**details, "environments": environments})
-        return {**details, "kept": len(keep), "environments": environments}
+        """Serve the previous artefact (or a named one) again (host/rollbacks.py)."""
+        return await rollback(self, plugin_id, digest)
 
     # -- reading -------------------------------------------------------------------------
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import secrets
 import socket
 import time
@@ -24,23 +23,23 @@ import httpx
 
 from powerx.config import Tuning
 from powerx.debug.go_link import delve_command
-from powerx.errors import PowerXError
+from powerx.host.after_flip import retire_after_first_request, warm_next_after_first_request
 from powerx.host.artefact_info import node_preload
+from powerx.host.crash_restarts import end_hung_program
 from powerx.host.dev_vars import read_dev_vars, settings_digest
 from powerx.host.generation_env import generation_environment, shim_argv
-from powerx.host.generations import CRASH_LOOP_AFTER, Generation, LogLine, PluginSlot
+from powerx.host.generation_launch import delve_port_for, launch, passes_probe, program_health
+from powerx.host.generation_output import attach_debugger, read_stderr, read_stdout, watch_exit
+from powerx.host.generations import Generation, LogLine, PluginSlot
 from powerx.host.launcher import (
     Launcher,
     LaunchSpec,
-    PluginProcess,
 )
 from powerx.host.launcher_pool import LauncherPool
 from powerx.host.liveness import watch_liveness
 from powerx.host.plugin_network import PluginNetwork, loopback_ports
 from powerx.host.programs import (
     backend_environment,
-    backend_start_failed,
-    delve_port,
     listen_port,
     program_argv,
     wait_healthy,
@@ -50,18 +49,7 @@ from powerx.host.start_errors import start_error
 from powerx.manifest import Manifest
 from powerx.observe import events
 from powerx.observe.events import EventBus
-from powerx.runtimes import (
-    CONTROL_PREFIX,
-)
 from powerx.runtimes.egress_guard import EgressPolicy
-
-# What Node's inspector writes to stderr of a generation the simulator debugs.
-_INSPECTOR_CHATTER = (
-    "Debugger listening on ws://",
-    "For help, see: https://nodejs.org/en/docs/inspector",
-    "Debugger attached.",
-    "Waiting for the debugger to disconnect...",
-)
 
 
 class DebugHooks(Protocol):
@@ -181,65 +169,6 @@ class Supervisor:
         if self.on_log is not None:
             self.on_log(record)
 
-    async def _read_stdout(self, slot: PluginSlot, gen: Generation) -> None:
-        async for raw in gen.process.stdout:
-            line = raw.decode(errors="replace").rstrip("\n")
-            if line.startswith(CONTROL_PREFIX):
-                with contextlib.suppress(ValueError):
-                    message = json.loads(line[len(CONTROL_PREFIX) :])
-                    if message.get("event") == "egress_blocked":
-                        if self.on_egress_blocked is not None:
-                            self.on_egress_blocked(slot, gen, message)
-                    elif message.get("event") == "debug":
-                        self._spawn_background(self._attach_debugger(slot, gen, message))
-                    elif message.get("event") == "modules":
-                        self._spawn_background(self._learn_modules(gen, message))
-                    elif not gen.ready.done():
-                        gen.ready.set_result(message)
-                    continue
-            self._log(slot, gen.number, "stdout", line)
-
-    async def _attach_debugger(
-        self, slot: PluginSlot, gen: Generation, message: dict[str, Any]
-    ) -> None:
-        """The generation waits for its breakpoints before loading code; replay them. If
-        that fails it would wait forever, so it is stopped and the start reports why."""
-        if self.debug is None:
-            return
-        try:
-            message = await self.network.debug_endpoint(gen, message)
-            await self.debug.generation_listening(
-                slot.manifest.id, gen.number, gen.run_dir, message
-            )
-        except Exception as error:
-            self._log(slot, gen.number, "system", f"debugger attach failed: {error!r}")
-            gen.process.kill()
-
-    async def _read_stderr(self, slot: PluginSlot, gen: Generation) -> None:
-        async for raw in gen.process.stderr:
-            line = raw.decode(errors="replace").rstrip("\n")
-            if not line.startswith(_INSPECTOR_CHATTER):
-                self._log(slot, gen.number, "stderr", line)
-
-    async def _watch_exit(self, slot: PluginSlot, gen: Generation) -> None:
-        code = await gen.process.wait()
-        gen.exit_code = code
-        if not gen.ready.done():
-            gen.ready.set_result({"event": "exited", "code": code})
-        if gen.state == "running":
-            gen.state = "crashed"
-            self.tokens.pop(gen.token, None)
-            self._log(
-                slot,
-                gen.number,
-                "system",
-                f"generation {gen.number} exited unexpectedly with code {code}",
-            )
-            if slot.active is gen and not self.closing:
-                self._spawn_background(self._restart_after_crash(slot, gen))
-        elif gen.state == "draining":
-            gen.state = "stopped"
-
     def _spawn_background(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)
         self._background.add(task)
@@ -283,14 +212,14 @@ class Supervisor:
             cwd = run_dir / "src"
             interpreter = python.python if python is not None else None
             argv = program_argv(manifest, cwd, env, interpreter)
-            delve_port = self._delve_port(manifest, run_dir, program_port)
+            delve_port = delve_port_for(self, manifest, run_dir, program_port)
             if delve_port is not None:  # halted under Delve until its breakpoints are in
                 argv = delve_command(argv, delve_port)
             spec = LaunchSpec(manifest.runtime, argv, env, str(cwd))
         if sandbox is not None:  # the host API, the egress proxy, local services it names
             for port in {*self.network.simulator_ports(), *loopback_ports(manifest.egress)}:
                 await sandbox.forward(port)
-        process = await self._launch(manifest, spec)
+        process = await launch(self, manifest, spec)
         slot.last_number += 1
         gen = Generation(manifest.id, slot.last_number, digest, token, process, run_dir)
         gen.python = python
@@ -302,17 +231,17 @@ class Supervisor:
         self.live.add(gen)
         self.tokens[token] = (manifest.id, gen.number)
         gen.tasks = [
-            asyncio.create_task(self._read_stdout(slot, gen)),
-            asyncio.create_task(self._read_stderr(slot, gen)),
-            asyncio.create_task(self._watch_exit(slot, gen)),
+            asyncio.create_task(read_stdout(self, slot, gen)),
+            asyncio.create_task(read_stderr(self, slot, gen)),
+            asyncio.create_task(watch_exit(self, slot, gen)),
         ]
         if program_port is not None and delve_port is not None:
             endpoint = {"event": "debug", "port": delve_port, "delve": True}
-            self._spawn_background(self._attach_debugger(slot, gen, endpoint))
+            self._spawn_background(attach_debugger(self, slot, gen, endpoint))
         early_probe = process.early_probe  # a spare's, sent before its order
         health: Callable[[], Awaitable[bool]] | None = None
         if program_port is not None:  # a program's readiness: its health path answers 200
-            health = await self._program_health(gen, manifest, program_port)
+            health = await program_health(self, gen, manifest, program_port)
             ready = {"event": "ready", "port": gen.port}
             early_probe = asyncio.create_task(wait_healthy(health, gen.ready, ready))
         try:
@@ -323,11 +252,11 @@ class Supervisor:
             if message.get("event") == "ready":
                 gen.url = self.network.reach(message)
                 gen.port = message.get("port") if isinstance(message.get("port"), int) else None
-                if await self._passes_probe(gen.url, early_probe):
+                if await passes_probe(self, gen.url, early_probe):
                     gen.state = "running"
                     gen.start_ms = (time.perf_counter() - started) * 1000
                     if health is not None:
-                        hung = functools.partial(self._hung, slot, gen)
+                        hung = functools.partial(end_hung_program, self, slot, gen)
                         liveness = watch_liveness(
                             health,
                             hung,
@@ -336,7 +265,7 @@ class Supervisor:
                         )
                         gen.tasks.append(asyncio.create_task(liveness))
                     self._spawn_background(
-                        self._warm_next_after_first_request(gen, manifest.runtime)
+                        warm_next_after_first_request(self, gen, manifest.runtime)
                     )
                     self.bus.publish(
                         events.GENERATION_STARTED,
@@ -357,89 +286,11 @@ class Supervisor:
         await self.stop_generation(gen)
         raise start_error(slot, gen, message, self.start_timeout_s)
 
-    def _delve_port(self, manifest: Manifest, run_dir: Path, program_port: int) -> int | None:
-        if self.debug is None or not self.debug.wants_debug(manifest.id, manifest.runtime):
-            return None
-        return delve_port(run_dir, program_port, self.network.sandbox(manifest.id) is not None)
-
-    async def _launch(self, manifest: Manifest, spec: LaunchSpec) -> PluginProcess:
-        try:
-            return await self.launcher(manifest.runtime, manifest.id).launch(spec)
-        except (OSError, PowerXError) as error:  # a program that is not there, or not runnable
-            if not manifest.is_backend:
-                raise
-            message = error.message if isinstance(error, PowerXError) else str(error)
-            raise backend_start_failed(manifest, spec.argv, message) from None
-
-    async def _program_health(
-        self, gen: Generation, manifest: Manifest, port: int
-    ) -> Callable[[], Awaitable[bool]]:
-        """The probe of the program's health path, where the simulator reaches ``port``
-        (which becomes ``gen.port``): its readiness, then its liveness."""
-        assert manifest.backend is not None
-        gen.port = await self.network.reachable(gen, port)
-        health = f"{self.network.reach({'port': gen.port})}{manifest.backend.health}"
-
-        async def probe() -> bool:
-            try:
-                response = await self.http.get(health, timeout=self.tuning.probe_timeout_s)
-            except httpx.HTTPError:
-                return False
-            return response.status_code == 200
-
-        return probe
-
-    def _hung(self, slot: PluginSlot, gen: Generation, missed: int) -> None:
-        """A running program stopped answering its health path: end it; its exit is then
-        a crash, restarted with backoff."""
-        health = slot.manifest.backend.health if slot.manifest.backend else ""
-        self._log(
-            slot,
-            gen.number,
-            "system",
-            f"generation {gen.number} failed its health probe ({health}) {missed} times in a "
-            "row; restarting it",
-        )
-        gen.process.kill()
-
     async def first_request(self, gen: Generation) -> None:
         """Until ``gen`` has answered its first request, or ``after_flip_wait_s``: work
         done sooner competes for the CPU with the very request the developer saved for."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(gen.served.wait(), self.tuning.after_flip_wait_s)
-
-    async def _settled(self, gen: Generation) -> None:
-        """Until ``gen`` has answered its first request and its swap is on disk, or
-        ``after_flip_wait_s``: work done sooner competes for the CPU with the request the
-        developer saved for, then with the rest of the reload."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.tuning.after_flip_wait_s):
-                await gen.served.wait()
-                await gen.swapped.wait()
-
-    async def _learn_modules(self, gen: Generation, message: dict[str, Any]) -> None:
-        """Modules of its environment a generation loaded: its zygote imports them too,
-        once that generation's first request and swap are done."""
-        names = message.get("names")
-        if gen.python is None or not isinstance(names, list):
-            return
-        await self._settled(gen)
-        if not self.closing:
-            self.launchers.learn(gen, [str(name) for name in names])
-
-    async def _warm_next_after_first_request(self, gen: Generation, runtime: str) -> None:
-        """Start the next warm spare (a Node start-up costs ~0.1 s of CPU) after
-        ``gen``'s first request and swap."""
-        await self._settled(gen)
-        if not self.closing:
-            self.launchers.warm_next(gen, runtime)
-
-    async def _passes_probe(self, url: str, early: asyncio.Task[bool] | None) -> bool:
-        """The health probe. One sent early (to a spare, on the port it serves from,
-        before its order) counts if it passed; else the generation is asked again."""
-        if early is not None and await early:
-            return True
-        return await self.network.healthy(url)
 
     async def stop_generation(self, gen: Generation, drain: bool = False) -> None:
         """Stop a generation; with ``drain`` its in-flight requests finish first."""
@@ -493,7 +344,7 @@ class Supervisor:
         slot.crash_loop = False
         self._publish_flip(gen, previous, after_crash=False)
         if previous is not None and previous is not gen:
-            self._spawn_background(self._retire_after_first_request(previous, gen))
+            self._spawn_background(retire_after_first_request(self, previous, gen))
         return previous
 
     def _publish_flip(
@@ -513,57 +364,11 @@ class Supervisor:
             },
         )
 
-    async def _retire_after_first_request(self, previous: Generation, gen: Generation) -> None:
-        """Stop the previous generation (it gets no new requests) after ``gen``'s first
-        request and swap; it drains what it still serves."""
-        await self._settled(gen)
-        await self.stop_generation(previous, drain=True)
-
     def slot_for(self, manifest: Manifest, source_dir: Path) -> PluginSlot:
         slot = self.slots.get(manifest.id)
         if slot is None:
             slot = self.slots[manifest.id] = PluginSlot(manifest, source_dir)
         return slot
-
-    async def _restart_after_crash(self, slot: PluginSlot, crashed: Generation) -> None:
-        now = time.monotonic()
-        slot.crashes.append(now)
-        window = self.tuning.crash_window_s
-        recent = [t for t in slot.crashes if now - t <= window]
-        if len(recent) >= CRASH_LOOP_AFTER:
-            slot.crash_loop = True
-            self._log(
-                slot,
-                crashed.number,
-                "system",
-                f"crash loop: {len(recent)} crashes in {window:g} s; not restarting. "
-                "Fix the plugin and save (or reload) to start it again.",
-            )
-            return
-        first, most = (self.tuning.crash_backoff_first_s, self.tuning.crash_backoff_max_s)
-        if slot.manifest.is_backend:
-            first, most = (self.tuning.program_backoff_first_s, self.tuning.program_backoff_max_s)
-        delay = min(most, first * 2 ** (len(recent) - 1))
-        self._log(slot, crashed.number, "system", f"restarting in {delay:.1f} s")
-        await asyncio.sleep(delay)
-        async with slot.lock:
-            if slot.active is not crashed or self.closing:
-                return  # a reload replaced it meanwhile
-            try:
-                gen = await self.start_generation(
-                    slot, crashed.digest, crashed.run_dir, crashed.python
-                )
-            except PowerXError as error:
-                self._log(slot, crashed.number, "system", f"restart failed: {error.message}")
-                self._spawn_background(self._restart_after_crash(slot, crashed))
-                return
-            slot.restarts += 1
-            slot.active = gen
-            gen.swapped.set()  # the pointer already names its artefact
-            self._publish_flip(gen, crashed, after_crash=True)
-            self._log(
-                slot, gen.number, "system", f"restarted as generation {gen.number} after a crash"
-            )
 
     def prepare_launchers(self, plugins: set[tuple[str, str]]) -> None:
         """Start warm parents/spares early: see LauncherPool.prepare."""

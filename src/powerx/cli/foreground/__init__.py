@@ -29,7 +29,7 @@ from powerx.config import SimulatorConfig
 from powerx.environments import find_declaration
 from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
-from powerx.host.app import create_app
+from powerx.host.app import AppControls, create_app
 from powerx.host.generations import Generation, LogLine
 from powerx.host.header_timeout import with_header_timeout
 from powerx.host.mock_data import MockDataChange
@@ -46,7 +46,7 @@ class StartReporter(Protocol):
     def built(self, artefact: Artefact) -> None: ...
     def mounted(self, plan: PluginPlan, generation: Generation) -> None: ...
     def not_mounted(self, plan: PluginPlan, error: PowerXError) -> None: ...
-    def ready(self, url: str, simulator: Simulator) -> None: ...
+    def ready(self, url: str, simulator: Simulator, dashboard_key: str) -> None: ...
     def log(self, line: LogLine) -> None: ...
     def mock_data(self, change: MockDataChange) -> None: ...
     def stopping(self) -> None: ...
@@ -175,7 +175,9 @@ async def _mount_all(
     or start is recorded as failed, and the others serve: its next clean save mounts it."""
     for plan, artefact in zip(plans, built, strict=True):
         if isinstance(artefact, PowerXError):  # reported when its build failed
-            simulator.reload_failed(plan.manifest.id, artefact.code, artefact.message, artefact.fix)
+            simulator.reload_failures.failed(
+                plan.manifest.id, artefact.code, artefact.message, artefact.fix
+            )
             continue
         try:
             reporter.mounted(plan, await simulator.mount(artefact))
@@ -183,7 +185,7 @@ async def _mount_all(
             if not keep_going:
                 raise
             reporter.not_mounted(plan, error)
-            simulator.reload_failed(plan.manifest.id, error.code, error.message, error.fix)
+            simulator.reload_failures.failed(plan.manifest.id, error.code, error.message, error.fix)
 
 
 def url_for(bind: str, port: int) -> str:
@@ -265,9 +267,10 @@ async def _serve(
         await simulator.stop()
         _remove_host_info()
 
+    controls = AppControls()
     server = _Server(
         uvicorn.Config(
-            create_app(simulator, on_shutdown),
+            create_app(simulator, on_shutdown, controls),
             http=with_header_timeout(config.header_timeout_s),
             log_level="warning",
             access_log=False,
@@ -295,18 +298,18 @@ async def _serve(
     _write_host_info(simulator, port, [plan.path for plan in plans])
     await simulator.started()
     closer = asyncio.create_task(_end_streams_on_exit(server, simulator))
-    reporter.ready(url, simulator)
+    reporter.ready(url, simulator, controls.dashboard_key)
     stop_watching = asyncio.Event()
     watcher = None
     if dev_reporter is not None:
         watcher = asyncio.create_task(
             _watch_in_process(simulator, plans, state_dir, dev_reporter, stop_watching, poll)
         )
-    stop_waiter = asyncio.create_task(simulator.shutdown_requested.wait())
+    stop_waiter = asyncio.create_task(controls.shutdown_requested.wait())
     with contextlib.ExitStack() as keys:
         if hotkeys.wanted():
             reporter.say(hotkeys.legend())
-            actions = SimulatorActions(simulator)
+            actions = SimulatorActions(simulator, controls)
             keys.enter_context(hotkeys.listening(hotkeys.Hotkeys(actions, reporter.say)))
         await asyncio.wait({serving, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
     stop_watching.set()

@@ -3,12 +3,14 @@ process."""
 
 from __future__ import annotations
 
+from powerx.host.app import AppControls
 from powerx.host.simulator import Simulator
 
 
 class SimulatorActions:
-    def __init__(self, simulator: Simulator) -> None:
+    def __init__(self, simulator: Simulator, controls: AppControls) -> None:
         self.simulator = simulator
+        self.controls = controls
 
     def plugin_ids(self) -> list[str]:
         return list(self.simulator.supervisor.slots)
@@ -17,7 +19,7 @@ class SimulatorActions:
         return [str(plugin["url"]) for plugin in self.simulator.status()["plugins"]]
 
     async def dashboard_url(self) -> str:
-        return f"{self.simulator.url}/dashboard?key={self.simulator.dashboard_key}"
+        return f"{self.simulator.url}/dashboard?key={self.controls.dashboard_key}"
 
     async def restart(self, plugin: str) -> str:
         try:
@@ -29,4 +31,4 @@ class SimulatorActions:
         return f"restarted {plugin}: generation {number}"
 
     def quit(self) -> None:
-        self.simulator.shutdown_requested.set()
+        self.controls.shutdown_requested.set()

@@ -38,7 +38,8 @@ async def dashboard_link(request: Request) -> Response:
     simulator = state.simulator(request)
     require_debug(request)
     require_observability_flag(simulator)
-    return JSONResponse({"url": f"{simulator.url}/dashboard?key={simulator.dashboard_key}"})
+    key = state.controls(request).dashboard_key
+    return JSONResponse({"url": f"{simulator.url}/dashboard?key={key}"})
 
 
 async def dashboard(request: Request) -> Response:
@@ -51,7 +52,11 @@ async def dashboard(request: Request) -> Response:
         # Trade the key in the URL for a cookie, so it leaves the address bar and history.
         response = RedirectResponse("/dashboard", status_code=303)
         response.set_cookie(
-            DASHBOARD_COOKIE, simulator.dashboard_key, httponly=True, samesite="strict", path="/"
+            DASHBOARD_COOKIE,
+            state.controls(request).dashboard_key,
+            httponly=True,
+            samesite="strict",
+            path="/",
         )
         return response
     if not is_dashboard_key(request, request.cookies.get(DASHBOARD_COOKIE, "")):

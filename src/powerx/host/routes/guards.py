@@ -15,7 +15,7 @@ deeper than the parser can follow is refused here, as 400 ``json_too_deep``, not
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from starlette.requests import Request
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DASHBOARD_COOKIE",
+    "QueryNumber",
     "int_param",
     "is_dashboard_key",
     "json_or_none",
@@ -52,7 +53,7 @@ def require_debug(request: Request) -> None:
 
 def is_dashboard_key(request: Request, presented: str) -> bool:
     """Whether ``presented`` is this simulator's dashboard key (compared in constant time)."""
-    key = state.simulator(request).dashboard_key
+    key = state.controls(request).dashboard_key
     return bool(presented) and secrets.compare_digest(presented.encode(), key.encode())
 
 
@@ -120,7 +121,15 @@ def strings(value: object) -> bool:
     return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
-def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+# A query parameter ``int_param`` reads, and the code it answers a bad value with.
+QueryNumber = Literal["limit", "tail"]
+_INVALID_NUMBER: dict[QueryNumber, ErrorCode] = {
+    "limit": ErrorCode.INVALID_LIMIT,
+    "tail": ErrorCode.INVALID_TAIL,
+}
+
+
+def int_param(request: Request, name: QueryNumber, default: int, low: int, high: int) -> int:
     """The query parameter ``name`` as a whole number from ``low`` to ``high``
     (``default`` when absent), else 400 ``invalid_<name>``."""
     raw = request.query_params.get(name)
@@ -132,7 +141,7 @@ def int_param(request: Request, name: str, default: int, low: int, high: int) ->
         value = low - 1
     if not low <= value <= high:
         raise PowerXError(
-            f"invalid_{name}",
+            _INVALID_NUMBER[name],
             f"{name}={raw!r} is not a whole number from {low} to {high}.",
             f"pass {name} between {low} and {high}.",
         )

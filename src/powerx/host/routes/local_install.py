@@ -146,7 +146,7 @@ async def record_reload(request: Request) -> Response:
         return success({"result": "ok"}, status=202)
     reason = "version_mismatch" if mismatch else "reload_failed"
     message = body.error or f"The client reports hot update {body.sequence} failed."
-    failure = simulator.reload_failed(plugin, reason, message, origin="client")
+    failure = simulator.reload_failures.failed(plugin, reason, message, origin="client")
     await simulator.observer.reload_finished(
         reload_record(
             new_reload_id(),

@@ -126,7 +126,7 @@ async def _record_client_failure(simulator: Simulator, report: TelemetryReport) 
     """The build failed before anything was uploaded: the server saw nothing, so this
     report is the reload's only record, and what serves is stale. Its reload id."""
     reason = report.reason or "build_failed"
-    failure = simulator.reload_failed(
+    failure = simulator.reload_failures.failed(
         report.plugin, reason, report.message or reason, report.fix, origin="client"
     )
     reload_id = new_reload_id()

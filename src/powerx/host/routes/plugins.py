@@ -37,7 +37,7 @@ async def status(request: Request) -> Response:
 
 async def shutdown(request: Request) -> Response:
     require_debug(request)
-    state.simulator(request).shutdown_requested.set()
+    state.controls(request).shutdown_requested.set()
     return JSONResponse({"ok": True, "message": "The simulator is stopping."}, status_code=202)
 
 

@@ -27,6 +27,7 @@ from starlette.routing import Route
 from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.host.artefacts import MAX_ARCHIVE_BYTES
+from powerx.host.cache_clearing import clear_cache
 from powerx.host.routes import state
 from powerx.host.routes.guards import (
     json_or_none,
@@ -82,7 +83,10 @@ async def hot_reload(request: Request) -> Response:
     try:
         return await _serve_upload(simulator, request, received, plugin_hint)
     finally:
-        if plugin_hint:  # refused before its manifest was read: the pending hold ends too
+        # Not a duplicate of the gate's and dev loop's bus subscriptions: an upload refused
+        # before its manifest is known (archive, admission) publishes no reload step, so the
+        # hold its header announced ends here; after the steps of a reload this is a no-op.
+        if plugin_hint:
             simulator.gate.settle(plugin_hint)
             simulator.dev_loops.settled(plugin_hint)
 
@@ -181,7 +185,7 @@ async def rollback(request: Request) -> Response:
 
 async def cache_clear(request: Request) -> Response:
     require_debug(request)
-    return JSONResponse(await state.simulator(request).clear_cache())
+    return JSONResponse(await clear_cache(state.simulator(request)))
 
 
 async def restart(request: Request) -> Response:

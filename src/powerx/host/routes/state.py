@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import secrets
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
@@ -13,11 +16,34 @@ if TYPE_CHECKING:
     from powerx.host.routes.observe import CachedVerification
     from powerx.host.simulator import Simulator
 
-__all__ = ["audit_verification", "dev_sessions", "held_connections", "plugin_proxy", "simulator"]
+__all__ = [
+    "AppControls",
+    "audit_verification",
+    "controls",
+    "dev_sessions",
+    "held_connections",
+    "plugin_proxy",
+    "simulator",
+]
+
+
+@dataclass
+class AppControls:
+    """What the endpoints share with the process that serves the app: the dashboard's key
+    (that process prints the link) and the request to stop (``POST /internal/shutdown``
+    sets it, a hotkey too; that process stops the server when it is set)."""
+
+    dashboard_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    shutdown_requested: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def simulator(request: Request) -> Simulator:
     found: Simulator = request.app.state.simulator
+    return found
+
+
+def controls(request: Request) -> AppControls:
+    found: AppControls = request.app.state.controls
     return found
 
 

@@ -18,7 +18,7 @@ import httpx
 _SUFFIX = ".unix.invalid"  # .invalid never resolves: such a URL cannot leak anywhere
 
 
-class SocketRoutes(httpx.AsyncBaseTransport):
+class SocketTransport(httpx.AsyncBaseTransport):
     def __init__(self, limits: httpx.Limits) -> None:
         self.limits = limits
         # Plain HTTP only; made once: a transport loads the CA bundle for its default TLS
