@@ -174,6 +174,9 @@ def test_the_dependency_is_loaded_by_the_warm_spare_not_by_each_generation(
     # The first generation's spare was started knowing nothing of the plugin; every
     # later one loaded the package ahead.
     assert [a["beforeOrder"] for a in answers[1:]] == [True, True, True], answers
+    # The spares compiled it from V8's code cache, made for them (in the sandbox) once.
+    caches = list((plugin / "node_modules" / ".cache" / "powerx-code-cache").iterdir())
+    assert len(caches) == 1 and len(list(caches[0].iterdir())) == 1, caches
 
 
 def test_editing_package_json_while_watching_installs_and_reloads_without_a_failed_request(

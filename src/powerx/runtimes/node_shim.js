@@ -13,6 +13,7 @@ const http = require('node:http');
 const path = require('node:path');
 const { createHost, HostApiError } = require('./powerx_host.js');
 const egressGuard = require('./egress_guard.js');
+const { withCodeCache, requireAll } = require('./node_code_cache.js');
 
 const CONTROL_PREFIX = '@@powerx ';
 const TENANT_HEADER = 'x-powerx-tenant';
@@ -217,16 +218,12 @@ function preloadDependencies() {
   // generation to load, and report.
   const wanted = process.env[PRELOAD_ENV];
   if (!wanted) return;
-  const { node_path: nodePath, modules } = JSON.parse(wanted);
+  const { node_path: nodePath, modules, code_cache: codeCache } = JSON.parse(wanted);
   process.env.NODE_PATH = nodePath;
   useNodePath();
-  for (const name of modules) {
-    try {
-      require(require.resolve(name, { paths: [path.dirname(nodePath)] }));
-    } catch (error) {
-      // not loaded ahead: the generation's own require() says why, with its stack
-    }
-  }
+  // Compiled from V8's code cache where the simulator made one (node_code_cache.js); a
+  // module that does not load is left to the generation's own require(), to report.
+  withCodeCache(codeCache || null, null, () => requireAll(nodePath, modules));
 }
 
 function deferredListener() {
