@@ -303,3 +303,47 @@ def test_doctor_names_each_package_the_plugin_imports_but_package_json_does_not_
     found = [json.loads(line) for line in example.splitlines() if line.startswith("{")]
     check = next(c for c in found if c["name"] == f"plugin {HELLO_NODE}")
     assert check["status"] in ("ok", "warn") and not check.get("problems"), check
+
+
+BACKEND = "com.test.node-backend-deps"
+BACKEND_SERVER = """const http = require("node:http");
+const counted = require("powerx-counted");
+
+http
+  .createServer((request, response) => {
+    response.writeHead(200, { "content-type": "application/json" });
+    response.end(JSON.stringify({ label: counted.label, file: counted.file }));
+  })
+  .listen(Number(process.env.PORT), "127.0.0.1");
+"""
+
+
+@pytest.mark.parametrize("sandbox", ["auto", "off"])
+def test_a_backend_programs_package_json_is_installed_and_its_require_finds_it(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any, sandbox: str
+) -> None:
+    """A program on PORT gets its package.json installed as a handler does; it runs from
+    the artefact, and require() finds the packages in the plugin's node_modules."""
+    workspace.env["POWERX_SANDBOX"] = sandbox
+    workspace.login()
+    spec = counted_package(tmp_path / "packages", "backend")
+    plugin = tmp_path / "plugin"
+    plugin.mkdir()
+    (plugin / "plugin.yaml").write_text(
+        f"id: {BACKEND}\nname: Node backend with dependencies\nversion: 1.0.0\n"
+        "backend:\n  entry: node server.js\n  health: /healthz\n"
+    )
+    (plugin / "package.json").write_text(
+        json.dumps(
+            {"name": "backend-deps", "private": True, "dependencies": {"powerx-counted": spec}}
+        )
+    )
+    (plugin / "server.js").write_text(BACKEND_SERVER)
+    simulator: RunningSimulator = start_simulator([plugin])
+    response = simulator.get(f"/_p/{BACKEND}/api/v1/hello")
+    assert response.status_code == 200, simulator.output()
+    assert response.json() == {
+        "label": "backend",
+        "file": str(plugin / "node_modules" / "powerx-counted" / "index.js"),
+    }
+    assert f"{BACKEND}  dependencies: installing 1 package from package.json" in simulator.output()

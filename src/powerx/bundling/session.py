@@ -100,6 +100,9 @@ class BuildSession:
         dependencies: str | None = None  # a Node plugin's installed package.json, by hash
         externals: list[str] = []  # the packages its bundle require()s from node_modules
         if manifest.is_backend:
+            # A program's package.json too (before its build command, which may need it):
+            # it runs from the artefact and require()s from the plugin's node_modules.
+            dependencies = self._node_dependencies()
             self.build_outputs |= run_build_command(manifest, self.root, self.go_cache, self.debug)
             members, runnable, executable = program_members(manifest, self.root)
         elif manifest.runtime == "python3.11":

@@ -25,7 +25,7 @@ import httpx
 from powerx.config import Tuning
 from powerx.debug.go_link import delve_command
 from powerx.errors import PowerXError
-from powerx.host.artefact_info import node_preload
+from powerx.host.artefact_info import link_node_modules, node_preload
 from powerx.host.dev_vars import read_dev_vars, settings_digest
 from powerx.host.generation_env import generation_environment, shim_argv
 from powerx.host.generations import CRASH_LOOP_AFTER, Generation, LogLine, PluginSlot
@@ -122,11 +122,11 @@ class Supervisor:
         return self.network.contained
 
     def _plugin_mounts(self, plugin: str) -> list[tuple[Path, Path]]:
-        """A Node plugin's node_modules, read-only where it is: its bundle require()s its
-        dependencies from there. (npm ci empties the folder, it does not replace it, so
-        the view stays that of the folder through reinstalls.)"""
+        """A Node plugin's node_modules, read-only where it is: its bundle (or program)
+        require()s its dependencies from there. (npm ci empties the folder, it does not
+        replace it, so the view stays that of the folder through reinstalls.)"""
         slot = self.slots.get(plugin)
-        if slot is None or slot.manifest.is_backend or slot.manifest.runtime == "python3.11":
+        if slot is None or (not slot.manifest.is_backend and slot.manifest.runtime == "python3.11"):
             return []
         node_modules = (slot.source_dir / "node_modules").resolve()
         return [(node_modules, node_modules)] if node_modules.is_dir() else []
@@ -281,6 +281,7 @@ class Supervisor:
         else:
             env.update(backend_environment(program_port))
             cwd = run_dir / "src"
+            link_node_modules(run_dir, slot.source_dir)
             interpreter = python.python if python is not None else None
             argv = program_argv(manifest, cwd, env, interpreter)
             delve_port = self._delve_port(manifest, run_dir, program_port)
