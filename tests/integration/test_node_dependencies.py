@@ -10,14 +10,22 @@ npm's cache (``make setup`` put it there for examples/hello-node).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from powerx.bundling.node_packages import STAMP
+from powerx.bundling.node_packages import (
+    INSTALL_LOCK,
+    STAMP,
+    NodeInstall,
+    ensure_node_modules,
+    find_node_declaration,
+)
 from powerx.testing import wait_until
 from tests.conftest import HELLO_NODE, RunningSimulator, Workspace
 from tests.integration.test_hot_reload import push
@@ -347,3 +355,36 @@ def test_a_backend_programs_package_json_is_installed_and_its_require_finds_it(
         "file": str(plugin / "node_modules" / "powerx-counted" / "index.js"),
     }
     assert f"{BACKEND}  dependencies: installing 1 package from package.json" in simulator.output()
+
+
+def test_two_installs_in_one_folder_run_npm_one_at_a_time(tmp_path: Path) -> None:
+    """Two simulators on one folder (or a rebuild while an install runs): the second
+    waits for the first's npm, then finds its stamp current and runs none of its own."""
+    spec = counted_package(tmp_path / "packages", "locked")
+    plugin = tmp_path / "plugin"
+    plugin.mkdir()
+    (plugin / "package.json").write_text(
+        json.dumps({"name": "locked", "private": True, "dependencies": {"powerx-counted": spec}})
+    )
+    declaration = find_node_declaration(plugin)
+    assert declaration is not None
+    lines: list[str] = []
+    installs: list[NodeInstall] = []
+
+    def install() -> None:
+        installs.append(ensure_node_modules(declaration, lines.append))
+
+    (plugin / ".powerx").mkdir()
+    with open(plugin / ".powerx" / INSTALL_LOCK, "a+b") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # an npm run of another powerx, under way
+        threads = [threading.Thread(target=install) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        wait_until(lambda: sum("waiting for the npm run" in line for line in lines) == 2)
+        assert not any("installing" in line for line in lines)
+        fcntl.flock(held, fcntl.LOCK_UN)
+    for thread in threads:
+        thread.join(120)
+    assert sorted(i.installed for i in installs) == [False, True], lines
+    assert sum(line.startswith("installing 1 package") for line in lines) == 1, lines
+    assert (plugin / "node_modules" / "powerx-counted" / "index.js").is_file()
