@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import re
 import subprocess
 import threading
 from pathlib import Path
@@ -206,6 +207,14 @@ def test_editing_package_json_while_watching_installs_and_reloads_without_a_fail
     assert body["label"] == "b", body
     output = simulator.output()
     assert f"… {PLUGIN}  dependencies: installing" in output, output
+    # The install is a phase of the reload's own, not hidden in its build.
+    reload_line = wait_until(  # reported once the push has returned
+        lambda: next((x for x in simulator.output().splitlines() if f"{PLUGIN}  gen 2 " in x), ""),
+        what="the reload's line",
+    )
+    phases = re.search(r"\(install (\d+) · build (\d+) · upload", reload_line)
+    assert phases is not None, reload_line
+    assert int(phases[1]) > int(phases[2]), reload_line  # npm, not the bundle, took the time
 
 
 def test_a_failed_install_keeps_the_old_generation_serving_with_npms_message(
