@@ -111,7 +111,7 @@ def test_a_spare_that_preloads_packages_starts_the_next_one_at_launch(tmp_path: 
         argv = [str(root), "bundle/index.js", str(root)]
         process = await launcher.launch(LaunchSpec("node18", argv, {}, str(root), node=preload))
         try:
-            return launcher._next is not None
+            return len(launcher._spares) == 2
         finally:
             process.kill()
             await process.wait()

@@ -13,7 +13,6 @@ const http = require('node:http');
 const path = require('node:path');
 const { createHost, HostApiError } = require('./powerx_host.js');
 const egressGuard = require('./egress_guard.js');
-const { withCodeCache, requireAll } = require('./node_code_cache.js');
 
 const CONTROL_PREFIX = '@@powerx ';
 const TENANT_HEADER = 'x-powerx-tenant';
@@ -219,6 +218,7 @@ function preloadDependencies() {
   const wanted = process.env[PRELOAD_ENV];
   if (!wanted) return;
   const { node_path: nodePath, modules, code_cache: codeCache } = JSON.parse(wanted);
+  const { withCodeCache, requireAll } = require('./node_code_cache.js'); // only spares that load
   process.env.NODE_PATH = nodePath;
   useNodePath();
   // Compiled from V8's code cache where the simulator made one (node_code_cache.js); a

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -63,7 +64,9 @@ class SpareLauncher:
         # Sent as soon as a spare listens, so it waits in the spare, parsed, for the plugin:
         # sent after the order it would be read only once the plugin had loaded (~0.4 ms).
         self.probe = probe
-        self._next: asyncio.Task[ChildProcess | ForkedProcess] | None = None
+        # The spares under way or waiting, oldest (the one the next launch takes) first.
+        self._spares: deque[asyncio.Task[ChildProcess | ForkedProcess]] = deque()
+        self._code_cache = asyncio.Lock()  # made once, not by two spares at once
         # What the next spare runs on (a Python spare: the DevKit's until told otherwise).
         self.python = devkit_runtime() if runtime == "python3.11" else None
         # What the next Node spare loads ahead: the last generation's dependencies.
@@ -74,7 +77,8 @@ class SpareLauncher:
         env = {**self.base_env, **(self.python.process_env() if self.python else {})}
         if self.node is not None:
             # Once per install and package set (~0.3 s), before the spare that uses it.
-            await ensure_code_cache(self.node, env, self.cwd, self.sandbox)
+            async with self._code_cache:
+                await ensure_code_cache(self.node, env, self.cwd, self.sandbox)
             env.update(self.node.spare_env())
         spare = await spawn(command, env, self.cwd, self.sandbox)
         line = await spare.stdout.readline()
@@ -88,12 +92,18 @@ class SpareLauncher:
                 spare.early_probe = asyncio.create_task(self.probe(spare.listening_url))
         return spare
 
+    def _depth(self) -> int:
+        """Spares kept under way: two while each loads the plugin's packages (~0.2 s of
+        CPU from the code cache, longer than an editor's pace between saves: one alone
+        is not ready by the next save, two on two cores take turns), else one."""
+        return 2 if self.node is not None and self.node.modules else 1
+
     def prepare(self) -> None:
-        if self._next is None:
-            self._next = asyncio.create_task(self._warm())
+        while len(self._spares) < self._depth():
+            self._spares.append(asyncio.create_task(self._warm()))
 
     def warm(self) -> bool:
-        return succeeded(self._next)
+        return bool(self._spares) and succeeded(self._spares[0])
 
     async def launch(self, spec: LaunchSpec) -> PluginProcess:
         if spec.python is not None and spec.python != self.python:
@@ -107,35 +117,37 @@ class SpareLauncher:
                 await self.close()
             # Same install, other packages (an import added): this spare serves, it
             # loads them itself; the next spare loads them ahead.
-        self.prepare()
-        assert self._next is not None
-        task, self._next = self._next, None
+        if not self._spares:
+            self.prepare()
+        task = self._spares.popleft()
         try:
             spare = await task
         except Exception:
             spare = await self._warm()  # one retry with a fresh spare
         await spare.send_line({"argv": spec.argv, "env": spec.env})
-        if self.node is not None and self.node.modules:
-            # A spare that loads packages costs ~0.2 s of CPU even from the code cache:
-            # started after the first request, it is not ready when the next save
-            # comes at an editor's pace (measured: p50 128 ms, 107 ms started here). The
-            # generation it would compete with only evaluates its bundle, the packages
-            # being loaded, and two cores run both.
+        if self._depth() > 1:
+            # Spares that load packages are started now, not after the first request:
+            # then they are not ready when the next save comes at an editor's pace. The
+            # generation they compete with only evaluates its bundle (the packages are
+            # loaded), and two cores run both.
             self.prepare()
         return spare
 
     async def close(self) -> None:
+        while self._spares:
+            await self._stop(self._spares.popleft())
+
+    @staticmethod
+    async def _stop(task: asyncio.Task[ChildProcess | ForkedProcess]) -> None:
         spare: ChildProcess | ForkedProcess | None = None
-        if self._next is not None:
-            task, self._next = self._next, None
-            if task.done() and not task.cancelled() and task.exception() is None:
-                spare = task.result()
-                spare.close_stdin()
+        if task.done() and not task.cancelled() and task.exception() is None:
+            spare = task.result()
+            spare.close_stdin()
+            spare.kill()
+        else:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                spare = await task
                 spare.kill()
-            else:
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    spare = await task
-                    spare.kill()
-            if spare is not None and spare.early_probe is not None:
-                spare.early_probe.cancel()
+        if spare is not None and spare.early_probe is not None:
+            spare.early_probe.cancel()
