@@ -10,8 +10,10 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from powerx.bundling.toolchain import node_executable
-from powerx.host.launcher import NodePreload, SpareLauncher
+from powerx.host.launcher import NodePreload, SpareLauncher, code_cache
 from powerx.host.launcher.code_cache import ensure_code_cache
 from powerx.host.launcher.process import LaunchSpec
 from powerx.runtimes import NODE_CODE_CACHE
@@ -120,3 +122,17 @@ def test_a_spare_that_preloads_packages_starts_the_next_one_at_launch(tmp_path: 
     preload = NodePreload(str(node_modules), "installed-1", ("dep",))
     assert asyncio.run(next_spare_started(preload))
     assert not asyncio.run(next_spare_started(None))
+
+
+def test_a_package_that_hangs_at_load_leaves_an_empty_cache_not_a_hung_spare(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its maker is stopped; the empty cache says "none" to every later spare, which
+    then does not make one again."""
+    node_modules = package(tmp_path)
+    (node_modules / "dep" / "index.js").write_text("for (;;) {}\n")
+    monkeypatch.setattr(code_cache, "MAKE_TIMEOUT_S", 1.0)
+    made, cache = make(node_modules)
+    assert made and list(cache.iterdir()) == []
+    monkeypatch.setattr(code_cache, "spawn", None)  # a second maker would fail here
+    assert make(node_modules) == (True, cache)

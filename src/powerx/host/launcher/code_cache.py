@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from powerx.host.sandbox import Sandbox
 
 _KEY = re.compile(r"^[0-9a-f]{40}$")
+# Loading a plugin's packages takes well under a second; one that hangs at load is not
+# waited for by every spare.
+MAKE_TIMEOUT_S = 30.0
 
 
 def code_cache_command(preload: NodePreload) -> list[str]:
@@ -62,20 +65,29 @@ def cache_entries(output: bytes) -> dict[str, bytes]:
 async def ensure_code_cache(
     preload: NodePreload, env: Mapping[str, str], cwd: str, sandbox: Sandbox | None
 ) -> bool:
-    """Make ``preload``'s code cache unless it is there; False when it could not be made
-    (a spare then compiles from source, as before). Runs off the reload path: before a
-    spare starts, which is after the generation before it has served."""
+    """Make ``preload``'s code cache unless it is there; False when there is none (a
+    spare then compiles from source, as before). Once per install and package set, in a
+    spare's start-up (the first spare after an install waits for it, ~0.3 s). A maker
+    that fails or hangs leaves an empty cache, so it is not tried again for each spare."""
     folder = preload.code_cache
     if folder.is_dir() or not preload.modules:
         return folder.is_dir()
+    output = b""
     try:
         maker = await spawn(code_cache_command(preload), env, cwd, sandbox)
     except OSError:
-        return False
-    maker.close_stdin()
-    output, _ = await asyncio.gather(maker.stdout.read(), maker.stderr.read())
-    if await maker.wait() != 0:
-        return False
+        pass
+    else:
+        maker.close_stdin()
+        try:
+            async with asyncio.timeout(MAKE_TIMEOUT_S):
+                output, _ = await asyncio.gather(maker.stdout.read(), maker.stderr.read())
+                if await maker.wait() != 0:
+                    output = b""
+        except TimeoutError:
+            maker.kill()
+            await maker.wait()
+            output = b""
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         partial = Path(tempfile.mkdtemp(prefix=".partial-", dir=folder.parent))
