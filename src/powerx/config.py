@@ -122,6 +122,13 @@ class Tuning(BaseModel):
         "warm spare, stopping the previous generation) waits for the new generation's first "
         "answer, or this long when none comes.",
     )
+    artefacts_kept: int = Field(
+        default=100,
+        ge=10,
+        description="Stored artefacts kept for `host rollback --to` (the newest ones); after "
+        "a reload older ones go, except what serves, served just before or is starting. "
+        "`host cache clear` removes every unused one at once.",
+    )
     stop_grace_s: float = Field(
         default=3.0,
         gt=0,

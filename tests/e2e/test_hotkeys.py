@@ -38,20 +38,25 @@ def browser(tmp_path: Path) -> Browser:
     return Browser(command, opened)
 
 
+def in_a_terminal(workspace: Workspace, browser: Browser, *args: str) -> pexpect.spawn:
+    """`powerx *args` on a real pty (hotkeys are on), opening URLs in ``browser``."""
+    return pexpect.spawn(
+        sys.executable,
+        ["-m", "powerx.cli.main", *args],
+        cwd=str(workspace.root),
+        env={**workspace.env, "TERM": "dumb", "BROWSER": str(browser.command)},
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(50, 250),
+    )
+
+
 def test_each_hotkey_does_what_the_line_says(
     workspace: Workspace, tmp_path: Path, browser: Browser
 ) -> None:
     workspace.login()
     plugin = copy_example(HELLO_PYTHON, tmp_path / "hello")
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "powerx.cli.main", "host", "start", "--mock", "--port", "0", str(plugin)],
-        cwd=str(workspace.root),
-        env={**workspace.env, "TERM": "dumb", "BROWSER": str(browser.command)},
-        encoding="utf-8",
-        timeout=60,
-        dimensions=(50, 200),
-    )
+    child = in_a_terminal(workspace, browser, "host", "start", "--mock", "--port", "0", str(plugin))
     try:
         child.expect(r"\[b\] open plugin  \[d\] dashboard  \[x\] debug  \[r\] restart plugins")
         child.send("b")
@@ -110,15 +115,7 @@ def test_powerx_dev_has_the_same_hotkeys_over_http(
     python = copy_example(HELLO_PYTHON, tmp_path / "hello")
     backend = copy_example(EXAMPLES / "hello-backend-python", tmp_path / "backend")
     simulator = start_simulator([python, backend], "--mock")
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "powerx.cli.main", "dev", str(python), str(backend)],
-        cwd=str(workspace.root),
-        env={**workspace.env, "TERM": "dumb", "BROWSER": str(browser.command)},
-        encoding="utf-8",
-        timeout=60,
-        dimensions=(50, 250),
-    )
+    child = in_a_terminal(workspace, browser, "dev", str(python), str(backend))
     try:
         child.expect(r"\[b\] open plugin  \[d\] dashboard  \[x\] debug  \[r\] restart plugins")
         child.expect("watching")  # armed: the initial push is done

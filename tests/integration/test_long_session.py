@@ -11,13 +11,16 @@ from typing import Any
 
 from powerx.bundling import BuildSession
 from powerx.client.dev import SimulatorClient
-from powerx.config import SimulatorConfig
+from powerx.config import SimulatorConfig, Tuning
+from powerx.host.artefacts import ActiveRecord
 from powerx.host.simulator import Simulator
 from powerx.reload.executor import PluginLoop, ReloadOutcome
 from powerx.reload.watcher import WatchPlan
 from powerx.testing import WaitTimeout, wait_until_async
 from tests.conftest import HELLO_PYTHON, Workspace
 from tests.integration.test_hot_reload import copy_example, set_python_greeting
+
+PY_ID = "com.example.hello-python"
 
 
 class SilentReporter:
@@ -102,3 +105,49 @@ def test_the_simulator_keeps_no_record_of_each_started_artefact(tmp_path: Path) 
             await simulator.stop()
 
     assert asyncio.run(session()) == {}
+
+
+def test_old_artefacts_go_after_reloads_but_what_serves_and_rollback_need_stays(
+    tmp_path: Path,
+) -> None:
+    """A day of saves must not fill the disk (a Go artefact holds a binary): after each
+    reload the store keeps the newest ``artefacts_kept``, and always what serves and what
+    served just before (``host rollback`` goes there), however old."""
+    plugin = copy_example(HELLO_PYTHON, tmp_path / "hello-python")
+    kept = 10
+
+    async def session() -> tuple[list[str], list[str], list[str], ActiveRecord | None]:
+        config = SimulatorConfig(tuning=Tuning(artefacts_kept=kept))
+        simulator = Simulator(config, tmp_path / "state", "http://127.0.0.1:9")
+        build = BuildSession(plugin, tmp_path / "build")
+        saved: list[str] = []
+
+        async def save(greeting: str) -> None:
+            set_python_greeting(plugin, greeting)
+            artefact = build.build()
+            saved.append(artefact.digest)
+            await simulator.hot_reload(
+                artefact.data, artefact.digest, plugin, {}, time.perf_counter()
+            )
+            await simulator.pruner.settled()
+
+        try:
+            for number in range(kept + 6):
+                await save(f"v{number}")
+            after_saves = simulator.store.stored()
+            # Back to the oldest kept one, then one more save: the one it replaced is
+            # now the oldest of all, and stays (rollback without --to goes there).
+            await simulator.rollback(PY_ID, saved[-kept])
+            await save("after the rollback")
+            return saved, after_saves, simulator.store.stored(), simulator.store.active(PY_ID)
+        finally:
+            build.close()
+            await simulator.stop()
+
+    saved, after_saves, at_end, pointer = asyncio.run(session())
+    assert len(set(saved)) == kept + 7
+    assert sorted(after_saves) == sorted(saved[-kept - 1 : -1]), "the newest ones, only"
+    assert pointer is not None and pointer.digest == saved[-1]
+    assert pointer.previous == saved[-kept - 1]
+    assert pointer.previous in at_end and pointer.digest in at_end
+    assert len(at_end) == kept + 1, f"{len(at_end)} kept: the newest {kept} and the previous"

@@ -9,6 +9,7 @@ point leaves either the old or the new pointer, never a torn one.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -164,6 +165,8 @@ class ArtefactStore:
         actual = self.digest_of(data, expected_digest)
         target = self.blobs / actual
         if target.is_file():
+            with contextlib.suppress(OSError):
+                os.utime(target)  # saved again (an undo): as new as a fresh one, for pruning
             return actual
         check_archive(data)
         self.blobs.mkdir(parents=True, exist_ok=True)
@@ -235,6 +238,22 @@ class ArtefactStore:
             if self.pointers.is_dir()
             else []
         )
+
+    def stored_newest_first(self) -> list[tuple[str, int]]:
+        """(digest, bytes) of every stored artefact, the last stored (or saved again) first."""
+        found: list[tuple[float, str, int]] = []
+        for digest in self.stored():
+            with contextlib.suppress(FileNotFoundError):  # removed meanwhile
+                stat = (self.blobs / digest).stat()
+                found.append((stat.st_mtime, digest, stat.st_size))
+        return [(digest, size) for _, digest, size in sorted(found, reverse=True)]
+
+    def remove(self, digest: str) -> None:
+        """Drop a stored artefact and any tree unpacked from it."""
+        (self.blobs / digest).unlink(missing_ok=True)
+        for tree in self._run_trees():
+            if tree.name == digest:
+                shutil.rmtree(tree, ignore_errors=True)
 
     def clear(self, keep: set[str]) -> tuple[int, int]:
         """Remove every artefact (and its unpacked tree) not in ``keep``; (count, bytes)."""

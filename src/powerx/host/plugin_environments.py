@@ -65,7 +65,8 @@ class PluginEnvironments:
             listed = " and ".join(toolkit)
             self.report(
                 manifest.id,
-                f"{manifest.id} declares no dependencies, so {listed} come from the DevKit's "
+                f"{manifest.id} declares no dependencies, so {listed} "
+                f"{'comes' if len(toolkit) == 1 else 'come'} from the DevKit's "
                 f"own copy; add {listed} to a requirements.txt beside the manifest (the real "
                 "host installs only what a plugin declares)",
             )

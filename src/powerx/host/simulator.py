@@ -24,6 +24,7 @@ from powerx.error_codes import ErrorCode
 from powerx.errors import PowerXError
 from powerx.host.activation import Activation
 from powerx.host.admission import admit_archive
+from powerx.host.artefact_pruning import ArtefactPruner
 from powerx.host.artefacts import ArtefactStore
 from powerx.host.dev_loops import DevLoops
 from powerx.host.gateway import Gateway
@@ -106,6 +107,10 @@ class Simulator:
             identity=config.identity,
         )
         self.run_trees = RunTrees(self.store, self.supervisor.live, slots, bus)
+        self.pruner = ArtefactPruner(
+            self.store, self.supervisor.live, self.run_trees.under_way, config.tuning.artefacts_kept
+        )
+        self.pruner.follow(bus)
         self.environments = PluginEnvironments(
             environments_dir(state_dir),
             self.reports.dependency_progress,
@@ -470,6 +475,7 @@ class Simulator:
         self.mock_data.start(sorted(tenants))
 
     async def stop(self) -> None:
+        await self.pruner.settled()
         await self.supervisor.stop_all()
         await self.mock_data.close()
         if self._run_tree_in_ram:  # the archives stay on disk; RAM is given back
