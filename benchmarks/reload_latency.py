@@ -21,8 +21,8 @@ serving one on each save), next to `uvicorn --reload` on the same files.
 The heavy Node rows serve a TypeScript plugin importing express, lodash and TypeScript's
 compiler (about 0.4 s of evaluation; from npm's cache, filled by `make bench`): powerx
 installs its package.json into its node_modules, leaves the packages out of each reload's
-bundle and has its warm spare load them before the swap; nodemon restarts a server with
-the same imports on each save.
+bundle and has its warm spares load them (from V8's code cache) before the swap; nodemon
+restarts a server with the same imports on each save.
     python benchmarks/reload_latency.py --edits 30 --only powerx-heavy-node --only nodemon-heavy
 
     python benchmarks/reload_latency.py --edits 50 --only powerx-go --only go-restart

@@ -10,14 +10,23 @@ npm's cache (``make setup`` put it there for examples/hello-node).
 
 from __future__ import annotations
 
+import fcntl
 import json
+import re
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from powerx.bundling.node_packages import STAMP
+from powerx.bundling.node_packages import (
+    INSTALL_LOCK,
+    STAMP,
+    NodeInstall,
+    ensure_node_modules,
+    find_node_declaration,
+)
 from powerx.testing import wait_until
 from tests.conftest import HELLO_NODE, RunningSimulator, Workspace
 from tests.integration.test_hot_reload import push
@@ -174,6 +183,9 @@ def test_the_dependency_is_loaded_by_the_warm_spare_not_by_each_generation(
     # The first generation's spare was started knowing nothing of the plugin; every
     # later one loaded the package ahead.
     assert [a["beforeOrder"] for a in answers[1:]] == [True, True, True], answers
+    # The spares compiled it from V8's code cache, made for them (in the sandbox) once.
+    caches = list((plugin / "node_modules" / ".cache" / "powerx-code-cache").iterdir())
+    assert len(caches) == 1 and len(list(caches[0].iterdir())) == 1, caches
 
 
 def test_editing_package_json_while_watching_installs_and_reloads_without_a_failed_request(
@@ -195,6 +207,14 @@ def test_editing_package_json_while_watching_installs_and_reloads_without_a_fail
     assert body["label"] == "b", body
     output = simulator.output()
     assert f"… {PLUGIN}  dependencies: installing" in output, output
+    # The install is a phase of the reload's own, not hidden in its build.
+    reload_line = wait_until(  # reported once the push has returned
+        lambda: next((x for x in simulator.output().splitlines() if f"{PLUGIN}  gen 2 " in x), ""),
+        what="the reload's line",
+    )
+    phases = re.search(r"\(install (\d+) · build (\d+) · upload", reload_line)
+    assert phases is not None, reload_line
+    assert int(phases[1]) > int(phases[2]), reload_line  # npm, not the bundle, took the time
 
 
 def test_a_failed_install_keeps_the_old_generation_serving_with_npms_message(
@@ -300,3 +320,80 @@ def test_doctor_names_each_package_the_plugin_imports_but_package_json_does_not_
     found = [json.loads(line) for line in example.splitlines() if line.startswith("{")]
     check = next(c for c in found if c["name"] == f"plugin {HELLO_NODE}")
     assert check["status"] in ("ok", "warn") and not check.get("problems"), check
+
+
+BACKEND = "com.test.node-backend-deps"
+BACKEND_SERVER = """const http = require("node:http");
+const counted = require("powerx-counted");
+
+http
+  .createServer((request, response) => {
+    response.writeHead(200, { "content-type": "application/json" });
+    response.end(JSON.stringify({ label: counted.label, file: counted.file }));
+  })
+  .listen(Number(process.env.PORT), "127.0.0.1");
+"""
+
+
+@pytest.mark.parametrize("sandbox", ["auto", "off"])
+def test_a_backend_programs_package_json_is_installed_and_its_require_finds_it(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any, sandbox: str
+) -> None:
+    """A program on PORT gets its package.json installed as a handler does; it runs from
+    the artefact, and require() finds the packages in the plugin's node_modules."""
+    workspace.env["POWERX_SANDBOX"] = sandbox
+    workspace.login()
+    spec = counted_package(tmp_path / "packages", "backend")
+    plugin = tmp_path / "plugin"
+    plugin.mkdir()
+    (plugin / "plugin.yaml").write_text(
+        f"id: {BACKEND}\nname: Node backend with dependencies\nversion: 1.0.0\n"
+        "backend:\n  entry: node server.js\n  health: /healthz\n"
+    )
+    (plugin / "package.json").write_text(
+        json.dumps(
+            {"name": "backend-deps", "private": True, "dependencies": {"powerx-counted": spec}}
+        )
+    )
+    (plugin / "server.js").write_text(BACKEND_SERVER)
+    simulator: RunningSimulator = start_simulator([plugin])
+    response = simulator.get(f"/_p/{BACKEND}/api/v1/hello")
+    assert response.status_code == 200, simulator.output()
+    assert response.json() == {
+        "label": "backend",
+        "file": str(plugin / "node_modules" / "powerx-counted" / "index.js"),
+    }
+    assert f"{BACKEND}  dependencies: installing 1 package from package.json" in simulator.output()
+
+
+def test_two_installs_in_one_folder_run_npm_one_at_a_time(tmp_path: Path) -> None:
+    """Two simulators on one folder (or a rebuild while an install runs): the second
+    waits for the first's npm, then finds its stamp current and runs none of its own."""
+    spec = counted_package(tmp_path / "packages", "locked")
+    plugin = tmp_path / "plugin"
+    plugin.mkdir()
+    (plugin / "package.json").write_text(
+        json.dumps({"name": "locked", "private": True, "dependencies": {"powerx-counted": spec}})
+    )
+    declaration = find_node_declaration(plugin)
+    assert declaration is not None
+    lines: list[str] = []
+    installs: list[NodeInstall] = []
+
+    def install() -> None:
+        installs.append(ensure_node_modules(declaration, lines.append))
+
+    (plugin / ".powerx").mkdir()
+    with open(plugin / ".powerx" / INSTALL_LOCK, "a+b") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # an npm run of another powerx, under way
+        threads = [threading.Thread(target=install) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        wait_until(lambda: sum("waiting for the npm run" in line for line in lines) == 2)
+        assert not any("installing" in line for line in lines)
+        fcntl.flock(held, fcntl.LOCK_UN)
+    for thread in threads:
+        thread.join(120)
+    assert sorted(i.installed for i in installs) == [False, True], lines
+    assert sum(line.startswith("installing 1 package") for line in lines) == 1, lines
+    assert (plugin / "node_modules" / "powerx-counted" / "index.js").is_file()

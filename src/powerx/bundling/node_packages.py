@@ -13,6 +13,7 @@ the build fails and the generation that serves keeps serving, as a Python plugin
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -20,7 +21,7 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,8 @@ PACKAGE_LOCK = "package-lock.json"
 # Saving either changes what the plugin runs with.
 NODE_DECLARATION_FILES = frozenset({PACKAGE_JSON, PACKAGE_LOCK})
 STAMP = ".powerx-dependencies"
+# Held (flock) in the plugin's .powerx/ while npm runs in its folder.
+INSTALL_LOCK = "npm.lock"
 # What npm itself writes into node_modules after every install (npm >= 7).
 _NPM_HIDDEN_LOCK = ".package-lock.json"
 INSTALL_TIMEOUT_S = 900.0
@@ -200,9 +203,39 @@ def npm_executable() -> str:
     return str(beside) if beside is not None and beside.exists() else "npm"
 
 
+@contextlib.contextmanager
+def _install_lock(root: Path, progress: Progress) -> Iterator[None]:
+    """One npm run at a time in a plugin folder (two simulators on it, a rebuild while an
+    install runs): npm writes node_modules and the lockfile in place, and two at once
+    leave either broken. The lock file is in the plugin's .powerx/ (never packed or
+    watched), not in node_modules, which `npm ci` empties while it runs."""
+    folder = root / ".powerx"
+    folder.mkdir(exist_ok=True)
+    with open(folder / INSTALL_LOCK, "a+b") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            progress("waiting for the npm run another powerx started in this folder ...")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def ensure_node_modules(declaration: NodeDeclaration, progress: Progress) -> NodeInstall:
     """Install what ``declaration`` lists into the plugin's node_modules unless the stamp
-    says it is there already. Raises ``dependencies_failed`` with npm's message."""
+    says it is there already (read again once no other npm runs in the folder: that one
+    may have installed it). Raises ``dependencies_failed`` with npm's message."""
+    if installed_from(declaration.root).get("digest") == declaration.digest:
+        return NodeInstall(declaration, False)
+    with _install_lock(declaration.root, progress):
+        return _install(declaration, progress)
+
+
+def _install(declaration: NodeDeclaration, progress: Progress) -> NodeInstall:
+    # Read again: an npm run that held the lock may have written the lockfile.
+    declaration = find_node_declaration(declaration.root) or declaration
     current = installed_from(declaration.root)
     if current.get("digest") == declaration.digest:
         return NodeInstall(declaration, False)

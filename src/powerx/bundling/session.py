@@ -74,23 +74,23 @@ class BuildSession:
         members = [(f"src/{f.as_posix()}", (self.root / f).read_bytes()) for f in files]
         return members, f"src/{manifest.entry_file}"
 
-    def _node_dependencies(self) -> str | None:
+    def _node_dependencies(self) -> tuple[str | None, float]:
         """Install the Node plugin's package.json into its node_modules unless current
-        (a read of two small files and the stamp); the hash it was installed from."""
+        (a read of two small files and the stamp): the hash it was installed from, and
+        how long an install took (0: none ran)."""
         # Unchanged files since the last build: nothing to read or hash (a lockfile can
         # be megabytes, and this runs on every reload).
         seen = tuple(_stat(self.root / name) for name in (*NODE_DECLARATION_FILES, STAMP_PATH))
         if self._node_checked is not None and self._node_checked[0] == seen:
-            return self._node_checked[1]
+            return self._node_checked[1], 0.0
         declaration = find_node_declaration(self.root)
-        digest = (
-            None
-            if declaration is None
-            else ensure_node_modules(declaration, self.progress).declaration.digest
-        )
+        digest, install_ms = None, 0.0
+        if declaration is not None:
+            installed = ensure_node_modules(declaration, self.progress)
+            digest, install_ms = installed.declaration.digest, installed.install_ms
         seen = tuple(_stat(self.root / name) for name in (*NODE_DECLARATION_FILES, STAMP_PATH))
         self._node_checked = (seen, digest)
-        return digest
+        return digest, install_ms
 
     def build(self, manifest: Manifest | None = None) -> Artefact:
         """Build and pack the current state of the folder; ``build_failed`` names file:line."""
@@ -98,14 +98,18 @@ class BuildSession:
         manifest = manifest or load_manifest(self.root)
         executable: frozenset[str] = frozenset()
         dependencies: str | None = None  # a Node plugin's installed package.json, by hash
+        install_ms = 0.0  # npm's part of this build: a phase of its own
         externals: list[str] = []  # the packages its bundle require()s from node_modules
         if manifest.is_backend:
+            # A program's package.json too (before its build command, which may need it):
+            # it runs from the artefact and require()s from the plugin's node_modules.
+            dependencies, install_ms = self._node_dependencies()
             self.build_outputs |= run_build_command(manifest, self.root, self.go_cache, self.debug)
             members, runnable, executable = program_members(manifest, self.root)
         elif manifest.runtime == "python3.11":
             members, runnable = self._python_members(manifest)
         else:
-            dependencies = self._node_dependencies()
+            dependencies, install_ms = self._node_dependencies()
             if manifest.needs_esbuild and self._esbuild is None:
                 self._esbuild = EsbuildWorker()
             members, runnable, externals = node_members(
@@ -134,7 +138,8 @@ class BuildSession:
             data=data,
             digest=digest(data),
             source_dir=self.root,
-            build_ms=(time.perf_counter() - started) * 1000,
+            build_ms=(time.perf_counter() - started) * 1000 - install_ms,
+            install_ms=install_ms,
             members=tuple(name for name, _ in members),
         )
 

@@ -83,6 +83,7 @@ class SimulatorClient:
                 "content-type": "application/x-tar",
                 "x-powerx-digest": artefact.digest,
                 "x-powerx-build-ms": f"{artefact.build_ms:.3f}",
+                "x-powerx-install-ms": f"{artefact.install_ms:.3f}",
                 "x-powerx-source": str(artefact.source_dir),
                 "x-powerx-plugin": artefact.manifest.id,
             },

@@ -8,6 +8,7 @@ or started: 422 ``artefact_info_invalid``, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tarfile
 from dataclasses import dataclass
@@ -91,3 +92,15 @@ def node_preload(run_dir: Path, source_dir: Path) -> NodePreload | None:
     modules = tuple(str(name) for name in externals if isinstance(name, str))
     # Resolved: the sandbox shows the folder a link named node_modules points to.
     return NodePreload(str((source_dir / "node_modules").resolve()), installed, modules)
+
+
+def link_node_modules(run_dir: Path, source_dir: Path) -> None:
+    """A backend program runs from the artefact's ``src/``, which holds no node_modules:
+    a link there to the plugin's (installed from its package.json) is what Node's
+    require() and import find, walking up from the program's files. Only when the build
+    installed one (the artefact records it); an existing link is kept."""
+    if node_preload(run_dir, source_dir) is None:
+        return
+    link = run_dir / "src" / "node_modules"
+    with contextlib.suppress(FileExistsError):  # a restart beside it linked it first
+        link.symlink_to((source_dir / "node_modules").resolve(), target_is_directory=True)

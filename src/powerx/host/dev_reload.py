@@ -45,7 +45,7 @@ async def reload_from_source(
             artefact.data,
             artefact.digest,
             artefact.source_dir,
-            {"build_ms": artefact.build_ms},
+            artefact.timings(),
             received,
             plugin,  # one session's folder must not replace another plugin
         )

@@ -24,7 +24,7 @@ import httpx
 from powerx.config import Tuning
 from powerx.debug.go_link import delve_command
 from powerx.host.after_flip import retire_after_first_request, warm_next_after_first_request
-from powerx.host.artefact_info import node_preload
+from powerx.host.artefact_info import link_node_modules, node_preload
 from powerx.host.crash_restarts import end_hung_program
 from powerx.host.dev_vars import read_dev_vars, settings_digest
 from powerx.host.generation_env import generation_environment, shim_argv
@@ -110,11 +110,11 @@ class Supervisor:
         return self.network.contained
 
     def _plugin_mounts(self, plugin: str) -> list[tuple[Path, Path]]:
-        """A Node plugin's node_modules, read-only where it is: its bundle require()s its
-        dependencies from there. (npm ci empties the folder, it does not replace it, so
-        the view stays that of the folder through reinstalls.)"""
+        """A Node plugin's node_modules, read-only where it is: its bundle (or program)
+        require()s its dependencies from there. (npm ci empties the folder, it does not
+        replace it, so the view stays that of the folder through reinstalls.)"""
         slot = self.slots.get(plugin)
-        if slot is None or slot.manifest.is_backend or slot.manifest.runtime == "python3.11":
+        if slot is None or (not slot.manifest.is_backend and slot.manifest.runtime == "python3.11"):
             return []
         node_modules = (slot.source_dir / "node_modules").resolve()
         return [(node_modules, node_modules)] if node_modules.is_dir() else []
@@ -210,6 +210,7 @@ class Supervisor:
         else:
             env.update(backend_environment(program_port))
             cwd = run_dir / "src"
+            link_node_modules(run_dir, slot.source_dir)
             interpreter = python.python if python is not None else None
             argv = program_argv(manifest, cwd, env, interpreter)
             delve_port = delve_port_for(self, manifest, run_dir, program_port)

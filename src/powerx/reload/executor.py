@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
@@ -265,6 +266,7 @@ class PluginLoop:
             await self.dirty.wait()
             since = self.first_change_at
             changed: set[str] = set()
+            install_ms = 0.0  # of every build of this reload (npm writes the lockfile: a save)
             for dropped in range(MAX_SUPERSEDED_BUILDS + 1):
                 self.dirty.clear()
                 changed |= self._take_changed()
@@ -274,8 +276,11 @@ class PluginLoop:
                     self._announced = set(changed)
                     self._send(self.client.reload_pending(self.plugin_id, True, sorted(changed)))
                 built = await self._build()
+                install_ms += built.install_ms if isinstance(built, Artefact) else 0.0
                 if not self.dirty.is_set() or dropped == MAX_SUPERSEDED_BUILDS:
                     break  # else newer saves landed while it built: build them too
+            if isinstance(built, Artefact) and install_ms != built.install_ms:
+                built = dataclasses.replace(built, install_ms=install_ms)
             self._announced = None
             await self._notes_sent()  # in place before the upload that ends them (sent by now)
             declared = sorted(changed & DECLARATION_FILES)  # at the plugin's root

@@ -17,6 +17,8 @@ WARM_ENV = "POWERX_WARM"
 # A Node spare's: {"node_path": a plugin's node_modules, "modules": [what to require()]}.
 NODE_PRELOAD_ENV = "POWERX_NODE_PRELOAD"
 NODE_SHIM = Path(__file__).with_name("node_shim.js")
+# Writes the V8 code cache of a Node spare's preloaded dependencies (run by the simulator).
+NODE_CODE_CACHE = Path(__file__).with_name("node_code_cache.js")
 NODE_BUILD = Path(__file__).with_name("node_build.js")
 # Preloaded (NODE_OPTIONS) by every Node process a Node plugin starts: the same guard.
 NODE_EGRESS_PRELOAD = Path(__file__).with_name("egress_preload.js")

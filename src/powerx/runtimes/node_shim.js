@@ -217,16 +217,13 @@ function preloadDependencies() {
   // generation to load, and report.
   const wanted = process.env[PRELOAD_ENV];
   if (!wanted) return;
-  const { node_path: nodePath, modules } = JSON.parse(wanted);
+  const { node_path: nodePath, modules, code_cache: codeCache } = JSON.parse(wanted);
+  const { withCodeCache, requireAll } = require('./node_code_cache.js'); // only spares that load
   process.env.NODE_PATH = nodePath;
   useNodePath();
-  for (const name of modules) {
-    try {
-      require(require.resolve(name, { paths: [path.dirname(nodePath)] }));
-    } catch (error) {
-      // not loaded ahead: the generation's own require() says why, with its stack
-    }
-  }
+  // Compiled from V8's code cache where the simulator made one (node_code_cache.js); a
+  // module that does not load is left to the generation's own require(), to report.
+  withCodeCache(codeCache || null, null, () => requireAll(nodePath, modules));
 }
 
 function deferredListener() {

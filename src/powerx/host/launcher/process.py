@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import signal
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from powerx.bundling.toolchain import node_executable
@@ -42,8 +44,20 @@ class NodePreload:
     def key(self) -> tuple[str, str]:
         return (self.node_modules, self.installed)
 
+    @property
+    def code_cache(self) -> Path:
+        """Where V8's compiled code of these modules is kept (runtimes/node_code_cache.js):
+        inside node_modules, which the sandbox shows, so a new install starts without it."""
+        what = json.dumps([self.installed, sorted(self.modules), node_executable()])
+        key = hashlib.sha256(what.encode()).hexdigest()[:20]
+        return Path(self.node_modules) / ".cache" / "powerx-code-cache" / key
+
     def spare_env(self) -> dict[str, str]:
-        loads = {"node_path": self.node_modules, "modules": list(self.modules)}
+        loads = {
+            "node_path": self.node_modules,
+            "modules": list(self.modules),
+            "code_cache": str(self.code_cache),
+        }
         return {NODE_PRELOAD_ENV: json.dumps(loads)}
 
 

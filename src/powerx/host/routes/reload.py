@@ -41,8 +41,18 @@ __all__ = ["routes"]
 
 DIGEST_HEADER = "x-powerx-digest"
 BUILD_MS_HEADER = "x-powerx-build-ms"
+# The build's install of the plugin's dependencies (a Node plugin's npm run), if one ran.
+INSTALL_MS_HEADER = "x-powerx-install-ms"
 SOURCE_HEADER = "x-powerx-source"
 PLUGIN_HEADER = "x-powerx-plugin"
+
+
+def _header_ms(request: Request, name: str) -> float:
+    """A duration the client measured (0 when absent or not a number)."""
+    try:
+        return float(request.headers.get(name) or 0.0)
+    except ValueError:
+        return 0.0
 
 
 async def _read_archive(request: Request) -> bytes:
@@ -100,11 +110,10 @@ async def _serve_upload(
         await simulator.reload_rejected(error, plugin_hint, received)
         raise
     timings = {"upload_ms": (time.perf_counter() - received) * 1000}
-    build_ms = request.headers.get(BUILD_MS_HEADER, "")
-    try:
-        timings["build_ms"] = float(build_ms) if build_ms else 0.0
-    except ValueError:
-        timings["build_ms"] = 0.0
+    timings["build_ms"] = _header_ms(request, BUILD_MS_HEADER)
+    install_ms = _header_ms(request, INSTALL_MS_HEADER)
+    if install_ms > 0:
+        timings["install_ms"] = install_ms
     source = request.headers.get(SOURCE_HEADER)
     activation = await simulator.hot_reload(
         data,
