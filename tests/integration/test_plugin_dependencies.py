@@ -129,6 +129,12 @@ def test_a_declared_package_the_devkit_lacks_is_installed_into_the_plugins_own_e
     assert event["message"] == "resolving requirements.txt ...", event
     status = workspace.powerx("host", "status")
     assert f"{PLUGIN}: 1 package from requirements.txt" in status.stdout, status.stdout
+    # Bytecode comes after the install, in the background (the plugin runs meanwhile): the
+    # environment is read-only to the plugin, whose next zygote would compile it again.
+    environment = Path(dependencies["environment"])
+    assert wait_until(
+        lambda: list(environment.glob("lib/python3.*/site-packages/__pycache__/six.*.pyc")), 60
+    )
 
 
 def test_a_package_the_plugin_does_not_declare_is_not_importable_even_if_the_devkit_has_it(

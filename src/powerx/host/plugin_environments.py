@@ -50,6 +50,10 @@ class PluginEnvironments:
         keep = in_use | {runtime.key for runtime in self._current.values()}
         return self.store.remove_except(keep)
 
+    async def close(self) -> None:
+        """Stop compiling bytecode for new environments (the simulator stops)."""
+        await self.store.bytecode.close()
+
     def sandbox_mounts(self) -> list[tuple[Path, Path]]:
         """What a sandbox needs to see of them, read-only: (folder, where inside): the
         environments and the interpreter they are built on."""

@@ -393,6 +393,7 @@ class Simulator:
         await self.pruner.settled()
         await self.supervisor.stop_all()
         await self.mock_data.close()
+        await self.environments.close()
         if self._run_tree_in_ram:  # the archives stay on disk; RAM is given back
             shutil.rmtree(self.store.unpacked, ignore_errors=True)
         await self.debugger.close()
