@@ -5,6 +5,7 @@ how to provide it (at start and in `powerx doctor`)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -147,7 +148,8 @@ def test_doctor_names_each_import_that_is_not_installed(
     helpers = "import starlette\nfrom notinstalled_other_xyz.sub import thing\n"
     files = {"app.py": app, "helpers.py": helpers, "tests/test_app.py": "import not_run_xyz\n"}
     plugin = write_plugin(tmp_path / "p", python_manifest(), files)
-    result = workspace.powerx("doctor", str(plugin))
+    # As typed in a terminal: relative to where doctor runs (uv runs in the plugin folder).
+    result = workspace.powerx("doctor", os.path.relpath(plugin, workspace.root))
     assert result.returncode == 1, result.stdout
     assert "fits" not in result.stdout
     checks = doctor_json(workspace, plugin)
@@ -178,7 +180,8 @@ def test_doctor_checks_imports_against_the_plugins_own_environment(
     app = "import six\nimport rich\n" + PYTHON_APP
     files = {"app.py": app, "requirements.txt": "six\nstarlette\n"}
     plugin = write_plugin(tmp_path / "p", python_manifest(), files)
-    result = workspace.powerx("doctor", str(plugin))
+    # As typed in a terminal: relative to where doctor runs (uv runs in the plugin folder).
+    result = workspace.powerx("doctor", os.path.relpath(plugin, workspace.root))
     assert result.returncode == 1, result.stdout
     assert "dependencies: installing" in result.stderr, result.stderr  # its progress
     checks = {c["name"]: c for c in doctor_json(workspace, plugin)}

@@ -14,7 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from powerx.environments.store import PythonEnvironment
+
+COMPILED_MARKER = ".powerx-bytecode"  # written once compileall went through
 
 
 def _lower_priority() -> None:
@@ -25,10 +30,14 @@ class BytecodeCompiler:
     def __init__(self) -> None:
         self._running: dict[str, asyncio.Task[int]] = {}
 
-    def start(self, key: str, python: Path, site_packages: Path) -> None:
-        """Compile ``site_packages`` with the environment's own Python, in the background."""
+    def start(self, environment: PythonEnvironment) -> None:
+        """Compile the environment's site-packages with its own Python, in the background,
+        unless that was done (a marker in the environment says so) or is under way."""
+        key = environment.key
+        if (environment.path / COMPILED_MARKER).exists():
+            return
         if key not in self._running or self._running[key].done():
-            self._running[key] = asyncio.create_task(self._compile(python, site_packages))
+            self._running[key] = asyncio.create_task(self._compile(environment))
 
     def busy(self, key: str) -> bool:
         task = self._running.get(key)
@@ -48,23 +57,26 @@ class BytecodeCompiler:
                 await task
         self._running.clear()
 
-    async def _compile(self, python: Path, site_packages: Path) -> int:
+    async def _compile(self, environment: PythonEnvironment) -> int:
         process = await asyncio.create_subprocess_exec(
-            str(python),
+            str(environment.python),
             "-m",
             "compileall",
             "-q",
-            str(site_packages),
+            str(environment.site_packages),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
-            env={**os.environ, "PYTHONDONTWRITEBYTECODE": ""},
             preexec_fn=_lower_priority,
         )
         try:
-            return await process.wait()
+            code = await process.wait()
         except asyncio.CancelledError:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
             await process.wait()
             raise
+        if code == 0:
+            with contextlib.suppress(OSError):  # removed meanwhile (cache clear)
+                (environment.path / COMPILED_MARKER).touch()
+        return code

@@ -101,10 +101,12 @@ def _clean(lines: list[str]) -> str:
 
 class EnvironmentStore:
     def __init__(self, root: Path) -> None:
-        self.root = root
+        self.root = root.absolute()  # uv runs in the plugin's folder: not relative to it
         self._locks: dict[str, asyncio.Lock] = {}
         self._failed: dict[str, tuple[float, PowerXError]] = {}
-        self.bytecode = BytecodeCompiler()
+        # Set by a long-lived owner (the simulator): a one-shot command (doctor) leaves
+        # the compile to the simulator that first runs the environment.
+        self.bytecode: BytecodeCompiler | None = None
 
     def key_for(self, declaration: Declaration, interpreter: Interpreter) -> str:
         material = f"{declaration.digest}\0{interpreter.path}\0{interpreter.version}".encode()
@@ -138,7 +140,7 @@ class EnvironmentStore:
                 continue
             if self._locks.get(folder.name, asyncio.Lock()).locked():
                 continue  # being built
-            if self.bytecode.busy(folder.name):
+            if self.bytecode is not None and self.bytecode.busy(folder.name):
                 continue  # being compiled
             size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
             shutil.rmtree(folder, ignore_errors=True)
@@ -154,6 +156,14 @@ class EnvironmentStore:
     ) -> Installed:
         """The environment for ``declaration``: found, or built now (``progress`` hears
         each step). Raises ``dependencies_failed`` with uv's message when uv fails."""
+        installed = await self._ensure(declaration, interpreter, progress)
+        if self.bytecode is not None:
+            self.bytecode.start(installed.environment)
+        return installed
+
+    async def _ensure(
+        self, declaration: Declaration, interpreter: Interpreter, progress: Progress
+    ) -> Installed:
         key = self.key_for(declaration, interpreter)
         found = self.ready(key)
         if found is not None:
@@ -211,7 +221,9 @@ class EnvironmentStore:
             command += ["--python", interpreter.path]
             await self._run(command, env, declaration, progress, packages)
         else:
-            requirements = declaration.root / declaration.file
+            # Absolute: uv runs in the plugin's folder (`powerx doctor my-plugin` gives a
+            # relative one, which uv would look for inside itself).
+            requirements = (declaration.root / declaration.file).absolute()
             if declaration.file != "requirements.txt":  # pyproject's dependencies
                 requirements = folder / "powerx-requirements.txt"
                 requirements.write_text(declaration.requirements + "\n", encoding="utf-8")
@@ -235,7 +247,6 @@ class EnvironmentStore:
         os.replace(partial, folder / MARKER)
         built = self.ready(key)
         assert built is not None
-        self.bytecode.start(key, built.python, built.site_packages)
         took = time.perf_counter() - started
         progress(f"installed {_packages(len(packages))} in {took:.1f} s")
         return built

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from powerx.environments import EnvironmentStore, find_declaration, interpreter_for
+from powerx.environments.bytecode import BytecodeCompiler
 from powerx.environments.imports import third_party_imports, toolkit_imports
 from powerx.host.launcher import Launcher
 from powerx.host.python_runtime import (
@@ -34,6 +35,7 @@ class PluginEnvironments:
         self, root: Path, report: Report, contained: bool = False, shared: bool = False
     ) -> None:
         self.store = EnvironmentStore(root)
+        self.store.bytecode = BytecodeCompiler()
         self.shared = shared
         self.report = report
         # In sandboxes the environments folder is mounted at a fixed place.
@@ -52,7 +54,8 @@ class PluginEnvironments:
 
     async def close(self) -> None:
         """Stop compiling bytecode for new environments (the simulator stops)."""
-        await self.store.bytecode.close()
+        if self.store.bytecode is not None:
+            await self.store.bytecode.close()
 
     def sandbox_mounts(self) -> list[tuple[Path, Path]]:
         """What a sandbox needs to see of them, read-only: (folder, where inside): the
