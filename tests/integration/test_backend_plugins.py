@@ -442,3 +442,42 @@ def test_a_backend_that_stops_answering_its_health_path_is_restarted(
     simulator.wait_generation("com.example.sickening", 2)
     assert "failed its health probe (/healthz) 5 times in a row" in simulator.output()
     assert simulator.plugin_status("com.example.sickening")["pid"] != first
+
+
+DETACHING_SERVER = """
+import os
+import subprocess
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+GREETING = "detaching"
+# In a process group of its own, as Delve starts the Go program it debugs.
+HELPER = subprocess.Popen(["sleep", "600"], start_new_session=True)
+
+
+async def answer(request):
+    return JSONResponse({"greeting": GREETING, "helper": HELPER.pid})
+
+
+app = Starlette(routes=[Route("/healthz", answer), Route("/api/v1/hello", answer)])
+uvicorn.run(app, host="127.0.0.1", port=int(os.environ["PORT"]), log_level="warning")
+"""
+
+
+def test_what_a_program_started_outside_a_sandbox_ends_with_its_generation(
+    workspace: Workspace, tmp_path: Path, start_simulator: Any
+) -> None:
+    """In a sandbox the PID namespace ends every process with the generation; outside it,
+    a child in a group of its own (Delve's debuggee) ran on after the simulator."""
+    simulator, plugin = start_backend(workspace, start_simulator, tmp_path, "off")
+    (plugin / "server.py").write_text(DETACHING_SERVER)
+    assert push(simulator, plugin).status_code == 200
+    helper = hello(simulator)["helper"]
+    assert Path(f"/proc/{helper}").exists()
+    set_greeting(plugin, "next")
+    assert push(simulator, plugin).status_code == 200
+    assert hello(simulator)["greeting"] == "next"
+    assert wait_until(lambda: not Path(f"/proc/{helper}").exists(), 20, what=f"pid {helper} gone")

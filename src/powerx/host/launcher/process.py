@@ -118,21 +118,50 @@ class ChildProcess:
         self.stderr: asyncio.StreamReader = process.stderr
         self.listening_url: str | None = None
         self.early_probe: asyncio.Task[bool] | None = None
+        self._group_ended = False
+        self._descendants: set[int] = set()  # found when it was told to stop
 
     @property
     def returncode(self) -> int | None:
         return self._process.returncode
 
     async def wait(self) -> int:
-        return await self._process.wait()
+        code = await self._process.wait()
+        if not self._group_ended:
+            # What it started ends with it, as in a sandbox (whose PID namespace ends with
+            # its first process): its group, and what was found under it when it was told
+            # to stop (Delve starts its program in a group of its own, and a program
+            # stopped under ptrace loses the SIGTERM when Delve detaches). Right after the
+            # reap: the numbers are still theirs.
+            self._group_ended = True
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+            for pid in self._descendants:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+        return code
 
     def terminate(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            self._process.terminate()
+        self._signal(signal.SIGTERM)
 
     def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+
+    def _signal(self, number: int) -> None:
+        """To its whole process group (it leads one: ``spawn`` starts a new session), so
+        what it started goes too: a Go program under Delve outlived a Delve told to stop,
+        and ran on after the simulator."""
+        if self._process.returncode is not None:
+            return  # reaped: its number may be another process's now
+        self._descendants |= descendants(self.pid)
+        for pid in self._descendants:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, number)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, number)
+            return
         with contextlib.suppress(ProcessLookupError):
-            self._process.kill()
+            self._process.send_signal(number)
 
     def close_stdin(self) -> None:
         if self._process.stdin is not None:
@@ -224,6 +253,35 @@ def shim_command(runtime: str, argv: list[str], python: PythonRuntime | None = N
         str(NODE_SHIM),
         *argv,
     ]
+
+
+def descendants(pid: int) -> set[int]:
+    """The processes under ``pid`` now (children, theirs, ...), from /proc; empty where
+    there is no /proc."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return set()
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            continue  # gone meanwhile
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    found: set[int] = set()
+    pending = [pid]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            if child not in found:
+                found.add(child)
+                pending.append(child)
+    return found
 
 
 async def spawn(
