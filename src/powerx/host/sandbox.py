@@ -201,6 +201,12 @@ class Sandbox:
         return self._exits[inner]
 
     async def close(self) -> None:
+        # Its readers first, and awaited: one left waiting on a socket closed under it
+        # was destroyed pending when the loop ended, and printed a traceback at exit.
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._control is not None:
             self._control.close()
             self._control = None
@@ -211,8 +217,6 @@ class Sandbox:
         for server in [*self._servers, *(s for _, s in self._exposed.values())]:
             server.close()
         self._exposed.clear()
-        for task in list(self._tasks):
-            task.cancel()
         shutil.rmtree(self.sockets, ignore_errors=True)
 
     # -- requests ----------------------------------------------------------------------
